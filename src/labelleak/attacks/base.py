@@ -1,0 +1,159 @@
+"""What every attack shares: the result type, per-sample statuses, and the template ``__call__``.
+
+``Attack.__call__`` validates the candidates at the edge, wraps the oracle in a fresh :class:`QueryLedger` (so
+query counts are per attack call and budgets hold), times the run and packs an :class:`AttackResult`. A concrete
+attack writes only ``_run``, which returns one raw score per candidate (higher = more likely a member).
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, ClassVar, final
+
+import numpy as np
+import torch
+
+from labelleak._validation import as_float_array, as_labels, check_in_bounds
+from labelleak.errors import InvalidInputError
+from labelleak.oracle.base import LabelOracle
+from labelleak.oracle.budget import BudgetedOracle, QueryLedger
+
+
+class Status(IntEnum):
+    """Why a candidate's score is what it is."""
+
+    OK = 0
+    MISCLASSIFIED = 1  # the target already gets the candidate wrong
+    FAILED = 2  # the attack found nothing (e.g. no adversarial starting point)
+    BUDGET_HIT = 3  # the query budget ran out before the attack finished; the score is the best so far
+
+
+@dataclass(frozen=True)
+class ShadowData:
+    """The adversary's own data: a shadow-train part (members of a shadow model) and a shadow-test part."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+
+    def __post_init__(self) -> None:
+        for xs, ys, part in ((self.x_train, self.y_train, "train"), (self.x_test, self.y_test, "test")):
+            if len(xs) != len(ys):
+                raise InvalidInputError(f"shadow {part}: {len(xs)} samples but {len(ys)} labels")
+
+
+@dataclass
+class RawScores:
+    """What ``_run`` hands back: scores and statuses per candidate, plus attack-specific extras."""
+
+    scores: np.ndarray
+    status: np.ndarray
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class AttackResult:
+    """Raw per-candidate scores (higher = member), statuses, query counts and provenance."""
+
+    attack: str
+    threat_model: str
+    scores: np.ndarray
+    status: np.ndarray
+    queries: np.ndarray
+    setup_queries: int
+    seconds: float
+    params: dict[str, Any]
+    extras: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def queries_per_sample(self) -> float:
+        """Mean queries spent on each candidate (setup queries such as shadow labelling are reported apart)."""
+        return float(self.queries.mean()) if len(self.queries) else 0.0
+
+    def status_counts(self) -> dict[str, int]:
+        return {s.name.lower(): int((self.status == s).sum()) for s in Status}
+
+    def __str__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.status_counts().items() if v)
+        return (f"{self.attack} [{self.threat_model}]: {len(self.scores)} candidates ({counts}), "
+                f"{self.queries_per_sample:.1f} queries/sample, {self.seconds:.2f}s")
+
+
+def affordable(ledger: QueryLedger, cost: int, wanted: torch.Tensor | None = None) -> torch.Tensor:
+    """Mask of candidates that can each spend ``cost`` more queries, honouring the per-sample and total caps.
+
+    When the total cap cannot cover everyone, candidates earlier in the batch are served first.
+    """
+    n = len(ledger.used)
+    mask = ledger.remaining() >= cost if cost > 0 else torch.ones(n, dtype=torch.bool)
+    if wanted is not None:
+        mask &= wanted
+    if ledger.max_total is not None and cost > 0:
+        room = max(ledger.max_total - ledger.total, 0) // cost
+        mask &= torch.cumsum(mask.to(torch.int64), 0) <= room
+    return mask
+
+
+class Attack(ABC):
+    """Base class of all membership-inference attacks. Hyperparameters go to ``__init__``; data to ``__call__``."""
+
+    name: ClassVar[str] = "attack"
+    threat_model: ClassVar[str] = "label-only"
+    needs_shadow: ClassVar[bool] = False
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor arguments, read back from the attributes of the same name."""
+        sig = inspect.signature(type(self).__init__)
+        return {p: getattr(self, p) for p in sig.parameters if p != "self" and hasattr(self, p)}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+    @final
+    def __call__(self, oracle: LabelOracle, x: Any, y: Any, *, shadow: ShadowData | None = None,
+                 max_queries_per_sample: int | None = None, max_total_queries: int | None = None,
+                 progress: bool = False) -> AttackResult:
+        """Score candidates ``(x, y)`` against ``oracle``.
+
+        Args:
+            oracle: the target, seen through labels only (score-based attacks need a ``ScoreOracle``).
+            x: candidates, shape (N, *oracle.input_shape), values within ``oracle.bounds``.
+            y: their true labels, shape (N,), in ``0..oracle.n_classes - 1``.
+            shadow: the adversary's own data, required by attacks that train shadow models.
+            max_queries_per_sample / max_total_queries: budget caps for this call.
+        """
+        xs = as_float_array(x, name=f"{self.name}: x")
+        if tuple(xs.shape[1:]) != oracle.input_shape:
+            raise InvalidInputError(
+                f"{self.name}: x must have shape (N, {', '.join(map(str, oracle.input_shape))}), got {xs.shape}"
+            )
+        check_in_bounds(xs, oracle.bounds, name=f"{self.name}: x")
+        ys = as_labels(y, name=f"{self.name}: y", n_classes=oracle.n_classes, length=len(xs))
+        if self.needs_shadow and shadow is None:
+            raise InvalidInputError(f"{self.name}: this attack needs shadow data (shadow=ShadowData(...))")
+        self._check_oracle(oracle)
+        ledger = QueryLedger(len(xs), max_per_sample=max_queries_per_sample, max_total=max_total_queries)
+        budgeted = BudgetedOracle(oracle, ledger)
+        start = time.perf_counter()
+        raw = self._run(budgeted, torch.from_numpy(xs), torch.from_numpy(ys), shadow=shadow, progress=progress)
+        seconds = time.perf_counter() - start
+        assert raw.scores.shape == (len(xs),) and raw.status.shape == (len(xs),)
+        return AttackResult(attack=self.name, threat_model=self.threat_model,
+                            scores=np.asarray(raw.scores, dtype=np.float64),
+                            status=np.asarray(raw.status, dtype=np.int8), queries=ledger.used.numpy().copy(),
+                            setup_queries=ledger.setup, seconds=seconds, params=self.get_params(),
+                            extras=raw.extras)
+
+    def _check_oracle(self, oracle: LabelOracle) -> None:
+        """Hook for attacks that need more than labels (score-based, white-box)."""
+
+    @abstractmethod
+    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
+             progress: bool) -> RawScores:
+        """Return one raw score per candidate; all candidates are processed together."""

@@ -1,0 +1,7 @@
+"""Label oracles (the attacks' only view of a target) and query budgets."""
+
+from labelleak.oracle.backends import CallableOracle, SklearnOracle, TorchOracle
+from labelleak.oracle.base import LabelOracle
+from labelleak.oracle.budget import BudgetedOracle, QueryLedger
+
+__all__ = ["BudgetedOracle", "CallableOracle", "LabelOracle", "QueryLedger", "SklearnOracle", "TorchOracle"]

@@ -1,0 +1,109 @@
+"""The audit configuration: one dataclass, filled from defaults, a YAML file and command-line options.
+
+``validate()`` reports every problem at once, so a user fixes a config file in one go.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labelleak.errors import DataFileError, InvalidInputError
+
+DEFAULT_ATTACKS = ("gap", "transfer")
+
+
+@dataclass
+class AuditConfig:
+    """Every knob of ``labelleak audit``; YAML files use the same keys (with ``-`` or ``_``)."""
+
+    dataset: str = "digits"
+    data: str | None = None
+    arch: str = "auto"  # mlp for tabular data and images below 16x16, cnn7 otherwise
+    width: float = 1.0
+    epochs: int = 40
+    lr: float = 1e-3
+    batch_size: int = 128
+    train_size: int = 300  # target members; the target's non-members and each shadow part default to this size
+    eval_size: int | None = None  # member and non-member candidates each (default: all of them)
+    shadow_size: int | None = None
+    attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
+    queries: int | None = None  # per-candidate query budget for boundary attacks
+    seed: int = 0
+    out: str = "audit-out"
+    cache_dir: str = ".labelleak-cache"
+    n_boot: int = 200
+    progress: bool = True
+
+    def problems(self) -> list[str]:
+        """Every invalid value, as messages naming the key."""
+        found = []
+        for key in ("epochs", "batch_size", "train_size", "n_boot"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                found.append(f"{key}: expected a positive integer, got {v!r}")
+        for key in ("eval_size", "shadow_size", "queries"):
+            v = getattr(self, key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
+                found.append(f"{key}: expected a positive integer or nothing, got {v!r}")
+        if not isinstance(self.width, (int, float)) or self.width <= 0:
+            found.append(f"width: expected a positive number, got {self.width!r}")
+        if not isinstance(self.lr, (int, float)) or self.lr <= 0:
+            found.append(f"lr: expected a positive number, got {self.lr!r}")
+        if not isinstance(self.seed, int) or isinstance(self.seed, bool):
+            found.append(f"seed: expected an integer, got {self.seed!r}")
+        if not self.attacks or not all(isinstance(a, str) and a for a in self.attacks):
+            found.append(f"attacks: expected a non-empty list of names, got {self.attacks!r}")
+        if self.eval_size is not None and isinstance(self.eval_size, int) and isinstance(self.train_size, int) \
+                and self.eval_size > self.train_size:
+            found.append(f"eval_size: {self.eval_size} is larger than train_size {self.train_size}")
+        return found
+
+    def validate(self) -> AuditConfig:
+        found = self.problems()
+        if found:
+            raise InvalidInputError("invalid audit config: " + "; ".join(found))
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def replace(self, **changes: Any) -> AuditConfig:
+        """A copy with ``changes`` applied (keys checked)."""
+        return _from_mapping({**self.to_dict(), **changes}, source="options")
+
+
+def _from_mapping(values: dict[str, Any], *, source: str) -> AuditConfig:
+    known = {f.name for f in dataclasses.fields(AuditConfig)}
+    clean = {str(k).replace("-", "_"): v for k, v in values.items()}
+    unknown = sorted(set(clean) - known)
+    if unknown:
+        raise InvalidInputError(f"{source}: unknown key(s) {unknown}; valid keys are {sorted(known)}")
+    if isinstance(clean.get("attacks"), str):
+        clean["attacks"] = [a.strip() for a in clean["attacks"].split(",") if a.strip()]
+    return AuditConfig(**clean)
+
+
+def load_config(path: str | Path, **overrides: Any) -> AuditConfig:
+    """Read a YAML config file; ``overrides`` (e.g. command-line options) win over the file."""
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"config file not found: {p}")
+    try:
+        values = yaml.safe_load(p.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise DataFileError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(values, dict):
+        raise DataFileError(f"config file {p}: expected a mapping of keys to values, got {type(values).__name__}")
+    return _from_mapping({**values, **overrides}, source=str(p))
+
+
+def make_config(config_file: str | Path | None = None, **overrides: Any) -> AuditConfig:
+    """The defaults, updated by ``config_file`` (if any), then by ``overrides``; validated."""
+    overrides = {k: v for k, v in overrides.items() if v is not None}
+    cfg = load_config(config_file, **overrides) if config_file else _from_mapping(overrides, source="options")
+    return cfg.validate()

@@ -1,0 +1,59 @@
+"""Results on disk: ``results.json`` and ``scores.csv`` (raw per-candidate scores, always saved)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _plain(obj: Any) -> Any:
+    """Convert NumPy values and non-finite floats into JSON-safe Python values (NaN/inf become null)."""
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return _plain(obj.tolist())
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        f = float(obj)
+        return f if math.isfinite(f) else None
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+def write_json(path: str | Path, data: dict[str, Any]) -> Path:
+    """Write ``data`` as indented JSON atomically."""
+    path = Path(path)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(_plain(data), indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+    return path
+
+
+SCORE_COLUMNS = ("attack", "sample_index", "is_member", "score", "queries", "status")
+
+
+def write_scores_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Write per-candidate rows (attack, sample index, is_member, score, queries, status) as CSV.
+
+    Scores are written with ``repr`` precision so that the same run gives a byte-identical file.
+    """
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(SCORE_COLUMNS)
+        for r in rows:
+            writer.writerow([r["attack"], int(r["sample_index"]), int(r["is_member"]), repr(float(r["score"])),
+                             int(r["queries"]), r["status"]])
+    os.replace(tmp, path)
+    return path

@@ -1,0 +1,68 @@
+"""ROC curves (linear and log-log axes) and other figures, as PNG via matplotlib's Agg backend."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from labelleak.metrics import auc, roc  # noqa: E402
+
+
+def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, title: str = "") -> Path:
+    """One PNG with two panels: ROC on linear axes and on log-log axes (low-FPR regime).
+
+    ``curves`` maps a label to ``(is_member, score)``.
+    """
+    fig, (ax_lin, ax_log) = plt.subplots(1, 2, figsize=(11, 4.8))
+    for label, (m, s) in curves.items():
+        fpr, tpr, _ = roc(m, s)
+        if np.isnan(fpr).any():
+            continue
+        text = f"{label} (AUC {auc(m, s):.3f})"
+        ax_lin.plot(fpr, tpr, label=text)
+        ax_log.plot(np.maximum(fpr, 1e-5), np.maximum(tpr, 1e-5), label=text)
+    for ax, scale in ((ax_lin, "linear"), (ax_log, "log")):
+        ax.plot([1e-5, 1], [1e-5, 1], "k--", lw=0.8, label="chance")
+        ax.set_xscale(scale)
+        ax.set_yscale(scale)
+        ax.set_xlabel("false-positive rate")
+        ax.set_ylabel("true-positive rate")
+        ax.grid(alpha=0.3)
+    ax_lin.set_xlim(0, 1)
+    ax_lin.set_ylim(0, 1)
+    ax_log.set_xlim(1e-3, 1)
+    ax_log.set_ylim(1e-3, 1)
+    ax_lin.set_title("ROC (linear)")
+    ax_log.set_title("ROC (log-log)")
+    ax_lin.legend(fontsize=8, loc="lower right")
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_series(series: dict[str, tuple[list[float], list[float]]], path: str | Path, *, xlabel: str, ylabel: str,
+                title: str = "", logx: bool = True) -> Path:
+    """Line plot of named (x, y) series, e.g. AUC against queries per sample."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for label, (xs, ys) in series.items():
+        ax.plot(xs, ys, marker="o", label=label)
+    if logx:
+        ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,98 @@
+"""End to end through the command line, on digits with a tiny budget."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from labelleak.cli import app
+
+runner = CliRunner()
+SMALL = ["--train-size", "60", "--epochs", "5", "--quiet"]
+
+
+def _audit(tmp_path, *extra, out="out"):
+    return runner.invoke(app, ["audit", *SMALL, "--out", str(tmp_path / out), "--cache-dir",
+                               str(tmp_path / "cache"), *extra])
+
+
+def test_audit_writes_results_and_identical_scores_for_same_seed(tmp_path):
+    first = _audit(tmp_path, out="a")
+    assert first.exit_code == 0, first.output
+    assert "gap" in first.output and "transfer" in first.output
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert res["dataset"]["name"] == "digits" and res["split"]["target_train"] == 60
+    for key in ("train_accuracy", "test_accuracy"):
+        assert 0.0 <= res["target"][key] <= 1.0
+    for name in ("gap", "transfer"):
+        entry = res["attacks"][name]
+        for key in ("auc", "auc_ci", "tpr_at_fpr", "balanced_accuracy", "threshold", "queries_per_sample",
+                    "seconds", "n_members", "n_nonmembers"):
+            assert key in entry, key
+        assert set(entry["tpr_at_fpr"]) == {"0.001", "0.01", "0.1"}
+        assert entry["n_members"] == 60 and entry["queries_per_sample"] == 1.0
+    assert (tmp_path / "a" / "roc.png").stat().st_size > 10_000
+    rows = (tmp_path / "a" / "scores.csv").read_text().splitlines()
+    assert rows[0] == "attack,sample_index,is_member,score,queries,status" and len(rows) == 1 + 2 * 120
+    # second run loads the cached models; the scores file must be byte-identical
+    second = _audit(tmp_path, out="b")
+    assert second.exit_code == 0
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["target"]["loaded_from_cache"] is True
+    assert (tmp_path / "a" / "scores.csv").read_bytes() == (tmp_path / "b" / "scores.csv").read_bytes()
+
+
+def test_yaml_config_and_override(tmp_path):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("attacks: gap\neval-size: 20\nseed: 3\n")
+    result = _audit(tmp_path, "--config", str(cfg), "--seed", "4")
+    assert result.exit_code == 0, result.output
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert list(res["attacks"]) == ["gap"] and res["config"]["seed"] == 4
+    assert res["attacks"]["gap"]["n_members"] == 20
+
+
+@pytest.mark.parametrize("extra,message", [
+    (["--attacks", "gap,nope"], "unknown attack(s) nope"),
+    (["--train-size", "900"], "pool has only 1797"),
+    (["--dataset", "npz", "--data", "missing.npz"], "data file not found"),
+    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+    (["--arch", "cnn7"], "needs images of at least 16x16"),
+    (["--epochs", "0"], "epochs: expected a positive integer"),
+])
+def test_bad_options_give_one_line_error_and_exit_2(tmp_path, extra, message):
+    result = _audit(tmp_path, *extra)
+    assert result.exit_code == 2
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_config_files(tmp_path):
+    bad_key = tmp_path / "k.yaml"
+    bad_key.write_text("colour: red\n")
+    result = _audit(tmp_path, "--config", str(bad_key))
+    assert result.exit_code == 2 and "unknown key(s) ['colour']" in result.output
+    bad_yaml = tmp_path / "y.yaml"
+    bad_yaml.write_text("a: [1,\n")
+    result = _audit(tmp_path, "--config", str(bad_yaml))
+    assert result.exit_code == 2 and "not valid YAML" in result.output
+
+
+def test_corrupt_data_file(tmp_path):
+    p = tmp_path / "bad.npz"
+    p.write_bytes(b"\x00\x01garbage")
+    result = _audit(tmp_path, "--dataset", "npz", "--data", str(p))
+    assert result.exit_code == 2 and "corrupt or unreadable .npz" in result.output
+
+
+def test_console_script_runs_and_python_api(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "labelleak.cli", "attacks"], capture_output=True, text=True)
+    assert proc.returncode == 0 and "transfer-entropy" in proc.stdout.split()
+    import labelleak
+
+    res = labelleak.audit(attacks=["gap"], train_size=40, epochs=3, out=str(tmp_path / "py"),
+                          cache_dir=str(tmp_path / "cache"), progress=False)
+    assert res["attacks"]["gap"]["n_members"] == 40

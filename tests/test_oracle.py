@@ -1,0 +1,90 @@
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from sklearn.linear_model import LogisticRegression
+
+from labelleak.errors import BudgetExhaustedError, InvalidInputError
+from labelleak.models import ModelSpec, build_model
+from labelleak.oracle import BudgetedOracle, CallableOracle, QueryLedger, SklearnOracle, TorchOracle
+
+
+def test_counts_samples_not_calls_and_batches(linear_model):
+    calls = []
+
+    def fn(x):
+        calls.append(len(x))
+        return linear_model(x)
+
+    oracle = CallableOracle(fn, input_shape=(6,), n_classes=3, bounds=(-10, 10), batch_size=4)
+    out = oracle.predict_labels(np.zeros((10, 6), np.float32))
+    assert out.dtype == np.int64 and out.shape == (10,)
+    assert oracle.queries == 10 and calls == [4, 4, 2]
+    oracle.predict_labels(torch.zeros(3, 6))
+    assert oracle.queries == 13
+
+
+@pytest.mark.parametrize("x,match", [
+    (np.zeros((2, 5)), r"expected shape \(N, 6\), got \(2, 5\)"),
+    (np.full((2, 6), np.nan), "NaN"),
+    (np.full((2, 6), 11.0), r"values must lie in \[-10.0, 10.0\]"),
+    (np.array([["a"] * 6]), "expected a numeric array"),
+])
+def test_bad_inputs_are_named(linear_oracle, x, match):
+    with pytest.raises(InvalidInputError, match=match):
+        linear_oracle.predict_labels(x)
+    assert linear_oracle.queries == 0
+
+
+def test_lifetime_budget(linear_model):
+    oracle = CallableOracle(linear_model, input_shape=(6,), n_classes=3, bounds=(-10, 10), max_queries=5)
+    oracle.predict_labels(np.zeros((5, 6)))
+    with pytest.raises(BudgetExhaustedError, match="would exceed max_queries=5"):
+        oracle.predict_labels(np.zeros((1, 6)))
+    assert oracle.queries == 5
+
+
+def test_unknown_class_from_backend():
+    oracle = CallableOracle(lambda x: np.full(len(x), 7), input_shape=(2,), n_classes=3)
+    with pytest.raises(InvalidInputError, match="unknown class"):
+        oracle.predict_labels(np.zeros((1, 2)))
+
+
+def test_sklearn_oracle_matches_estimator(blobs):
+    x, y = blobs
+    est = LogisticRegression(max_iter=500).fit(x, y)
+    oracle = SklearnOracle(est, input_shape=(6,))
+    assert oracle.n_classes == 3
+    np.testing.assert_array_equal(oracle.predict_labels(x), est.predict(x))
+    with pytest.raises(InvalidInputError, match="not fitted"):
+        SklearnOracle(LogisticRegression(), input_shape=(6,))
+
+
+def test_torch_oracle_warns_about_train_mode():
+    model = build_model(ModelSpec("mlp", (4,), 3)).train()
+    with pytest.warns(UserWarning, match="train mode"):
+        oracle = TorchOracle(model, input_shape=(4,), n_classes=3)
+    assert not model.training
+    x = torch.rand(5, 4)
+    assert torch.equal(oracle.predict_labels(x), model(x).argmax(1))
+
+
+def test_ledger_per_sample_and_total_budgets(linear_oracle):
+    ledger = QueryLedger(3, max_per_sample=2, max_total=5)
+    b = BudgetedOracle(linear_oracle, ledger)
+    b.query(torch.zeros(2, 6), torch.tensor([0, 0]))
+    assert ledger.remaining().tolist() == [0, 2, 2]
+    with pytest.raises(BudgetExhaustedError, match="per-sample budget 2"):
+        b.query(torch.zeros(1, 6), torch.tensor([0]))
+    b.query(torch.zeros(2, 6), torch.tensor([1, 2]))
+    assert ledger.remaining().tolist() == [0, 1, 1]
+    with pytest.raises(BudgetExhaustedError, match="total budget 5"):
+        b.query(torch.zeros(2, 6), torch.tensor([1, 2]))
+    assert ledger.total == 4 and linear_oracle.queries == 4
+    state = ledger.state_dict()
+    fresh = QueryLedger(3, max_per_sample=2, max_total=5)
+    fresh.load_state_dict(state)
+    assert fresh.used.tolist() == [2, 1, 1]
+    with pytest.raises(InvalidInputError, match="expected 4 non-negative counts"):
+        QueryLedger(4).load_state_dict(state)
