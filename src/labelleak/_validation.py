@@ -24,7 +24,7 @@ def as_float_array(x: Any, *, name: str, ndim_min: int = 2) -> np.ndarray:
         raise InvalidInputError(
             f"{name}: expected at least {ndim_min} dimensions (samples first), got shape {arr.shape}"
         )
-    arr = arr.astype(np.float32, copy=False)
+    arr = np.ascontiguousarray(arr, dtype=np.float32)
     if not np.isfinite(arr).all():
         bad = int((~np.isfinite(arr)).reshape(len(arr), -1).any(axis=1).sum())
         raise InvalidInputError(f"{name}: contains NaN or infinite values in {bad} sample(s)")
@@ -43,7 +43,7 @@ def as_labels(y: Any, *, name: str, n_classes: int | None = None, length: int | 
             raise InvalidInputError(f"{name}: labels must be whole numbers, got non-integer values")
     elif arr.size and arr.dtype.kind not in "iu":
         raise InvalidInputError(f"{name}: expected integer labels, got dtype {arr.dtype}")
-    arr = arr.astype(np.int64, copy=False)
+    arr = np.ascontiguousarray(arr, dtype=np.int64)
     if length is not None and len(arr) != length:
         raise InvalidInputError(f"{name}: expected {length} labels (one per sample), got {len(arr)}")
     if arr.size and arr.min() < 0:

@@ -66,29 +66,63 @@ def content_keys(x: torch.Tensor) -> torch.Tensor:
     return hash32(mixed.sum(dim=1) & _MASK32)
 
 
+_M1 = -4658895280553007687  # 0xBF58476D1CE4E5B9 (splitmix64) as a signed int64
+_M2 = -7723592293110705685  # 0x94D049BB133111EB
+_BLOCK = 1 << 18  # elements generated at a time: temporaries stay in cache, which is 3-5x faster
+
+
+def mix64(z: torch.Tensor) -> torch.Tensor:
+    """The splitmix64 finaliser on int64 tensors (multiplication wraps modulo 2**64; shifts made logical)."""
+    z = z * _M1
+    z = z ^ ((z >> 31) & ((1 << 33) - 1))
+    z = z * _M2
+    return z ^ ((z >> 29) & ((1 << 35) - 1))
+
+
 class KeyedStream:
     """Counter-based random numbers: ``uniform(keys, step, n)`` is a pure function of its arguments.
 
     ``keys`` has shape (B,) with one key per row; ``step`` names the draw (iteration, phase); the result has
-    shape (B, n). The same (seed, key, step) always gives the same row, whatever else is in the batch.
+    shape (B, n). The same (seed, key, step, index) always gives the same number, whatever else is in the batch,
+    and ``offset`` lets a long row be produced in pieces.
     """
 
     def __init__(self, seed: int) -> None:
         self.seed = int(seed)
 
-    def _bits(self, keys: torch.Tensor, step: int, n: int, lane: int) -> torch.Tensor:
-        base = hash32(keys.to(torch.int64) ^ hash32(torch.tensor(self.seed * 4 + lane, dtype=torch.int64)))
-        base = hash32(base + (int(step) * 0x85EBCA6B & _MASK32))  # (B,)
-        idx = torch.arange(n, dtype=torch.int64)
-        return hash32(base[:, None] ^ hash32(idx + 0x632BE5AB)[None, :])  # (B, n)
+    def _row_base(self, keys: torch.Tensor, step: int) -> torch.Tensor:
+        k = keys.to(torch.int64) & _MASK32
+        h1 = hash32(k ^ hash32(torch.tensor(self.seed & _MASK32, dtype=torch.int64)))
+        h2 = hash32(h1 + (int(step) * 0x85EBCA6B & _MASK32))
+        return (hash32(h2 ^ 0x5BD1E995) << 32) | h2  # (B,) 64 random bits
 
-    def uniform(self, keys: torch.Tensor, step: int, n: int, lane: int = 0) -> torch.Tensor:
+    def _bits(self, keys: torch.Tensor, step: int, n: int, offset: int) -> torch.Tensor:
+        base = self._row_base(keys, step)[:, None]
+        cols = mix64(torch.arange(offset, offset + n, dtype=torch.int64) + 0x632BE59BD9B4E019)[None, :]
+        return mix64(base ^ cols)  # (B, n)
+
+    def _blocks(self, keys: torch.Tensor, n: int):
+        """Yield (row slice, column start, column count) blocks of about ``_BLOCK`` elements."""
+        cols = max(1, min(n, _BLOCK))
+        rows = max(1, _BLOCK // cols)
+        for r0 in range(0, len(keys), rows):
+            for c0 in range(0, n, cols):
+                yield slice(r0, r0 + rows), c0, min(cols, n - c0)
+
+    def uniform(self, keys: torch.Tensor, step: int, n: int, *, offset: int = 0) -> torch.Tensor:
         """Uniform floats in (0, 1), shape (B, n), float32."""
-        bits = self._bits(keys, step, n, lane) >> 8  # 24 bits fit float32 exactly
-        return (bits.to(torch.float32) + 0.5) * (1.0 / 16777216.0)
+        out = torch.empty(len(keys), n)
+        for rs, c0, cn in self._blocks(keys, n):
+            z = self._bits(keys[rs], step, cn, offset + c0)
+            out[rs, c0:c0 + cn] = (((z >> 40) & 0xFFFFFF).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
+        return out
 
-    def normal(self, keys: torch.Tensor, step: int, n: int) -> torch.Tensor:
-        """Standard normal floats, shape (B, n), float32 (Box-Muller on two independent lanes)."""
-        u1 = self.uniform(keys, step, n, lane=1)
-        u2 = self.uniform(keys, step, n, lane=2)
-        return torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
+    def normal(self, keys: torch.Tensor, step: int, n: int, *, offset: int = 0) -> torch.Tensor:
+        """Standard normal floats, shape (B, n), float32 (Box-Muller on two 24-bit fields of one hash)."""
+        out = torch.empty(len(keys), n)
+        for rs, c0, cn in self._blocks(keys, n):
+            z = self._bits(keys[rs], step, cn, offset + c0)
+            u1 = (((z >> 40) & 0xFFFFFF).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
+            u2 = ((z & 0xFFFFFF).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
+            out[rs, c0:c0 + cn] = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
+        return out

@@ -1,14 +1,20 @@
 """Membership-inference attacks; every one returns a raw score per candidate (higher = more likely member)."""
 
+from labelleak.attacks.boundary import BoundaryAttack
 from labelleak.attacks.base import Attack, AttackResult, RawScores, ShadowData, Status
 from labelleak.attacks.gap import GapAttack
 from labelleak.attacks.registry import attack_names, create_attack, register_attack
 from labelleak.attacks.transfer import TransferAttack
+from labelleak.attacks.whitebox import WhiteBoxBoundary
 
 register_attack("gap", GapAttack)
 register_attack("transfer", TransferAttack, score="loss")
 register_attack("transfer-entropy", TransferAttack, score="entropy")
 register_attack("transfer-confidence", TransferAttack, score="confidence")
+register_attack("boundary-hsja", BoundaryAttack, method="hsja", norm="l2")
+register_attack("boundary-hsja-linf", BoundaryAttack, method="hsja", norm="linf")
+register_attack("boundary-qeba", BoundaryAttack, method="qeba", norm="l2")
+register_attack("boundary-whitebox", WhiteBoxBoundary)
 
-__all__ = ["Attack", "AttackResult", "GapAttack", "RawScores", "ShadowData", "Status", "TransferAttack",
+__all__ = ["Attack", "AttackResult", "BoundaryAttack", "GapAttack", "RawScores", "ShadowData", "Status", "TransferAttack", "WhiteBoxBoundary",
            "attack_names", "create_attack", "register_attack"]

@@ -84,16 +84,16 @@ class AttackResult:
                 f"{self.queries_per_sample:.1f} queries/sample, {self.seconds:.2f}s")
 
 
-def affordable(ledger: QueryLedger, cost: int, wanted: torch.Tensor | None = None) -> torch.Tensor:
-    """Mask of candidates that can each spend ``cost`` more queries, honouring the per-sample and total caps.
+def affordable(ledger: QueryLedger, cost: int, owners: torch.Tensor | None = None) -> torch.Tensor:
+    """Mask over ``owners`` (default: every candidate) of those that can each spend ``cost`` more queries.
 
-    When the total cap cannot cover everyone, candidates earlier in the batch are served first.
+    Honours the per-sample and the total cap; when the total cannot cover everyone, earlier rows come first.
     """
-    n = len(ledger.used)
-    mask = ledger.remaining() >= cost if cost > 0 else torch.ones(n, dtype=torch.bool)
-    if wanted is not None:
-        mask &= wanted
-    if ledger.max_total is not None and cost > 0:
+    owners = torch.arange(len(ledger.used)) if owners is None else owners
+    if cost <= 0:
+        return torch.ones(len(owners), dtype=torch.bool)
+    mask = ledger.remaining()[owners] >= cost
+    if ledger.max_total is not None:
         room = max(ledger.max_total - ledger.total, 0) // cost
         mask &= torch.cumsum(mask.to(torch.int64), 0) <= room
     return mask

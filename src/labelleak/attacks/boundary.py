@@ -1,0 +1,113 @@
+"""Boundary-distance membership attack (Li & Zhang, CCS 2021, Sec. 5): members sit farther from the boundary.
+
+A decision-based attack (HopSkipJump or QEBA) searches, for each correctly classified candidate, the closest
+input with a different label; the score is the size of that perturbation. Candidates are reported, never
+dropped: those the target misclassifies get score 0 (they are already across the boundary); those for which
+no adversarial start point is found get the largest finite score (the diameter of the input box in the score
+norm), status ``FAILED``.
+
+``extras`` carries the perturbation size in every norm (``distances``) and each candidate's best score within
+each query milestone (``milestone_scores``), so one run yields the whole AUC-vs-queries curve.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+import torch
+
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.hsja import HopSkipJump, Norm, lp_distance
+from labelleak.attacks.qeba import QEBA
+from labelleak.errors import InvalidInputError
+from labelleak.oracle.budget import BudgetedOracle
+from labelleak.progress import progress_bar
+
+DEFAULT_MILESTONES = (100, 200, 500, 1000, 2000, 5000, 10_000, 20_000)
+ScoreNorm = Literal["l0", "l1", "l2", "linf"]
+
+
+def box_diameter(bounds: tuple[float, float], d: int, norm: str) -> float:
+    """Largest possible perturbation size in ``norm`` inside the box ``bounds`` in ``d`` dimensions."""
+    span = bounds[1] - bounds[0]
+    return {"l0": float(d), "l1": span * d, "l2": span * math.sqrt(d), "linf": span}[norm]
+
+
+class BoundaryAttack(Attack):
+    """Score = distance to the decision boundary found by a label-only attack (HSJA or QEBA).
+
+    Args:
+        method: ``"hsja"`` or ``"qeba"``; norm: the attack's norm (``"l2"`` or ``"linf"``).
+        score_norm: the norm of the score (default: the attack's own).
+        max_iter, max_eval, init_eval, init_size, gamma: HopSkipJump parameters (paper defaults).
+        ratio: QEBA's downsampling factor.
+        milestones: query counts per candidate at which the best distance so far is recorded.
+        seed: seeds the random directions (per candidate, independent of batch order).
+    """
+
+    name = "boundary-hsja"
+
+    def __init__(self, *, method: Literal["hsja", "qeba"] = "hsja", norm: Norm = "l2",
+                 score_norm: ScoreNorm | None = None, max_iter: int = 50, max_eval: int = 10_000,
+                 init_eval: int = 100, init_size: int = 100, gamma: float = 1.0, ratio: int = 4,
+                 milestones: tuple[int, ...] = DEFAULT_MILESTONES, seed: int = 0) -> None:
+        self.method, self.norm, self.score_norm = method, norm, score_norm
+        self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
+        self.init_size, self.gamma, self.ratio = init_size, gamma, ratio
+        self.milestones, self.seed = tuple(milestones), seed
+
+    def engine(self) -> HopSkipJump:
+        common = dict(norm=self.norm, max_iter=self.max_iter, max_eval=self.max_eval, init_eval=self.init_eval,
+                      init_size=self.init_size, gamma=self.gamma, seed=self.seed)
+        if self.method == "hsja":
+            return HopSkipJump(**common)
+        if self.method == "qeba":
+            return QEBA(ratio=self.ratio, **common)
+        raise InvalidInputError(f"method: expected 'hsja' or 'qeba', got {self.method!r}")
+
+    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
+             progress: bool) -> RawScores:
+        score_norm = self.score_norm or self.norm
+        if score_norm not in ("l0", "l1", "l2", "linf"):
+            raise InvalidInputError(f"score_norm: expected l0, l1, l2 or linf, got {score_norm!r}")
+        engine = self.engine()
+        n = len(x)
+        served = affordable(oracle.ledger, 1)
+        idx = torch.nonzero(served).flatten()
+        correct = torch.zeros(n, dtype=torch.bool)
+        correct[idx] = oracle.query(x[idx], idx) == y[idx]
+        rows = torch.nonzero(correct).flatten()
+        with progress_bar(f"{self.name}", engine.max_iter, enabled=progress) as bar:
+            def tick(t: int, total: int) -> None:
+                if bar is not None:
+                    bar.update(bar.task_ids[0], completed=t,
+                               info=f"{len(rows)} candidates, {total / max(n, 1):.0f} queries/sample")
+            found = engine.search(oracle, x[rows], y[rows], rows, milestones=self.milestones, on_iteration=tick)
+
+        flat = x.reshape(n, -1)
+        delta = torch.zeros_like(flat)
+        delta[rows] = found.adv.reshape(len(rows), -1) - flat[rows]
+        ceiling = box_diameter(oracle.bounds, flat.shape[1], score_norm)
+        ok = torch.zeros(n, dtype=torch.bool)
+        ok[rows[found.found]] = True
+        distances = {nm: torch.where(ok, lp_distance(delta, nm), torch.full((n,), math.nan)).numpy()
+                     for nm in ("l0", "l1", "l2", "linf")}
+        scores = np.where(ok.numpy(), distances[score_norm], 0.0)
+        failed = (correct & ~ok).numpy()
+        scores[failed] = ceiling
+        status = np.full(n, Status.OK, dtype=np.int8)
+        status[~correct.numpy()] = Status.MISCLASSIFIED
+        status[failed] = Status.FAILED
+        status[~served.numpy()] = Status.BUDGET_HIT
+
+        milestone_scores = {}
+        if score_norm == self.norm:  # milestones track the attack's own norm
+            for m, best in zip(self.milestones, found.best_at):
+                s = np.zeros(n)
+                s[rows.numpy()] = np.where(torch.isfinite(best).numpy(), best.numpy(), ceiling)
+                milestone_scores[int(m)] = s
+        return RawScores(scores=scores, status=status, extras={
+            "distances": distances, "milestone_scores": milestone_scores, "score_norm": score_norm,
+            "score_ceiling": ceiling, "iterations": found.iterations})

@@ -1,0 +1,292 @@
+"""HopSkipJump (Chen, Jordan & Wainwright, S&P 2020), untargeted, L2 and Linf, batched across candidates.
+
+Written from the paper's Algorithm 2 (with the settings of its reference implementation):
+
+* initialisation: uniform noise in the oracle's bounds until the label changes (at most ``init_size`` tries),
+  a blend search towards the original, then a binary search to the boundary;
+* iteration t = 1..max_iter: gradient-direction estimate at the boundary point from
+  ``min(init_eval * sqrt(t), max_eval)`` random unit directions (Gaussian for L2, uniform in [-1, 1] for Linf) at
+  radius delta_t, with baseline subtraction (Eq. 16); geometric step search from xi_t = dist / sqrt(t), halving
+  until the label still differs; binary search back to the boundary with threshold
+  theta = gamma / d^(3/2) (L2) or gamma / d^2 (Linf);
+* delta_1 = 0.1 (hi - lo), then delta_t = sqrt(d) theta dist (L2) or d theta dist (Linf).
+
+Every phase is issued to the oracle as one batch over all still-active candidates (chunked only to bound
+memory). Random directions come from :class:`labelleak.rng.KeyedStream` keyed by each candidate's content, so a
+candidate's trajectory does not depend on the other candidates, their order, or the chunk size.
+
+Budgets: each candidate plans its gradient sample count so that a step search and a binary search still fit in
+its remaining budget; a candidate that cannot afford a useful iteration stops with its best point so far.
+Deviation from the paper: the step search gives up after 30 halvings (the reference code loops forever).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from labelleak.attacks.base import affordable
+from labelleak.errors import InvalidInputError
+from labelleak.oracle.budget import BudgetedOracle
+from labelleak.rng import KeyedStream, content_keys
+
+Norm = Literal["l2", "linf"]
+_INIT_STEP = 1 << 20  # step ids of the random-noise initialisation rounds
+_MAX_HALVINGS = 30
+_BLEND_TOL = 1e-3
+
+
+@dataclass
+class BoundarySearch:
+    """Outcome of a minimal-perturbation search, one row per candidate."""
+
+    adv: torch.Tensor  # (N, D) best adversarial point found; the original where none was found
+    found: torch.Tensor  # (N,) bool
+    best_at: torch.Tensor  # (M, N) best distance within each milestone's query budget (inf: none yet)
+    iterations: int
+
+
+def lp_distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
+    """Row-wise norm of (N, D) perturbations: ``l0`` (entries above 1e-6), ``l1``, ``l2`` or ``linf``."""
+    if norm == "l0":
+        return (delta.abs() > 1e-6).sum(1).to(delta.dtype)
+    if norm == "l1":
+        return delta.abs().sum(1)
+    if norm == "l2":
+        return delta.norm(dim=1)
+    if norm == "linf":
+        return delta.abs().amax(1)
+    raise InvalidInputError(f"norm: expected l0, l1, l2 or linf, got {norm!r}")
+
+
+class HopSkipJump:
+    """Batched, budgeted, seeded HopSkipJump; defaults are the paper's (and ART's) settings."""
+
+    def __init__(self, *, norm: Norm = "l2", max_iter: int = 50, max_eval: int = 10_000, init_eval: int = 100,
+                 init_size: int = 100, gamma: float = 1.0, seed: int = 0, chunk_elements: int = 1 << 23) -> None:
+        if norm not in ("l2", "linf"):
+            raise InvalidInputError(f"norm: expected 'l2' or 'linf', got {norm!r}")
+        for name, value in (("max_iter", max_iter), ("max_eval", max_eval), ("init_eval", init_eval),
+                            ("init_size", init_size), ("chunk_elements", chunk_elements)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "max_iter" else 1):
+                raise InvalidInputError(f"{name}: expected a positive integer, got {value!r}")
+        if gamma <= 0:
+            raise InvalidInputError(f"gamma: expected a positive number, got {gamma}")
+        self.norm, self.max_iter, self.max_eval = norm, max_iter, max_eval
+        self.init_eval, self.init_size, self.gamma = init_eval, init_size, gamma
+        self.seed, self.chunk_elements = seed, chunk_elements
+
+    def directions(self, stream: KeyedStream, keys: torch.Tensor, step: int, first: int, count: int,
+                   shape: tuple[int, ...]) -> torch.Tensor:
+        """Unit random directions (R, count, D) for evaluations ``first..first+count`` of iteration ``step``."""
+        d = math.prod(shape)
+        if self.norm == "l2":
+            u = stream.normal(keys, step, count * d, offset=first * d)
+        else:
+            u = stream.uniform(keys, step, count * d, offset=first * d) * 2.0 - 1.0
+        u = u.reshape(len(keys), count, d)
+        return u / u.norm(dim=2, keepdim=True).clamp_min(1e-12)
+
+    def search(self, oracle: BudgetedOracle, x0: torch.Tensor, labels: torch.Tensor, owners: torch.Tensor, *,
+               milestones: tuple[int, ...] = (), on_iteration: Callable[[int, int], None] | None = None
+               ) -> BoundarySearch:
+        """Find, for every row of ``x0`` (N, *shape), a nearby input whose label differs from ``labels``."""
+        run = _Run(self, oracle, x0, labels, owners, milestones)
+        run.initialise()
+        t = 0
+        for t in range(1, self.max_iter + 1):
+            if not run.iterate(t):
+                break
+            if on_iteration is not None:
+                on_iteration(t, int(oracle.ledger.total))
+        return BoundarySearch(run.best_adv.reshape(x0.shape), run.found.clone(), run.best_at, t)
+
+
+class _Run:
+    """The mutable state of one search: kept apart from the (immutable) attack object."""
+
+    def __init__(self, attack: HopSkipJump, oracle: BudgetedOracle, x0: torch.Tensor, labels: torch.Tensor,
+                 owners: torch.Tensor, milestones: tuple[int, ...]) -> None:
+        self.a, self.oracle = attack, oracle
+        self.shape = tuple(x0.shape[1:])
+        self.x0 = x0.reshape(len(x0), -1).to(torch.float32)
+        self.n, self.d = self.x0.shape
+        self.labels, self.owners = labels, owners
+        self.lo, self.hi = oracle.bounds
+        self.keys = content_keys(self.x0)
+        self.stream = KeyedStream(attack.seed)
+        self.theta = attack.gamma / (self.d ** 1.5 if attack.norm == "l2" else self.d ** 2)
+        self.adv = self.x0.clone()
+        self.dist = torch.full((self.n,), math.inf)
+        self.found = torch.zeros(self.n, dtype=torch.bool)
+        self.active = torch.ones(self.n, dtype=torch.bool)  # still worth iterating
+        self.best_adv, self.best_dist = self.x0.clone(), torch.full((self.n,), math.inf)
+        self.milestones = torch.tensor(milestones, dtype=torch.int64)
+        self.best_at = torch.full((len(milestones), self.n), math.inf)
+
+    # -- bookkeeping ---------------------------------------------------------------------------------------
+    def _serve(self, rows: torch.Tensor, cost: int = 1) -> torch.Tensor:
+        """The subset of ``rows`` that can afford ``cost`` queries each."""
+        return rows[affordable(self.oracle.ledger, cost, self.owners[rows])]
+
+    def _is_adv(self, rows: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+        """Query ``points`` (one per entry of ``rows``); True where the label differs from the original."""
+        got = self.oracle.query(points.reshape(len(points), *self.shape), self.owners[rows])
+        return got != self.labels[rows]
+
+    def _offer(self, rows: torch.Tensor, points: torch.Tensor) -> None:
+        """Keep ``points`` (known adversarial) as the best of ``rows`` where they are closer; update milestones."""
+        dist = lp_distance(points - self.x0[rows], self.a.norm)
+        better = dist < self.best_dist[rows]
+        self.best_dist[rows[better]] = dist[better]
+        self.best_adv[rows[better]] = points[better]
+        if len(self.milestones):
+            used = self.oracle.ledger.used[self.owners]
+            within = used[None, :] <= self.milestones[:, None]
+            self.best_at = torch.where(within, self.best_dist[None, :], self.best_at)
+
+    # -- phases --------------------------------------------------------------------------------------------
+    def initialise(self) -> None:
+        noise = torch.empty_like(self.x0)
+        for r in range(self.a.init_size):
+            rows = self._serve(torch.nonzero(~self.found).flatten())
+            if len(rows) == 0:
+                break
+            u = self.stream.uniform(self.keys[rows], _INIT_STEP + r, self.d)
+            cand = self.lo + (self.hi - self.lo) * u
+            hit = self._is_adv(rows, cand)
+            noise[rows[hit]] = cand[hit]
+            self.found[rows[hit]] = True
+        rows = torch.nonzero(self.found).flatten()
+        self._offer(rows, noise[rows])
+        self.adv[rows] = self._blend(rows, noise[rows])
+        self._binary_search(rows)
+
+    def _blend(self, rows: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
+        """Binary search on the blend (1 - a) x0 + a noise down to tolerance 1e-3 (a = 1 is adversarial)."""
+        low, high = torch.zeros(len(rows)), torch.ones(len(rows))
+        x0 = self.x0[rows]
+        while True:
+            open_ = torch.nonzero(high - low > _BLEND_TOL).flatten()
+            open_ = open_[affordable(self.oracle.ledger, 1, self.owners[rows[open_]])]
+            if len(open_) == 0:
+                break
+            mid = (high[open_] + low[open_]) / 2
+            pts = (1 - mid[:, None]) * x0[open_] + mid[:, None] * noise[open_]
+            hit = self._is_adv(rows[open_], pts)
+            high[open_] = torch.where(hit, mid, high[open_])
+            low[open_] = torch.where(hit, low[open_], mid)
+            self._offer(rows[open_[hit]], pts[hit])
+        return (1 - high[:, None]) * x0 + high[:, None] * noise
+
+    def _project(self, rows: torch.Tensor, target: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        x0 = self.x0[rows]
+        if self.a.norm == "l2":
+            return (1 - alpha[:, None]) * x0 + alpha[:, None] * target
+        return torch.minimum(torch.maximum(target, x0 - alpha[:, None]), x0 + alpha[:, None])
+
+    def _binary_search(self, rows: torch.Tensor) -> None:
+        """Move ``self.adv[rows]`` (adversarial) towards the originals until within the theta threshold."""
+        target = self.adv[rows].clone()
+        if self.a.norm == "l2":
+            high, thr = torch.ones(len(rows)), torch.full((len(rows),), self.theta)
+        else:
+            high = lp_distance(target - self.x0[rows], "linf")
+            thr = torch.clamp(high * self.theta, max=self.theta)
+        low = torch.zeros(len(rows))
+        for _ in range(64):
+            open_ = torch.nonzero(high - low > thr).flatten()
+            open_ = open_[affordable(self.oracle.ledger, 1, self.owners[rows[open_]])]
+            if len(open_) == 0:
+                break
+            mid = (high[open_] + low[open_]) / 2
+            pts = self._project(rows[open_], target[open_], mid)
+            hit = self._is_adv(rows[open_], pts)
+            high[open_] = torch.where(hit, mid, high[open_])
+            low[open_] = torch.where(hit, low[open_], mid)
+            self._offer(rows[open_[hit]], pts[hit])
+        self.adv[rows] = self._project(rows, target, high)
+        self.dist[rows] = lp_distance(self.adv[rows] - self.x0[rows], self.a.norm)
+
+    def _reserve(self) -> int:
+        """Queries kept back for one step search and one binary search."""
+        return 2 + math.ceil(math.log2(1.0 / self.theta))
+
+    def _eval_counts(self, rows: torch.Tensor, wanted: int) -> torch.Tensor:
+        """Gradient samples each row can afford, leaving room for its step and binary searches."""
+        left = self.oracle.ledger.remaining()[self.owners[rows]] - self._reserve()
+        counts = torch.clamp(left, min=0, max=wanted)
+        ledger = self.oracle.ledger
+        if ledger.max_total is not None:  # earlier rows first, as everywhere else
+            room = max(ledger.max_total - ledger.total - self._reserve() * len(rows), 0)
+            before = torch.cumsum(counts, 0) - counts
+            counts = torch.clamp(torch.minimum(counts, room - before), min=0)
+        return counts
+
+    def _gradient(self, rows: torch.Tensor, counts: torch.Tensor, delta: torch.Tensor, t: int) -> torch.Tensor:
+        """Monte-Carlo estimate of the boundary normal at ``adv[rows]`` with baseline subtraction (Eq. 16)."""
+        r = len(rows)
+        s_phiu, s_u = torch.zeros(r, self.d), torch.zeros(r, self.d)
+        s_phi = torch.zeros(r)
+        chunk = max(1, self.a.chunk_elements // max(1, r * self.d))
+        base = self.adv[rows]
+        for first in range(0, int(counts.max()), chunk):
+            count = min(chunk, int(counts.max()) - first)
+            u = self.a.directions(self.stream, self.keys[rows], t, first, count, self.shape)
+            pert = torch.clamp(base[:, None, :] + delta[:, None, None] * u, self.lo, self.hi)
+            u = (pert - base[:, None, :]) / delta[:, None, None]
+            valid = torch.arange(first, first + count)[None, :] < counts[:, None]  # (R, count)
+            row_of = torch.arange(r)[:, None].expand(r, count)[valid]
+            hit = self._is_adv(rows[row_of], pert[valid])
+            phi = torch.zeros(r, count)
+            phi[valid] = hit.to(torch.float32) * 2 - 1
+            s_phiu += torch.einsum("rc,rcd->rd", phi, u)
+            s_u += torch.einsum("rc,rcd->rd", valid.to(torch.float32), u)
+            s_phi += phi.sum(1)
+        n = counts.to(torch.float32).clamp_min(1)
+        mean_phi = s_phi / n
+        uniform = mean_phi.abs() == 1.0  # all answers equal: no baseline (as in the reference code)
+        grad = torch.where(uniform[:, None], s_phiu, s_phiu - mean_phi[:, None] * s_u) / n[:, None]
+        if self.a.norm == "linf":
+            return torch.sign(grad)
+        return grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def _step(self, rows: torch.Tensor, update: torch.Tensor, t: int) -> None:
+        """Geometric step search from xi = dist / sqrt(t), halving until still adversarial."""
+        eps = self.dist[rows] / math.sqrt(t)
+        pending = torch.ones(len(rows), dtype=torch.bool)
+        new = self.adv[rows].clone()
+        for _ in range(_MAX_HALVINGS):
+            open_ = torch.nonzero(pending).flatten()
+            open_ = open_[affordable(self.oracle.ledger, 1, self.owners[rows[open_]])]
+            if len(open_) == 0:
+                break
+            pts = torch.clamp(self.adv[rows[open_]] + eps[open_, None] * update[open_], self.lo, self.hi)
+            hit = self._is_adv(rows[open_], pts)
+            new[open_[hit]] = pts[hit]
+            pending[open_[hit]] = False
+            eps[open_[~hit]] /= 2
+        self.adv[rows] = new
+
+    def iterate(self, t: int) -> bool:
+        """One HSJA iteration for all active candidates; False when none is left."""
+        rows = torch.nonzero(self.found & self.active).flatten()
+        wanted = min(int(self.a.init_eval * math.sqrt(t)), self.a.max_eval)
+        counts = self._eval_counts(rows, wanted)
+        self.active[rows[counts == 0]] = False
+        rows, counts = rows[counts > 0], counts[counts > 0]
+        if len(rows) == 0:
+            return False
+        if t == 1:
+            delta = torch.full((len(rows),), 0.1 * (self.hi - self.lo))
+        else:
+            scale = math.sqrt(self.d) if self.a.norm == "l2" else self.d
+            delta = (scale * self.theta * self.dist[rows]).clamp_min(1e-12)
+        update = self._gradient(rows, counts, delta, t)
+        self._step(rows, update, t)
+        self._binary_search(rows)
+        return True
