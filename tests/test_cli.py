@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from labelleak.cli import app
 
 runner = CliRunner()
-SMALL = ["--train-size", "60", "--epochs", "5", "--quiet"]
+SMALL = ["--train-size", "60", "--epochs", "5", "--queries", "300", "--noise-samples", "20", "--quiet"]
 
 
 def _audit(tmp_path, *extra, out="out"):
@@ -23,21 +23,29 @@ def _audit(tmp_path, *extra, out="out"):
 def test_audit_writes_results_and_identical_scores_for_same_seed(tmp_path):
     first = _audit(tmp_path, out="a")
     assert first.exit_code == 0, first.output
-    assert "gap" in first.output and "transfer" in first.output
+    assert "gap" in first.output and "transfer" in first.output and "boundary-hsja" in first.output
     res = json.loads((tmp_path / "a" / "results.json").read_text())
     assert res["dataset"]["name"] == "digits" and res["split"]["target_train"] == 60
     for key in ("train_accuracy", "test_accuracy"):
         assert 0.0 <= res["target"][key] <= 1.0
-    for name in ("gap", "transfer"):
+    for name in ("gap", "transfer", "boundary-hsja"):
         entry = res["attacks"][name]
         for key in ("auc", "auc_ci", "tpr_at_fpr", "balanced_accuracy", "threshold", "queries_per_sample",
                     "seconds", "n_members", "n_nonmembers"):
             assert key in entry, key
         assert set(entry["tpr_at_fpr"]) == {"0.001", "0.01", "0.1"}
-        assert entry["n_members"] == 60 and entry["queries_per_sample"] == 1.0
+        assert entry["n_members"] == 60
+    assert res["attacks"]["gap"]["queries_per_sample"] == 1.0
+    hsja = res["attacks"]["boundary-hsja"]
+    assert 100 < hsja["queries_per_sample"] <= 300 and hsja["max_queries_per_sample"] <= 300
+    assert [r["queries"] for r in hsja["by_queries"]][:2] == [100, 200]
+    assert sum(hsja["status_counts"].values()) == 120
+    assert [r["t"] for r in hsja["data_free"]["sweep"]][::5] == [0.0, 50.0, 100.0]
+    assert hsja["data_free"]["top_t"] == 50.0 and set(hsja["auc_by_norm"]) == {"l0", "l1", "l2", "linf"}
+    assert (tmp_path / "a" / "queries.png").is_file() and (tmp_path / "a" / "distances.csv").is_file()
     assert (tmp_path / "a" / "roc.png").stat().st_size > 10_000
     rows = (tmp_path / "a" / "scores.csv").read_text().splitlines()
-    assert rows[0] == "attack,sample_index,is_member,score,queries,status" and len(rows) == 1 + 2 * 120
+    assert rows[0] == "attack,sample_index,is_member,score,queries,status" and len(rows) == 1 + 3 * 120
     # second run loads the cached models; the scores file must be byte-identical
     second = _audit(tmp_path, out="b")
     assert second.exit_code == 0
@@ -62,6 +70,8 @@ def test_yaml_config_and_override(tmp_path):
     (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
     (["--arch", "cnn7"], "needs images of at least 16x16"),
     (["--epochs", "0"], "epochs: expected a positive integer"),
+    (["--top-t", "120"], "top_t: expected a percentile between 0 and 100"),
+    (["--queries", "0"], "queries: expected a positive integer"),
 ])
 def test_bad_options_give_one_line_error_and_exit_2(tmp_path, extra, message):
     result = _audit(tmp_path, *extra)

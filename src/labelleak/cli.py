@@ -38,7 +38,11 @@ def audit(
     eval_size: Optional[int] = typer.Option(None, help="Member and non-member candidates each."),
     shadow_size: Optional[int] = typer.Option(None, help="Size of shadow-train and of shadow-test."),
     attacks: Optional[str] = typer.Option(None, help="Comma-separated attack names (see `labelleak attacks`)."),
-    queries: Optional[int] = typer.Option(None, help="Per-candidate query budget for boundary attacks."),
+    queries: Optional[int] = typer.Option(None, help="Per-candidate query budget (default 2000)."),
+    max_iter: Optional[int] = typer.Option(None, help="HopSkipJump/QEBA iterations (default 50)."),
+    max_eval: Optional[int] = typer.Option(None, help="HopSkipJump/QEBA max gradient samples (default 10000)."),
+    top_t: Optional[float] = typer.Option(None, help="Data-free threshold percentile of noise distances (50)."),
+    noise_samples: Optional[int] = typer.Option(None, help="Random-noise inputs for the data-free threshold."),
     seed: Optional[int] = typer.Option(None, help="Seed of the split, training and attacks."),
     out: Optional[str] = typer.Option(None, help="Output folder (default audit-out)."),
     cache_dir: Optional[str] = typer.Option(None, help="Where trained models are cached."),
@@ -51,14 +55,15 @@ def audit(
     try:
         cfg = make_config(config, dataset=dataset, data=data, arch=arch, width=width, epochs=epochs,
                           train_size=train_size, eval_size=eval_size, shadow_size=shadow_size, attacks=attacks,
-                          queries=queries, seed=seed, out=out, cache_dir=cache_dir,
+                          queries=queries, max_iter=max_iter, max_eval=max_eval, top_t=top_t,
+                          noise_samples=noise_samples, seed=seed, out=out, cache_dir=cache_dir,
                           progress=False if quiet else None)
         results = run_audit(cfg)
     except LabelleakError as exc:
         _fail(exc)
         return
     print_audit_table(results)
-    Console().print(f"results written to {cfg.out}/ (results.json, scores.csv, roc.png)")
+    Console().print(f"results written to {cfg.out}/")
 
 
 @app.command("attacks")

@@ -103,6 +103,31 @@ def threshold_at_fpr(nonmember_score: np.ndarray, fpr: float) -> float:
     return float(np.nextafter(s[len(s) - 1 - allowed], np.inf))
 
 
+def threshold_from_percentile(reference_scores: np.ndarray, t: float) -> float:
+    """The t-th percentile of scores of known non-members (Li & Zhang's data-free threshold on random noise)."""
+    s = np.asarray(reference_scores, dtype=np.float64)
+    if len(s) == 0 or np.isnan(s).any():
+        raise InvalidInputError("threshold_from_percentile: need at least one finite reference score")
+    if not 0.0 <= t <= 100.0:
+        raise InvalidInputError(f"t: expected a percentile in [0, 100], got {t}")
+    return float(np.percentile(s, t))
+
+
+def threshold_sweep(is_member: np.ndarray, score: np.ndarray, reference_scores: np.ndarray,
+                    ts: tuple[float, ...] = tuple(range(0, 101, 10))) -> list[dict[str, float]]:
+    """Accuracy, precision and recall when the threshold is the t-th percentile of ``reference_scores``.
+
+    A candidate is predicted a member when its score is strictly above the threshold.
+    """
+    m, s = _check(is_member, score)
+    rows = []
+    for t in ts:
+        thr = threshold_from_percentile(reference_scores, t)
+        acc, prec, rec = precision_recall(m, s, np.nextafter(thr, np.inf))
+        rows.append({"t": float(t), "threshold": thr, "accuracy": acc, "precision": prec, "recall": rec})
+    return rows
+
+
 @dataclass(frozen=True)
 class Interval:
     """A point estimate with a bootstrap confidence interval."""

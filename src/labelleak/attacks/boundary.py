@@ -88,7 +88,7 @@ class BoundaryAttack(Attack):
 
         flat = x.reshape(n, -1)
         delta = torch.zeros_like(flat)
-        delta[rows] = found.adv.reshape(len(rows), -1) - flat[rows]
+        delta[rows] = found.adv.reshape(len(rows), flat.shape[1]) - flat[rows]
         ceiling = box_diameter(oracle.bounds, flat.shape[1], score_norm)
         ok = torch.zeros(n, dtype=torch.bool)
         ok[rows[found.found]] = True

@@ -80,6 +80,9 @@ class HopSkipJump:
         self.init_eval, self.init_size, self.gamma = init_eval, init_size, gamma
         self.seed, self.chunk_elements = seed, chunk_elements
 
+    def check_shape(self, shape: tuple[int, ...]) -> None:
+        """Raise if this attack cannot work on inputs of ``shape`` (any shape suits HopSkipJump)."""
+
     def directions(self, stream: KeyedStream, keys: torch.Tensor, step: int, first: int, count: int,
                    shape: tuple[int, ...]) -> torch.Tensor:
         """Unit random directions (R, count, D) for evaluations ``first..first+count`` of iteration ``step``."""
@@ -95,6 +98,7 @@ class HopSkipJump:
                milestones: tuple[int, ...] = (), on_iteration: Callable[[int, int], None] | None = None
                ) -> BoundarySearch:
         """Find, for every row of ``x0`` (N, *shape), a nearby input whose label differs from ``labels``."""
+        self.check_shape(tuple(oracle.input_shape))
         run = _Run(self, oracle, x0, labels, owners, milestones)
         run.initialise()
         t = 0
@@ -113,7 +117,7 @@ class _Run:
                  owners: torch.Tensor, milestones: tuple[int, ...]) -> None:
         self.a, self.oracle = attack, oracle
         self.shape = tuple(x0.shape[1:])
-        self.x0 = x0.reshape(len(x0), -1).to(torch.float32)
+        self.x0 = x0.reshape(len(x0), math.prod(self.shape)).to(torch.float32)
         self.n, self.d = self.x0.shape
         self.labels, self.owners = labels, owners
         self.lo, self.hi = oracle.bounds
@@ -244,8 +248,10 @@ class _Run:
             hit = self._is_adv(rows[row_of], pert[valid])
             phi = torch.zeros(r, count)
             phi[valid] = hit.to(torch.float32) * 2 - 1
-            s_phiu += torch.einsum("rc,rcd->rd", phi, u)
-            s_u += torch.einsum("rc,rcd->rd", valid.to(torch.float32), u)
+            # elementwise products and per-row sums (not a batched matmul): a row's result must not depend on
+            # which other rows share the batch, or scores would change with batch order
+            s_phiu += (phi[:, :, None] * u).sum(1)
+            s_u += (valid[:, :, None] * u).sum(1)
             s_phi += phi.sum(1)
         n = counts.to(torch.float32).clamp_min(1)
         mean_phi = s_phi / n

@@ -29,10 +29,12 @@ class QEBA(HopSkipJump):
             raise InvalidInputError(f"ratio: expected a positive integer, got {ratio!r}")
         self.ratio = ratio
 
-    def directions(self, stream: KeyedStream, keys: torch.Tensor, step: int, first: int, count: int,
-                   shape: tuple[int, ...]) -> torch.Tensor:
+    def check_shape(self, shape: tuple[int, ...]) -> None:
         if len(shape) != 3:
             raise InvalidInputError(f"QEBA needs image inputs (C, H, W), got shape {shape}; use HopSkipJump")
+
+    def directions(self, stream: KeyedStream, keys: torch.Tensor, step: int, first: int, count: int,
+                   shape: tuple[int, ...]) -> torch.Tensor:
         c, h, w = shape
         lh, lw = max(1, h // self.ratio), max(1, w // self.ratio)
         small = math.prod((c, lh, lw))

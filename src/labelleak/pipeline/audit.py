@@ -13,17 +13,58 @@ from labelleak import __version__
 from labelleak.attacks import Attack, AttackResult, Status, create_attack
 from labelleak.attacks.registry import attack_names
 from labelleak.errors import UnknownNameError
-from labelleak.metrics import summarize, threshold_best_balanced_accuracy
+from labelleak.metrics import (auc, summarize, threshold_best_balanced_accuracy, threshold_from_percentile,
+                               threshold_sweep, tpr_at_fpr)
 from labelleak.pipeline.config import AuditConfig, make_config
 from labelleak.pipeline.setup import AuditSetup, prepare
-from labelleak.report import plot_roc, print_audit_table, write_json, write_scores_csv
+from labelleak.report import plot_roc, plot_series, print_audit_table, write_json, write_scores_csv
+from labelleak.report.files import write_distances_csv
 
 
 def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, Any]:
     """Constructor arguments the audit passes to the attack registered as ``name``."""
     if name.startswith("transfer"):
         return {"arch": setup.target.spec.arch, "width": cfg.width, "epochs": cfg.epochs, "seed": cfg.seed}
+    if name in ("boundary-hsja", "boundary-hsja-linf", "boundary-qeba"):
+        return {"max_iter": cfg.max_iter, "max_eval": cfg.max_eval, "init_eval": cfg.init_eval,
+                "init_size": cfg.init_size, "seed": cfg.seed}
     return {}
+
+
+def by_queries(result: AttackResult, is_member: np.ndarray) -> list[dict[str, float]]:
+    """AUC and TPR at 0.1% / 1% FPR of the best scores within each query milestone (one run, many budgets)."""
+    rows = []
+    spent = int(result.queries.max()) if len(result.queries) else 0
+    for m, scores in sorted(result.extras.get("milestone_scores", {}).items()):
+        if m > spent and rows:
+            break  # later milestones repeat the final scores
+        rows.append(_budget_row(int(m), is_member, scores))
+    if rows and rows[-1]["queries"] < spent:
+        rows.append(_budget_row(spent, is_member, result.scores))  # the whole budget
+    return rows
+
+
+def _budget_row(queries: int, is_member: np.ndarray, scores: np.ndarray) -> dict[str, float]:
+    return {"queries": queries, "auc": auc(is_member, scores), "tpr_at_0.001": tpr_at_fpr(is_member, scores, 0.001),
+            "tpr_at_0.01": tpr_at_fpr(is_member, scores, 0.01)}
+
+
+def data_free_threshold(attack: Attack, result: AttackResult, is_member: np.ndarray, setup: AuditSetup,
+                        cfg: AuditConfig) -> dict[str, Any]:
+    """Li & Zhang's data-free threshold: attack uniform-noise inputs (non-members by construction), labelled by
+    the target, and use the ``top_t``-th percentile of their scores; a sweep over t is reported as well."""
+    rng = np.random.default_rng(cfg.seed + 7919)
+    lo, hi = setup.oracle.bounds
+    noise = rng.uniform(lo, hi, size=(cfg.noise_samples, *setup.oracle.input_shape)).astype(np.float32)
+    labels = setup.oracle.predict_labels(noise)
+    noise_result = attack(setup.oracle, noise, labels, max_queries_per_sample=cfg.queries)
+    reference = noise_result.scores
+    threshold = threshold_from_percentile(reference, cfg.top_t)
+    sweep = threshold_sweep(is_member, result.scores, reference)
+    chosen = threshold_sweep(is_member, result.scores, reference, ts=(cfg.top_t,))[0]
+    return {"top_t": cfg.top_t, "threshold": threshold, "accuracy": chosen["accuracy"],
+            "precision": chosen["precision"], "recall": chosen["recall"], "noise_samples": cfg.noise_samples,
+            "noise_queries": int(noise_result.queries.sum()) + len(noise), "sweep": sweep}
 
 
 def _calibrate(attack: Attack, result: AttackResult, setup: AuditSetup, cfg: AuditConfig) -> tuple[float, str]:
@@ -61,7 +102,13 @@ def _attack_entry(result: AttackResult, is_member: np.ndarray, threshold: float,
         "status_counts": result.status_counts(),
         "params": result.params,
     })
-    entry.update({k: v for k, v in result.extras.items() if k != "calibration"})
+    if "milestone_scores" in result.extras:
+        entry["by_queries"] = by_queries(result, is_member)
+    if "distances" in result.extras:
+        entry["auc_by_norm"] = {nm: auc(is_member, np.nan_to_num(d, nan=0.0))
+                                for nm, d in result.extras["distances"].items()}
+    skip = {"calibration", "milestone_scores", "distances"}
+    entry.update({k: v for k, v in result.extras.items() if k not in skip})
     return entry
 
 
@@ -89,13 +136,18 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
     }
     rows: list[dict[str, Any]] = []
     curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    distance_rows: dict[str, dict[str, np.ndarray]] = {}
     for name in cfg.attacks:
         attack = create_attack(name, **attack_params(name, cfg, setup))
         console.print(f"running {name} on {len(x)} candidates")
         result = attack(setup.oracle, x, y, shadow=setup.shadow_data, max_queries_per_sample=cfg.queries,
                         progress=cfg.progress)
         threshold, source = _calibrate(attack, result, setup, cfg)
-        results["attacks"][name] = _attack_entry(result, is_member, threshold, source, cfg)
+        entry = _attack_entry(result, is_member, threshold, source, cfg)
+        if "distances" in result.extras:
+            entry["data_free"] = data_free_threshold(attack, result, is_member, setup, cfg)
+            distance_rows[name] = result.extras["distances"]
+        results["attacks"][name] = entry
         curves[name] = (is_member, result.scores)
         rows += [{"attack": name, "sample_index": i, "is_member": m, "score": s, "queries": q,
                   "status": Status(st).name.lower()}
@@ -104,6 +156,13 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     write_scores_csv(out / "scores.csv", rows)
+    if distance_rows:
+        write_distances_csv(out / "distances.csv", idx, is_member, distance_rows)
+    series = {n: ([r["queries"] for r in e["by_queries"]], [r["auc"] for r in e["by_queries"]])
+              for n, e in results["attacks"].items() if e.get("by_queries")}
+    if series:
+        plot_series(series, out / "queries.png", xlabel="queries per candidate", ylabel="ROC AUC",
+                    title="membership AUC against query budget")
     plot_roc(curves, out / "roc.png", title=f"{setup.dataset.name}: label-only membership inference")
     write_json(out / "results.json", results)
     return results

@@ -14,7 +14,7 @@ import yaml
 
 from labelleak.errors import DataFileError, InvalidInputError
 
-DEFAULT_ATTACKS = ("gap", "transfer")
+DEFAULT_ATTACKS = ("gap", "transfer", "boundary-hsja")
 
 
 @dataclass
@@ -32,7 +32,13 @@ class AuditConfig:
     eval_size: int | None = None  # member and non-member candidates each (default: all of them)
     shadow_size: int | None = None
     attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
-    queries: int | None = None  # per-candidate query budget for boundary attacks
+    queries: int | None = 2000  # per-candidate query budget (boundary attacks spend it; others need 1)
+    max_iter: int = 50  # HopSkipJump / QEBA parameters (paper defaults)
+    max_eval: int = 10_000
+    init_eval: int = 100
+    init_size: int = 100
+    top_t: float = 50.0  # data-free threshold: percentile of random-noise distances
+    noise_samples: int = 100  # random-noise inputs attacked for the data-free threshold
     seed: int = 0
     out: str = "audit-out"
     cache_dir: str = ".labelleak-cache"
@@ -42,7 +48,8 @@ class AuditConfig:
     def problems(self) -> list[str]:
         """Every invalid value, as messages naming the key."""
         found = []
-        for key in ("epochs", "batch_size", "train_size", "n_boot"):
+        for key in ("epochs", "batch_size", "train_size", "n_boot", "max_iter", "max_eval", "init_eval", "init_size",
+                    "noise_samples"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 found.append(f"{key}: expected a positive integer, got {v!r}")
@@ -54,6 +61,8 @@ class AuditConfig:
             found.append(f"width: expected a positive number, got {self.width!r}")
         if not isinstance(self.lr, (int, float)) or self.lr <= 0:
             found.append(f"lr: expected a positive number, got {self.lr!r}")
+        if not isinstance(self.top_t, (int, float)) or not 0 <= self.top_t <= 100:
+            found.append(f"top_t: expected a percentile between 0 and 100, got {self.top_t!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             found.append(f"seed: expected an integer, got {self.seed!r}")
         if not self.attacks or not all(isinstance(a, str) and a for a in self.attacks):

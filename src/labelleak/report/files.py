@@ -57,3 +57,19 @@ def write_scores_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
                              int(r["queries"]), r["status"]])
     os.replace(tmp, path)
     return path
+
+
+def write_distances_csv(path: str | Path, sample_index: np.ndarray, is_member: np.ndarray,
+                        distances: dict[str, dict[str, np.ndarray]]) -> Path:
+    """Per-candidate perturbation sizes (L0, L1, L2, Linf) of each boundary attack; empty where none was found."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    with tmp.open("w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["attack", "sample_index", "is_member", "l0", "l1", "l2", "linf"])
+        for name, d in distances.items():
+            for i in range(len(sample_index)):
+                vals = ["" if np.isnan(d[k][i]) else repr(float(d[k][i])) for k in ("l0", "l1", "l2", "linf")]
+                writer.writerow([name, int(sample_index[i]), int(is_member[i]), *vals])
+    os.replace(tmp, path)
+    return path
