@@ -118,11 +118,22 @@ class KeyedStream:
         return out
 
     def normal(self, keys: torch.Tensor, step: int, n: int, *, offset: int = 0) -> torch.Tensor:
-        """Standard normal floats, shape (B, n), float32 (Box-Muller on two 24-bit fields of one hash)."""
+        """Standard normal floats, shape (B, n), float32.
+
+        Box-Muller on the two 24-bit fields of one hash gives a pair: element ``2i`` takes the cosine branch and
+        ``2i + 1`` the sine branch of pair ``i``, so each hash serves two numbers.
+        """
         out = torch.empty(len(keys), n)
-        for rs, c0, cn in self._blocks(keys, n):
-            z = self._bits(keys[rs], step, cn, offset + c0)
+        first_pair = offset // 2
+        n_pairs = (offset + n + 1) // 2 - first_pair
+        for rs, c0, cn in self._blocks(keys, n_pairs):
+            z = self._bits(keys[rs], step, cn, first_pair + c0)
             u1 = (((z >> 40) & 0xFFFFFF).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
             u2 = ((z & 0xFFFFFF).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
-            out[rs, c0:c0 + cn] = torch.sqrt(-2.0 * torch.log(u1)) * torch.cos((2.0 * math.pi) * u2)
+            radius, angle = torch.sqrt(-2.0 * torch.log(u1)), (2.0 * math.pi) * u2
+            pairs = torch.stack([radius * torch.cos(angle), radius * torch.sin(angle)], dim=2).reshape(len(z), -1)
+            lo = 2 * (first_pair + c0) - offset  # position of this block's first element in the output row
+            src0, dst0 = max(0, -lo), max(0, lo)
+            count = min(pairs.shape[1] - src0, n - dst0)
+            out[rs, dst0:dst0 + count] = pairs[:, src0:src0 + count]
         return out

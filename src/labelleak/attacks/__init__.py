@@ -4,6 +4,10 @@ from labelleak.attacks.boundary import BoundaryAttack
 from labelleak.attacks.base import Attack, AttackResult, RawScores, ShadowData, Status
 from labelleak.attacks.gap import GapAttack
 from labelleak.attacks.registry import attack_names, create_attack, register_attack
+from labelleak.attacks.lira import LiRA
+from labelleak.attacks.oslo import OSLO
+from labelleak.attacks.robustness import AugmentationAttack, NoiseAttack
+from labelleak.attacks.score_based import MetricAttack, ShadowNNAttack
 from labelleak.attacks.transfer import TransferAttack
 from labelleak.attacks.whitebox import WhiteBoxBoundary
 
@@ -15,6 +19,15 @@ register_attack("boundary-hsja", BoundaryAttack, method="hsja", norm="l2")
 register_attack("boundary-hsja-linf", BoundaryAttack, method="hsja", norm="linf")
 register_attack("boundary-qeba", BoundaryAttack, method="qeba", norm="l2")
 register_attack("boundary-whitebox", WhiteBoxBoundary)
+register_attack("augmentation", AugmentationAttack)
+register_attack("noise", NoiseAttack)
+register_attack("oslo", OSLO)
+for _metric in ("loss", "confidence", "entropy", "mentropy"):
+    register_attack(f"score-{_metric}", MetricAttack, metric=_metric)
+register_attack("score-nn", ShadowNNAttack)
+register_attack("lira", LiRA, online=True)
+register_attack("lira-offline", LiRA, online=False)
 
-__all__ = ["Attack", "AttackResult", "BoundaryAttack", "GapAttack", "RawScores", "ShadowData", "Status", "TransferAttack", "WhiteBoxBoundary",
+__all__ = ["OSLO", "Attack", "AttackResult", "AugmentationAttack", "BoundaryAttack", "LiRA", "MetricAttack",
+           "NoiseAttack", "ShadowNNAttack", "GapAttack", "RawScores", "ShadowData", "Status", "TransferAttack", "WhiteBoxBoundary",
            "attack_names", "create_attack", "register_attack"]

@@ -14,9 +14,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
 from labelleak.errors import InvalidInputError
-from labelleak.models import ModelSpec, TrainSettings, build_model, init_model, predict_logits, train_model
+from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
 
 TransferScore = Literal["loss", "entropy", "confidence"]
@@ -64,11 +65,9 @@ class TransferAttack(Attack):
             raise InvalidInputError("transfer: the shadow train set needs at least 2 samples")
         shadow_x = torch.as_tensor(shadow.x_train, dtype=torch.float32)
         relabelled = oracle.query_setup(shadow_x).numpy()
-        spec = ModelSpec(self.arch, oracle.input_shape, oracle.n_classes, self.width, tuple(self.hidden))
-        settings = TrainSettings(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=self.seed)
-        model = init_model(lambda: build_model(spec), self.seed)
-        model = train_model(model, shadow.x_train, relabelled, settings, n_classes=oracle.n_classes,
-                            description="shadow (transfer)", progress=progress)
+        recipe = ShadowRecipe(self.arch, self.width, tuple(self.hidden), self.epochs, self.lr, self.batch_size)
+        model = recipe.train(shadow.x_train, relabelled, input_shape=oracle.input_shape, n_classes=oracle.n_classes,
+                             seed=self.seed, description="shadow (transfer)", progress=progress)
 
         served = affordable(oracle.ledger, 1)
         idx = torch.nonzero(served).flatten()

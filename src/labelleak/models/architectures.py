@@ -16,6 +16,7 @@ from torch import nn
 from labelleak.errors import InvalidInputError, UnknownNameError
 
 CNN_CONFIGS: dict[str, list[int | str]] = {
+    "cnn2": [32, "M", 64, "M"],  # not in the paper: for small images such as the 8x8 digits
     "cnn3": [64, "M", 64, "M", 128, "M", 512, "M"],
     "cnn4": [64, "M", 128, "M", 128, "M", 512, "M"],
     "cnn5": [64, "M", 128, "M", 256, "M", 512, "M"],

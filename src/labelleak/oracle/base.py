@@ -7,6 +7,7 @@ NaN, value range), splits it into chunks of ``batch_size`` for the backend, coun
 
 from __future__ import annotations
 
+import math
 from abc import ABC, abstractmethod
 from typing import overload
 
@@ -48,13 +49,14 @@ class LabelOracle(ABC):
             raise InvalidInputError(
                 f"oracle input: expected shape (N, {', '.join(map(str, self.input_shape))}), got {tuple(x.shape)}"
             )
-        if not torch.isfinite(x).all():
-            raise InvalidInputError("oracle input: contains NaN or infinite values")
+        if x.numel() == 0:
+            return
         lo, hi = self.bounds
-        if x.numel() and (float(x.min()) < lo - 1e-5 or float(x.max()) > hi + 1e-5):
-            raise InvalidInputError(
-                f"oracle input: values must lie in [{lo}, {hi}], got [{float(x.min()):.4g}, {float(x.max()):.4g}]"
-            )
+        x_min, x_max = (float(v) for v in torch.aminmax(x))  # one pass; NaN propagates into both
+        if not (math.isfinite(x_min) and math.isfinite(x_max)):
+            raise InvalidInputError("oracle input: contains NaN or infinite values")
+        if x_min < lo - 1e-5 or x_max > hi + 1e-5:
+            raise InvalidInputError(f"oracle input: values must lie in [{lo}, {hi}], got [{x_min:.4g}, {x_max:.4g}]")
 
     @overload
     def predict_labels(self, x: np.ndarray) -> np.ndarray: ...

@@ -89,6 +89,13 @@ class BudgetedOracle:
         self.ledger.charge(owners)
         return self.oracle.predict_labels(x)
 
+    def query_proba(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        """Probabilities for ``x`` from a score oracle, charged to ``owners`` like label queries."""
+        if len(owners) != len(x):
+            raise InvalidInputError(f"query: {len(x)} inputs but {len(owners)} owners")
+        self.ledger.charge(owners)
+        return self.oracle.predict_proba(x)  # type: ignore[attr-defined]
+
     def query_setup(self, x: torch.Tensor) -> torch.Tensor:
         """Labels for inputs that belong to no candidate (counted in ``ledger.setup``)."""
         self.ledger.charge_setup(len(x))

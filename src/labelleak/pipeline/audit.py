@@ -23,8 +23,13 @@ from labelleak.report.files import write_distances_csv
 
 def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, Any]:
     """Constructor arguments the audit passes to the attack registered as ``name``."""
-    if name.startswith("transfer"):
-        return {"arch": setup.target.spec.arch, "width": cfg.width, "epochs": cfg.epochs, "seed": cfg.seed}
+    recipe = {"arch": setup.target.spec.arch, "width": cfg.width, "epochs": cfg.epochs}
+    if name.startswith("transfer") or name in ("score-nn", "oslo"):
+        return {**recipe, "seed": cfg.seed}
+    if name.startswith("lira"):
+        return {**recipe, "seed": cfg.seed, "n_reference": cfg.lira_models}
+    if name in ("augmentation", "noise"):
+        return {"seed": cfg.seed, "shadow_recipe": recipe}
     if name in ("boundary-hsja", "boundary-hsja-linf", "boundary-qeba"):
         return {"max_iter": cfg.max_iter, "max_eval": cfg.max_eval, "init_eval": cfg.init_eval,
                 "init_size": cfg.init_size, "seed": cfg.seed}
@@ -82,11 +87,25 @@ def _calibrate(attack: Attack, result: AttackResult, setup: AuditSetup, cfg: Aud
         sd = setup.shadow_data
         x = np.concatenate([sd.x_train[:n], sd.x_test[:n]])
         y = np.concatenate([sd.y_train[:n], sd.y_test[:n]])
-        cal_result = attack(setup.shadow_oracle, x, y, shadow=sd, max_queries_per_sample=cfg.queries)
+        cal_result = attack(_oracle_for(attack, setup, shadow=True), x, y, shadow=sd,
+                            max_queries_per_sample=cfg.queries)
         m_s, n_s = cal_result.scores[:n], cal_result.scores[n:]
         source = "shadow-model-attack"
     is_member = np.r_[np.ones(len(m_s), bool), np.zeros(len(n_s), bool)]
     return threshold_best_balanced_accuracy(is_member, np.concatenate([m_s, n_s])), source
+
+
+def _oracle_for(attack: Attack, setup: AuditSetup, *, shadow: bool = False):
+    """Label-only attacks get the label oracle; score-based baselines the (stronger) score oracle."""
+    if attack.threat_model == "scores":
+        return setup.shadow_score_oracle if shadow else setup.score_oracle
+    return setup.shadow_oracle if shadow else setup.oracle
+
+
+def _operating_points(points: dict[str, np.ndarray], is_member: np.ndarray) -> list[dict[str, float]]:
+    """TPR and FPR of each one-query operating point (e.g. each OSLO threshold)."""
+    return [{"strength": float(k), "tpr": float(v[is_member].mean()), "fpr": float(v[~is_member].mean())}
+            for k, v in points.items()]
 
 
 def _attack_entry(result: AttackResult, is_member: np.ndarray, threshold: float, source: str,
@@ -107,7 +126,9 @@ def _attack_entry(result: AttackResult, is_member: np.ndarray, threshold: float,
     if "distances" in result.extras:
         entry["auc_by_norm"] = {nm: auc(is_member, np.nan_to_num(d, nan=0.0))
                                 for nm, d in result.extras["distances"].items()}
-    skip = {"calibration", "milestone_scores", "distances"}
+    if "operating_points" in result.extras:
+        entry["operating_points"] = _operating_points(result.extras["operating_points"], is_member)
+    skip = {"calibration", "milestone_scores", "distances", "operating_points"}
     entry.update({k: v for k, v in result.extras.items() if k not in skip})
     return entry
 
@@ -140,8 +161,8 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
     for name in cfg.attacks:
         attack = create_attack(name, **attack_params(name, cfg, setup))
         console.print(f"running {name} on {len(x)} candidates")
-        result = attack(setup.oracle, x, y, shadow=setup.shadow_data, max_queries_per_sample=cfg.queries,
-                        progress=cfg.progress)
+        result = attack(_oracle_for(attack, setup), x, y, shadow=setup.shadow_data,
+                        max_queries_per_sample=cfg.queries, progress=cfg.progress)
         threshold, source = _calibrate(attack, result, setup, cfg)
         entry = _attack_entry(result, is_member, threshold, source, cfg)
         if "distances" in result.extras:

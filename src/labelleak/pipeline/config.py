@@ -39,6 +39,7 @@ class AuditConfig:
     init_size: int = 100
     top_t: float = 50.0  # data-free threshold: percentile of random-noise distances
     noise_samples: int = 100  # random-noise inputs attacked for the data-free threshold
+    lira_models: int = 8  # reference models of LiRA
     seed: int = 0
     out: str = "audit-out"
     cache_dir: str = ".labelleak-cache"
@@ -49,7 +50,7 @@ class AuditConfig:
         """Every invalid value, as messages naming the key."""
         found = []
         for key in ("epochs", "batch_size", "train_size", "n_boot", "max_iter", "max_eval", "init_eval", "init_size",
-                    "noise_samples"):
+                    "noise_samples", "lira_models"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 found.append(f"{key}: expected a positive integer, got {v!r}")

@@ -13,7 +13,7 @@ from labelleak.attacks.base import ShadowData
 from labelleak.data import Dataset, Split, SplitSizes, four_way_split, load_dataset
 from labelleak.models import (ModelSpec, ModelStore, TrainSettings, accuracy, build_model, init_model, model_key,
                               train_model)
-from labelleak.oracle import TorchOracle
+from labelleak.oracle import TorchOracle, TorchScoreOracle
 from labelleak.pipeline.config import AuditConfig
 
 
@@ -37,6 +37,8 @@ class AuditSetup:
     shadow: TrainedModel  # trained by the adversary on shadow-train with true labels (for calibration)
     oracle: TorchOracle
     shadow_oracle: TorchOracle
+    score_oracle: TorchScoreOracle  # the stronger threat model, for score-based baselines only
+    shadow_score_oracle: TorchScoreOracle
     members: np.ndarray  # pool indices of member candidates
     nonmembers: np.ndarray
     shadow_data: ShadowData
@@ -102,7 +104,9 @@ def prepare(cfg: AuditConfig) -> AuditSetup:
     n_eval = cfg.eval_size or cfg.train_size
     x, y = dataset.features(), dataset.y
     shadow_data = ShadowData(x[split.shadow_train], y[split.shadow_train], x[split.shadow_test], y[split.shadow_test])
-    make_oracle = lambda m: TorchOracle(m.model, input_shape=dataset.input_shape,  # noqa: E731
-                                        n_classes=dataset.n_classes)
-    return AuditSetup(dataset, split, target, shadow, make_oracle(target), make_oracle(shadow),
+    def oracle(kind: type[TorchOracle], m: TrainedModel) -> TorchOracle:
+        return kind(m.model, input_shape=dataset.input_shape, n_classes=dataset.n_classes)
+
+    return AuditSetup(dataset, split, target, shadow, oracle(TorchOracle, target), oracle(TorchOracle, shadow),
+                      oracle(TorchScoreOracle, target), oracle(TorchScoreOracle, shadow),
                       split.target_train[:n_eval], split.target_test[:n_eval], shadow_data)

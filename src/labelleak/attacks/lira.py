@@ -1,0 +1,105 @@
+"""LiRA, the likelihood-ratio attack (Carlini et al., "Membership Inference Attacks From First Principles",
+S&P 2022), online and offline.
+
+K reference models are trained on random halves of a reference pool. For a candidate (x, y) the attack compares
+the target's logit-scaled confidence phi = log p_y - log(1 - p_y) (their Eq. 4, computed stably) with the
+distribution of phi over reference models that did (IN) and did not (OUT) train on x:
+
+* online: the pool is the candidates plus the adversary's shadow data, so each candidate is IN for about half of
+  the models; score = log N(phi; mu_in, sigma_in^2) - log N(phi; mu_out, sigma_out^2);
+* offline: the pool is the shadow data only (every model is OUT); score = (phi - mu_out) / sigma_out.
+
+Means are per candidate; variances are pooled over candidates ("global variance"), which the paper recommends
+when K is small. Deviation: no query augmentations (one score query per candidate).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from labelleak.attacks._shadow import ShadowRecipe, probabilities
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.errors import InvalidInputError
+from labelleak.oracle.base import LabelOracle
+from labelleak.oracle.budget import BudgetedOracle
+from labelleak.oracle.scores import require_scores
+from labelleak.progress import progress_bar
+
+
+def logit_confidence(p: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """phi = log p_y - log(sum_{i != y} p_i), stable for p_y close to 1."""
+    p = p.double().clamp_min(1e-300)
+    py = p.gather(1, y[:, None]).squeeze(1)
+    rest = (p.sum(1) - py).clamp_min(1e-300)
+    return (torch.log(py) - torch.log(rest)).numpy()
+
+
+def _gauss_logpdf(v: np.ndarray, mu: np.ndarray, sigma: float) -> np.ndarray:
+    return -0.5 * ((v - mu) / sigma) ** 2 - np.log(sigma)
+
+
+class LiRA(Attack):
+    """Likelihood-ratio attack with ``n_reference`` reference models (``online`` or offline)."""
+
+    name = "lira"
+    threat_model = "scores"
+    needs_shadow = True
+
+    def __init__(self, *, n_reference: int = 8, online: bool = True, arch: str = "mlp", width: float = 1.0,
+                 hidden: tuple[int, ...] = (256, 256), epochs: int = 30, lr: float = 1e-3, batch_size: int = 128,
+                 seed: int = 0) -> None:
+        self.n_reference, self.online = n_reference, online
+        self.arch, self.width, self.hidden = arch, width, hidden
+        self.epochs, self.lr, self.batch_size, self.seed = epochs, lr, batch_size, seed
+
+    def _check_oracle(self, oracle: LabelOracle) -> None:
+        require_scores(oracle, self.name)
+
+    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
+             progress: bool) -> RawScores:
+        assert shadow is not None
+        if self.n_reference < 2:
+            raise InvalidInputError(f"lira: n_reference must be at least 2, got {self.n_reference}")
+        n = len(x)
+        pool_x = np.concatenate([shadow.x_train, shadow.x_test])
+        pool_y = np.concatenate([shadow.y_train, shadow.y_test])
+        if self.online:
+            pool_x, pool_y = np.concatenate([x.numpy(), pool_x]), np.concatenate([y.numpy(), pool_y])
+        rng = np.random.default_rng(self.seed)
+        recipe = ShadowRecipe(self.arch, self.width, tuple(self.hidden), self.epochs, self.lr, self.batch_size)
+        phis = np.empty((self.n_reference, n))
+        inside = np.zeros((self.n_reference, n), dtype=bool)
+        with progress_bar("LiRA reference models", self.n_reference, enabled=progress) as bar:
+            for k in range(self.n_reference):
+                half = rng.permutation(len(pool_x))[: len(pool_x) // 2]
+                model = recipe.train(pool_x[half], pool_y[half], input_shape=oracle.input_shape,
+                                     n_classes=oracle.n_classes, seed=self.seed + 1 + k)
+                phis[k] = logit_confidence(probabilities(model, x), y)
+                if self.online:
+                    inside[k, half[half < n]] = True
+                if bar is not None:
+                    bar.update(bar.task_ids[0], advance=1)
+
+        served = affordable(oracle.ledger, 1)
+        idx = torch.nonzero(served).flatten()
+        p = torch.full((n, oracle.n_classes), 1.0 / oracle.n_classes, dtype=torch.float64)
+        p[idx] = oracle.query_proba(x[idx], idx)
+        target_phi = logit_confidence(p, y)
+        scores = self._score(target_phi, phis, inside)
+        status = np.where((p.argmax(1) == y).numpy(), Status.OK, Status.MISCLASSIFIED).astype(np.int8)
+        status[~served.numpy()] = Status.BUDGET_HIT
+        return RawScores(scores=scores, status=status,
+                         extras={"n_reference": self.n_reference, "online": self.online,
+                                 "in_models_per_candidate": float(inside.sum(0).mean())})
+
+    def _score(self, phi: np.ndarray, phis: np.ndarray, inside: np.ndarray) -> np.ndarray:
+        out_count = (~inside).sum(0)
+        mu_out = np.where(out_count > 0, (phis * ~inside).sum(0) / np.maximum(out_count, 1), phis.mean(0))
+        sigma_out = max(float(np.sqrt(((phis - mu_out) ** 2 * ~inside).sum() / max((~inside).sum(), 1))), 1e-6)
+        if not self.online:
+            return (phi - mu_out) / sigma_out
+        in_count = inside.sum(0)
+        mu_in = np.where(in_count > 0, (phis * inside).sum(0) / np.maximum(in_count, 1), mu_out + sigma_out)
+        sigma_in = max(float(np.sqrt(((phis - mu_in) ** 2 * inside).sum() / max(inside.sum(), 1))), 1e-6)
+        return _gauss_logpdf(phi, mu_in, sigma_in) - _gauss_logpdf(phi, mu_out, sigma_out)

@@ -1,0 +1,45 @@
+"""Score oracles: a stronger threat model in which the target also reveals its output probabilities.
+
+Only the score-based baselines (``score-*``, ``lira``) use them. A score oracle is also a label oracle, but an
+attack that needs scores refuses a plain label oracle, and results of attacks that used scores are marked
+``threat_model = "scores"`` in every report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from labelleak.errors import BudgetExhaustedError, InvalidInputError
+from labelleak.oracle.backends import TorchOracle
+
+
+class TorchScoreOracle(TorchOracle):
+    """A PyTorch target that answers with softmax probabilities as well as labels."""
+
+    threat_model = "scores"
+
+    def __init__(self, model: nn.Module, **kwargs) -> None:
+        super().__init__(model, **kwargs)
+
+    @torch.no_grad()
+    def predict_proba(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Probabilities (N, n_classes) for ``x``; counted and validated like label queries."""
+        xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().to("cpu",
+                                                                                                  torch.float32)
+        self._validate(xt)
+        if self.max_queries is not None and self.queries + len(xt) > self.max_queries:
+            raise BudgetExhaustedError(f"oracle budget: {len(xt)} more queries would exceed "
+                                       f"max_queries={self.max_queries} ({self.queries} used)")
+        out = [torch.softmax(self.model(xt[i:i + self.batch_size].to(self.device)).double(), 1).cpu()
+               for i in range(0, len(xt), self.batch_size)]
+        self.queries += len(xt)
+        return torch.cat(out) if out else torch.empty(0, self.n_classes, dtype=torch.float64)
+
+
+def require_scores(oracle: object, attack_name: str) -> None:
+    """Raise unless ``oracle`` can return probabilities."""
+    if not hasattr(oracle, "predict_proba"):
+        raise InvalidInputError(f"{attack_name}: needs an oracle that returns scores (e.g. TorchScoreOracle); "
+                                f"got the label-only {type(oracle).__name__}")
