@@ -69,7 +69,9 @@ def run_art(model: nn.Module, x: np.ndarray, y: np.ndarray, n_classes: int, para
     start = time.perf_counter()
     prob = attack.infer(x, np.eye(n_classes)[y], probabilities=True, norm=2, verbose=False, **params)
     seconds = time.perf_counter() - start
-    return {"scores": prob[:, 1], "seconds": seconds, "queries": counter.samples}
+    p1 = np.clip(prob[:, 1], 1e-15, 1 - 1e-15)
+    distance = np.where(prob[:, 1] > 0, 1e-9 + np.log(p1 / (1 - p1)), 0.0)  # invert ART's sigmoid(d - tau)
+    return {"scores": prob[:, 1], "distance": distance, "seconds": seconds, "queries": counter.samples}
 
 
 def run_ours(oracle: TorchOracle, x: np.ndarray, y: np.ndarray, params: dict, cap: int | None) -> dict:
@@ -78,7 +80,7 @@ def run_ours(oracle: TorchOracle, x: np.ndarray, y: np.ndarray, params: dict, ca
     start = time.perf_counter()
     res = attack(oracle, x, y, max_queries_per_sample=cap)
     seconds = time.perf_counter() - start
-    return {"scores": res.scores, "seconds": seconds, "queries": oracle.queries - before}
+    return {"scores": res.scores, "distance": res.scores, "seconds": seconds, "queries": oracle.queries - before}
 
 
 def summarise(name: str, run: dict, is_member: np.ndarray, peak: float) -> dict:
@@ -91,12 +93,12 @@ def summarise(name: str, run: dict, is_member: np.ndarray, peak: float) -> dict:
 
 def target_for(args: argparse.Namespace):
     if args.dataset == "digits":
-        cfg = make_config(progress=False, cache_dir=args.cache_dir)
+        cfg = make_config(progress=False, cache_dir=args.cache_dir, arch=args.arch or "auto")
     else:
         data = args.data or next((p for p in DEFAULT_CIFAR10_PLACES if Path(p).is_file()), None)
         if data is None or not Path(data).is_file():
             sys.exit(f"cifar10 data not found (looked in {list(DEFAULT_CIFAR10_PLACES)}); pass --data PATH")
-        cfg = make_config(dataset="cifar10", data=data, arch="cnn7", width=0.25, epochs=args.epochs,
+        cfg = make_config(dataset="cifar10", data=data, arch=args.arch or "cnn7", width=0.25, epochs=args.epochs,
                           train_size=2000, progress=False, cache_dir=args.cache_dir)
     return prepare(cfg)
 
@@ -105,6 +107,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dataset", choices=["digits", "cifar10"], default="digits")
     ap.add_argument("--data", default=None)
+    ap.add_argument("--arch", default=None, help="target architecture (digits: mlp or cnn2; cifar10: cnn7)")
     ap.add_argument("--candidates", type=int, default=50, help="members and non-members each")
     ap.add_argument("--max-iter", type=int, default=50)
     ap.add_argument("--max-eval", type=int, default=10_000)
@@ -137,6 +140,8 @@ def main() -> None:
     rows.append(summarise("ART 1.20.1 LabelOnlyDecisionBoundary", art, is_member, peak))
 
     art_row, equal_row = rows[-1], rows[0]
+    both = (art["distance"] > 0) & (ours["distance"] > 0)
+    ratio = ours["distance"][both] / art["distance"][both]
     reach = [r for r in rows[:-1] if r["auc"] >= art_row["auc"] - 0.01]
     fastest = min(reach, key=lambda r: r["seconds"]) if reach else None
     report = {
@@ -145,6 +150,9 @@ def main() -> None:
         "rows": rows,
         "speedup_vs_art_equal_params": art_row["seconds"] / equal_row["seconds"],
         "auc_difference_equal_params": equal_row["auc"] - art_row["auc"],
+        "distance_ratio_ours_over_art": {"median": float(np.median(ratio)), "p10": float(np.quantile(ratio, 0.1)),
+                                         "p90": float(np.quantile(ratio, 0.9)), "n": int(both.sum())},
+        "arch": setup.target.spec.arch,
         "fastest_within_0.01_of_art_auc": fastest["method"] if fastest else None,
         "time_to_art_auc_speedup": art_row["seconds"] / fastest["seconds"] if fastest else None,
         "threads": torch.get_num_threads(),

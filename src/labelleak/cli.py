@@ -46,10 +46,18 @@ def audit(
     seed: Optional[int] = typer.Option(None, help="Seed of the split, training and attacks."),
     out: Optional[str] = typer.Option(None, help="Output folder (default audit-out)."),
     cache_dir: Optional[str] = typer.Option(None, help="Where trained models are cached."),
+    target: Optional[str] = typer.Option(None, help="URL of a remote label-only target (see `labelleak serve`)."),
+    members: Optional[str] = typer.Option(None, help="Remote audits: member candidates (.npz with x, y)."),
+    nonmembers: Optional[str] = typer.Option(None, help="Remote audits: non-member candidates (.npz with x, y)."),
+    shadow: Optional[str] = typer.Option(None, help="Remote audits: the adversary's shadow pool (.npz with x, y)."),
+    api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the remote API key."),
+    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
+    no_checkpoint: bool = typer.Option(False, "--no-checkpoint", help="Do not journal queries and results."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train (or load) a target and a shadow model, run the attacks and write results.json, scores.csv, roc.png."""
     from labelleak.pipeline import make_config, run_audit
+    from labelleak.pipeline.checkpoint import Interrupted
     from labelleak.report import print_audit_table
 
     try:
@@ -57,13 +65,50 @@ def audit(
                           train_size=train_size, eval_size=eval_size, shadow_size=shadow_size, attacks=attacks,
                           queries=queries, max_iter=max_iter, max_eval=max_eval, top_t=top_t,
                           noise_samples=noise_samples, seed=seed, out=out, cache_dir=cache_dir,
-                          progress=False if quiet else None)
+                          target=target, members=members, nonmembers=nonmembers, shadow=shadow,
+                          api_key_env=api_key_env, resume=True if resume else None,
+                          checkpoint=False if no_checkpoint else None, progress=False if quiet else None)
         results = run_audit(cfg)
     except LabelleakError as exc:
         _fail(exc)
         return
+    except Interrupted as stop:
+        _err.print(f"interrupted: progress saved in {stop.folder}; run the same command with --resume to continue")
+        raise typer.Exit(code=130) from None
     print_audit_table(results)
     Console().print(f"results written to {cfg.out}/")
+
+
+@app.command()
+def serve(
+    model: Path = typer.Option(..., help="Folder with model.safetensors and config.json (from an audit's cache)."),
+    host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
+    port: int = typer.Option(8000, help="TCP port."),
+    api_key_env: Optional[str] = typer.Option(None, help="Require the API key held in this environment variable."),
+    max_batch: int = typer.Option(4096, help="Largest batch one request may carry."),
+    rate_limit: Optional[float] = typer.Option(None, help="Requests per second per API key."),
+    fault_rate: float = typer.Option(0.0, help="Testing: fraction of predictions answered 500/429 or delayed."),
+) -> None:
+    """Serve a trained model as a label-only HTTP API (POST /predict answers labels, nothing else)."""
+    import os
+
+    import uvicorn
+
+    from labelleak.models import load_model
+    from labelleak.serve import FaultConfig, ServeLimits, create_app
+
+    try:
+        net, spec, _ = load_model(model)
+        key = os.environ.get(api_key_env) if api_key_env else None
+        if api_key_env and not key:
+            raise LabelleakError(f"environment variable {api_key_env} is not set")
+        app_ = create_app(net, input_shape=spec.input_shape, n_classes=spec.n_classes, api_key=key,
+                          limits=ServeLimits(max_batch=max_batch, rate_limit=rate_limit),
+                          faults=FaultConfig(rate=fault_rate) if fault_rate > 0 else None)
+    except LabelleakError as exc:
+        _fail(exc)
+        return
+    uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
 @app.command("attacks")

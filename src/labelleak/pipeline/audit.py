@@ -12,9 +12,12 @@ from rich.console import Console
 from labelleak import __version__
 from labelleak.attacks import Attack, AttackResult, Status, create_attack
 from labelleak.attacks.registry import attack_names
-from labelleak.errors import UnknownNameError
+from labelleak.errors import InvalidInputError, UnknownNameError
 from labelleak.metrics import (auc, summarize, threshold_best_balanced_accuracy, threshold_from_percentile,
                                threshold_sweep, tpr_at_fpr)
+from labelleak.oracle import LabelOracle
+from labelleak.oracle.cache import CachedOracle
+from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
 from labelleak.pipeline.config import AuditConfig, make_config
 from labelleak.pipeline.setup import AuditSetup, prepare
 from labelleak.report import plot_roc, plot_series, print_audit_table, write_json, write_scores_csv
@@ -23,7 +26,7 @@ from labelleak.report.files import write_distances_csv
 
 def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, Any]:
     """Constructor arguments the audit passes to the attack registered as ``name``."""
-    recipe = {"arch": setup.target.spec.arch, "width": cfg.width, "epochs": cfg.epochs}
+    recipe = {"arch": setup.arch, "width": cfg.width, "epochs": cfg.epochs}
     if name.startswith("transfer") or name in ("score-nn", "oslo"):
         return {**recipe, "seed": cfg.seed}
     if name.startswith("lira"):
@@ -54,15 +57,15 @@ def _budget_row(queries: int, is_member: np.ndarray, scores: np.ndarray) -> dict
             "tpr_at_0.01": tpr_at_fpr(is_member, scores, 0.01)}
 
 
-def data_free_threshold(attack: Attack, result: AttackResult, is_member: np.ndarray, setup: AuditSetup,
+def data_free_threshold(attack: Attack, result: AttackResult, is_member: np.ndarray, oracle: LabelOracle,
                         cfg: AuditConfig) -> dict[str, Any]:
     """Li & Zhang's data-free threshold: attack uniform-noise inputs (non-members by construction), labelled by
     the target, and use the ``top_t``-th percentile of their scores; a sweep over t is reported as well."""
     rng = np.random.default_rng(cfg.seed + 7919)
-    lo, hi = setup.oracle.bounds
-    noise = rng.uniform(lo, hi, size=(cfg.noise_samples, *setup.oracle.input_shape)).astype(np.float32)
-    labels = setup.oracle.predict_labels(noise)
-    noise_result = attack(setup.oracle, noise, labels, max_queries_per_sample=cfg.queries)
+    lo, hi = oracle.bounds
+    noise = rng.uniform(lo, hi, size=(cfg.noise_samples, *oracle.input_shape)).astype(np.float32)
+    labels = oracle.predict_labels(noise)
+    noise_result = attack(oracle, noise, labels, max_queries_per_sample=cfg.queries)
     reference = noise_result.scores
     threshold = threshold_from_percentile(reference, cfg.top_t)
     sweep = threshold_sweep(is_member, result.scores, reference)
@@ -83,7 +86,7 @@ def _calibrate(attack: Attack, result: AttackResult, setup: AuditSetup, cfg: Aud
         m_s, n_s = np.asarray(cal["member_scores"]), np.asarray(cal["nonmember_scores"])
         source = "shadow-model-calibration"
     else:
-        n = len(setup.members)
+        n = int(setup.is_member.sum())
         sd = setup.shadow_data
         x = np.concatenate([sd.x_train[:n], sd.x_test[:n]])
         y = np.concatenate([sd.y_train[:n], sd.y_test[:n]])
@@ -95,10 +98,14 @@ def _calibrate(attack: Attack, result: AttackResult, setup: AuditSetup, cfg: Aud
     return threshold_best_balanced_accuracy(is_member, np.concatenate([m_s, n_s])), source
 
 
-def _oracle_for(attack: Attack, setup: AuditSetup, *, shadow: bool = False):
+def _oracle_for(attack: Attack, setup: AuditSetup, *, shadow: bool = False) -> LabelOracle:
     """Label-only attacks get the label oracle; score-based baselines the (stronger) score oracle."""
     if attack.threat_model == "scores":
-        return setup.shadow_score_oracle if shadow else setup.score_oracle
+        oracle = setup.shadow_score_oracle if shadow else setup.score_oracle
+        if oracle is None:
+            raise InvalidInputError(f"{attack.name}: needs the target's scores, which a remote label-only target "
+                                    "does not give")
+        return oracle
     return setup.shadow_oracle if shadow else setup.oracle
 
 
@@ -133,8 +140,28 @@ def _attack_entry(result: AttackResult, is_member: np.ndarray, threshold: float,
     return entry
 
 
+def _run_one(name: str, cfg: AuditConfig, setup: AuditSetup, oracle: LabelOracle
+             ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Run one attack on the candidates, choose its threshold, and return its entry and raw arrays."""
+    attack = create_attack(name, **attack_params(name, cfg, setup))
+    target = oracle if attack.threat_model != "scores" else _oracle_for(attack, setup)
+    result = attack(target, setup.x, setup.y, shadow=setup.shadow_data, max_queries_per_sample=cfg.queries,
+                    progress=cfg.progress)
+    threshold, source = _calibrate(attack, result, setup, cfg)
+    entry = _attack_entry(result, setup.is_member, threshold, source, cfg)
+    arrays = {"scores": result.scores, "queries": result.queries, "status": result.status}
+    if "distances" in result.extras:
+        entry["data_free"] = data_free_threshold(attack, result, setup.is_member, oracle, cfg)
+        arrays.update({f"distance_{k}": v for k, v in result.extras["distances"].items()})
+    return entry, arrays
+
+
 def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, Any]:
-    """Run the whole audit for ``cfg`` and write ``results.json``, ``scores.csv`` and ``roc.png`` to ``cfg.out``."""
+    """Run the whole audit for ``cfg`` and write ``results.json``, ``scores.csv`` and ``roc.png`` to ``cfg.out``.
+
+    With ``cfg.checkpoint`` (the default) finished attacks and the target's answers are saved under
+    ``OUT/checkpoint`` as the run goes; ``cfg.resume`` continues an interrupted run from there.
+    """
     cfg.validate()
     unknown = [a for a in cfg.attacks if a not in attack_names()]
     if unknown:
@@ -142,51 +169,59 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
     console = console or Console(stderr=True, quiet=not cfg.progress)
     started = time.perf_counter()
     setup = prepare(cfg)
-    idx, x, y, is_member = setup.candidates()
-    results: dict[str, Any] = {
-        "labelleak_version": __version__,
-        "dataset": {"name": setup.dataset.name, "source": setup.dataset.source, "n_pool": len(setup.dataset),
-                    "n_classes": setup.dataset.n_classes, "input_shape": list(setup.dataset.input_shape)},
-        "config": cfg.to_dict(),
-        "split": setup.split.sizes(),
-        "target": {"arch": setup.target.spec.arch, "train_accuracy": setup.target.train_accuracy,
-                   "test_accuracy": setup.target.test_accuracy, "model_dir": str(setup.target.path),
-                   "loaded_from_cache": setup.target.cached},
-        "shadow": {"train_accuracy": setup.shadow.train_accuracy, "test_accuracy": setup.shadow.test_accuracy},
-        "attacks": {},
-    }
-    rows: list[dict[str, Any]] = []
-    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
-    distance_rows: dict[str, dict[str, np.ndarray]] = {}
-    for name in cfg.attacks:
-        attack = create_attack(name, **attack_params(name, cfg, setup))
-        console.print(f"running {name} on {len(x)} candidates")
-        result = attack(_oracle_for(attack, setup), x, y, shadow=setup.shadow_data,
-                        max_queries_per_sample=cfg.queries, progress=cfg.progress)
-        threshold, source = _calibrate(attack, result, setup, cfg)
-        entry = _attack_entry(result, is_member, threshold, source, cfg)
-        if "distances" in result.extras:
-            entry["data_free"] = data_free_threshold(attack, result, is_member, setup, cfg)
-            distance_rows[name] = result.extras["distances"]
-        results["attacks"][name] = entry
-        curves[name] = (is_member, result.scores)
-        rows += [{"attack": name, "sample_index": i, "is_member": m, "score": s, "queries": q,
-                  "status": Status(st).name.lower()}
-                 for i, m, s, q, st in zip(idx, is_member, result.scores, result.queries, result.status)]
+    ckpt = Checkpoint(cfg.out, cfg.to_dict(), resume=cfg.resume) if cfg.checkpoint else None
+    oracle: LabelOracle = CachedOracle(setup.oracle, ckpt.journal) if ckpt else setup.oracle
+    results: dict[str, Any] = {"labelleak_version": __version__, "dataset": setup.dataset, "config": cfg.to_dict(),
+                               "split": setup.split, "target": setup.target, "shadow": setup.shadow, "attacks": {}}
+    finished: dict[str, dict[str, np.ndarray]] = {}
+    try:
+        for name in cfg.attacks:
+            saved = ckpt.load(name) if ckpt else None
+            if saved is None:
+                console.print(f"running {name} on {len(setup.x)} candidates")
+                saved = _run_one(name, cfg, setup, oracle)
+                if ckpt:
+                    ckpt.save(name, *saved)
+            else:
+                console.print(f"{name}: loaded from the checkpoint")
+            results["attacks"][name], finished[name] = saved
+    except KeyboardInterrupt:
+        if ckpt:
+            raise Interrupted(ckpt.folder) from None
+        raise
+    finally:
+        if isinstance(oracle, CachedOracle):
+            oracle.close()
+        for close in setup.closers:
+            close()
     results["seconds_total"] = time.perf_counter() - started
+    _write_outputs(cfg, setup, results, finished)
+    if ckpt:
+        ckpt.journal.unlink(missing_ok=True)  # finished: every attack's results are stored
+    return results
+
+
+def _write_outputs(cfg: AuditConfig, setup: AuditSetup, results: dict[str, Any],
+                   finished: dict[str, dict[str, np.ndarray]]) -> None:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
+    rows = [{"attack": name, "sample_index": i, "is_member": m, "score": s, "queries": q,
+             "status": Status(int(st)).name.lower()}
+            for name, a in finished.items()
+            for i, m, s, q, st in zip(setup.sample_index, setup.is_member, a["scores"], a["queries"], a["status"])]
     write_scores_csv(out / "scores.csv", rows)
-    if distance_rows:
-        write_distances_csv(out / "distances.csv", idx, is_member, distance_rows)
+    distances = {name: {k[len("distance_"):]: v for k, v in a.items() if k.startswith("distance_")}
+                 for name, a in finished.items() if "distance_l2" in a}
+    if distances:
+        write_distances_csv(out / "distances.csv", setup.sample_index, setup.is_member, distances)
+    curves = {name: (setup.is_member, a["scores"]) for name, a in finished.items()}
+    plot_roc(curves, out / "roc.png", title=f"{setup.dataset['name']}: label-only membership inference")
     series = {n: ([r["queries"] for r in e["by_queries"]], [r["auc"] for r in e["by_queries"]])
               for n, e in results["attacks"].items() if e.get("by_queries")}
     if series:
         plot_series(series, out / "queries.png", xlabel="queries per candidate", ylabel="ROC AUC",
                     title="membership AUC against query budget")
-    plot_roc(curves, out / "roc.png", title=f"{setup.dataset.name}: label-only membership inference")
     write_json(out / "results.json", results)
-    return results
 
 
 def audit(config_file: str | Path | None = None, *, print_table: bool = False, **options: Any) -> dict[str, Any]:

@@ -40,6 +40,13 @@ class AuditConfig:
     top_t: float = 50.0  # data-free threshold: percentile of random-noise distances
     noise_samples: int = 100  # random-noise inputs attacked for the data-free threshold
     lira_models: int = 8  # reference models of LiRA
+    target: str | None = None  # URL of a remote label-only target (instead of training one)
+    members: str | None = None  # remote audits: .npz files with keys x, y
+    nonmembers: str | None = None
+    shadow: str | None = None
+    api_key_env: str | None = None  # name of the environment variable holding the remote API key
+    checkpoint: bool = True  # journal target answers and finished attacks under OUT/checkpoint
+    resume: bool = False
     seed: int = 0
     out: str = "audit-out"
     cache_dir: str = ".labelleak-cache"
@@ -66,6 +73,8 @@ class AuditConfig:
             found.append(f"top_t: expected a percentile between 0 and 100, got {self.top_t!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             found.append(f"seed: expected an integer, got {self.seed!r}")
+        if self.target is not None and not str(self.target).startswith(("http://", "https://")):
+            found.append(f"target: expected an http(s) URL, got {self.target!r}")
         if not self.attacks or not all(isinstance(a, str) and a for a in self.attacks):
             found.append(f"attacks: expected a non-empty list of names, got {self.attacks!r}")
         if self.eval_size is not None and isinstance(self.eval_size, int) and isinstance(self.train_size, int) \

@@ -1,19 +1,23 @@
-"""Audit setup: dataset -> four-way split -> target and shadow models (trained once, then loaded from cache)."""
+"""Audit setup: everything the attacks need, for a local target (dataset -> split -> trained models) or a
+remote one (candidate files + an HTTP oracle). Both end as the same :class:`AuditSetup`."""
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+import os
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from torch import nn
 
 from labelleak.attacks.base import ShadowData
-from labelleak.data import Dataset, Split, SplitSizes, four_way_split, load_dataset
+from labelleak.data import Dataset, SplitSizes, four_way_split, load_dataset
+from labelleak.errors import DataFileError, InvalidInputError
 from labelleak.models import (ModelSpec, ModelStore, TrainSettings, accuracy, build_model, init_model, model_key,
                               train_model)
-from labelleak.oracle import TorchOracle, TorchScoreOracle
+from labelleak.oracle import LabelOracle, TorchOracle, TorchScoreOracle
 from labelleak.pipeline.config import AuditConfig
 
 
@@ -29,84 +33,146 @@ class TrainedModel:
 
 @dataclass
 class AuditSetup:
-    """Everything the attacks need, built from a config."""
+    """The target seen through oracles, the candidates, and the adversary's own data and shadow model."""
 
-    dataset: Dataset
-    split: Split
-    target: TrainedModel
-    shadow: TrainedModel  # trained by the adversary on shadow-train with true labels (for calibration)
-    oracle: TorchOracle
-    shadow_oracle: TorchOracle
-    score_oracle: TorchScoreOracle  # the stronger threat model, for score-based baselines only
-    shadow_score_oracle: TorchScoreOracle
-    members: np.ndarray  # pool indices of member candidates
-    nonmembers: np.ndarray
+    dataset: dict[str, Any]
+    split: dict[str, int]
+    target: dict[str, Any]
+    shadow: dict[str, Any]
+    arch: str  # architecture the adversary uses for its own models (the target's, when known)
+    oracle: LabelOracle
+    shadow_oracle: LabelOracle  # the adversary's shadow model, trained on shadow-train with true labels
+    sample_index: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    is_member: np.ndarray
     shadow_data: ShadowData
-
-    def candidates(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """(pool indices, x, y, is_member) of the evaluation candidates, members first."""
-        idx = np.concatenate([self.members, self.nonmembers])
-        x = self.dataset.features()[idx]
-        is_member = np.r_[np.ones(len(self.members), bool), np.zeros(len(self.nonmembers), bool)]
-        return idx, x, self.dataset.y[idx], is_member
+    score_oracle: LabelOracle | None = None  # the stronger threat model (score-based baselines only)
+    shadow_score_oracle: LabelOracle | None = None
+    closers: list = field(default_factory=list)
 
 
-def resolve_arch(cfg: AuditConfig, dataset: Dataset) -> str:
+def auto_arch(cfg: AuditConfig, input_shape: tuple[int, ...]) -> str:
     """``auto`` means mlp for tabular data and small images, cnn7 for images of 16x16 and more."""
     if cfg.arch != "auto":
         return cfg.arch
-    return "cnn7" if dataset.kind == "image" and min(dataset.x.shape[1:3]) >= 16 else "mlp"
-
-
-def split_sizes(cfg: AuditConfig) -> SplitSizes:
-    shadow = cfg.shadow_size or cfg.train_size
-    return SplitSizes(cfg.train_size, cfg.train_size, shadow, shadow)
+    return "cnn7" if len(input_shape) == 3 and min(input_shape[1:]) >= 16 else "mlp"
 
 
 def _indices_hash(idx: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def train_or_load(store: ModelStore, dataset: Dataset, spec: ModelSpec, settings: TrainSettings,
-                  train_idx: np.ndarray, test_idx: np.ndarray, *, role: str, progress: bool) -> TrainedModel:
+def train_or_load(store: ModelStore, x: np.ndarray, y: np.ndarray, fingerprint: str, spec: ModelSpec,
+                  settings: TrainSettings, train_idx: np.ndarray, test_idx: np.ndarray, *, role: str,
+                  progress: bool) -> TrainedModel:
     """Load the model trained on ``train_idx`` with these settings from ``store``, or train and save it."""
-    key = model_key(dataset=dataset.fingerprint(), train=_indices_hash(train_idx), spec=spec.to_dict(),
+    key = model_key(dataset=fingerprint, train=_indices_hash(train_idx), spec=spec.to_dict(),
                     settings=settings.to_dict())
-    x, y = dataset.features(), dataset.y
     hit = store.get(key)
     if hit is not None:
         model, cached = hit[0], True
     else:
         model = init_model(lambda: build_model(spec), settings.seed)
-        model = train_model(model, x[train_idx], y[train_idx], settings, n_classes=dataset.n_classes,
+        model = train_model(model, x[train_idx], y[train_idx], settings, n_classes=spec.n_classes,
                             description=f"training {role} ({spec.arch})", progress=progress)
         cached = False
     trained = TrainedModel(model, spec, accuracy(model, x[train_idx], y[train_idx]),
                            accuracy(model, x[test_idx], y[test_idx]), store.path(key), cached)
     if not cached:
-        store.put(key, model, spec, {"role": role, "dataset": dataset.name, "train_accuracy": trained.train_accuracy,
+        store.put(key, model, spec, {"role": role, "train_accuracy": trained.train_accuracy,
                                      "test_accuracy": trained.test_accuracy, "settings": settings.to_dict()})
     return trained
 
 
-def prepare(cfg: AuditConfig) -> AuditSetup:
-    """Load data, split it, and get the target and the adversary's shadow model."""
-    dataset = load_dataset(cfg.dataset, cfg.data)
-    split = four_way_split(len(dataset), split_sizes(cfg), seed=cfg.seed)
-    spec = ModelSpec(resolve_arch(cfg, dataset), dataset.input_shape, dataset.n_classes, cfg.width)
+def _settings(cfg: AuditConfig) -> TrainSettings:
+    return TrainSettings(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
+
+
+def prepare_local(cfg: AuditConfig) -> AuditSetup:
+    """Load data, split it four ways, and train (or load) the target and the adversary's shadow model."""
+    dataset: Dataset = load_dataset(cfg.dataset, cfg.data)
+    shadow_size = cfg.shadow_size or cfg.train_size
+    split = four_way_split(len(dataset), SplitSizes(cfg.train_size, cfg.train_size, shadow_size, shadow_size),
+                           seed=cfg.seed)
+    spec = ModelSpec(auto_arch(cfg, dataset.input_shape), dataset.input_shape, dataset.n_classes, cfg.width)
     build_model(spec)  # fail early on an architecture that cannot take this input
-    settings = TrainSettings(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
-    store = ModelStore(cfg.cache_dir)
-    target = train_or_load(store, dataset, spec, settings, split.target_train, split.target_test, role="target",
-                           progress=cfg.progress)
-    shadow = train_or_load(store, dataset, spec, settings, split.shadow_train, split.shadow_test, role="shadow",
-                           progress=cfg.progress)
+    store, x, y = ModelStore(cfg.cache_dir), dataset.features(), dataset.y
+    train = lambda tr, te, role: train_or_load(store, x, y, dataset.fingerprint(), spec, _settings(cfg),  # noqa: E731
+                                               tr, te, role=role, progress=cfg.progress)
+    target = train(split.target_train, split.target_test, "target")
+    shadow = train(split.shadow_train, split.shadow_test, "shadow")
     n_eval = cfg.eval_size or cfg.train_size
-    x, y = dataset.features(), dataset.y
-    shadow_data = ShadowData(x[split.shadow_train], y[split.shadow_train], x[split.shadow_test], y[split.shadow_test])
+    idx = np.concatenate([split.target_train[:n_eval], split.target_test[:n_eval]])
+
     def oracle(kind: type[TorchOracle], m: TrainedModel) -> TorchOracle:
         return kind(m.model, input_shape=dataset.input_shape, n_classes=dataset.n_classes)
 
-    return AuditSetup(dataset, split, target, shadow, oracle(TorchOracle, target), oracle(TorchOracle, shadow),
-                      oracle(TorchScoreOracle, target), oracle(TorchScoreOracle, shadow),
-                      split.target_train[:n_eval], split.target_test[:n_eval], shadow_data)
+    return AuditSetup(
+        dataset={"name": dataset.name, "source": dataset.source, "n_pool": len(dataset),
+                 "n_classes": dataset.n_classes, "input_shape": list(dataset.input_shape)},
+        split=split.sizes(),
+        target={"arch": spec.arch, "train_accuracy": target.train_accuracy, "test_accuracy": target.test_accuracy,
+                "model_dir": str(target.path), "loaded_from_cache": target.cached},
+        shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
+        arch=spec.arch, oracle=oracle(TorchOracle, target), shadow_oracle=oracle(TorchOracle, shadow),
+        sample_index=idx, x=x[idx], y=y[idx], is_member=np.r_[np.ones(n_eval, bool), np.zeros(n_eval, bool)],
+        shadow_data=ShadowData(x[split.shadow_train], y[split.shadow_train], x[split.shadow_test],
+                               y[split.shadow_test]),
+        score_oracle=oracle(TorchScoreOracle, target), shadow_score_oracle=oracle(TorchScoreOracle, shadow))
+
+
+def _load_xy(path: str | None, what: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Samples and labels from an ``.npz`` (keys ``x``, ``y``), checked against the target's input shape."""
+    if not path:
+        raise InvalidInputError(f"a remote audit needs --{what} FILE (an .npz with keys x and y)")
+    p = Path(path)
+    if not p.is_file():
+        raise DataFileError(f"{what} file not found: {p}")
+    try:
+        with np.load(p, allow_pickle=False) as z:
+            x, y = np.asarray(z["x"]), np.asarray(z["y"])
+    except KeyError:
+        raise DataFileError(f"{p}: expected keys x and y") from None
+    except Exception as exc:
+        raise DataFileError(f"corrupt or unreadable {what} file {p}: {exc}") from None
+    if tuple(x.shape[1:]) != shape:
+        raise DataFileError(f"{p}: samples must have shape (N, {', '.join(map(str, shape))}), got {x.shape}")
+    if len(x) != len(y) or y.dtype.kind not in "iu":
+        raise DataFileError(f"{p}: need one integer label per sample")
+    return x.astype(np.float32), y.astype(np.int64)
+
+
+def prepare_remote(cfg: AuditConfig) -> AuditSetup:
+    """A target behind ``cfg.target`` (URL): candidates and the shadow pool come from files."""
+    from labelleak.oracle.http import HttpOracle
+
+    api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+    oracle = HttpOracle(cfg.target, api_key=api_key)
+    shape = oracle.input_shape
+    xm, ym = _load_xy(cfg.members, "members", shape)
+    xn, yn = _load_xy(cfg.nonmembers, "nonmembers", shape)
+    xs, ys = _load_xy(cfg.shadow, "shadow", shape)
+    order = np.random.default_rng(cfg.seed).permutation(len(xs))
+    half = len(xs) // 2
+    tr, te = order[:half], order[half:]
+    spec = ModelSpec(auto_arch(cfg, shape), shape, oracle.n_classes, cfg.width)
+    build_model(spec)
+    fingerprint = hashlib.sha256(xs.tobytes() + ys.tobytes()).hexdigest()[:16]
+    shadow = train_or_load(ModelStore(cfg.cache_dir), xs, ys, fingerprint, spec, _settings(cfg), tr, te,
+                           role="shadow", progress=cfg.progress)
+    x, y = np.concatenate([xm, xn]), np.concatenate([ym, yn])
+    return AuditSetup(
+        dataset={"name": "remote", "source": cfg.target, "n_pool": len(x) + len(xs),
+                 "n_classes": oracle.n_classes, "input_shape": list(shape)},
+        split={"members": len(xm), "nonmembers": len(xn), "shadow_train": len(tr), "shadow_test": len(te)},
+        target={"url": cfg.target, "train_accuracy": None, "test_accuracy": None},
+        shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
+        arch=spec.arch, oracle=oracle,
+        shadow_oracle=TorchOracle(shadow.model, input_shape=shape, n_classes=oracle.n_classes, bounds=oracle.bounds),
+        sample_index=np.arange(len(x)), x=x, y=y, is_member=np.r_[np.ones(len(xm), bool), np.zeros(len(xn), bool)],
+        shadow_data=ShadowData(xs[tr], ys[tr], xs[te], ys[te]), closers=[oracle.close])
+
+
+def prepare(cfg: AuditConfig) -> AuditSetup:
+    return prepare_remote(cfg) if cfg.target else prepare_local(cfg)

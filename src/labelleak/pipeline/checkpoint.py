@@ -1,0 +1,71 @@
+"""Checkpoints of an audit: finished attacks are stored as they complete, and the target's answers are
+journaled (see :class:`labelleak.oracle.cache.CachedOracle`), so ``--resume`` skips finished attacks and
+replays the interrupted one from the journal: same scores, same query counts, no query paid twice."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelleak.errors import InvalidInputError
+from labelleak.report.files import _plain
+
+_VOLATILE = {"progress", "resume", "out"}  # keys that may change between a run and its resumption
+
+
+class Interrupted(KeyboardInterrupt):
+    """The audit was interrupted; its progress is saved in ``folder``."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__(str(folder))
+        self.folder = folder
+
+
+class Checkpoint:
+    """The folder ``OUT/checkpoint``: ``config.json``, ``journal.sqlite`` and ``done/<attack>.{json,npz}``."""
+
+    def __init__(self, out: str | Path, config: dict[str, Any], *, resume: bool) -> None:
+        self.folder = Path(out) / "checkpoint"
+        fingerprint = hashlib.sha256(json.dumps({k: v for k, v in config.items() if k not in _VOLATILE},
+                                                sort_keys=True, default=str).encode()).hexdigest()
+        meta = self.folder / "config.json"
+        if resume and meta.is_file():
+            saved = json.loads(meta.read_text()).get("fingerprint")
+            if saved != fingerprint:
+                raise InvalidInputError(f"--resume: the options differ from those of the run saved in "
+                                        f"{self.folder}; rerun with the same options, or without --resume")
+        elif self.folder.exists():
+            shutil.rmtree(self.folder)
+        (self.folder / "done").mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps({"fingerprint": fingerprint, "config": _plain(config)}, indent=2))
+
+    @property
+    def journal(self) -> Path:
+        return self.folder / "journal.sqlite"
+
+    def _paths(self, name: str) -> tuple[Path, Path]:
+        return self.folder / "done" / f"{name}.json", self.folder / "done" / f"{name}.npz"
+
+    def load(self, name: str) -> tuple[dict[str, Any], dict[str, np.ndarray]] | None:
+        """A finished attack's results entry and arrays, or ``None``."""
+        entry, arrays = self._paths(name)
+        if not (entry.is_file() and arrays.is_file()):
+            return None
+        with np.load(arrays, allow_pickle=False) as z:
+            return json.loads(entry.read_text()), {k: z[k] for k in z.files}
+
+    def save(self, name: str, entry: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
+        """Store a finished attack atomically (arrays first, the entry last marks it complete)."""
+        entry_path, arrays_path = self._paths(name)
+        tmp = arrays_path.with_name(arrays_path.name + ".tmp.npz")
+        np.savez(tmp, **arrays)
+        os.replace(tmp, arrays_path)
+        tmp_entry = entry_path.with_suffix(".tmp")
+        tmp_entry.write_text(json.dumps(_plain(entry)))
+        os.replace(tmp_entry, entry_path)

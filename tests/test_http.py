@@ -1,0 +1,293 @@
+"""The label-only HTTP API, the HTTP oracle, faults, the query journal, and kill-and-resume. Loopback only."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+import uvicorn
+from fastapi.testclient import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from labelleak.attacks import create_attack
+from labelleak.errors import InvalidInputError
+from labelleak.oracle import TorchOracle
+from labelleak.oracle.cache import CachedOracle, row_hashes
+from labelleak.oracle.http import HttpOracle, RemoteOracleError, encode_npy
+from labelleak.serve import FaultConfig, ServeLimits, create_app
+
+SHAPE = (1, 8, 8)
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
+                               torch.nn.Linear(32, 4)).eval()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """uvicorn in a background thread on a random free loopback port."""
+
+    def __init__(self, app) -> None:
+        self.port = _free_port()
+        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> "Server":
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            assert time.monotonic() < deadline, "server did not start"
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+class FlakyTransport(httpx.BaseTransport):
+    """A test double that drops a fraction of connections before the request reaches the server."""
+
+    def __init__(self, rate: float, seed: int = 0) -> None:
+        self.inner = httpx.HTTPTransport()
+        self.rng = np.random.default_rng(seed)
+        self.rate, self.dropped = rate, 0
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self.rng.random() < self.rate:
+            self.dropped += 1
+            raise httpx.ConnectError("injected connection drop", request=request)
+        return self.inner.handle_request(request)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return _model()
+
+
+@pytest.fixture(scope="module")
+def server(model):
+    with Server(create_app(model, input_shape=SHAPE, n_classes=4)) as s:
+        yield s
+
+
+def _x(n, seed=0):
+    return np.random.default_rng(seed).uniform(0, 1, (n, *SHAPE)).astype(np.float32)
+
+
+def test_http_oracle_matches_in_process_and_counts_samples(server, model):
+    oracle = HttpOracle(server.url, batch_size=64)
+    assert oracle.input_shape == SHAPE and oracle.n_classes == 4 and oracle.bounds == (0.0, 1.0)
+    x = _x(150)
+    local = TorchOracle(model, input_shape=SHAPE, n_classes=4).predict_labels(x)
+    np.testing.assert_array_equal(oracle.predict_labels(x), local)
+    assert oracle.queries == 150
+    with pytest.raises(InvalidInputError, match="values must lie in"):
+        oracle.predict_labels(x + 2)  # refused on the client, never sent
+
+
+def test_api_key_rate_limit_and_stats(model):
+    app = create_app(model, input_shape=SHAPE, n_classes=4, api_key="s3cret",
+                     limits=ServeLimits(rate_limit=5.0))
+    with Server(app) as s:
+        with pytest.raises(InvalidInputError, match="401 missing or wrong API key"):
+            HttpOracle(s.url, api_key="wrong").predict_labels(_x(1))
+        oracle = HttpOracle(s.url, api_key="s3cret", batch_size=1)
+        labels = oracle.predict_labels(_x(12))  # 12 requests at 5/s: some get 429 and are retried
+        assert len(labels) == 12 and oracle.retried > 0
+        stats = httpx.get(f"{s.url}/stats", headers={"X-API-Key": "s3cret"}).json()
+        assert stats["samples_served"]["s3cret"] == 12
+
+
+def test_faults_do_not_change_scores(model):
+    x = _x(20, seed=1)
+    local = TorchOracle(model, input_shape=SHAPE, n_classes=4)
+    y = local.predict_labels(x)
+    attack = create_attack("boundary-hsja", max_iter=5, max_eval=200, init_eval=20, seed=2)
+    clean = attack(local, x, y)
+    app = create_app(model, input_shape=SHAPE, n_classes=4, faults=FaultConfig(rate=0.2, delay=0.01, seed=3))
+    with Server(app) as s:
+        flaky = FlakyTransport(rate=0.2, seed=4)
+        remote = HttpOracle(s.url, transport=flaky, backoff=0.001, retries=30)
+        faulty = attack(remote, x, y)
+    assert flaky.dropped > 0 and remote.retried > flaky.dropped  # server faults were retried too
+    np.testing.assert_array_equal(faulty.scores, clean.scores)
+    np.testing.assert_array_equal(faulty.queries, clean.queries)
+
+
+def test_gives_up_cleanly_when_the_server_is_gone():
+    with pytest.raises(RemoteOracleError, match="gave up after 3 attempts"):
+        HttpOracle(f"http://127.0.0.1:{_free_port()}", retries=2, backoff=0.001)
+
+
+def test_cached_oracle_answers_repeats_from_disk(tmp_path, model):
+    inner = TorchOracle(model, input_shape=SHAPE, n_classes=4)
+    cached = CachedOracle(inner, tmp_path / "j.sqlite")
+    x = _x(50)
+    first = cached.predict_labels(x)
+    again = cached.predict_labels(np.concatenate([x[::-1], _x(5, seed=9)]))
+    assert inner.queries == 55 and cached.queries == 105 and cached.hits == 50
+    np.testing.assert_array_equal(again[:50], first[::-1])
+    cached.close()
+    reopened = CachedOracle(TorchOracle(model, input_shape=SHAPE, n_classes=4), tmp_path / "j.sqlite")
+    assert len(reopened) == 55
+    np.testing.assert_array_equal(reopened.predict_labels(x), first)
+    assert reopened.inner.queries == 0
+    assert len(set(row_hashes(torch.from_numpy(_x(2000))).tolist())) == 2000
+
+
+# ---- fuzzing the server: every bad request gets a 4xx with a message, and no scores ever leave -------------
+
+@pytest.fixture(scope="module")
+def client(model):
+    app = create_app(model, input_shape=SHAPE, n_classes=4, limits=ServeLimits(max_batch=64, max_body_bytes=1 << 16))
+    return TestClient(app)
+
+
+FUZZ_COUNTER = {"requests": 0, "4xx": 0, "200": 0}
+json_values = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=5),
+                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner,
+                                                                                       max_size=3), max_leaves=20)
+
+
+def _check_answer(response) -> None:
+    FUZZ_COUNTER["requests"] += 1
+    body = response.json()
+    assert response.status_code < 500, body
+    if response.status_code == 200:
+        FUZZ_COUNTER["200"] += 1
+        assert set(body) == {"labels"} and all(isinstance(v, int) for v in body["labels"])
+    else:
+        FUZZ_COUNTER["4xx"] += 1
+        assert set(body) == {"detail"} and isinstance(body["detail"], str) and body["detail"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(payload=json_values)
+def test_fuzz_json_bodies(client, payload):
+    for body in ({"inputs": payload}, payload):  # NaN and Infinity are sent as JavaScript literals
+        _check_answer(client.post("/predict", content=json.dumps(body), headers={"Content-Type": "application/json"}))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(raw=st.binary(max_size=300), kind=st.sampled_from(["application/x-npy", "application/json", "text/plain",
+                                                         "application/octet-stream"]))
+def test_fuzz_raw_bodies(client, raw, kind):
+    _check_answer(client.post("/predict", content=raw, headers={"Content-Type": kind}))
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=st.lists(st.integers(0, 70), min_size=1, max_size=5),
+       fill=st.sampled_from([0.5, np.nan, np.inf, -1.0, 3.0]),
+       dtype=st.sampled_from(["float32", "float64", "int64", "bool", "complex64", "U2"]))
+def test_fuzz_npy_arrays(client, shape, fill, dtype):
+    try:
+        arr = np.full(shape, fill).astype(dtype)
+    except (ValueError, OverflowError):
+        arr = np.zeros(shape, dtype=dtype)
+    buf = __import__("io").BytesIO()
+    np.save(buf, arr, allow_pickle=False)
+    _check_answer(client.post("/predict", content=buf.getvalue(), headers={"Content-Type": "application/x-npy"}))
+
+
+def test_fuzz_summary_and_server_still_serves(client):
+    huge = client.post("/predict", content=encode_npy(_x(65)), headers={"Content-Type": "application/x-npy"})
+    assert huge.status_code == 413
+    big = client.post("/predict", content=b"0" * (1 << 17), headers={"Content-Type": "application/x-npy"})
+    assert big.status_code == 413
+    ok = client.post("/predict", content=encode_npy(_x(3)), headers={"Content-Type": "application/x-npy"})
+    assert ok.status_code == 200 and len(ok.json()["labels"]) == 3
+    assert FUZZ_COUNTER["requests"] >= 200 and FUZZ_COUNTER["4xx"] > 0
+    print(f"fuzzed requests: {FUZZ_COUNTER}")
+
+
+# ---- audits over HTTP, and kill-and-resume ----------------------------------------------------------------
+
+def _labelleak(*args, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "labelleak.cli", *args], capture_output=True, text=True, **kw)
+
+
+def test_remote_audit_from_files(tmp_path, server, model):
+    rng = np.random.default_rng(0)
+    for name, n in (("members", 30), ("nonmembers", 30), ("shadow", 80)):
+        x = rng.uniform(0, 1, (n, *SHAPE)).astype(np.float32)
+        y = TorchOracle(model, input_shape=SHAPE, n_classes=4).predict_labels(x)
+        np.savez(tmp_path / f"{name}.npz", x=x, y=y)
+    args = ["audit", "--target", server.url, "--members", str(tmp_path / "members.npz"), "--nonmembers",
+            str(tmp_path / "nonmembers.npz"), "--shadow", str(tmp_path / "shadow.npz"), "--attacks",
+            "gap,transfer,boundary-hsja", "--epochs", "3", "--queries", "200", "--noise-samples", "10",
+            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    proc = _labelleak(*args)
+    assert proc.returncode == 0, proc.stderr
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["target"]["url"] == server.url and res["attacks"]["gap"]["n_members"] == 30
+    assert res["attacks"]["boundary-hsja"]["max_queries_per_sample"] <= 200
+    bad = _labelleak(*args[:-5], "--attacks", "score-loss", "--out", str(tmp_path / "o2"), "--quiet")
+    assert bad.returncode == 2 and "needs the target's scores" in bad.stderr
+
+
+RESUMABLE = ["audit", "--train-size", "80", "--epochs", "5", "--attacks", "gap,boundary-hsja", "--queries", "4000",
+             "--noise-samples", "20", "--quiet"]
+
+
+def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert proc.poll() is None, proc.communicate()
+        assert time.monotonic() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_audit_resumes_to_identical_scores(tmp_path, sig):
+    cache = ["--cache-dir", str(tmp_path / "cache")]
+    reference = _labelleak(*RESUMABLE, *cache, "--out", str(tmp_path / "ref"))
+    assert reference.returncode == 0, reference.stderr
+    out = tmp_path / "run"
+    proc = subprocess.Popen([sys.executable, "-m", "labelleak.cli", *RESUMABLE, *cache, "--out", str(out)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _wait_for(out / "checkpoint" / "done" / "gap.json", proc)  # the boundary attack is now under way
+    time.sleep(1.5)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    if sig == signal.SIGINT:
+        assert proc.returncode == 130 and "--resume" in err
+    assert not (out / "scores.csv").exists()
+    resumed = _labelleak(*RESUMABLE, *cache, "--out", str(out), "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "scores.csv").read_bytes() == (tmp_path / "ref" / "scores.csv").read_bytes()
+    ref = json.loads((tmp_path / "ref" / "results.json").read_text())["attacks"]["boundary-hsja"]
+    got = json.loads((out / "results.json").read_text())["attacks"]["boundary-hsja"]
+    assert got["queries_per_sample"] == ref["queries_per_sample"] and got["auc"] == ref["auc"]
+
+
+def test_resume_with_different_options_is_refused(tmp_path):
+    first = _labelleak("audit", "--train-size", "40", "--epochs", "2", "--attacks", "gap", "--quiet",
+                       "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"))
+    assert first.returncode == 0
+    again = _labelleak("audit", "--train-size", "40", "--epochs", "3", "--attacks", "gap", "--quiet", "--resume",
+                       "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"))
+    assert again.returncode == 2 and "options differ" in again.stderr
