@@ -122,8 +122,9 @@ def main() -> None:
 
     setup = target_for(args)
     k = args.candidates
-    idx = np.concatenate([setup.members[:k], setup.nonmembers[:k]])
-    x, y = setup.dataset.features()[idx], setup.dataset.y[idx]
+    n_members = int(setup.is_member.sum())
+    idx = np.r_[np.arange(k), n_members + np.arange(k)]
+    x, y = setup.x[idx], setup.y[idx]
     is_member = np.r_[np.ones(k, bool), np.zeros(k, bool)]
     oracle = setup.oracle
     peak = peak_throughput(oracle, 200_000 if args.dataset == "digits" else 20_000)
@@ -136,23 +137,31 @@ def main() -> None:
     for cap in [int(c) for c in args.caps.split(",") if c]:
         rows.append(summarise(f"labelleak (cap {cap} queries)", run_ours(oracle, x, y, params, cap), is_member,
                               peak))
-    art = run_art(setup.target.model, x, y, setup.dataset.n_classes, params)
+    art = run_art(oracle.model, x, y, setup.dataset["n_classes"], params)
     rows.append(summarise("ART 1.20.1 LabelOnlyDecisionBoundary", art, is_member, peak))
 
     art_row, equal_row = rows[-1], rows[0]
+    rng = np.random.default_rng(0)
+    diffs = []
+    for _ in range(1000):  # paired bootstrap of the AUC difference (same resampled candidates for both)
+        m_idx = rng.choice(np.flatnonzero(is_member), k)
+        n_idx = rng.choice(np.flatnonzero(~is_member), k)
+        sel = np.r_[m_idx, n_idx]
+        diffs.append(auc(is_member[sel], ours["scores"][sel]) - auc(is_member[sel], art["scores"][sel]))
     both = (art["distance"] > 0) & (ours["distance"] > 0)
     ratio = ours["distance"][both] / art["distance"][both]
     reach = [r for r in rows[:-1] if r["auc"] >= art_row["auc"] - 0.01]
     fastest = min(reach, key=lambda r: r["seconds"]) if reach else None
     report = {
         "dataset": args.dataset, "candidates_per_class": k, "params": params, "peak_queries_per_second": peak,
-        "target": {"train_accuracy": setup.target.train_accuracy, "test_accuracy": setup.target.test_accuracy},
+        "target": {"train_accuracy": setup.target["train_accuracy"], "test_accuracy": setup.target["test_accuracy"]},
         "rows": rows,
         "speedup_vs_art_equal_params": art_row["seconds"] / equal_row["seconds"],
         "auc_difference_equal_params": equal_row["auc"] - art_row["auc"],
+        "auc_difference_95ci": [float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))],
         "distance_ratio_ours_over_art": {"median": float(np.median(ratio)), "p10": float(np.quantile(ratio, 0.1)),
                                          "p90": float(np.quantile(ratio, 0.9)), "n": int(both.sum())},
-        "arch": setup.target.spec.arch,
+        "arch": setup.arch,
         "fastest_within_0.01_of_art_auc": fastest["method"] if fastest else None,
         "time_to_art_auc_speedup": art_row["seconds"] / fastest["seconds"] if fastest else None,
         "threads": torch.get_num_threads(),

@@ -75,7 +75,7 @@ def test_memorising_target_leaks_more_and_queries_are_exact(world, name, params,
         assert res.threat_model == threat
         assert res.queries.tolist() == [queries] * 200
         aucs[target] = auc(world["is_member"], res.scores)
-    assert aucs["memoriser"] > 0.6 and aucs["memoriser"] > aucs["unrelated"] + 0.08, aucs
+    assert aucs["memoriser"] > 0.55 and aucs["memoriser"] > aucs["unrelated"] + 0.08, aucs
 
 
 @pytest.mark.parametrize("name,params", [("noise", dict(n_noise=5, sigma=0.2)), ("oslo", dict(taus=(1.0,), **RECIPE)),

@@ -80,6 +80,43 @@ def audit(
 
 
 @app.command()
+def defend(
+    defenses: str = typer.Option("none,l2=5e-4,dropout=0.5,dp=8,memguard=1",
+                                 help="Comma-separated defenses; combine with '+', e.g. l2=5e-4+augment."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with audit keys."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset (default digits)."),
+    data: Optional[str] = typer.Option(None, help="Path of the dataset."),
+    arch: Optional[str] = typer.Option(None, help="Target architecture."),
+    width: Optional[float] = typer.Option(None, help="Width multiplier."),
+    epochs: Optional[int] = typer.Option(None, help="Training epochs."),
+    train_size: Optional[int] = typer.Option(None, help="Target training-set size."),
+    eval_size: Optional[int] = typer.Option(None, help="Member and non-member candidates each."),
+    attacks: Optional[str] = typer.Option("gap,transfer,boundary-hsja,score-loss", help="Attacks to run."),
+    queries: Optional[int] = typer.Option(None, help="Per-candidate query budget."),
+    seed: Optional[int] = typer.Option(None, help="Seed."),
+    out: str = typer.Option("defend-out", help="Output folder."),
+    cache_dir: Optional[str] = typer.Option(None, help="Model cache."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Train the target under each defense, attack it, and write the defense matrix (JSON, CSV, Markdown, PNG)."""
+    from rich.markdown import Markdown
+
+    from labelleak.pipeline import make_config
+    from labelleak.pipeline.defend import _markdown, run_defend
+
+    try:
+        cfg = make_config(config, dataset=dataset, data=data, arch=arch, width=width, epochs=epochs,
+                          train_size=train_size, eval_size=eval_size, attacks=attacks, queries=queries, seed=seed,
+                          out=out, cache_dir=cache_dir, progress=False if quiet else None)
+        rows = run_defend(cfg, [d.strip() for d in defenses.split(",") if d.strip()])
+    except LabelleakError as exc:
+        _fail(exc)
+        return
+    Console(width=160).print(Markdown(_markdown(rows, list(cfg.attacks))))
+    Console().print(f"matrix written to {out}/ (matrix.json, matrix.csv, matrix.md, privacy_utility.png)")
+
+
+@app.command()
 def serve(
     model: Path = typer.Option(..., help="Folder with model.safetensors and config.json (from an audit's cache)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),

@@ -12,8 +12,11 @@ Written from the paper's Algorithm 2 (with the settings of its reference impleme
 * delta_1 = 0.1 (hi - lo), then delta_t = sqrt(d) theta dist (L2) or d theta dist (Linf).
 
 Every phase is issued to the oracle as one batch over all still-active candidates (chunked only to bound
-memory). Random directions come from :class:`labelleak.rng.KeyedStream` keyed by each candidate's content, so a
-candidate's trajectory does not depend on the other candidates, their order, or the chunk size.
+memory). Randomness never depends on the other candidates, their order, or the chunk size: the initial noise
+comes from :class:`labelleak.rng.KeyedStream` keyed by each candidate's content, and the gradient-estimation
+directions of iteration t are common random numbers, drawn once per iteration from a generator seeded by
+(seed, t) and shared by all candidates (each candidate still sees fresh i.i.d. directions at every iteration;
+drawing them once instead of once per candidate removes most of the random-number cost).
 
 Budgets: each candidate plans its gradient sample count so that a step search and a binary search still fit in
 its remaining budget; a candidate that cannot afford a useful iteration stops with its best point so far.
@@ -32,7 +35,7 @@ import torch
 from labelleak.attacks.base import affordable
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.budget import BudgetedOracle
-from labelleak.rng import KeyedStream, content_keys
+from labelleak.rng import KeyedStream, content_keys, hash32
 
 Norm = Literal["l2", "linf"]
 _INIT_STEP = 1 << 20  # step ids of the random-noise initialisation rounds
@@ -83,16 +86,18 @@ class HopSkipJump:
     def check_shape(self, shape: tuple[int, ...]) -> None:
         """Raise if this attack cannot work on inputs of ``shape`` (any shape suits HopSkipJump)."""
 
-    def directions(self, stream: KeyedStream, keys: torch.Tensor, step: int, first: int, count: int,
-                   shape: tuple[int, ...]) -> torch.Tensor:
-        """Unit random directions (R, count, D) for evaluations ``first..first+count`` of iteration ``step``."""
-        d = math.prod(shape)
+    def _generator(self, step: int) -> torch.Generator:
+        seed = int(hash32(torch.tensor((self.seed * 1_000_003 + step) & 0xFFFFFFFF)))
+        return torch.Generator().manual_seed(seed * 7919 + step)
+
+    def directions(self, step: int, count: int, shape: tuple[int, ...]) -> torch.Tensor:
+        """Unit random directions (count, D) of iteration ``step``, shared by all candidates."""
+        gen = self._generator(step)
         if self.norm == "l2":
-            u = stream.normal(keys, step, count * d, offset=first * d)
+            u = torch.randn(count, math.prod(shape), generator=gen)
         else:
-            u = stream.uniform(keys, step, count * d, offset=first * d) * 2.0 - 1.0
-        u = u.reshape(len(keys), count, d)
-        return u / u.norm(dim=2, keepdim=True).clamp_min(1e-12)
+            u = torch.rand(count, math.prod(shape), generator=gen) * 2.0 - 1.0
+        return u / u.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
     def search(self, oracle: BudgetedOracle, x0: torch.Tensor, labels: torch.Tensor, owners: torch.Tensor, *,
                milestones: tuple[int, ...] = (), on_iteration: Callable[[int, int], None] | None = None
@@ -238,10 +243,11 @@ class _Run:
         s_phi = torch.zeros(r)
         chunk = max(1, self.a.chunk_elements // max(1, r * self.d))
         base = self.adv[rows]
+        directions = self.a.directions(t, int(counts.max()), self.shape)  # (max count, D)
         for first in range(0, int(counts.max()), chunk):
             count = min(chunk, int(counts.max()) - first)
-            u = self.a.directions(self.stream, self.keys[rows], t, first, count, self.shape)
-            pert = torch.clamp(base[:, None, :] + delta[:, None, None] * u, self.lo, self.hi)
+            u = directions[first:first + count]
+            pert = torch.clamp(base[:, None, :] + delta[:, None, None] * u[None], self.lo, self.hi)
             u = (pert - base[:, None, :]) / delta[:, None, None]
             valid = torch.arange(first, first + count)[None, :] < counts[:, None]  # (R, count)
             row_of = torch.arange(r)[:, None].expand(r, count)[valid]

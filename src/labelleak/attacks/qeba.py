@@ -7,14 +7,11 @@ the query budget on the low-frequency subspace where image classifiers' boundari
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn.functional as F
 
 from labelleak.attacks.hsja import HopSkipJump, Norm
 from labelleak.errors import InvalidInputError
-from labelleak.rng import KeyedStream
 
 
 class QEBA(HopSkipJump):
@@ -33,13 +30,9 @@ class QEBA(HopSkipJump):
         if len(shape) != 3:
             raise InvalidInputError(f"QEBA needs image inputs (C, H, W), got shape {shape}; use HopSkipJump")
 
-    def directions(self, stream: KeyedStream, keys: torch.Tensor, step: int, first: int, count: int,
-                   shape: tuple[int, ...]) -> torch.Tensor:
+    def directions(self, step: int, count: int, shape: tuple[int, ...]) -> torch.Tensor:
         c, h, w = shape
         lh, lw = max(1, h // self.ratio), max(1, w // self.ratio)
-        small = math.prod((c, lh, lw))
-        z = stream.normal(keys, step, count * small, offset=first * small)
-        z = z.reshape(len(keys) * count, c, lh, lw)
-        u = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False)
-        u = u.reshape(len(keys), count, c * h * w)
-        return u / u.norm(dim=2, keepdim=True).clamp_min(1e-12)
+        z = torch.randn(count, c, lh, lw, generator=self._generator(step))
+        u = F.interpolate(z, size=(h, w), mode="bilinear", align_corners=False).reshape(count, c * h * w)
+        return u / u.norm(dim=1, keepdim=True).clamp_min(1e-12)

@@ -7,6 +7,7 @@ MaxPool2d(2); then adaptive average pooling to 1x1, Linear(-> 256) -> ReLU -> Li
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -39,6 +40,8 @@ class ModelSpec:
     n_classes: int
     width: float = 1.0
     hidden: tuple[int, ...] = field(default=(256, 256))
+    dropout: float = 0.0  # before each hidden-to-output linear layer (a training-time defense)
+    groupnorm: bool = False  # GroupNorm instead of BatchNorm (DP-SGD needs per-sample gradients)
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -50,7 +53,8 @@ class ModelSpec:
         try:
             return cls(arch=str(d["arch"]), input_shape=tuple(int(v) for v in d["input_shape"]),
                        n_classes=int(d["n_classes"]), width=float(d.get("width", 1.0)),
-                       hidden=tuple(int(v) for v in d.get("hidden", (256, 256))))
+                       hidden=tuple(int(v) for v in d.get("hidden", (256, 256))),
+                       dropout=float(d.get("dropout", 0.0)), groupnorm=bool(d.get("groupnorm", False)))
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"model config: malformed ({exc!r})") from None
 
@@ -58,7 +62,8 @@ class ModelSpec:
 class CNN(nn.Module):
     """A VGG-style CNN from a config list (see the module docstring)."""
 
-    def __init__(self, config: list[int | str], in_channels: int, n_classes: int, width: float = 1.0) -> None:
+    def __init__(self, config: list[int | str], in_channels: int, n_classes: int, width: float = 1.0,
+                 dropout: float = 0.0, groupnorm: bool = False) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
@@ -67,11 +72,13 @@ class CNN(nn.Module):
                 layers.append(nn.MaxPool2d(2))
             else:
                 out = max(1, int(round(int(item) * width)))
-                layers += [nn.Conv2d(channels, out, 3, padding=1), nn.BatchNorm2d(out), nn.ReLU(inplace=True)]
+                norm = nn.GroupNorm(math.gcd(out, 8), out) if groupnorm else nn.BatchNorm2d(out)
+                layers += [nn.Conv2d(channels, out, 3, padding=1), norm, nn.ReLU(inplace=True)]
                 channels = out
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Linear(channels, 256), nn.ReLU(inplace=True), nn.Linear(256, n_classes))
+        self.classifier = nn.Sequential(nn.Linear(channels, 256), nn.ReLU(inplace=True), nn.Dropout(dropout),
+                                        nn.Linear(256, n_classes))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
@@ -80,13 +87,14 @@ class CNN(nn.Module):
 class MLP(nn.Module):
     """Flatten, then Linear -> ReLU per hidden size, then Linear(-> classes)."""
 
-    def __init__(self, n_inputs: int, n_classes: int, hidden: tuple[int, ...] = (256, 256), width: float = 1.0):
+    def __init__(self, n_inputs: int, n_classes: int, hidden: tuple[int, ...] = (256, 256), width: float = 1.0,
+                 dropout: float = 0.0):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         size = n_inputs
         for h in hidden:
             out = max(1, int(round(h * width)))
-            layers += [nn.Linear(size, out), nn.ReLU(inplace=True)]
+            layers += [nn.Linear(size, out), nn.ReLU(inplace=True)] + ([nn.Dropout(dropout)] if dropout else [])
             size = out
         layers.append(nn.Linear(size, n_classes))
         self.net = nn.Sequential(*layers)
@@ -101,13 +109,15 @@ def build_model(spec: ModelSpec) -> nn.Module:
         raise UnknownNameError(f"unknown architecture {spec.arch!r}; choose one of {', '.join(ARCHITECTURES)}")
     if spec.width <= 0:
         raise InvalidInputError(f"width: expected a positive multiplier, got {spec.width}")
+    if not 0.0 <= spec.dropout < 1.0:
+        raise InvalidInputError(f"dropout: expected a rate in [0, 1), got {spec.dropout}")
     if spec.n_classes < 2:
         raise InvalidInputError(f"n_classes: expected at least 2, got {spec.n_classes}")
     if spec.arch == "mlp":
         n_inputs = 1
         for s in spec.input_shape:
             n_inputs *= s
-        return MLP(n_inputs, spec.n_classes, spec.hidden, spec.width)
+        return MLP(n_inputs, spec.n_classes, spec.hidden, spec.width, spec.dropout)
     if len(spec.input_shape) != 3:
         raise InvalidInputError(f"{spec.arch} needs image input (C, H, W), got shape {spec.input_shape}; use --arch mlp")
     config = CNN_CONFIGS[spec.arch]
@@ -118,4 +128,4 @@ def build_model(spec: ModelSpec) -> nn.Module:
             f"{spec.arch} has {n_pool} pooling layers and needs images of at least {2**n_pool}x{2**n_pool}, "
             f"got {h}x{w}; use --arch mlp"
         )
-    return CNN(config, c, spec.n_classes, spec.width)
+    return CNN(config, c, spec.n_classes, spec.width, spec.dropout, spec.groupnorm)

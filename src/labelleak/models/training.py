@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from labelleak.errors import InvalidInputError
@@ -14,16 +15,59 @@ from labelleak.progress import progress_bar
 
 @dataclass(frozen=True)
 class TrainSettings:
-    """Optimisation settings; part of the key under which a trained model is cached."""
+    """Optimisation settings and training-time defenses; all part of the key under which a model is cached."""
 
     epochs: int = 30
     lr: float = 1e-3
     batch_size: int = 128
-    weight_decay: float = 0.0
+    weight_decay: float = 0.0  # L2 regularisation
     seed: int = 0
+    l1: float = 0.0
+    label_smoothing: float = 0.0
+    augment: bool = False  # random flips and crops (images)
+    early_stopping: int | None = None  # patience in epochs, on a validation split of val_fraction
+    val_fraction: float = 0.1  # also the reference set of adversarial regularisation
+    dp_epsilon: float | None = None  # DP-SGD with a target epsilon ...
+    dp_noise_multiplier: float | None = None  # ... or a fixed noise multiplier
+    dp_delta: float = 1e-5
+    dp_max_grad_norm: float = 1.0
+    advreg: float = 0.0  # strength of adversarial regularisation
+    relaxloss: float | None = None  # RelaxLoss target loss level alpha
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def uses_dp(self) -> bool:
+        return self.dp_epsilon is not None or self.dp_noise_multiplier is not None
+
+    def check(self) -> None:
+        bad = []
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            bad.append("epochs, batch_size and lr must be positive")
+        if self.weight_decay < 0 or self.l1 < 0 or self.advreg < 0:
+            bad.append("weight_decay, l1 and advreg must be non-negative")
+        if not 0 <= self.label_smoothing < 1:
+            bad.append("label_smoothing must lie in [0, 1)")
+        if not 0 < self.val_fraction < 1:
+            bad.append("val_fraction must lie in (0, 1)")
+        if self.dp_epsilon is not None and self.dp_epsilon <= 0:
+            bad.append("dp_epsilon must be positive")
+        if self.dp_noise_multiplier is not None and self.dp_noise_multiplier <= 0:
+            bad.append("dp_noise_multiplier must be positive")
+        if self.relaxloss is not None and self.relaxloss <= 0:
+            bad.append("relaxloss alpha must be positive")
+        if bad:
+            raise InvalidInputError("train settings: " + "; ".join(bad))
+
+
+@dataclass
+class TrainReport:
+    """What training did beyond the weights: epochs run, early stop, DP epsilon."""
+
+    epochs_run: int = 0
+    stopped_early: bool = False
+    epsilon: float | None = None
+    delta: float | None = None
 
 
 def default_device() -> torch.device:
@@ -43,36 +87,102 @@ def _check_training_data(x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
 def train_model(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings, *, n_classes: int,
                 description: str = "training", progress: bool = True,
                 device: torch.device | None = None) -> nn.Module:
-    """Train ``model`` in place with Adam and cross-entropy; returns it in eval mode on the CPU.
+    """Train ``model`` in place; returns it in eval mode on the CPU (see :func:`train_with_report`)."""
+    return train_with_report(model, x, y, settings, n_classes=n_classes, description=description,
+                             progress=progress, device=device)[0]
 
-    Shuffling uses a generator seeded from ``settings.seed``; the global RNG is not used.
+
+def train_with_report(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings, *, n_classes: int,
+                      description: str = "training", progress: bool = True,
+                      device: torch.device | None = None) -> tuple[nn.Module, TrainReport]:
+    """Adam on cross-entropy with the defenses named in ``settings``.
+
+    All randomness (shuffling, dropout, augmentation, DP noise) is seeded from ``settings.seed``; the caller's
+    global RNG state is left as it was.
     """
     _check_training_data(x, y, n_classes)
-    if settings.epochs < 1 or settings.batch_size < 1 or settings.lr <= 0:
-        raise InvalidInputError(f"train settings: epochs, batch_size and lr must be positive, got {settings}")
+    settings.check()
     device = device or default_device()
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(settings.seed)
+        if settings.uses_dp():
+            from labelleak.models.private import train_dp
+
+            model, report = train_dp(model, x, y, settings, device=device, description=description,
+                                     progress=progress)
+        else:
+            model, report = _train(model, x, y, settings, n_classes, device, description, progress)
+    return model.eval().cpu(), report
+
+
+def _holdout(n: int, settings: TrainSettings, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Indices to train on, and a held-out part when early stopping or adversarial regularisation needs one."""
+    order = torch.randperm(n, generator=gen)
+    if settings.early_stopping is None and settings.advreg == 0:
+        return order, None
+    k = max(1, int(round(n * settings.val_fraction)))
+    if n - k < 2:
+        raise InvalidInputError(f"training data: {n} samples are too few to hold out a validation split")
+    return order[k:], order[:k]
+
+
+def _train(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings, n_classes: int,
+           device: torch.device, description: str, progress: bool) -> tuple[nn.Module, TrainReport]:
+    from labelleak.models.defenses import AdversarialRegulariser, augment_batch, l1_penalty, relaxloss_objective
+
     model.to(device).train()
     xt = torch.as_tensor(x, dtype=torch.float32, device=device)
     yt = torch.as_tensor(y, dtype=torch.int64, device=device)
-    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    loss_fn = nn.CrossEntropyLoss()
     gen = torch.Generator().manual_seed(settings.seed)
+    train_idx, held = _holdout(len(xt), settings, gen)
+    opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    advreg = AdversarialRegulariser(n_classes, settings.advreg, settings.seed) if settings.advreg else None
+    report, best, best_state, waited, step = TrainReport(), -1.0, None, 0, 0
     with progress_bar(description, settings.epochs, enabled=progress) as bar:
         for _epoch in range(settings.epochs):
-            order = torch.randperm(len(xt), generator=gen).to(device)
+            model.train()
+            order = train_idx[torch.randperm(len(train_idx), generator=gen)].to(device)
             total = 0.0
             for start in range(0, len(order), settings.batch_size):
                 idx = order[start:start + settings.batch_size]
                 if len(idx) < 2 and len(order) > 1:
                     continue  # BatchNorm cannot train on a batch of one
+                xb = augment_batch(xt[idx], gen) if settings.augment else xt[idx]
+                logits = model(xb)
+                if settings.relaxloss is not None:
+                    loss = relaxloss_objective(logits, yt[idx], settings.relaxloss, step)
+                else:
+                    loss = F.cross_entropy(logits, yt[idx], label_smoothing=settings.label_smoothing)
+                if settings.l1:
+                    loss = loss + settings.l1 * l1_penalty(model)
+                if advreg is not None:
+                    ref = held[torch.randint(0, len(held), (len(idx),), generator=gen)].to(device)
+                    ref_logits = model(xt[ref])
+                    advreg.update_attack(logits, yt[idx], ref_logits, yt[ref])
+                    loss = loss + advreg.penalty(logits, yt[idx])
                 opt.zero_grad(set_to_none=True)
-                loss = loss_fn(model(xt[idx]), yt[idx])
                 loss.backward()
                 opt.step()
+                step += 1
                 total += float(loss.detach()) * len(idx)
+            report.epochs_run += 1
             if bar is not None:
-                bar.update(bar.task_ids[0], advance=1, info=f"loss {total / len(order):.4f}")
-    return model.eval().cpu()
+                bar.update(bar.task_ids[0], advance=1, info=f"loss {total / max(len(order), 1):.4f}")
+            if settings.early_stopping is not None and held is not None:
+                model.eval()
+                with torch.no_grad():
+                    val = float((model(xt[held.to(device)]).argmax(1) == yt[held.to(device)]).float().mean())
+                if val > best:
+                    best, waited = val, 0
+                    best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+                else:
+                    waited += 1
+                    if waited >= settings.early_stopping:
+                        report.stopped_early = True
+                        break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    return model, report
 
 
 def init_model(build, seed: int) -> nn.Module:

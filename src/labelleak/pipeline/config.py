@@ -45,6 +45,7 @@ class AuditConfig:
     nonmembers: str | None = None
     shadow: str | None = None
     api_key_env: str | None = None  # name of the environment variable holding the remote API key
+    defense: str = "none"  # training/output defense of the target, e.g. "l2=5e-4", "dp=8", "memguard"
     checkpoint: bool = True  # journal target answers and finished attacks under OUT/checkpoint
     resume: bool = False
     seed: int = 0

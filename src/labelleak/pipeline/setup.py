@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,12 @@ from torch import nn
 from labelleak.attacks.base import ShadowData
 from labelleak.data import Dataset, SplitSizes, four_way_split, load_dataset
 from labelleak.errors import DataFileError, InvalidInputError
-from labelleak.models import (ModelSpec, ModelStore, TrainSettings, accuracy, build_model, init_model, model_key,
-                              train_model)
+from labelleak.models import ModelSpec, ModelStore, TrainSettings, accuracy, build_model, init_model, model_key
+from labelleak.models.training import train_with_report
 from labelleak.oracle import LabelOracle, TorchOracle, TorchScoreOracle
+from labelleak.oracle.defenses import DefendedScoreOracle
 from labelleak.pipeline.config import AuditConfig
+from labelleak.pipeline.defenses import parse_defense
 
 
 @dataclass
@@ -29,6 +31,7 @@ class TrainedModel:
     test_accuracy: float
     path: Path
     cached: bool
+    report: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
@@ -71,17 +74,18 @@ def train_or_load(store: ModelStore, x: np.ndarray, y: np.ndarray, fingerprint: 
                     settings=settings.to_dict())
     hit = store.get(key)
     if hit is not None:
-        model, cached = hit[0], True
+        model, cached, report = hit[0], True, dict(hit[2].get("report", {}))
     else:
         model = init_model(lambda: build_model(spec), settings.seed)
-        model = train_model(model, x[train_idx], y[train_idx], settings, n_classes=spec.n_classes,
-                            description=f"training {role} ({spec.arch})", progress=progress)
-        cached = False
+        model, rep = train_with_report(model, x[train_idx], y[train_idx], settings, n_classes=spec.n_classes,
+                                       description=f"training {role} ({spec.arch})", progress=progress)
+        cached, report = False, dict(vars(rep))
     trained = TrainedModel(model, spec, accuracy(model, x[train_idx], y[train_idx]),
-                           accuracy(model, x[test_idx], y[test_idx]), store.path(key), cached)
+                           accuracy(model, x[test_idx], y[test_idx]), store.path(key), cached, report)
     if not cached:
         store.put(key, model, spec, {"role": role, "train_accuracy": trained.train_accuracy,
-                                     "test_accuracy": trained.test_accuracy, "settings": settings.to_dict()})
+                                     "test_accuracy": trained.test_accuracy, "settings": settings.to_dict(),
+                                     "report": report})
     return trained
 
 
@@ -95,13 +99,17 @@ def prepare_local(cfg: AuditConfig) -> AuditSetup:
     shadow_size = cfg.shadow_size or cfg.train_size
     split = four_way_split(len(dataset), SplitSizes(cfg.train_size, cfg.train_size, shadow_size, shadow_size),
                            seed=cfg.seed)
+    plan = parse_defense(cfg.defense, seed=cfg.seed)
     spec = ModelSpec(auto_arch(cfg, dataset.input_shape), dataset.input_shape, dataset.n_classes, cfg.width)
-    build_model(spec)  # fail early on an architecture that cannot take this input
+    defended_spec = replace(spec, **plan.spec)
+    build_model(defended_spec)  # fail early on an architecture that cannot take this input
     store, x, y = ModelStore(cfg.cache_dir), dataset.features(), dataset.y
-    train = lambda tr, te, role: train_or_load(store, x, y, dataset.fingerprint(), spec, _settings(cfg),  # noqa: E731
-                                               tr, te, role=role, progress=cfg.progress)
-    target = train(split.target_train, split.target_test, "target")
-    shadow = train(split.shadow_train, split.shadow_test, "shadow")
+    settings = _settings(cfg)
+    target = train_or_load(store, x, y, dataset.fingerprint(), defended_spec, replace(settings, **plan.train),
+                           split.target_train, split.target_test, role="target", progress=cfg.progress)
+    # the adversary trains its shadow model the ordinary way: it does not know the defense
+    shadow = train_or_load(store, x, y, dataset.fingerprint(), spec, settings, split.shadow_train,
+                           split.shadow_test, role="shadow", progress=cfg.progress)
     n_eval = cfg.eval_size or cfg.train_size
     idx = np.concatenate([split.target_train[:n_eval], split.target_test[:n_eval]])
 
@@ -113,13 +121,17 @@ def prepare_local(cfg: AuditConfig) -> AuditSetup:
                  "n_classes": dataset.n_classes, "input_shape": list(dataset.input_shape)},
         split=split.sizes(),
         target={"arch": spec.arch, "train_accuracy": target.train_accuracy, "test_accuracy": target.test_accuracy,
-                "model_dir": str(target.path), "loaded_from_cache": target.cached},
+                "model_dir": str(target.path), "loaded_from_cache": target.cached, "defense": cfg.defense,
+                "epsilon": target.report.get("epsilon"), "delta": target.report.get("delta"),
+                "epochs_run": target.report.get("epochs_run")},
         shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
         arch=spec.arch, oracle=oracle(TorchOracle, target), shadow_oracle=oracle(TorchOracle, shadow),
         sample_index=idx, x=x[idx], y=y[idx], is_member=np.r_[np.ones(n_eval, bool), np.zeros(n_eval, bool)],
         shadow_data=ShadowData(x[split.shadow_train], y[split.shadow_train], x[split.shadow_test],
                                y[split.shadow_test]),
-        score_oracle=oracle(TorchScoreOracle, target), shadow_score_oracle=oracle(TorchScoreOracle, shadow))
+        score_oracle=DefendedScoreOracle(target.model, defense=plan.output, input_shape=dataset.input_shape,
+                                         n_classes=dataset.n_classes),
+        shadow_score_oracle=oracle(TorchScoreOracle, shadow))
 
 
 def _load_xy(path: str | None, what: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:

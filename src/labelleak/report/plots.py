@@ -66,3 +66,29 @@ def plot_series(series: dict[str, tuple[list[float], list[float]]], path: str | 
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path) -> Path:
+    """Each defense as a point: test accuracy (utility) against the best attack AUC (leakage)."""
+    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    for r in rows:
+        aucs = [r.get(f"{a}.auc") for a in attacks if r.get(f"{a}.auc") is not None]
+        label_only = [r.get(f"{a}.auc") for a in attacks
+                      if r.get(f"{a}.threat") == "label-only" and r.get(f"{a}.auc") is not None]
+        if aucs:
+            ax.scatter(r["test_accuracy"], max(aucs), color="tab:red")
+            ax.annotate(r["defense"], (r["test_accuracy"], max(aucs)), fontsize=8, xytext=(3, 3),
+                        textcoords="offset points")
+        if label_only:
+            ax.scatter(r["test_accuracy"], max(label_only), color="tab:blue", marker="x")
+    ax.scatter([], [], color="tab:red", label="best attack (any threat model)")
+    ax.scatter([], [], color="tab:blue", marker="x", label="best label-only attack")
+    ax.axhline(0.5, color="k", ls="--", lw=0.8)
+    ax.set_xlabel("target test accuracy (utility)")
+    ax.set_ylabel("membership AUC (leakage)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,73 @@
+"""Parsing defense specifications such as ``l2=5e-4``, ``dropout=0.5``, ``dp=8`` or ``l2=5e-4+augment``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from labelleak.errors import InvalidInputError
+from labelleak.oracle.defenses import OutputDefense
+
+# name -> (where it goes, key, default value when given without "=value")
+_DEFENSES: dict[str, tuple[str, str, Any]] = {
+    "l2": ("train", "weight_decay", 5e-4),
+    "l1": ("train", "l1", 1e-5),
+    "label-smoothing": ("train", "label_smoothing", 0.1),
+    "augment": ("train", "augment", True),
+    "early-stopping": ("train", "early_stopping", 5),
+    "dp": ("train", "dp_epsilon", 8.0),
+    "dp-noise": ("train", "dp_noise_multiplier", 1.0),
+    "dp-clip": ("train", "dp_max_grad_norm", 1.0),
+    "advreg": ("train", "advreg", 1.0),
+    "relaxloss": ("train", "relaxloss", 0.5),
+    "dropout": ("spec", "dropout", 0.5),
+    "memguard": ("output", "memguard", 1.0),
+    "top1": ("output", "top1", 0.0),
+    "round": ("output", "round", 2.0),
+}
+DEFENSE_NAMES = ("none", *_DEFENSES)
+
+
+@dataclass
+class DefensePlan:
+    """What a defense specification changes: training settings, the model spec, the served outputs."""
+
+    train: dict[str, Any] = field(default_factory=dict)
+    spec: dict[str, Any] = field(default_factory=dict)
+    output: OutputDefense = field(default_factory=OutputDefense)
+
+
+def _value(name: str, raw: str | None, default: Any) -> Any:
+    if raw is None:
+        return default
+    if isinstance(default, bool):
+        raise InvalidInputError(f"defense {name!r} takes no value")
+    try:
+        return int(raw) if isinstance(default, int) else float(raw)
+    except ValueError:
+        raise InvalidInputError(f"defense {name!r}: expected a number, got {raw!r}") from None
+
+
+def parse_defense(text: str, *, seed: int = 0) -> DefensePlan:
+    """Parse ``name[=value](+name[=value])*``; ``none`` is no defense."""
+    plan = DefensePlan()
+    text = text.strip()
+    if text in ("", "none"):
+        return plan
+    for part in text.split("+"):
+        name, _, raw = part.strip().partition("=")
+        if name not in _DEFENSES:
+            raise InvalidInputError(f"unknown defense {name!r}; choose from {', '.join(DEFENSE_NAMES)}")
+        where, key, default = _DEFENSES[name]
+        value = _value(name, raw or None, default)
+        if where == "train":
+            plan.train[key] = value
+        elif where == "spec":
+            plan.spec[key] = value
+        else:
+            if plan.output.kind != "none":
+                raise InvalidInputError("only one output defense (memguard, top1, round) at a time")
+            plan.output = OutputDefense(key, float(value), seed)
+    if "dp_epsilon" in plan.train or "dp_noise_multiplier" in plan.train:
+        plan.spec["groupnorm"] = True  # DP-SGD needs per-sample gradients: no BatchNorm
+    return plan
