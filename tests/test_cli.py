@@ -46,11 +46,15 @@ def test_audit_writes_results_and_identical_scores_for_same_seed(tmp_path):
     assert (tmp_path / "a" / "roc.png").stat().st_size > 10_000
     rows = (tmp_path / "a" / "scores.csv").read_text().splitlines()
     assert rows[0] == "attack,sample_index,is_member,score,queries,status" and len(rows) == 1 + 3 * 120
-    # second run loads the cached models; the scores file must be byte-identical
+    # a second run loads the cached models, a third trains them again in a fresh cache: same bytes every time
     second = _audit(tmp_path, out="b")
     assert second.exit_code == 0
     assert json.loads((tmp_path / "b" / "results.json").read_text())["target"]["loaded_from_cache"] is True
     assert (tmp_path / "a" / "scores.csv").read_bytes() == (tmp_path / "b" / "scores.csv").read_bytes()
+    third = runner.invoke(app, ["audit", *SMALL, "--out", str(tmp_path / "c"), "--cache-dir", str(tmp_path / "c2")])
+    assert third.exit_code == 0
+    assert json.loads((tmp_path / "c" / "results.json").read_text())["target"]["loaded_from_cache"] is False
+    assert (tmp_path / "a" / "scores.csv").read_bytes() == (tmp_path / "c" / "scores.csv").read_bytes()
 
 
 def test_yaml_config_and_override(tmp_path):
