@@ -267,8 +267,10 @@ def test_interrupted_audit_resumes_to_identical_scores(tmp_path, sig):
     reference = _labelleak(*RESUMABLE, *cache, "--out", str(tmp_path / "ref"))
     assert reference.returncode == 0, reference.stderr
     out = tmp_path / "run"
+    # a shell that starts jobs in the background sets SIGINT to "ignore", which the child would inherit
+    restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
     proc = subprocess.Popen([sys.executable, "-m", "labelleak.cli", *RESUMABLE, *cache, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore)
     _wait_for(out / "checkpoint" / "done" / "gap.json", proc)  # the boundary attack is now under way
     time.sleep(1.5)
     proc.send_signal(sig)

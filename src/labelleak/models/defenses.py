@@ -41,7 +41,7 @@ def l1_penalty(model: nn.Module) -> torch.Tensor:
 def relaxloss_objective(logits: torch.Tensor, y: torch.Tensor, alpha: float, step: int) -> torch.Tensor:
     """RelaxLoss (Alg. 1 of the paper): the loss to *minimise* for this batch."""
     loss = F.cross_entropy(logits, y)
-    if float(loss) >= alpha:
+    if float(loss.detach()) >= alpha:
         return loss
     if step % 2 == 0:
         return -loss  # gradient ascent towards the target loss level

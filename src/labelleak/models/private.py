@@ -37,10 +37,10 @@ def train_dp(model: nn.Module, x: np.ndarray, y: np.ndarray, settings, *, device
     gen = torch.Generator().manual_seed(settings.seed)
     loader = DataLoader(data, batch_size=settings.batch_size, shuffle=True, generator=gen)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    engine = PrivacyEngine(accountant="rdp", secure_mode=False)
     noise_gen = torch.Generator(device=device).manual_seed(settings.seed + 1)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Opacus warns about secure RNG and full backward hooks
+        engine = PrivacyEngine(accountant="rdp", secure_mode=False)
         if settings.dp_epsilon is not None:
             private, opt, loader = engine.make_private_with_epsilon(
                 module=model, optimizer=opt, data_loader=loader, target_epsilon=settings.dp_epsilon,
