@@ -34,7 +34,8 @@ class CachedOracle(LabelOracle):
     """Wraps any oracle with an on-disk journal; counts every sample asked (``queries``) and, apart, the ones
     that reached the inner oracle (``inner.queries``) and the cache hits (``hits``)."""
 
-    def __init__(self, inner: LabelOracle, path: str | Path, *, commit_every: float = 1.0) -> None:
+    def __init__(self, inner: LabelOracle, path: str | Path, *, commit_every: float = 1.0,
+                 lookup: bool = True) -> None:
         super().__init__(input_shape=inner.input_shape, n_classes=inner.n_classes, bounds=inner.bounds,
                          batch_size=max(inner.batch_size, 1 << 16), max_queries=inner.max_queries)
         self.inner = inner
@@ -45,6 +46,9 @@ class CachedOracle(LabelOracle):
         self._db.execute("CREATE TABLE IF NOT EXISTS answers (hash INTEGER PRIMARY KEY, label INTEGER NOT NULL)")
         self._db.commit()
         self.commit_every = commit_every
+        # ``lookup=False`` only records answers (no read-back): for a fresh run against a cheap in-process target,
+        # where a repeated query costs less than looking it up; a resumed run reads the journal back
+        self.lookup = lookup or len(self) > 0
         self._last_commit = time.monotonic()
         self.hits = 0
 
@@ -70,7 +74,7 @@ class CachedOracle(LabelOracle):
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         hashes = row_hashes(x).numpy()
-        labels = self._lookup(hashes)
+        labels = self._lookup(hashes) if self.lookup else np.full(len(x), -1, dtype=np.int64)
         missing = np.flatnonzero(labels < 0)
         self.hits += len(x) - len(missing)
         if len(missing):

@@ -170,7 +170,9 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
     started = time.perf_counter()
     setup = prepare(cfg)
     ckpt = Checkpoint(cfg.out, cfg.to_dict(), resume=cfg.resume) if cfg.checkpoint else None
-    oracle: LabelOracle = CachedOracle(setup.oracle, ckpt.journal) if ckpt else setup.oracle
+    oracle: LabelOracle = setup.oracle
+    if ckpt:  # remote queries are worth looking up even in a fresh run; local ones only when resuming
+        oracle = CachedOracle(setup.oracle, ckpt.journal, lookup=cfg.target is not None or cfg.resume)
     results: dict[str, Any] = {"labelleak_version": __version__, "dataset": setup.dataset, "config": cfg.to_dict(),
                                "split": setup.split, "target": setup.target, "shadow": setup.shadow, "attacks": {}}
     finished: dict[str, dict[str, np.ndarray]] = {}
