@@ -145,14 +145,14 @@ def test_gives_up_cleanly_when_the_server_is_gone():
 
 def test_cached_oracle_answers_repeats_from_disk(tmp_path, model):
     inner = TorchOracle(model, input_shape=SHAPE, n_classes=4)
-    cached = CachedOracle(inner, tmp_path / "j.sqlite")
+    cached = CachedOracle(inner, tmp_path / "j.bin")
     x = _x(50)
     first = cached.predict_labels(x)
     again = cached.predict_labels(np.concatenate([x[::-1], _x(5, seed=9)]))
     assert inner.queries == 55 and cached.queries == 105 and cached.hits == 50
     np.testing.assert_array_equal(again[:50], first[::-1])
     cached.close()
-    reopened = CachedOracle(TorchOracle(model, input_shape=SHAPE, n_classes=4), tmp_path / "j.sqlite")
+    reopened = CachedOracle(TorchOracle(model, input_shape=SHAPE, n_classes=4), tmp_path / "j.bin")
     assert len(reopened) == 55
     np.testing.assert_array_equal(reopened.predict_labels(x), first)
     assert reopened.inner.queries == 0

@@ -3,13 +3,14 @@
 Every answered sample is stored under a 64-bit content hash of its float32 values. Because labelleak's attacks
 are deterministic given their seed and the oracle's answers, re-running an interrupted attack with the journal
 replays every query it had already made from disk and continues from where it stopped, with exactly the same
-scores and query counts. The journal is a SQLite file, committed at regular intervals (a hard kill loses at most
-the answers of the last interval, which are simply asked again).
+scores and query counts. The journal is an append-only binary file of (hash, label) int64 pairs, flushed at
+regular intervals; a hard kill loses at most the answers of the last interval (asked again on resume), and a torn
+last record is ignored when the file is read back.
 """
 
 from __future__ import annotations
 
-import sqlite3
+import os
 import time
 from pathlib import Path
 
@@ -19,7 +20,7 @@ import torch
 from labelleak.oracle.base import LabelOracle
 from labelleak.rng import mix64
 
-_SQL_CHUNK = 900  # SQLite's default limit on host parameters is 999
+_RECORD = np.dtype([("hash", "<i8"), ("label", "<i8")])
 
 
 def row_hashes(x: torch.Tensor) -> torch.Tensor:
@@ -28,6 +29,42 @@ def row_hashes(x: torch.Tensor) -> torch.Tensor:
     bits = flat.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
     pos = mix64(torch.arange(flat.shape[1], dtype=torch.int64) + 0x51A3)
     return mix64(mix64(bits ^ pos[None, :]).sum(dim=1) + flat.shape[1])
+
+
+class _Index:
+    """Sorted (hash, label) arrays plus a small unsorted tail, merged when the tail grows."""
+
+    def __init__(self, records: np.ndarray) -> None:
+        order = np.argsort(records["hash"], kind="stable")
+        self.keys, self.labels = records["hash"][order], records["label"][order]
+        self.tail_keys: list[np.ndarray] = []
+        self.tail_labels: list[np.ndarray] = []
+
+    def __len__(self) -> int:
+        return len(self.keys) + sum(len(t) for t in self.tail_keys)
+
+    def add(self, keys: np.ndarray, labels: np.ndarray) -> None:
+        self.tail_keys.append(keys)
+        self.tail_labels.append(labels)
+        if sum(len(t) for t in self.tail_keys) > max(4096, len(self.keys) // 4):
+            merged = np.empty(len(self), dtype=_RECORD)
+            merged["hash"] = np.concatenate([self.keys, *self.tail_keys])
+            merged["label"] = np.concatenate([self.labels, *self.tail_labels])
+            self.__init__(merged)
+
+    def get(self, hashes: np.ndarray) -> np.ndarray:
+        """Labels for ``hashes`` (-1 where unknown), by sorted search, not a Python loop over samples."""
+        out = np.full(len(hashes), -1, dtype=np.int64)
+        for keys, labels in ((self.keys, self.labels), *zip(self.tail_keys, self.tail_labels)):
+            if len(keys) == 0:
+                continue
+            if keys is not self.keys:
+                order = np.argsort(keys)
+                keys, labels = keys[order], labels[order]
+            pos = np.clip(np.searchsorted(keys, hashes), 0, len(keys) - 1)
+            hit = keys[pos] == hashes
+            out[hit] = labels[pos[hit]]
+        return out
 
 
 class CachedOracle(LabelOracle):
@@ -41,56 +78,50 @@ class CachedOracle(LabelOracle):
         self.inner = inner
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(str(self.path))
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("CREATE TABLE IF NOT EXISTS answers (hash INTEGER PRIMARY KEY, label INTEGER NOT NULL)")
-        self._db.commit()
+        raw = self.path.read_bytes() if self.path.is_file() else b""
+        whole = len(raw) - len(raw) % _RECORD.itemsize  # a torn last record is dropped
+        self._index = _Index(np.frombuffer(raw[:whole], dtype=_RECORD).copy())
+        self._file = self.path.open("r+b" if self.path.is_file() else "wb")
+        self._file.seek(whole)
+        self._file.truncate()
+        self._pending: list[np.ndarray] = []
         self.commit_every = commit_every
+        self._last_commit = time.monotonic()
         # ``lookup=False`` only records answers (no read-back): for a fresh run against a cheap in-process target,
         # where a repeated query costs less than looking it up; a resumed run reads the journal back
-        self.lookup = lookup or len(self) > 0
-        self._last_commit = time.monotonic()
+        self.lookup = lookup or len(self._index) > 0
         self.hits = 0
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
-
-    def _lookup(self, hashes: np.ndarray) -> np.ndarray:
-        """Stored labels for ``hashes`` (-1 where unknown), matched with a sorted search, not a Python loop."""
-        rows: list[tuple[int, int]] = []
-        unique = np.unique(hashes).tolist()
-        for i in range(0, len(unique), _SQL_CHUNK):
-            part = unique[i:i + _SQL_CHUNK]
-            rows += self._db.execute(f"SELECT hash, label FROM answers WHERE hash IN ({','.join('?' * len(part))})",
-                                     part).fetchall()
-        labels = np.full(len(hashes), -1, dtype=np.int64)
-        if rows:
-            table = np.asarray(rows, dtype=np.int64)
-            table = table[np.argsort(table[:, 0])]
-            pos = np.clip(np.searchsorted(table[:, 0], hashes), 0, len(table) - 1)
-            hit = table[pos, 0] == hashes
-            labels[hit] = table[pos[hit], 1]
-        return labels
+        return len(self._index) if self.lookup else len(self._index) + sum(len(p) for p in self._pending)
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         hashes = row_hashes(x).numpy()
-        labels = self._lookup(hashes) if self.lookup else np.full(len(x), -1, dtype=np.int64)
+        labels = self._index.get(hashes) if self.lookup else np.full(len(x), -1, dtype=np.int64)
         missing = np.flatnonzero(labels < 0)
         self.hits += len(x) - len(missing)
         if len(missing):
             answers = self.inner.predict_labels(x[torch.from_numpy(missing)]).numpy()
             labels[missing] = answers
-            self._db.executemany("INSERT OR REPLACE INTO answers VALUES (?, ?)",
-                                 zip(hashes[missing].tolist(), answers.tolist()))
+            rec = np.empty(len(missing), dtype=_RECORD)
+            rec["hash"], rec["label"] = hashes[missing], answers
+            self._pending.append(rec)
+            if self.lookup:
+                self._index.add(rec["hash"], rec["label"])
             if time.monotonic() - self._last_commit >= self.commit_every:
                 self.flush()
         return torch.from_numpy(labels)
 
     def flush(self) -> None:
-        """Commit the answers gathered so far."""
-        self._db.commit()
+        """Append the answers gathered since the last flush to the journal file."""
+        for rec in self._pending:
+            self._file.write(rec.tobytes())
+        self._pending.clear()
+        self._file.flush()
+        os.fsync(self._file.fileno())
         self._last_commit = time.monotonic()
 
     def close(self) -> None:
-        self.flush()
-        self._db.close()
+        if not self._file.closed:
+            self.flush()
+            self._file.close()

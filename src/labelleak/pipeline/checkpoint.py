@@ -28,7 +28,7 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Checkpoint:
-    """The folder ``OUT/checkpoint``: ``config.json``, ``journal.sqlite`` and ``done/<attack>.{json,npz}``."""
+    """The folder ``OUT/checkpoint``: ``config.json``, ``journal.bin`` and ``done/<attack>.{json,npz}``."""
 
     def __init__(self, out: str | Path, config: dict[str, Any], *, resume: bool) -> None:
         self.folder = Path(out) / "checkpoint"
@@ -47,7 +47,7 @@ class Checkpoint:
 
     @property
     def journal(self) -> Path:
-        return self.folder / "journal.sqlite"
+        return self.folder / "journal.bin"
 
     def _paths(self, name: str) -> tuple[Path, Path]:
         return self.folder / "done" / f"{name}.json", self.folder / "done" / f"{name}.npz"
