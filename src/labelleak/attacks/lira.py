@@ -19,7 +19,8 @@ import numpy as np
 import torch
 
 from labelleak.attacks._shadow import ShadowRecipe, probabilities
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.base import Attack, RawScores, ShadowData
+from labelleak.attacks.score_based import score_status, served_probabilities
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle
@@ -81,15 +82,9 @@ class LiRA(Attack):
                 if bar is not None:
                     bar.update(bar.task_ids[0], advance=1)
 
-        served = affordable(oracle.ledger, 1)
-        idx = torch.nonzero(served).flatten()
-        p = torch.full((n, oracle.n_classes), 1.0 / oracle.n_classes, dtype=torch.float64)
-        p[idx] = oracle.query_proba(x[idx], idx)
-        target_phi = logit_confidence(p, y)
-        scores = self._score(target_phi, phis, inside)
-        status = np.where((p.argmax(1) == y).numpy(), Status.OK, Status.MISCLASSIFIED).astype(np.int8)
-        status[~served.numpy()] = Status.BUDGET_HIT
-        return RawScores(scores=scores, status=status,
+        p, served = served_probabilities(oracle, x)
+        scores = self._score(logit_confidence(p, y), phis, inside)
+        return RawScores(scores=scores, status=score_status(served, p, y),
                          extras={"n_reference": self.n_reference, "online": self.online,
                                  "in_models_per_candidate": float(inside.sum(0).mean())})
 

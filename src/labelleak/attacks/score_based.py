@@ -45,7 +45,7 @@ def metric_scores(p: torch.Tensor, y: torch.Tensor, metric: Metric) -> np.ndarra
     raise InvalidInputError(f"metric: expected loss, confidence, entropy or mentropy, got {metric!r}")
 
 
-def _served_probabilities(oracle: BudgetedOracle, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def served_probabilities(oracle: BudgetedOracle, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One score query per affordable candidate; rows without budget get uniform probabilities."""
     served = affordable(oracle.ledger, 1)
     idx = torch.nonzero(served).flatten()
@@ -54,7 +54,7 @@ def _served_probabilities(oracle: BudgetedOracle, x: torch.Tensor) -> tuple[torc
     return p, served
 
 
-def _status(served: torch.Tensor, p: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+def score_status(served: torch.Tensor, p: torch.Tensor, y: torch.Tensor) -> np.ndarray:
     status = np.where((p.argmax(1) == y).numpy(), Status.OK, Status.MISCLASSIFIED).astype(np.int8)
     status[~served.numpy()] = Status.BUDGET_HIT
     return status
@@ -74,8 +74,8 @@ class MetricAttack(Attack):
 
     def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
              progress: bool) -> RawScores:
-        p, served = _served_probabilities(oracle, x)
-        return RawScores(scores=metric_scores(p, y, self.metric), status=_status(served, p, y))
+        p, served = served_probabilities(oracle, x)
+        return RawScores(scores=metric_scores(p, y, self.metric), status=score_status(served, p, y))
 
 
 def top3(p: torch.Tensor) -> np.ndarray:
@@ -112,6 +112,6 @@ class ShadowNNAttack(Attack):
         labels = np.r_[np.ones(len(shadow.x_train)), np.zeros(len(shadow.x_test))]
         clf = MLPClassifier(hidden_layer_sizes=tuple(self.attack_hidden), max_iter=500, random_state=self.seed)
         clf.fit(feats, labels)
-        p, served = _served_probabilities(oracle, x)
+        p, served = served_probabilities(oracle, x)
         scores = clf.predict_proba(top3(p))[:, 1]
-        return RawScores(scores=scores, status=_status(served, p, y))
+        return RawScores(scores=scores, status=score_status(served, p, y))

@@ -58,15 +58,9 @@ class LabelOracle(ABC):
         if x_min < lo - 1e-5 or x_max > hi + 1e-5:
             raise InvalidInputError(f"oracle input: values must lie in [{lo}, {hi}], got [{x_min:.4g}, {x_max:.4g}]")
 
-    @overload
-    def predict_labels(self, x: np.ndarray) -> np.ndarray: ...
-    @overload
-    def predict_labels(self, x: torch.Tensor) -> torch.Tensor: ...
-
-    def predict_labels(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
-        """Labels for a batch ``x`` of shape (N, *input_shape); NumPy in gives NumPy out, a tensor gives a tensor."""
-        as_numpy = not isinstance(x, torch.Tensor)
-        if as_numpy:
+    def _admit(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Convert, validate and check the lifetime budget for one batch; returns it as a CPU float32 tensor."""
+        if not isinstance(x, torch.Tensor):
             arr = np.asarray(x)
             if arr.dtype.kind not in "biuf":
                 raise InvalidInputError(f"oracle input: expected a numeric array, got dtype {arr.dtype}")
@@ -76,12 +70,23 @@ class LabelOracle(ABC):
                 raise InvalidInputError(f"oracle input: expected a real tensor, got {x.dtype}")
             xt = x.detach().to("cpu", torch.float32)
         self._validate(xt)
-        n = len(xt)
-        if self.max_queries is not None and self.queries + n > self.max_queries:
+        if self.max_queries is not None and self.queries + len(xt) > self.max_queries:
             raise BudgetExhaustedError(
-                f"oracle budget: {n} more queries would exceed max_queries={self.max_queries} "
+                f"oracle budget: {len(xt)} more queries would exceed max_queries={self.max_queries} "
                 f"({self.queries} used)"
             )
+        return xt
+
+    @overload
+    def predict_labels(self, x: np.ndarray) -> np.ndarray: ...
+    @overload
+    def predict_labels(self, x: torch.Tensor) -> torch.Tensor: ...
+
+    def predict_labels(self, x: np.ndarray | torch.Tensor) -> np.ndarray | torch.Tensor:
+        """Labels for a batch ``x`` of shape (N, *input_shape); NumPy in gives NumPy out, a tensor gives a tensor."""
+        as_numpy = not isinstance(x, torch.Tensor)
+        xt = self._admit(x)
+        n = len(xt)
         out = torch.empty(n, dtype=torch.int64)
         for start in range(0, n, self.batch_size):
             chunk = xt[start:start + self.batch_size]

@@ -11,7 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labelleak.errors import BudgetExhaustedError, InvalidInputError
+from labelleak.errors import InvalidInputError
 from labelleak.oracle.backends import TorchOracle
 
 
@@ -26,12 +26,7 @@ class TorchScoreOracle(TorchOracle):
     @torch.no_grad()
     def predict_proba(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Probabilities (N, n_classes) for ``x``; counted and validated like label queries."""
-        xt = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x).detach().to("cpu",
-                                                                                                  torch.float32)
-        self._validate(xt)
-        if self.max_queries is not None and self.queries + len(xt) > self.max_queries:
-            raise BudgetExhaustedError(f"oracle budget: {len(xt)} more queries would exceed "
-                                       f"max_queries={self.max_queries} ({self.queries} used)")
+        xt = self._admit(x)
         out = [torch.softmax(self.model(xt[i:i + self.batch_size].to(self.device)).double(), 1).cpu()
                for i in range(0, len(xt), self.batch_size)]
         self.queries += len(xt)
