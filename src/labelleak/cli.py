@@ -148,6 +148,61 @@ def serve(
     uvicorn.run(app_, host=host, port=port, log_level="warning")
 
 
+def _parse_sets(items: list[str]) -> dict:
+    """``key=value`` pairs; values are read as YAML (``epochs=2``, ``train_size=[50,100]``, ``data=x.npz``)."""
+    import yaml
+
+    found = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise LabelleakError(f"--set: expected KEY=VALUE, got {item!r}")
+        try:
+            found[key.strip().replace("-", "_")] = yaml.safe_load(value)
+        except yaml.YAMLError:
+            raise LabelleakError(f"--set {key}: cannot read the value {value!r}") from None
+    return found
+
+
+@app.command()
+def reproduce(
+    experiment: str = typer.Argument(..., help="sizes, queries, norms, threshold, distances, transfer-ablation, "
+                                               "or a YAML plan file."),
+    scale: str = typer.Option("cpu", help="cpu (hours on 2 cores) or paper (the paper's settings; use a GPU)."),
+    dataset: Optional[str] = typer.Option(None, help="Dataset in place of the plan's (cifar10)."),
+    data: Optional[str] = typer.Option(None, help="Path of the dataset (CIFAR-10 is looked for in ../shared/data)."),
+    out: Optional[str] = typer.Option(None, help="Output folder (default reproduce-out/EXPERIMENT-SCALE)."),
+    seed: Optional[int] = typer.Option(None, help="Seed of every run."),
+    set_: list[str] = typer.Option([], "--set", help="Override an audit key in every run, e.g. --set epochs=5; "
+                                                     "a grid axis is replaced, e.g. --set train_size=[100,500]."),
+    cache_dir: Optional[str] = typer.Option(None, help="Model cache."),
+    resume: bool = typer.Option(False, "--resume", help="Skip finished audits and continue an interrupted one."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+) -> None:
+    """Reproduce an experiment of Li & Zhang (CCS 2021): run its audits, write summary.{json,md}, CSV and PNG."""
+    from rich.markdown import Markdown
+
+    from labelleak.pipeline.checkpoint import Interrupted
+    from labelleak.pipeline.reproduce import run_reproduce
+
+    try:
+        overrides = _parse_sets(set_)
+        overrides.update({k: v for k, v in {"dataset": dataset, "data": data, "seed": seed,
+                                            "cache_dir": cache_dir}.items() if v is not None})
+        summary = run_reproduce(experiment, scale=scale, out=out, overrides=overrides, resume=resume,
+                                progress=not quiet)
+    except Interrupted as exc:
+        _err.print(f"interrupted; progress is saved (last in {exc.folder}): rerun the same command with --resume")
+        raise typer.Exit(code=130) from None
+    except LabelleakError as exc:
+        _fail(exc)
+        return
+    folder = Path(out) if out else Path("reproduce-out") / f"{summary['experiment']}-{scale}"
+    Console(width=180).print(Markdown((folder / "summary.md").read_text()))
+    Console().print(f"summary written to {folder}/ (summary.json, summary.md, CSV tables, PNG figures) "
+                    f"in {summary['seconds']:.0f} s")
+
+
 @app.command("attacks")
 def list_attacks() -> None:
     """List the registered attack names."""

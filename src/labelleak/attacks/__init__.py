@@ -8,6 +8,7 @@ from labelleak.attacks.lira import LiRA
 from labelleak.attacks.oslo import OSLO
 from labelleak.attacks.robustness import AugmentationAttack, NoiseAttack
 from labelleak.attacks.score_based import MetricAttack, ShadowNNAttack
+from labelleak.attacks.smoothing import SmoothingRadius
 from labelleak.attacks.transfer import TransferAttack
 from labelleak.attacks.whitebox import WhiteBoxBoundary
 
@@ -22,6 +23,7 @@ register_attack("boundary-whitebox", WhiteBoxBoundary)
 register_attack("augmentation", AugmentationAttack)
 register_attack("noise", NoiseAttack)
 register_attack("oslo", OSLO)
+register_attack("smoothing", SmoothingRadius)
 for _metric in ("loss", "confidence", "entropy", "mentropy"):
     register_attack(f"score-{_metric}", MetricAttack, metric=_metric)
 register_attack("score-nn", ShadowNNAttack)
@@ -29,5 +31,5 @@ register_attack("lira", LiRA, online=True)
 register_attack("lira-offline", LiRA, online=False)
 
 __all__ = ["OSLO", "Attack", "AttackResult", "AugmentationAttack", "BoundaryAttack", "LiRA", "MetricAttack",
-           "NoiseAttack", "ShadowNNAttack", "GapAttack", "RawScores", "ShadowData", "Status", "TransferAttack", "WhiteBoxBoundary",
+           "NoiseAttack", "ShadowNNAttack", "SmoothingRadius", "GapAttack", "RawScores", "ShadowData", "Status", "TransferAttack", "WhiteBoxBoundary",
            "attack_names", "create_attack", "register_attack"]

@@ -50,14 +50,15 @@ class WhiteBoxBoundary(Attack):
         everyone = torch.arange(n)
         correct = oracle.query(x, everyone) == y
         rows = torch.nonzero(correct).flatten()
+        steps, refine = self._affordable_steps(oracle, rows)
         xs, ys = x[rows].to(device), y[rows].to(device)
         flat = lambda t: t.reshape(len(t), -1)  # noqa: E731
         delta = torch.zeros_like(xs, requires_grad=True)
         eps = torch.full((len(rows),), float(self.init_norm), device=device)
         best = torch.full((len(rows),), math.inf, device=device)
         best_delta = torch.zeros_like(xs)
-        for i in range(self.steps):
-            alpha = 0.01 + (1.0 - 0.01) * (1 + math.cos(math.pi * i / self.steps)) / 2
+        for i in range(steps):
+            alpha = 0.01 + (1.0 - 0.01) * (1 + math.cos(math.pi * i / steps)) / 2
             logits = model(xs + delta)
             oracle.ledger.charge(rows)
             adv = logits.argmax(1) != ys
@@ -72,7 +73,7 @@ class WhiteBoxBoundary(Attack):
                 eps = torch.where(adv, eps * (1 - self.gamma), eps * (1 + self.gamma))
                 d = d * (eps / flat(d).norm(dim=1).clamp_min(1e-12)).view(-1, *[1] * (d.dim() - 1))
                 delta.copy_(torch.clamp(xs + d, lo, hi) - xs)
-        dist = self._refine(oracle, rows, x[rows], y[rows], best_delta.cpu(), torch.isfinite(best).cpu())
+        dist = self._refine(oracle, rows, x[rows], y[rows], best_delta.cpu(), torch.isfinite(best).cpu(), refine)
 
         scores = np.zeros(n)
         status = np.full(n, Status.OK, dtype=np.int8)
@@ -81,15 +82,28 @@ class WhiteBoxBoundary(Attack):
         r = rows.numpy()
         scores[r] = np.where(found.numpy(), dist.numpy(), box_diameter(oracle.bounds, flat(x).shape[1], "l2"))
         status[r[~found.numpy()]] = Status.FAILED
+        if steps < self.steps:  # the budget cut the search short
+            status[r[found.numpy()]] = Status.BUDGET_HIT
         return RawScores(scores=scores, status=status, extras={"score_norm": "l2"})
+
+    def _affordable_steps(self, oracle: BudgetedOracle, rows: torch.Tensor) -> tuple[int, int]:
+        """Gradient steps and refinement steps that every candidate in ``rows`` can pay for (budgets hold)."""
+        ledger = oracle.ledger
+        if len(rows) == 0:
+            return 0, 0
+        room = int(ledger.remaining()[rows].min())
+        if ledger.max_total is not None:
+            room = min(room, max(ledger.max_total - ledger.total, 0) // len(rows))
+        steps = max(0, min(self.steps, room - self.refine_steps))
+        return steps, max(0, min(self.refine_steps, room - steps))
 
     @torch.no_grad()
     def _refine(self, oracle: BudgetedOracle, rows: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                delta: torch.Tensor, found: torch.Tensor) -> torch.Tensor:
+                delta: torch.Tensor, found: torch.Tensor, n_steps: int) -> torch.Tensor:
         """Binary search of the scale in (0, 1] along each found perturbation; inf where none was found."""
         low, high = torch.zeros(len(rows)), torch.ones(len(rows))
         idx = torch.nonzero(found).flatten()
-        for _ in range(self.refine_steps):
+        for _ in range(n_steps):
             if len(idx) == 0:
                 break
             mid = (low[idx] + high[idx]) / 2

@@ -38,8 +38,12 @@ class Split:
         return {p: int(len(getattr(self, p))) for p in PARTS}
 
 
-def four_way_split(n_pool: int, sizes: SplitSizes, *, seed: int) -> Split:
+def four_way_split(n_pool: int, sizes: SplitSizes, *, seed: int, reserve_train: int | None = None) -> Split:
     """Shuffle ``range(n_pool)`` with ``seed`` and cut it into the four parts, in order.
+
+    ``reserve_train`` sets aside that many samples for the members part and uses the first
+    ``sizes.target_train`` of them: targets trained on different sizes then share their non-members and shadow
+    parts, and a smaller target's members are a subset of a larger one's (the paper's training-size experiment).
 
     Raises ``InvalidInputError`` if a size is negative, the members part is empty, or the parts need more
     samples than the pool holds.
@@ -49,12 +53,17 @@ def four_way_split(n_pool: int, sizes: SplitSizes, *, seed: int) -> Split:
             raise InvalidInputError(f"split size {name}: expected a non-negative integer, got {value!r}")
     if sizes.target_train == 0 or sizes.target_test == 0:
         raise InvalidInputError("split: target_train and target_test must both be at least 1")
-    if sizes.total() > n_pool:
+    reserved = sizes.target_train if reserve_train is None else int(reserve_train)
+    if reserved < sizes.target_train:
+        raise InvalidInputError(f"split: reserve_train {reserved} is smaller than target_train {sizes.target_train}")
+    total = sizes.total() - sizes.target_train + reserved
+    if total > n_pool:
         raise InvalidInputError(
-            f"split: the four parts need {sizes.total()} samples ({asdict(sizes)}) but the pool has only "
-            f"{n_pool}; reduce --train-size/--eval-size/--shadow-size"
+            f"split: the four parts need {total} samples ({asdict(sizes)}, {reserved} reserved for members) but the "
+            f"pool has only {n_pool}; reduce --train-size/--test-size/--shadow-size"
         )
-    order = np.random.default_rng(seed).permutation(n_pool)[: sizes.total()]
-    cuts = np.cumsum([sizes.target_train, sizes.target_test, sizes.shadow_train])
+    order = np.random.default_rng(seed).permutation(n_pool)[:total]
+    cuts = np.cumsum([reserved, sizes.target_test, sizes.shadow_train])
     parts = np.split(order, cuts)  # each part stays in shuffled order: its first k are a random subset
+    parts[0] = parts[0][: sizes.target_train]
     return Split(*parts, seed=seed)

@@ -33,6 +33,8 @@ def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, A
         return {**recipe, "seed": cfg.seed, "n_reference": cfg.lira_models}
     if name in ("augmentation", "noise"):
         return {"seed": cfg.seed, "shadow_recipe": recipe}
+    if name == "smoothing":
+        return {"sigma": cfg.smoothing_sigma, "n": cfg.smoothing_n, "alpha": cfg.smoothing_alpha, "seed": cfg.seed}
     if name in ("boundary-hsja", "boundary-hsja-linf", "boundary-qeba"):
         return {"max_iter": cfg.max_iter, "max_eval": cfg.max_eval, "init_eval": cfg.init_eval,
                 "init_size": cfg.init_size, "seed": cfg.seed}
@@ -115,11 +117,12 @@ def _operating_points(points: dict[str, np.ndarray], is_member: np.ndarray) -> l
             for k, v in points.items()]
 
 
-def _attack_entry(result: AttackResult, is_member: np.ndarray, threshold: float, source: str,
+def _attack_entry(result: AttackResult, is_member: np.ndarray, threshold: float | None, source: str | None,
                   cfg: AuditConfig) -> dict[str, Any]:
     entry: dict[str, Any] = {"threat_model": result.threat_model}
     entry.update(summarize(is_member, result.scores, threshold=threshold, n_boot=cfg.n_boot, seed=cfg.seed))
-    entry["threshold_source"] = source
+    if source is not None:  # otherwise summarize's own label: the best threshold on the evaluation data
+        entry["threshold_source"] = source
     entry.update({
         "queries_per_sample": result.queries_per_sample,
         "max_queries_per_sample": int(result.queries.max()) if len(result.queries) else 0,
@@ -135,24 +138,31 @@ def _attack_entry(result: AttackResult, is_member: np.ndarray, threshold: float,
                                 for nm, d in result.extras["distances"].items()}
     if "operating_points" in result.extras:
         entry["operating_points"] = _operating_points(result.extras["operating_points"], is_member)
-    skip = {"calibration", "milestone_scores", "distances", "operating_points"}
+    skip = {"calibration", "milestone_scores", "distances", "operating_points", "per_sample"}
     entry.update({k: v for k, v in result.extras.items() if k not in skip})
     return entry
 
 
 def _run_one(name: str, cfg: AuditConfig, setup: AuditSetup, oracle: LabelOracle
              ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Run one attack on the candidates, choose its threshold, and return its entry and raw arrays."""
+    """Run one attack on the candidates, choose its threshold, and return its entry and raw arrays.
+
+    With ``cfg.thresholds`` off, no threshold is calibrated (the attack runs once): AUC and TPR@FPR do not need
+    one, and the balanced accuracy is then the best one on the evaluation data, labelled as such.
+    """
     attack = create_attack(name, **attack_params(name, cfg, setup))
-    target = oracle if attack.threat_model != "scores" else _oracle_for(attack, setup)
+    # label-only attacks go through the journaling oracle; score and white-box ones need the target itself
+    target = oracle if attack.threat_model == "label-only" else _oracle_for(attack, setup)
     result = attack(target, setup.x, setup.y, shadow=setup.shadow_data, max_queries_per_sample=cfg.queries,
                     progress=cfg.progress)
-    threshold, source = _calibrate(attack, result, setup, cfg)
+    threshold, source = _calibrate(attack, result, setup, cfg) if cfg.thresholds else (None, None)
     entry = _attack_entry(result, setup.is_member, threshold, source, cfg)
     arrays = {"scores": result.scores, "queries": result.queries, "status": result.status}
-    if "distances" in result.extras:
+    if "distances" in result.extras and cfg.thresholds:
         entry["data_free"] = data_free_threshold(attack, result, setup.is_member, oracle, cfg)
+    if "distances" in result.extras:
         arrays.update({f"distance_{k}": v for k, v in result.extras["distances"].items()})
+    arrays.update({k: np.asarray(v) for k, v in result.extras.get("per_sample", {}).items()})
     return entry, arrays
 
 
@@ -212,6 +222,8 @@ def _write_outputs(cfg: AuditConfig, setup: AuditSetup, results: dict[str, Any],
             for name, a in finished.items()
             for i, m, s, q, st in zip(setup.sample_index, setup.is_member, a["scores"], a["queries"], a["status"])]
     write_scores_csv(out / "scores.csv", rows)
+    np.savez_compressed(out / "arrays.npz", sample_index=setup.sample_index, is_member=setup.is_member,
+                        **{f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()})
     distances = {name: {k[len("distance_"):]: v for k, v in a.items() if k.startswith("distance_")}
                  for name, a in finished.items() if "distance_l2" in a}
     if distances:

@@ -29,8 +29,11 @@ class AuditConfig:
     lr: float = 1e-3
     batch_size: int = 128
     train_size: int = 300  # target members; the target's non-members and each shadow part default to this size
-    eval_size: int | None = None  # member and non-member candidates each (default: all of them)
+    test_size: int | None = None  # the target's non-members (default: train_size)
+    reserve_train: int | None = None  # members set aside in the split, so targets of several sizes share the rest
+    eval_size: int | None = None  # member and non-member candidates each, capped at what exists (default: all)
     shadow_size: int | None = None
+    shadow_arch: str | None = None  # architecture of the adversary's own models (default: the target's)
     attacks: list[str] = field(default_factory=lambda: list(DEFAULT_ATTACKS))
     queries: int | None = 2000  # per-candidate query budget (boundary attacks spend it; others need 1)
     max_iter: int = 50  # HopSkipJump / QEBA parameters (paper defaults)
@@ -40,6 +43,10 @@ class AuditConfig:
     top_t: float = 50.0  # data-free threshold: percentile of random-noise distances
     noise_samples: int = 100  # random-noise inputs attacked for the data-free threshold
     lira_models: int = 8  # reference models of LiRA
+    smoothing_sigma: float = 0.25  # randomized smoothing (Cohen et al. 2019): noise level, samples, error rate
+    smoothing_n: int = 1000
+    smoothing_alpha: float = 0.001
+    thresholds: bool = True  # choose thresholds (shadow-calibrated, data-free); off skips those extra attack runs
     target: str | None = None  # URL of a remote label-only target (instead of training one)
     members: str | None = None  # remote audits: .npz files with keys x, y
     nonmembers: str | None = None
@@ -58,11 +65,11 @@ class AuditConfig:
         """Every invalid value, as messages naming the key."""
         found = []
         for key in ("epochs", "batch_size", "train_size", "n_boot", "max_iter", "max_eval", "init_eval", "init_size",
-                    "noise_samples", "lira_models"):
+                    "noise_samples", "lira_models", "smoothing_n"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 found.append(f"{key}: expected a positive integer, got {v!r}")
-        for key in ("eval_size", "shadow_size", "queries"):
+        for key in ("test_size", "reserve_train", "eval_size", "shadow_size", "queries"):
             v = getattr(self, key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 found.append(f"{key}: expected a positive integer or nothing, got {v!r}")
@@ -70,6 +77,10 @@ class AuditConfig:
             found.append(f"width: expected a positive number, got {self.width!r}")
         if not isinstance(self.lr, (int, float)) or self.lr <= 0:
             found.append(f"lr: expected a positive number, got {self.lr!r}")
+        if not isinstance(self.smoothing_sigma, (int, float)) or self.smoothing_sigma <= 0:
+            found.append(f"smoothing_sigma: expected a positive number, got {self.smoothing_sigma!r}")
+        if not isinstance(self.smoothing_alpha, (int, float)) or not 0 < self.smoothing_alpha < 1:
+            found.append(f"smoothing_alpha: expected a number between 0 and 1, got {self.smoothing_alpha!r}")
         if not isinstance(self.top_t, (int, float)) or not 0 <= self.top_t <= 100:
             found.append(f"top_t: expected a percentile between 0 and 100, got {self.top_t!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
@@ -78,9 +89,6 @@ class AuditConfig:
             found.append(f"target: expected an http(s) URL, got {self.target!r}")
         if not self.attacks or not all(isinstance(a, str) and a for a in self.attacks):
             found.append(f"attacks: expected a non-empty list of names, got {self.attacks!r}")
-        if self.eval_size is not None and isinstance(self.eval_size, int) and isinstance(self.train_size, int) \
-                and self.eval_size > self.train_size:
-            found.append(f"eval_size: {self.eval_size} is larger than train_size {self.train_size}")
         return found
 
     def validate(self) -> AuditConfig:

@@ -16,7 +16,7 @@ from labelleak.attacks.base import ShadowData
 from labelleak.data import Dataset, SplitSizes, four_way_split, load_dataset
 from labelleak.errors import DataFileError, InvalidInputError
 from labelleak.models import ModelSpec, ModelStore, TrainSettings, accuracy, build_model, init_model, model_key
-from labelleak.models.training import train_with_report
+from labelleak.models.training import default_device, train_with_report
 from labelleak.oracle import LabelOracle, TorchOracle, TorchScoreOracle
 from labelleak.oracle.defenses import DefendedScoreOracle
 from labelleak.pipeline.config import AuditConfig
@@ -80,6 +80,7 @@ def train_or_load(store: ModelStore, x: np.ndarray, y: np.ndarray, fingerprint: 
         model, rep = train_with_report(model, x[train_idx], y[train_idx], settings, n_classes=spec.n_classes,
                                        description=f"training {role} ({spec.arch})", progress=progress)
         cached, report = False, dict(vars(rep))
+    model.to(default_device())  # a GPU when there is one, whether the model was trained now or loaded
     trained = TrainedModel(model, spec, accuracy(model, x[train_idx], y[train_idx]),
                            accuracy(model, x[test_idx], y[test_idx]), store.path(key), cached, report)
     if not cached:
@@ -93,25 +94,47 @@ def _settings(cfg: AuditConfig) -> TrainSettings:
     return TrainSettings(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
 
 
+_LAST_DATASET: dict[tuple, tuple[Dataset, np.ndarray, str]] = {}
+
+
+def load_prepared(name: str, path: str | None) -> tuple[Dataset, np.ndarray, str]:
+    """The dataset, its float features and its fingerprint; the last one loaded is kept, so that a series of
+    audits on the same file (``labelleak reproduce``, ``labelleak defend``) reads and converts it once."""
+    stamp = None
+    if path is not None and Path(path).exists():
+        st = Path(path).stat()
+        stamp = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+    key = (name, path, stamp)
+    if key not in _LAST_DATASET:
+        _LAST_DATASET.clear()
+        dataset = load_dataset(name, path)
+        _LAST_DATASET[key] = (dataset, dataset.features(), dataset.fingerprint())
+    return _LAST_DATASET[key]
+
+
 def prepare_local(cfg: AuditConfig) -> AuditSetup:
     """Load data, split it four ways, and train (or load) the target and the adversary's shadow model."""
-    dataset: Dataset = load_dataset(cfg.dataset, cfg.data)
+    dataset, x, fingerprint = load_prepared(cfg.dataset, cfg.data)
     shadow_size = cfg.shadow_size or cfg.train_size
-    split = four_way_split(len(dataset), SplitSizes(cfg.train_size, cfg.train_size, shadow_size, shadow_size),
-                           seed=cfg.seed)
+    test_size = cfg.test_size or cfg.train_size
+    split = four_way_split(len(dataset), SplitSizes(cfg.train_size, test_size, shadow_size, shadow_size),
+                           seed=cfg.seed, reserve_train=cfg.reserve_train)
     plan = parse_defense(cfg.defense, seed=cfg.seed)
     spec = ModelSpec(auto_arch(cfg, dataset.input_shape), dataset.input_shape, dataset.n_classes, cfg.width)
     defended_spec = replace(spec, **plan.spec)
     build_model(defended_spec)  # fail early on an architecture that cannot take this input
-    store, x, y = ModelStore(cfg.cache_dir), dataset.features(), dataset.y
+    if cfg.shadow_arch:
+        build_model(replace(spec, arch=cfg.shadow_arch))
+    store, y = ModelStore(cfg.cache_dir), dataset.y
     settings = _settings(cfg)
-    target = train_or_load(store, x, y, dataset.fingerprint(), defended_spec, replace(settings, **plan.train),
+    target = train_or_load(store, x, y, fingerprint, defended_spec, replace(settings, **plan.train),
                            split.target_train, split.target_test, role="target", progress=cfg.progress)
     # the adversary trains its shadow model the ordinary way: it does not know the defense
-    shadow = train_or_load(store, x, y, dataset.fingerprint(), spec, settings, split.shadow_train,
+    shadow = train_or_load(store, x, y, fingerprint, spec, settings, split.shadow_train,
                            split.shadow_test, role="shadow", progress=cfg.progress)
-    n_eval = cfg.eval_size or cfg.train_size
-    idx = np.concatenate([split.target_train[:n_eval], split.target_test[:n_eval]])
+    n_members = min(cfg.eval_size or cfg.train_size, cfg.train_size)
+    n_nonmembers = min(cfg.eval_size or test_size, test_size)
+    idx = np.concatenate([split.target_train[:n_members], split.target_test[:n_nonmembers]])
 
     def oracle(kind: type[TorchOracle], m: TrainedModel) -> TorchOracle:
         return kind(m.model, input_shape=dataset.input_shape, n_classes=dataset.n_classes)
@@ -125,8 +148,9 @@ def prepare_local(cfg: AuditConfig) -> AuditSetup:
                 "epsilon": target.report.get("epsilon"), "delta": target.report.get("delta"),
                 "epochs_run": target.report.get("epochs_run")},
         shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
-        arch=spec.arch, oracle=oracle(TorchOracle, target), shadow_oracle=oracle(TorchOracle, shadow),
-        sample_index=idx, x=x[idx], y=y[idx], is_member=np.r_[np.ones(n_eval, bool), np.zeros(n_eval, bool)],
+        arch=cfg.shadow_arch or spec.arch, oracle=oracle(TorchOracle, target),
+        shadow_oracle=oracle(TorchOracle, shadow), sample_index=idx, x=x[idx], y=y[idx],
+        is_member=np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool)],
         shadow_data=ShadowData(x[split.shadow_train], y[split.shadow_train], x[split.shadow_test],
                                y[split.shadow_test]),
         score_oracle=DefendedScoreOracle(target.model, defense=plan.output, input_shape=dataset.input_shape,
@@ -168,7 +192,7 @@ def prepare_remote(cfg: AuditConfig) -> AuditSetup:
     order = np.random.default_rng(cfg.seed).permutation(len(xs))
     half = len(xs) // 2
     tr, te = order[:half], order[half:]
-    spec = ModelSpec(auto_arch(cfg, shape), shape, oracle.n_classes, cfg.width)
+    spec = ModelSpec(cfg.shadow_arch or auto_arch(cfg, shape), shape, oracle.n_classes, cfg.width)
     build_model(spec)
     fingerprint = hashlib.sha256(xs.tobytes() + ys.tobytes()).hexdigest()[:16]
     shadow = train_or_load(ModelStore(cfg.cache_dir), xs, ys, fingerprint, spec, _settings(cfg), tr, te,

@@ -92,3 +92,46 @@ def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+def plot_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, bins: int = 30) -> Path:
+    """One panel per quantity: overlaid density histograms of members (``panels[k][0]``) and non-members."""
+    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4.2), squeeze=False)
+    for ax, (label, (members, nonmembers)) in zip(axes[0], panels.items()):
+        both = np.concatenate([members, nonmembers])
+        both = both[np.isfinite(both)]
+        edges = np.linspace(both.min(), both.max(), bins + 1) if len(both) and both.max() > both.min() else bins
+        ax.hist(nonmembers, bins=edges, alpha=0.55, density=True, label=f"non-members (n={len(nonmembers)})")
+        ax.hist(members, bins=edges, alpha=0.55, density=True, label=f"members (n={len(members)})")
+        ax.set_xlabel(label)
+        ax.set_ylabel("density")
+        ax.legend(fontsize=8)
+        ax.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_bars(values: dict[str, dict[str, float]], path: str | Path, *, ylabel: str, title: str = "",
+              baseline: float | None = 0.5) -> Path:
+    """Grouped bars: ``values[group][bar]``, e.g. AUC per attack (group) and distance norm (bar)."""
+    groups = list(values)
+    bars = list(dict.fromkeys(b for g in groups for b in values[g]))
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(groups) * max(1, len(bars)) / 2), 4.5))
+    width = 0.8 / max(1, len(bars))
+    for i, bar in enumerate(bars):
+        xs = np.arange(len(groups)) + (i - (len(bars) - 1) / 2) * width
+        ax.bar(xs, [values[g].get(bar, np.nan) for g in groups], width, label=bar)
+    ax.set_xticks(np.arange(len(groups)), groups)
+    if baseline is not None:
+        ax.axhline(baseline, color="k", ls="--", lw=0.8)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -1,0 +1,155 @@
+"""Experiment plans for ``labelleak reproduce``: a packaged YAML file turned into a list of audit configs.
+
+A plan file has these keys (all but ``kind`` optional)::
+
+    kind: sizes                  # which summary the results feed (see labelleak.pipeline.reproduce)
+    description: ...
+    claim: ...                   # the paper's claim the experiment tests
+    audit: {dataset: cifar10, arch: cnn7}      # audit keys shared by every run and scale
+    grid: {train_size: [100, 500]}             # one run per combination of these audit keys
+    groups:                                    # within a grid point, one audit per group
+      boundary: {attacks: [boundary-hsja], eval_size: 200}
+    scales:
+      cpu: {audit: {...}, grid: {...}, groups: {boundary: {...}}}   # merged over the above
+      paper: {...}
+
+A run's config is, from weakest to strongest: the defaults, ``audit``, the scale's ``audit``, the user's
+overrides, the grid point, the group. An override whose key is a grid axis replaces that axis instead.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from labelleak.errors import DataFileError, InvalidInputError, UnknownNameError
+from labelleak.pipeline.config import AuditConfig, _from_mapping
+
+SCALES = ("cpu", "paper")
+_PLAN_KEYS = {"kind", "description", "claim", "audit", "grid", "groups", "scales"}
+_SIZE_KEYS = ("train_size", "test_size", "shadow_size", "eval_size", "reserve_train")
+
+
+@dataclass
+class Run:
+    """One audit of an experiment: its grid point, its group and the full config."""
+
+    point: dict[str, Any]
+    group: str
+    config: AuditConfig
+
+    @property
+    def folder(self) -> str:
+        parts = [f"{k}={'-'.join(map(str, v)) if isinstance(v, list) else v}" for k, v in self.point.items()]
+        return "/".join(["_".join(parts) or "base", self.group])
+
+
+@dataclass
+class Plan:
+    name: str
+    kind: str
+    scale: str
+    description: str
+    claim: str
+    runs: list[Run]
+    pool: dict[str, Any] = field(default_factory=dict)
+
+
+def experiment_names() -> list[str]:
+    folder = resources.files("labelleak") / "configs" / "reproduce"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def _read_plan_file(experiment: str | Path) -> tuple[str, dict[str, Any]]:
+    path = Path(experiment)
+    if path.suffix in (".yaml", ".yml"):
+        if not path.is_file():
+            raise DataFileError(f"experiment file not found: {path}")
+        name, text = path.stem, path.read_text()
+    else:
+        if experiment not in experiment_names():
+            raise UnknownNameError(f"unknown experiment {experiment!r}; choose from {', '.join(experiment_names())} "
+                                   "or give a .yaml plan file")
+        name = str(experiment)
+        text = (resources.files("labelleak") / "configs" / "reproduce" / f"{name}.yaml").read_text()
+    try:
+        raw = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        raise DataFileError(f"experiment {name}: not valid YAML: {str(exc).splitlines()[0]}") from None
+    if not isinstance(raw, dict) or "kind" not in raw:
+        raise DataFileError(f"experiment {name}: expected a mapping with at least the key 'kind'")
+    unknown = sorted(set(raw) - _PLAN_KEYS)
+    if unknown:
+        raise DataFileError(f"experiment {name}: unknown key(s) {unknown}; valid keys are {sorted(_PLAN_KEYS)}")
+    return name, raw
+
+
+def _scaled_part(raw: dict[str, Any], scale: str) -> dict[str, Any]:
+    scales = raw.get("scales") or {}
+    if scale not in SCALES:
+        raise InvalidInputError(f"scale: expected one of {', '.join(SCALES)}, got {scale!r}")
+    return scales.get(scale) or {}
+
+
+def _grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise InvalidInputError(f"grid axis {key}: expected a non-empty list, got {values!r}")
+    keys = list(grid)
+    return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
+
+
+def load_plan(experiment: str | Path, *, scale: str = "cpu", overrides: dict[str, Any] | None = None,
+              out: str | Path = "reproduce-out") -> Plan:
+    """Read the plan of ``experiment`` (a packaged name or a YAML file) at ``scale`` into validated configs."""
+    name, raw = _read_plan_file(experiment)
+    scaled = _scaled_part(raw, scale)
+    grid = {**(raw.get("grid") or {}), **(scaled.get("grid") or {})}
+    overrides = dict(overrides or {})
+    for key in list(overrides):
+        if key in grid:
+            value = overrides.pop(key)
+            grid[key] = value if isinstance(value, list) else [value]
+    groups_raw = raw.get("groups") or {"all": {}}
+    groups = {g: {**(v or {}), **((scaled.get("groups") or {}).get(g) or {})} for g, v in groups_raw.items()}
+    base = {**(raw.get("audit") or {}), **(scaled.get("audit") or {}), **overrides}
+    if "train_size" in grid and "reserve_train" not in base:  # all sizes share non-members and shadow data
+        base["reserve_train"] = max(grid["train_size"])
+    runs = []
+    for point in _grid_points(grid):
+        for group, values in groups.items():
+            run = Run(dict(point), group, AuditConfig())
+            merged = {**base, **point, **values}
+            merged["out"] = str(Path(out) / run.folder)
+            run.config = _from_mapping(merged, source=f"experiment {name} ({scale}), run {run.folder}").validate()
+            runs.append(run)
+    return Plan(name, str(raw["kind"]), scale, str(raw.get("description", "")), str(raw.get("claim", "")), runs)
+
+
+def fit_to_pool(plan: Plan, n_pool: int) -> Plan:
+    """Shrink every size of every run by one common factor when the pool is too small for the largest run.
+
+    Another dataset than the plan's (``--dataset``/``--data``) may hold fewer samples; scaling all sizes
+    together keeps the experiment's proportions. The factor is recorded in ``plan.pool``.
+    """
+    def need(c: AuditConfig) -> int:
+        test, shadow = c.test_size or c.train_size, c.shadow_size or c.train_size
+        return max(c.train_size, c.reserve_train or 0) + test + 2 * shadow
+
+    largest = max(need(r.config) for r in plan.runs)
+    factor = min(1.0, n_pool / largest)
+    plan.pool = {"n_pool": n_pool, "largest_run_needs": largest, "factor": factor}
+    if factor >= 1.0:
+        return plan
+    for run in plan.runs:
+        changes = {k: max(2, int(getattr(run.config, k) * factor)) for k in _SIZE_KEYS
+                   if getattr(run.config, k) is not None}
+        run.config = run.config.replace(**changes)
+        run.point = {k: (max(2, int(v * factor)) if k in _SIZE_KEYS and isinstance(v, int) else v)
+                     for k, v in run.point.items()}
+    return plan

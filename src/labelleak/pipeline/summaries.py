@@ -1,0 +1,183 @@
+"""From the audits of one experiment to its tables and figures (one function per experiment kind).
+
+Each function takes the finished runs and the output folder, and returns named tables (lists of flat rows,
+written as CSV and Markdown by the caller) and the figures it drew. Only numbers already in the audits'
+``results.json`` and ``arrays.npz`` are used: no attack runs here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelleak.metrics import auc, precision_recall
+from labelleak.report.plots import plot_bars, plot_histograms, plot_series
+
+
+@dataclass
+class RunRecord:
+    """A finished audit of an experiment: its grid point and group, ``results.json`` and ``arrays.npz``."""
+
+    point: dict[str, Any]
+    group: str
+    results: dict[str, Any]
+    arrays: dict[str, np.ndarray]
+
+    def attack_arrays(self, attack: str) -> dict[str, np.ndarray]:
+        prefix = f"{attack}/"
+        return {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+
+
+Tables = dict[str, list[dict[str, Any]]]
+Summary = tuple[Tables, list[Path]]
+
+
+def _attack_row(entry: dict[str, Any]) -> dict[str, Any]:
+    lo, hi = entry.get("auc_ci") or [float("nan")] * 2
+    t_lo, t_hi = (entry.get("tpr_at_fpr_ci") or {}).get("0.01", [float("nan")] * 2)
+    return {"threat_model": entry.get("threat_model"), "n_members": entry.get("n_members"),
+            "n_nonmembers": entry.get("n_nonmembers"), "auc": entry["auc"], "auc_low": lo, "auc_high": hi,
+            "tpr@1%": entry["tpr_at_fpr"].get("0.01"), "tpr@1%_low": t_lo, "tpr@1%_high": t_hi,
+            "tpr@0.1%": entry["tpr_at_fpr"].get("0.001"), "queries_per_sample": entry.get("queries_per_sample"),
+            "seconds": entry.get("seconds")}
+
+
+def _target_row(results: dict[str, Any]) -> dict[str, Any]:
+    t = results.get("target", {})
+    return {"train_accuracy": t.get("train_accuracy"), "test_accuracy": t.get("test_accuracy")}
+
+
+def summarize_sizes(records: list[RunRecord], out: Path) -> Summary:
+    """Per training-set size: the target's accuracies and every attack's AUC and TPR@1%FPR with CIs."""
+    rows = []
+    for r in records:
+        for name, entry in r.results["attacks"].items():
+            rows.append({"train_size": r.point["train_size"], **_target_row(r.results), "attack": name,
+                         **_attack_row(entry)})
+    rows.sort(key=lambda row: (row["train_size"], row["attack"]))
+    attacks = list(dict.fromkeys(row["attack"] for row in rows))
+    figures = []
+    for metric, fname, ylabel in (("auc", "auc_by_size.png", "membership ROC AUC"),
+                                  ("tpr@1%", "tpr_by_size.png", "TPR at 1% FPR")):
+        series = {a: ([row["train_size"] for row in rows if row["attack"] == a],
+                      [row[metric] for row in rows if row["attack"] == a]) for a in attacks}
+        figures.append(plot_series(series, out / fname, xlabel="target training-set size", ylabel=ylabel,
+                                   title=f"{ylabel} against training-set size"))
+    return {"sizes": rows}, figures
+
+
+def summarize_queries(records: list[RunRecord], out: Path) -> Summary:
+    """AUC and TPR at 0.1% / 1% FPR against queries per candidate, read from each attack's milestones."""
+    rows = []
+    for r in records:
+        for name, entry in r.results["attacks"].items():
+            for b in entry.get("by_queries", []):
+                rows.append({"attack": name, "queries": b["queries"], "auc": b["auc"],
+                             "tpr@0.1%": b["tpr_at_0.001"], "tpr@1%": b["tpr_at_0.01"]})
+    attacks = list(dict.fromkeys(row["attack"] for row in rows))
+    figures = []
+    for metric, fname, ylabel in (("auc", "auc_by_queries.png", "membership ROC AUC"),
+                                  ("tpr@1%", "tpr_by_queries.png", "TPR at 1% FPR")):
+        series = {a: ([row["queries"] for row in rows if row["attack"] == a],
+                      [row[metric] for row in rows if row["attack"] == a]) for a in attacks}
+        figures.append(plot_series(series, out / fname, xlabel="queries per candidate", ylabel=ylabel,
+                                   title=f"{ylabel} against the query budget"))
+    return {"queries": rows}, figures
+
+
+def summarize_norms(records: list[RunRecord], out: Path) -> Summary:
+    """AUC of the perturbation found by each boundary attack, measured in L0, L1, L2 and Linf."""
+    rows = []
+    for r in records:
+        for name, entry in r.results["attacks"].items():
+            if "auc_by_norm" in entry:
+                rows.append({"attack": name, **{f"auc_{k}": v for k, v in entry["auc_by_norm"].items()}})
+    bars = {row["attack"]: {k[4:]: v for k, v in row.items() if k.startswith("auc_")} for row in rows}
+    fig = plot_bars(bars, out / "auc_by_norm.png", ylabel="membership ROC AUC",
+                    title="AUC of the boundary distance in each norm")
+    return {"norms": rows}, [fig]
+
+
+def summarize_threshold(records: list[RunRecord], out: Path) -> Summary:
+    """The data-free threshold (t-th percentile of random-noise scores) against the shadow-calibrated one."""
+    rows, figures = [], []
+    for r in records:
+        is_member = r.arrays["is_member"].astype(bool)
+        for name, entry in r.results["attacks"].items():
+            data_free = entry.get("data_free")
+            if not data_free:
+                continue
+            scores = r.attack_arrays(name)["scores"]
+            acc, prec, rec = precision_recall(is_member, scores, entry["threshold"])
+            rows.append({"attack": name, "method": entry.get("threshold_source", "shadow"), "t": None,
+                         "threshold": entry["threshold"], "accuracy": acc, "precision": prec, "recall": rec})
+            for s in data_free["sweep"]:
+                rows.append({"attack": name, "method": "data-free", "t": s["t"], "threshold": s["threshold"],
+                             "accuracy": s["accuracy"], "precision": s["precision"], "recall": s["recall"]})
+            sweep = [row for row in rows if row["attack"] == name and row["method"] == "data-free"]
+            series = {f"{m} (data-free)": ([row["t"] for row in sweep], [row[m] for row in sweep])
+                      for m in ("accuracy", "precision", "recall")}
+            series.update({f"{m} (shadow-calibrated)": ([0, 100], [v, v])
+                           for m, v in (("accuracy", acc), ("precision", prec), ("recall", rec))})
+            figures.append(plot_series(series, out / f"threshold_{name}.png", xlabel="t (percentile of noise scores)",
+                                       ylabel="attack performance", title=f"{name}: data-free threshold", logx=False))
+    return {"threshold": rows}, figures
+
+
+def _group_stats(label: str, values: np.ndarray, is_member: np.ndarray, zero_means: str) -> dict[str, Any]:
+    m, n = values[is_member], values[~is_member]
+    return {"quantity": label, "member_mean": float(m.mean()), "member_median": float(np.median(m)),
+            "nonmember_mean": float(n.mean()), "nonmember_median": float(np.median(n)),
+            "auc": auc(is_member, values), f"member_{zero_means}": float((m <= 0).mean()),
+            f"nonmember_{zero_means}": float((n <= 0).mean())}
+
+
+def summarize_distances(records: list[RunRecord], out: Path) -> Summary:
+    """Member and non-member distributions of the boundary distance and of the certified radius."""
+    rows, panels = [], {}
+    for r in records:
+        is_member = r.arrays["is_member"].astype(bool)
+        for name in r.results["attacks"]:
+            a = r.attack_arrays(name)
+            if "distance_l2" in a:
+                d = np.nan_to_num(a["distance_l2"], nan=0.0)
+                label = f"{name}: L2 distance to the boundary"
+                rows.append(_group_stats(label, d, is_member, "at_zero"))
+                panels[label] = (d[is_member], d[~is_member])
+            if "certified_radius" in a:
+                rad = a["certified_radius"]
+                label = f"{name}: certified L2 radius (sigma {r.results['config']['smoothing_sigma']})"
+                rows.append(_group_stats(label, rad, is_member, "abstained"))
+                panels[label] = (rad[is_member], rad[~is_member])
+    figures = [plot_histograms(panels, out / "distances.png")] if panels else []
+    return {"distances": rows}, figures
+
+
+def summarize_transfer_ablation(records: list[RunRecord], out: Path) -> Summary:
+    """Transfer-attack AUC for each shadow architecture and shadow-set size."""
+    rows = []
+    for r in records:
+        for name, entry in r.results["attacks"].items():
+            rows.append({"shadow_arch": r.point.get("shadow_arch", r.results["config"].get("shadow_arch")),
+                         "shadow_size": r.results["split"].get("shadow_train"), "attack": name,
+                         "shadow_label_agreement": entry.get("shadow_label_agreement"), **_attack_row(entry)})
+    archs = list(dict.fromkeys(row["shadow_arch"] for row in rows))
+    series = {str(a): ([row["shadow_size"] for row in rows if row["shadow_arch"] == a],
+                       [row["auc"] for row in rows if row["shadow_arch"] == a]) for a in archs}
+    fig = plot_series(series, out / "auc_by_shadow.png", xlabel="shadow training-set size",
+                      ylabel="transfer-attack ROC AUC", title="transfer attack: shadow architecture and size")
+    return {"transfer_ablation": rows}, [fig]
+
+
+SUMMARIES: dict[str, Callable[[list[RunRecord], Path], Summary]] = {
+    "sizes": summarize_sizes,
+    "queries": summarize_queries,
+    "norms": summarize_norms,
+    "threshold": summarize_threshold,
+    "distances": summarize_distances,
+    "transfer-ablation": summarize_transfer_ablation,
+}
