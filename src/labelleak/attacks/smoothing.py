@@ -68,6 +68,8 @@ class SmoothingRadius(Attack):
         active = torch.arange(n_cand)
         lo, hi = oracle.bounds
         per_chunk = max(1, min(self.n, _CHUNK_ELEMENTS // max(1, n_cand * d)))
+        room = int(oracle.ledger.remaining().min()) if n_cand else 0
+        per_chunk = max(1, min(per_chunk, room))  # under a budget, spend it all before the bound is computed
         with progress_bar("randomized smoothing", total=self.n, enabled=progress) as bar:
             for start in range(0, self.n, per_chunk):
                 m = min(per_chunk, self.n - start)

@@ -13,8 +13,9 @@ A plan file has these keys (all but ``kind`` optional)::
       cpu: {audit: {...}, grid: {...}, groups: {boundary: {...}}}   # merged over the above
       paper: {...}
 
-A run's config is, from weakest to strongest: the defaults, ``audit``, the scale's ``audit``, the user's
-overrides, the grid point, the group. An override whose key is a grid axis replaces that axis instead.
+A run's config is, from weakest to strongest: the defaults, ``audit``, the scale's ``audit``, the grid point,
+the group, the user's overrides. An override whose key is a grid axis replaces that axis; ``GROUP.KEY`` changes
+one group only; ``attacks`` keeps, in each group, the attacks listed (the others listed join the first group).
 """
 
 from __future__ import annotations
@@ -104,6 +105,20 @@ def _grid_points(grid: dict[str, list[Any]]) -> list[dict[str, Any]]:
     return [dict(zip(keys, combo)) for combo in itertools.product(*(grid[k] for k in keys))]
 
 
+def _restrict_attacks(groups: dict[str, dict[str, Any]], attacks: Any) -> dict[str, dict[str, Any]]:
+    """Keep the listed attacks in the groups that have them; the rest go to the first group; drop empty groups."""
+    wanted = [a.strip() for a in attacks.split(",")] if isinstance(attacks, str) else list(attacks)
+    placed: set[str] = set()
+    kept: dict[str, dict[str, Any]] = {}
+    for g, values in groups.items():
+        mine = [a for a in wanted if a in (values.get("attacks") or [])]
+        placed.update(mine)
+        kept[g] = {**values, "attacks": mine}
+    first = next(iter(kept))
+    kept[first]["attacks"] += [a for a in wanted if a not in placed]
+    return {g: v for g, v in kept.items() if v["attacks"]}
+
+
 def load_plan(experiment: str | Path, *, scale: str = "cpu", overrides: dict[str, Any] | None = None,
               out: str | Path = "reproduce-out") -> Plan:
     """Read the plan of ``experiment`` (a packaged name or a YAML file) at ``scale`` into validated configs."""
@@ -117,14 +132,21 @@ def load_plan(experiment: str | Path, *, scale: str = "cpu", overrides: dict[str
             grid[key] = value if isinstance(value, list) else [value]
     groups_raw = raw.get("groups") or {"all": {}}
     groups = {g: {**(v or {}), **((scaled.get("groups") or {}).get(g) or {})} for g, v in groups_raw.items()}
-    base = {**(raw.get("audit") or {}), **(scaled.get("audit") or {}), **overrides}
+    for key in [k for k in overrides if "." in k]:  # "boundary.queries": that group only
+        group, _, sub = key.partition(".")
+        if group not in groups:
+            raise InvalidInputError(f"override {key}: no group {group!r}; groups are {', '.join(groups)}")
+        groups[group][sub] = overrides.pop(key)
+    if "attacks" in overrides:
+        groups = _restrict_attacks(groups, overrides.pop("attacks"))
+    base = {**(raw.get("audit") or {}), **(scaled.get("audit") or {})}
     if "train_size" in grid and "reserve_train" not in base:  # all sizes share non-members and shadow data
         base["reserve_train"] = max(grid["train_size"])
     runs = []
     for point in _grid_points(grid):
         for group, values in groups.items():
             run = Run(dict(point), group, AuditConfig())
-            merged = {**base, **point, **values}
+            merged = {**base, **point, **values, **overrides}
             merged["out"] = str(Path(out) / run.folder)
             run.config = _from_mapping(merged, source=f"experiment {name} ({scale}), run {run.folder}").validate()
             runs.append(run)

@@ -1,0 +1,263 @@
+"""labelleak reproduce: plans, the split it relies on, the smoothing radius, and every experiment end to end on
+tiny synthetic images (seconds each)."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from labelleak.attacks import Status, create_attack
+from labelleak.attacks.smoothing import clopper_pearson_lower
+from labelleak.cli import app
+from labelleak.data import SplitSizes, four_way_split
+from labelleak.errors import DataFileError, InvalidInputError, UnknownNameError
+from labelleak.oracle import CallableOracle
+from labelleak.pipeline.plan import experiment_names, fit_to_pool, load_plan
+from labelleak.pipeline.reproduce import run_reproduce
+
+EXPERIMENTS = ["distances", "norms", "queries", "sizes", "threshold", "transfer-ablation"]
+
+
+# ---------------------------------------------------------------- randomized smoothing
+
+
+def test_clopper_pearson_lower_golden_values():
+    # all successes: the bound solves p^n = alpha; no successes: 0; k of n agrees with the beta quantile
+    assert clopper_pearson_lower(np.array([10]), np.array([10]), 0.05)[0] == pytest.approx(0.05 ** 0.1, rel=1e-9)
+    assert clopper_pearson_lower(np.array([0]), np.array([10]), 0.05)[0] == 0.0
+    assert clopper_pearson_lower(np.array([5]), np.array([10]), 0.05)[0] == pytest.approx(0.2224, abs=1e-4)
+
+
+@pytest.fixture
+def binary_linear():
+    rng = np.random.default_rng(0)
+    w, b = rng.normal(size=6), 0.1
+    fn = lambda x: (x.reshape(len(x), -1) @ w + b > 0).astype(np.int64)  # noqa: E731
+    oracle = CallableOracle(fn, input_shape=(6,), n_classes=2, bounds=(-10.0, 10.0))
+    x = (rng.normal(size=(80, 6)) * 0.3).astype(np.float32)
+    exact = np.abs(x @ w + b) / np.linalg.norm(w)
+    return oracle, x, fn(x), exact
+
+
+def test_smoothing_radius_matches_closed_form_for_a_linear_classifier(binary_linear):
+    # for f(x) = [w.x + b > 0], P(f(x + e) = f(x)) = Phi(d / sigma): sigma * Phi^-1(p) is exactly the distance d
+    oracle, x, y, exact = binary_linear
+    result = create_attack("smoothing", sigma=0.5, n=20_000, alpha=0.001, seed=0)(oracle, x, y)
+    near = exact < 1.0  # beyond ~2 sigma every draw agrees and the bound saturates
+    err = result.scores[near] - exact[near]
+    assert np.abs(err).max() < 0.05 and err.mean() < 0  # a lower confidence bound sits just below the truth
+    assert (result.queries == 20_000).all() and result.status_counts()["ok"] == len(x)
+    radius = result.extras["per_sample"]["certified_radius"]
+    assert (radius >= 0).all() and np.array_equal(radius > 0, result.extras["per_sample"]["p_lower"] > 0.5)
+
+
+def test_smoothing_is_seeded_order_free_and_honours_the_budget(binary_linear):
+    oracle, x, y, _ = binary_linear
+    attack = create_attack("smoothing", sigma=0.3, n=300, seed=4)
+    first, again = attack(oracle, x, y), attack(oracle, x, y)
+    assert np.array_equal(first.scores, again.scores)
+    perm = np.random.default_rng(1).permutation(len(x))
+    assert np.array_equal(attack(oracle, x[perm], y[perm]).scores, first.scores[perm])
+    capped = attack(oracle, x, y, max_queries_per_sample=100)
+    assert capped.queries.max() <= 100
+    assert (capped.status == Status.BUDGET_HIT).all()
+
+
+def test_whitebox_boundary_stays_within_the_budget():
+    import torch
+
+    from labelleak.oracle import TorchOracle
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(6, 3)).eval()
+    oracle = TorchOracle(model, input_shape=(6,), n_classes=3)
+    x = np.random.default_rng(0).uniform(0, 1, size=(20, 6)).astype(np.float32)
+    y = oracle.predict_labels(x)
+    result = create_attack("boundary-whitebox", steps=100)(oracle, x, y, max_queries_per_sample=30)
+    assert result.queries.max() <= 30
+    assert set(np.unique(result.status)) <= {Status.BUDGET_HIT, Status.FAILED}
+
+
+# ---------------------------------------------------------------- the split and the plans
+
+
+def test_reserved_split_shares_nonmembers_and_shadow_across_sizes():
+    small = four_way_split(1000, SplitSizes(50, 100, 200, 200), seed=3, reserve_train=300)
+    large = four_way_split(1000, SplitSizes(300, 100, 200, 200), seed=3, reserve_train=300)
+    assert set(small.target_train) < set(large.target_train)
+    for part in ("target_test", "shadow_train", "shadow_test"):
+        assert np.array_equal(getattr(small, part), getattr(large, part))
+    with pytest.raises(InvalidInputError, match="reserve_train 10 is smaller than target_train 50"):
+        four_way_split(1000, SplitSizes(50, 100, 200, 200), seed=3, reserve_train=10)
+
+
+def test_every_packaged_experiment_loads_at_both_scales():
+    assert experiment_names() == EXPERIMENTS
+    for name in EXPERIMENTS:
+        for scale in ("cpu", "paper"):
+            plan = load_plan(name, scale=scale)
+            assert plan.runs and plan.claim and plan.kind == name
+            assert all(r.config.dataset == "cifar10" for r in plan.runs)
+
+
+def test_paper_scale_uses_the_papers_settings_and_cpu_scale_is_smaller():
+    paper, cpu = load_plan("sizes", scale="paper"), load_plan("sizes", scale="cpu")
+    assert sorted({r.point["train_size"] for r in paper.runs}) == [100, 500, 1000, 2000, 3000]
+    c = paper.runs[0].config
+    assert (c.arch, c.width, c.epochs, 2 * c.shadow_size, c.max_iter, c.max_eval, c.test_size) == \
+        ("cnn7", 1.0, 200, 46_000, 50, 10_000, 1000)
+    by_group = {r.group: r.config for r in paper.runs}
+    assert by_group["boundary"].eval_size == 200 and by_group["wide"].eval_size == 1000
+    assert {"boundary-hsja", "boundary-qeba", "boundary-whitebox"} <= set(by_group["boundary"].attacks)
+    assert {"gap", "transfer", "score-loss"} <= set(by_group["wide"].attacks)
+    k = cpu.runs[0].config
+    assert k.width < c.width and k.epochs < c.epochs and k.shadow_size < c.shadow_size and k.queries is not None
+    assert all(r.config.reserve_train == 3000 for r in paper.runs)  # sizes share non-members and shadow data
+
+
+def test_plan_overrides_replace_grid_axes_and_reject_unknown_names(tmp_path):
+    plan = load_plan("sizes", overrides={"train_size": [10, 20], "epochs": 2})
+    assert sorted({r.config.train_size for r in plan.runs}) == [10, 20]
+    assert all(r.config.epochs == 2 and r.config.reserve_train == 20 for r in plan.runs)
+    with pytest.raises(UnknownNameError, match="choose from distances, norms"):
+        load_plan("nope")
+    with pytest.raises(InvalidInputError, match="scale: expected one of cpu, paper"):
+        load_plan("sizes", scale="huge")
+    with pytest.raises(InvalidInputError, match="unknown key"):
+        load_plan("sizes", overrides={"epoch": 3})
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("kind: sizes\nsurprise: 1\n")
+    with pytest.raises(DataFileError, match="unknown key.*surprise"):
+        load_plan(bad)
+
+
+def test_fit_to_pool_scales_every_size_by_one_factor():
+    plan = fit_to_pool(load_plan("sizes"), 900)  # the cpu plan needs 3000 + 1000 + 2 * 2500 = 9000
+    assert plan.pool["factor"] == pytest.approx(0.1)
+    c = next(r.config for r in plan.runs if r.point["train_size"] == 300)
+    assert (c.train_size, c.test_size, c.shadow_size, c.reserve_train) == (300, 100, 250, 300)
+
+
+# ---------------------------------------------------------------- every experiment, end to end
+
+
+@pytest.fixture(scope="module")
+def tiny_images(tmp_path_factory):
+    """600 RGB 8x8 images of 3 classes (class-dependent colour means plus noise)."""
+    rng = np.random.default_rng(0)
+    y = np.repeat(np.arange(3), 200)
+    means = np.array([[0.3, 0.5, 0.7], [0.6, 0.4, 0.3], [0.5, 0.6, 0.5]])
+    x = np.clip(means[y][:, None, None, :] + rng.normal(scale=0.25, size=(600, 8, 8, 3)), 0, 1)
+    path = tmp_path_factory.mktemp("data") / "tiny.npz"
+    np.savez(path, x=(x * 255).astype(np.uint8), y=y)
+    return str(path)
+
+
+def _tiny(path: str, cache: str, **more) -> dict:
+    return {"dataset": "npz", "data": path, "arch": "cnn2", "width": 0.5, "epochs": 3, "test_size": 60,
+            "shadow_size": 80, "queries": 40, "max_eval": 20, "init_eval": 10, "n_boot": 20, "noise_samples": 10,
+            "smoothing_n": 30, "reserve_train": None, "cache_dir": cache, **more}
+
+
+def _run(name, tiny_images, tmp_path, **more):
+    overrides = _tiny(tiny_images, str(tmp_path / "cache"), **more)
+    return run_reproduce(name, out=tmp_path / name, overrides=overrides, progress=False)
+
+
+def _csv(path):
+    with open(path) as fh:
+        return list(csv.DictReader(fh))
+
+
+def test_sizes_experiment_end_to_end(tiny_images, tmp_path):
+    summary = _run("sizes", tiny_images, tmp_path, train_size=[20, 60], eval_size=50, reserve_train=60,
+                   attacks=["gap", "boundary-hsja"])
+    rows = summary["tables"]["sizes"]
+    assert {(r["train_size"], r["attack"]) for r in rows} == {(s, a) for s in (20, 60) for a in ("gap", "boundary-hsja")}
+    for r in rows:  # members capped by the target's size, non-members by the eval size
+        assert (r["n_members"], r["n_nonmembers"]) == (min(r["train_size"], 50), 50)
+        assert 0 <= r["auc"] <= 1 and r["auc_low"] <= r["auc"] <= r["auc_high"]
+    out = tmp_path / "sizes"
+    assert len(_csv(out / "sizes.csv")) == len(rows)
+    assert (out / "auc_by_size.png").stat().st_size > 1000 and "| gap |" in (out / "summary.md").read_text()
+    # the 20-member target's members are among the 60-member target's: both share non-members
+    res = {s: json.loads((out / "runs" / f"train_size={s}" / "wide" / "results.json").read_text()) for s in (20, 60)}
+    assert res[20]["split"]["target_test"] == res[60]["split"]["target_test"] == 60
+
+
+def test_queries_experiment_reads_one_run_at_many_budgets(tiny_images, tmp_path):
+    summary = _run("queries", tiny_images, tmp_path, train_size=60, eval_size=30, queries=300)
+    rows = summary["tables"]["queries"]
+    for attack in ("boundary-hsja", "boundary-qeba"):
+        qs = [r["queries"] for r in rows if r["attack"] == attack]
+        assert qs[0] == 100 and qs == sorted(qs) and len(qs) >= 2 and qs[-1] <= 300
+    assert (tmp_path / "queries" / "tpr_by_queries.png").is_file()
+
+
+def test_norms_experiment_reports_four_norms_per_attack(tiny_images, tmp_path):
+    summary = _run("norms", tiny_images, tmp_path, train_size=60, eval_size=30)
+    rows = summary["tables"]["norms"]
+    assert [r["attack"] for r in rows] == ["boundary-hsja", "boundary-hsja-linf"]
+    assert all(set(r) == {"attack", "auc_l0", "auc_l1", "auc_l2", "auc_linf"} for r in rows)
+
+
+def test_threshold_experiment_sweeps_t_and_compares_with_the_shadow_threshold(tiny_images, tmp_path):
+    summary = _run("threshold", tiny_images, tmp_path, train_size=60, eval_size=30)
+    rows = summary["tables"]["threshold"]
+    sweep = [r for r in rows if r["method"] == "data-free"]
+    assert [r["t"] for r in sweep] == [float(t) for t in range(0, 101, 10)]
+    thresholds = [r["threshold"] for r in sweep]
+    assert thresholds == sorted(thresholds)  # percentiles of the same noise scores
+    assert sweep[0]["recall"] >= sweep[-1]["recall"]  # a higher threshold flags fewer members
+    shadow = [r for r in rows if r["method"] != "data-free"]
+    assert len(shadow) == 1 and 0 <= shadow[0]["accuracy"] <= 1
+
+
+def test_distances_experiment_histograms_and_certified_radius(tiny_images, tmp_path):
+    summary = _run("distances", tiny_images, tmp_path, train_size=60, eval_size=30, smoothing_sigma=0.1)
+    rows = {r["quantity"].split(":")[0]: r for r in summary["tables"]["distances"]}
+    assert set(rows) == {"boundary-hsja", "smoothing"}
+    assert 0 <= rows["smoothing"]["member_abstained"] <= 1 and rows["smoothing"]["member_mean"] >= 0
+    arrays = np.load(tmp_path / "distances" / "runs" / "base" / "all" / "arrays.npz")
+    assert arrays["smoothing/certified_radius"].shape == (60,) and (arrays["smoothing/queries"] == 30).all()
+    assert (tmp_path / "distances" / "distances.png").is_file()
+
+
+def test_transfer_ablation_varies_shadow_architecture_and_size(tiny_images, tmp_path):
+    summary = _run("transfer-ablation", tiny_images, tmp_path, train_size=60, eval_size=30,
+                   shadow_arch=["mlp", "cnn2"], shadow_size=[40, 80])
+    rows = summary["tables"]["transfer_ablation"]
+    assert {(r["shadow_arch"], r["shadow_size"]) for r in rows} == {(a, s) for a in ("mlp", "cnn2") for s in (40, 80)}
+    assert all(0 <= r["shadow_label_agreement"] <= 1 for r in rows)
+
+
+def test_resume_skips_finished_audits(tiny_images, tmp_path):
+    first = _run("norms", tiny_images, tmp_path, train_size=60, eval_size=30)
+    result_file = tmp_path / "norms" / "runs" / "base" / "all" / "results.json"
+    stamp = result_file.stat().st_mtime_ns
+    again = run_reproduce("norms", out=tmp_path / "norms", progress=False, resume=True,
+                          overrides=_tiny(tiny_images, str(tmp_path / "cache"), train_size=60, eval_size=30))
+    assert result_file.stat().st_mtime_ns == stamp
+    assert again["tables"] == first["tables"]
+
+
+def test_small_pool_scales_the_plan(tmp_path):
+    summary = run_reproduce("norms", out=tmp_path / "n", progress=False,
+                            overrides={"dataset": "digits", "arch": "mlp", "epochs": 2, "eval_size": 20,
+                                       "queries": 30, "max_eval": 20, "init_eval": 10, "n_boot": 10,
+                                       "cache_dir": str(tmp_path / "c")})
+    assert summary["pool"]["n_pool"] == 1797 and summary["pool"]["factor"] < 1
+    assert "every size was scaled" in (tmp_path / "n" / "summary.md").read_text()
+
+
+def test_cli_reproduce_errors_are_one_line():
+    runner = CliRunner()
+    result = runner.invoke(app, ["reproduce", "nope"])
+    assert result.exit_code == 2 and "unknown experiment 'nope'" in result.output
+    result = runner.invoke(app, ["reproduce", "sizes", "--set", "epochs"])
+    assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
+
