@@ -22,11 +22,13 @@ class ShadowRecipe:
     epochs: int = 30
     lr: float = 1e-3
     batch_size: int = 128
+    lr_schedule: str = "constant"
 
     def train(self, x: np.ndarray, y: np.ndarray, *, input_shape: tuple[int, ...], n_classes: int, seed: int,
               description: str = "shadow", progress: bool = False) -> nn.Module:
         spec = ModelSpec(self.arch, tuple(input_shape), n_classes, self.width, tuple(self.hidden))
-        settings = TrainSettings(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=seed)
+        settings = TrainSettings(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=seed,
+                                 lr_schedule=self.lr_schedule)
         model = init_model(lambda: build_model(spec), seed)
         return train_model(model, x, y, settings, n_classes=n_classes, description=description, progress=progress)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -19,6 +21,7 @@ class TrainSettings:
 
     epochs: int = 30
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine": the rate decays to 0 over the epochs (a stable final model)
     batch_size: int = 128
     weight_decay: float = 0.0  # L2 regularisation
     seed: int = 0
@@ -48,6 +51,8 @@ class TrainSettings:
             bad.append("weight_decay, l1 and advreg must be non-negative")
         if not 0 <= self.label_smoothing < 1:
             bad.append("label_smoothing must lie in [0, 1)")
+        if self.lr_schedule not in ("constant", "cosine"):
+            bad.append(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
         if not 0 < self.val_fraction < 1:
             bad.append("val_fraction must lie in (0, 1)")
         if self.dp_epsilon is not None and self.dp_epsilon <= 0:
@@ -166,6 +171,9 @@ def _train(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettin
                 step += 1
                 total += float(loss.detach()) * len(idx)
             report.epochs_run += 1
+            if settings.lr_schedule == "cosine":
+                for group in opt.param_groups:
+                    group["lr"] = settings.lr * 0.5 * (1 + math.cos(math.pi * report.epochs_run / settings.epochs))
             if bar is not None:
                 bar.update(bar.task_ids[0], advance=1, info=f"loss {total / max(len(order), 1):.4f}")
             if settings.early_stopping is not None and held is not None:

@@ -27,6 +27,7 @@ class AuditConfig:
     width: float = 1.0
     epochs: int = 40
     lr: float = 1e-3
+    lr_schedule: str = "constant"  # or "cosine" (decays to 0 over the epochs: a stable model after few epochs)
     batch_size: int = 128
     train_size: int = 300  # target members; the target's non-members and each shadow part default to this size
     test_size: int | None = None  # the target's non-members (default: train_size)
@@ -81,6 +82,8 @@ class AuditConfig:
             found.append(f"smoothing_sigma: expected a positive number, got {self.smoothing_sigma!r}")
         if not isinstance(self.smoothing_alpha, (int, float)) or not 0 < self.smoothing_alpha < 1:
             found.append(f"smoothing_alpha: expected a number between 0 and 1, got {self.smoothing_alpha!r}")
+        if self.lr_schedule not in ("constant", "cosine"):
+            found.append(f"lr_schedule: expected constant or cosine, got {self.lr_schedule!r}")
         if not isinstance(self.top_t, (int, float)) or not 0 <= self.top_t <= 100:
             found.append(f"top_t: expected a percentile between 0 and 100, got {self.top_t!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):

@@ -103,7 +103,8 @@ def _markdown(plan: Plan, summary: dict[str, Any], tables: dict[str, list[dict[s
     parts = [f"# {plan.name} ({plan.scale} scale)\n", plan.description.strip() + "\n"]
     if plan.claim:
         parts.append(f"Paper's claim: {plan.claim.strip()}\n")
-    parts.append(f"Dataset: {summary['dataset']}; {len(plan.runs)} audits; wall time {summary['seconds']:.0f} s on "
+    n = len(plan.runs)
+    parts.append(f"Dataset: {summary['dataset']}; {n} audit{'s' if n != 1 else ''}; wall time {summary['seconds']:.0f} s on "
                  f"{summary['device']}.\n")
     if plan.pool.get("factor", 1.0) < 1.0:
         parts.append(f"The pool holds {plan.pool['n_pool']} samples, fewer than the {plan.pool['largest_run_needs']} "

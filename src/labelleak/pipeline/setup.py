@@ -91,7 +91,8 @@ def train_or_load(store: ModelStore, x: np.ndarray, y: np.ndarray, fingerprint: 
 
 
 def _settings(cfg: AuditConfig) -> TrainSettings:
-    return TrainSettings(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed)
+    return TrainSettings(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
+                         lr_schedule=cfg.lr_schedule)
 
 
 _LAST_DATASET: dict[tuple, tuple[Dataset, np.ndarray, str]] = {}
