@@ -65,3 +65,31 @@ def test_save_load_roundtrip_and_corruption(tmp_path, blobs):
     with pytest.raises(DataFileError, match="expected model.safetensors"):
         load_model(tmp_path / "nothing")
     assert ModelStore(tmp_path).get("m") is None  # a corrupt cache entry counts as missing
+
+
+@pytest.mark.parametrize("schedule", ["constant", "cosine"])
+def test_learning_rate_schedule(blobs, monkeypatch, schedule):
+    seen = []
+
+    class RecordingAdam(torch.optim.Adam):
+        def step(self, closure=None):
+            seen.append(self.param_groups[0]["lr"])
+            return super().step(closure)
+
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    x, y = blobs  # 90 samples, batch 30: 3 steps per epoch
+    settings = TrainSettings(epochs=4, batch_size=30, lr=0.1, seed=0, lr_schedule=schedule)
+    train_model(build_model(ModelSpec("mlp", (6,), 3, hidden=(8,))), x, y, settings, n_classes=3, progress=False)
+    per_epoch = [seen[i] for i in range(0, 12, 3)]
+    assert len(seen) == 12 and all(seen[i] == seen[i - i % 3] for i in range(12))  # constant within an epoch
+    if schedule == "constant":
+        assert per_epoch == [0.1] * 4
+    else:  # lr * (1 + cos(pi * e / E)) / 2 for epochs e = 0..E-1
+        assert per_epoch == pytest.approx([0.1, 0.0853553, 0.05, 0.0146447], rel=1e-5)
+
+
+def test_unknown_learning_rate_schedule_is_rejected(blobs):
+    x, y = blobs
+    with pytest.raises(InvalidInputError, match="lr_schedule must be constant or cosine, got 'step'"):
+        train_model(build_model(ModelSpec("mlp", (6,), 3)), x, y, TrainSettings(epochs=1, lr_schedule="step"),
+                    n_classes=3, progress=False)

@@ -261,3 +261,20 @@ def test_cli_reproduce_errors_are_one_line():
     result = runner.invoke(app, ["reproduce", "sizes", "--set", "epochs"])
     assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
 
+
+
+def test_adversary_models_follow_the_audit_training_recipe():
+    from labelleak.pipeline.audit import attack_params
+    from labelleak.pipeline.config import AuditConfig
+
+    cfg = AuditConfig(epochs=7, lr=0.01, batch_size=32, lr_schedule="cosine", width=0.5)
+
+    class _Setup:
+        arch = "cnn5"
+
+    for name in ("transfer", "score-nn", "oslo", "lira"):
+        attack = create_attack(name, **attack_params(name, cfg, _Setup()))
+        assert (attack.arch, attack.epochs, attack.lr, attack.batch_size, attack.lr_schedule, attack.width) == \
+            ("cnn5", 7, 0.01, 32, "cosine", 0.5)
+    assert attack_params("noise", cfg, _Setup())["shadow_recipe"]["lr_schedule"] == "cosine"
+    assert "lr_schedule: expected constant or cosine" in "; ".join(AuditConfig(lr_schedule="step").problems())
