@@ -157,3 +157,20 @@ def test_bad_parameters():
         BoundaryAttack(max_eval=0).engine()
     with pytest.raises(InvalidInputError, match="method: expected 'hsja' or 'qeba'"):
         BoundaryAttack(method="boundary").engine()
+
+
+def test_initialisation_finds_a_start_when_all_pixel_noise_shares_one_label():
+    # a classifier that calls every noisy image class 0 and smooth ones 1 or 2 by brightness: i.i.d. noise never
+    # leaves class 0, so only the low-resolution initialisation rounds can start the search for class-0 candidates
+    def classify(x: np.ndarray) -> np.ndarray:
+        roughness = np.abs(np.diff(x, axis=-1)).mean(axis=(1, 2, 3))
+        return np.where(roughness > 0.15, 0, 1 + (x.mean(axis=(1, 2, 3)) > 0.5)).astype(np.int64)
+
+    oracle = CallableOracle(classify, input_shape=(3, 8, 8), n_classes=3)
+    x = np.random.default_rng(0).uniform(0, 1, size=(12, 3, 8, 8)).astype(np.float32)
+    y = classify(x)
+    assert (y == 0).all()
+    result = create_attack("boundary-hsja", max_iter=2, init_eval=10, seed=0)(oracle, x, y)
+    assert result.status_counts()["failed"] == 0 and (result.status == Status.OK).all()
+    noise_labels = classify(np.random.default_rng(1).uniform(0, 1, size=(200, 3, 8, 8)).astype(np.float32))
+    assert (noise_labels == 0).all()  # the situation the low-resolution rounds exist for

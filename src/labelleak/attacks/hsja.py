@@ -2,8 +2,9 @@
 
 Written from the paper's Algorithm 2 (with the settings of its reference implementation):
 
-* initialisation: uniform noise in the oracle's bounds until the label changes (at most ``init_size`` tries),
-  a blend search towards the original, then a binary search to the boundary;
+* initialisation: uniform noise in the oracle's bounds until the label changes (at most ``init_size`` tries;
+  on images every other try is low-resolution noise, see ``_Run._init_noise``), a blend search towards the
+  original, then a binary search to the boundary;
 * iteration t = 1..max_iter: gradient-direction estimate at the boundary point from
   ``min(init_eval * sqrt(t), max_eval)`` random unit directions (Gaussian for L2, uniform in [-1, 1] for Linf) at
   radius delta_t, with baseline subtraction (Eq. 16); geometric step search from xi_t = dist / sqrt(t), halving
@@ -31,6 +32,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import torch
+import torch.nn.functional as F
 
 from labelleak.attacks.base import affordable
 from labelleak.errors import InvalidInputError
@@ -165,8 +167,7 @@ class _Run:
             rows = self._serve(torch.nonzero(~self.found).flatten())
             if len(rows) == 0:
                 break
-            u = self.stream.uniform(self.keys[rows], _INIT_STEP + r, self.d)
-            cand = self.lo + (self.hi - self.lo) * u
+            cand = self.lo + (self.hi - self.lo) * self._init_noise(rows, r)
             hit = self._is_adv(rows, cand)
             noise[rows[hit]] = cand[hit]
             self.found[rows[hit]] = True
@@ -174,6 +175,21 @@ class _Run:
         self._offer(rows, noise[rows])
         self.adv[rows] = self._blend(rows, noise[rows])
         self._binary_search(rows)
+
+    def _init_noise(self, rows: torch.Tensor, r: int) -> torch.Tensor:
+        """Uniform values in [0, 1) for initialisation round ``r``, shape (len(rows), d).
+
+        Even rounds are i.i.d. per pixel, as in the paper. A classifier tends to give all i.i.d. noise images the
+        same label, so a candidate of that class would never find a start; odd rounds on images therefore draw
+        the noise at a low resolution (1x1, 2x2, 4x4, 8x8 in turn: flat colours and blobs) and upsample it.
+        """
+        if r % 2 == 0 or len(self.shape) != 3:
+            return self.stream.uniform(self.keys[rows], _INIT_STEP + r, self.d)
+        c, h, w = self.shape
+        side = (1, 2, 4, 8)[(r // 2) % 4]
+        lh, lw = min(side, h), min(side, w)
+        u = self.stream.uniform(self.keys[rows], _INIT_STEP + r, c * lh * lw).reshape(len(rows), c, lh, lw)
+        return F.interpolate(u, size=(h, w), mode="nearest").reshape(len(rows), self.d)
 
     def _blend(self, rows: torch.Tensor, noise: torch.Tensor) -> torch.Tensor:
         """Binary search on the blend (1 - a) x0 + a noise down to tolerance 1e-3 (a = 1 is adversarial)."""
