@@ -209,7 +209,7 @@ def test_threshold_experiment_sweeps_t_and_compares_with_the_shadow_threshold(ti
     summary = _run("threshold", tiny_images, tmp_path, train_size=60, eval_size=30)
     rows = summary["tables"]["threshold"]
     sweep = [r for r in rows if r["method"] == "data-free"]
-    assert [r["t"] for r in sweep] == [float(t) for t in range(0, 101, 10)]
+    assert [r["t"] for r in sweep] == [0.0, 1.0, 2.0, 5.0] + [float(t) for t in range(10, 101, 10)]
     thresholds = [r["threshold"] for r in sweep]
     assert thresholds == sorted(thresholds)  # percentiles of the same noise scores
     assert sweep[0]["recall"] >= sweep[-1]["recall"]  # a higher threshold flags fewer members

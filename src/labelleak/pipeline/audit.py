@@ -60,6 +60,9 @@ def _budget_row(queries: int, is_member: np.ndarray, scores: np.ndarray) -> dict
             "tpr_at_0.01": tpr_at_fpr(is_member, scores, 0.01)}
 
 
+DATA_FREE_TS = (0, 1, 2, 5, *range(10, 101, 10))  # percentiles swept (finer near 0, where it matters most)
+
+
 def data_free_threshold(attack: Attack, result: AttackResult, is_member: np.ndarray, oracle: LabelOracle,
                         cfg: AuditConfig) -> dict[str, Any]:
     """Li & Zhang's data-free threshold: attack uniform-noise inputs (non-members by construction), labelled by
@@ -71,7 +74,7 @@ def data_free_threshold(attack: Attack, result: AttackResult, is_member: np.ndar
     noise_result = attack(oracle, noise, labels, max_queries_per_sample=cfg.queries)
     reference = noise_result.scores
     threshold = threshold_from_percentile(reference, cfg.top_t)
-    sweep = threshold_sweep(is_member, result.scores, reference)
+    sweep = threshold_sweep(is_member, result.scores, reference, ts=DATA_FREE_TS)
     chosen = threshold_sweep(is_member, result.scores, reference, ts=(cfg.top_t,))[0]
     return {"top_t": cfg.top_t, "threshold": threshold, "accuracy": chosen["accuracy"],
             "precision": chosen["precision"], "recall": chosen["recall"], "noise_samples": cfg.noise_samples,
