@@ -148,7 +148,7 @@ def run_reproduce(experiment: str | Path, *, scale: str = "cpu", out: str | Path
     out.mkdir(parents=True, exist_ok=True)
     tables, figures = SUMMARIES[plan.kind](records, out)
     device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
-        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
     summary = {"labelleak_version": __version__, "experiment": plan.name, "kind": plan.kind, "scale": scale,
                "description": plan.description, "claim": plan.claim,
                "dataset": f"{dataset.name} ({dataset.source}, {len(dataset)} samples)", "pool": plan.pool,
