@@ -51,6 +51,21 @@ def _target_row(results: dict[str, Any]) -> dict[str, Any]:
     return {"train_accuracy": t.get("train_accuracy"), "test_accuracy": t.get("test_accuracy")}
 
 
+def _series(rows: list[dict[str, Any]], group: str, x: str, y: str) -> dict[str, tuple[list, list]]:
+    """One (xs, ys) line per distinct value of ``rows[group]``, in order of first appearance."""
+    names = list(dict.fromkeys(row[group] for row in rows))
+    return {str(n): ([row[x] for row in rows if row[group] == n], [row[y] for row in rows if row[group] == n])
+            for n in names}
+
+
+def _metric_figures(rows: list[dict[str, Any]], out: Path, *, x: str, stem: str, xlabel: str,
+                    title: str) -> list[Path]:
+    """AUC and TPR@1%FPR of each attack against ``x``: ``auc_by_{stem}.png`` and ``tpr_by_{stem}.png``."""
+    return [plot_series(_series(rows, "attack", x, metric), out / f"{prefix}_by_{stem}.png", xlabel=xlabel,
+                        ylabel=ylabel, title=f"{ylabel} against {title}")
+            for metric, prefix, ylabel in (("auc", "auc", "membership ROC AUC"), ("tpr@1%", "tpr", "TPR at 1% FPR"))]
+
+
 def summarize_sizes(records: list[RunRecord], out: Path) -> Summary:
     """Per training-set size: the target's accuracies and every attack's AUC and TPR@1%FPR with CIs."""
     rows = []
@@ -59,14 +74,8 @@ def summarize_sizes(records: list[RunRecord], out: Path) -> Summary:
             rows.append({"train_size": r.point["train_size"], **_target_row(r.results), "attack": name,
                          **_attack_row(entry)})
     rows.sort(key=lambda row: (row["train_size"], row["attack"]))
-    attacks = list(dict.fromkeys(row["attack"] for row in rows))
-    figures = []
-    for metric, fname, ylabel in (("auc", "auc_by_size.png", "membership ROC AUC"),
-                                  ("tpr@1%", "tpr_by_size.png", "TPR at 1% FPR")):
-        series = {a: ([row["train_size"] for row in rows if row["attack"] == a],
-                      [row[metric] for row in rows if row["attack"] == a]) for a in attacks}
-        figures.append(plot_series(series, out / fname, xlabel="target training-set size", ylabel=ylabel,
-                                   title=f"{ylabel} against training-set size"))
+    figures = _metric_figures(rows, out, x="train_size", stem="size", xlabel="target training-set size",
+                              title="training-set size")
     return {"sizes": rows}, figures
 
 
@@ -78,14 +87,8 @@ def summarize_queries(records: list[RunRecord], out: Path) -> Summary:
             for b in entry.get("by_queries", []):
                 rows.append({"attack": name, "queries": b["queries"], "auc": b["auc"],
                              "tpr@0.1%": b["tpr_at_0.001"], "tpr@1%": b["tpr_at_0.01"]})
-    attacks = list(dict.fromkeys(row["attack"] for row in rows))
-    figures = []
-    for metric, fname, ylabel in (("auc", "auc_by_queries.png", "membership ROC AUC"),
-                                  ("tpr@1%", "tpr_by_queries.png", "TPR at 1% FPR")):
-        series = {a: ([row["queries"] for row in rows if row["attack"] == a],
-                      [row[metric] for row in rows if row["attack"] == a]) for a in attacks}
-        figures.append(plot_series(series, out / fname, xlabel="queries per candidate", ylabel=ylabel,
-                                   title=f"{ylabel} against the query budget"))
+    figures = _metric_figures(rows, out, x="queries", stem="queries", xlabel="queries per candidate",
+                              title="the query budget")
     return {"queries": rows}, figures
 
 
@@ -165,10 +168,8 @@ def summarize_transfer_ablation(records: list[RunRecord], out: Path) -> Summary:
             rows.append({"shadow_arch": r.point.get("shadow_arch", r.results["config"].get("shadow_arch")),
                          "shadow_size": r.results["split"].get("shadow_train"), "attack": name,
                          "shadow_label_agreement": entry.get("shadow_label_agreement"), **_attack_row(entry)})
-    archs = list(dict.fromkeys(row["shadow_arch"] for row in rows))
-    series = {str(a): ([row["shadow_size"] for row in rows if row["shadow_arch"] == a],
-                       [row["auc"] for row in rows if row["shadow_arch"] == a]) for a in archs}
-    fig = plot_series(series, out / "auc_by_shadow.png", xlabel="shadow training-set size",
+    fig = plot_series(_series(rows, "shadow_arch", "shadow_size", "auc"), out / "auc_by_shadow.png",
+                      xlabel="shadow training-set size",
                       ylabel="transfer-attack ROC AUC", title="transfer attack: shadow architecture and size")
     return {"transfer_ablation": rows}, [fig]
 

@@ -13,6 +13,13 @@ import numpy as np  # noqa: E402
 from labelleak.metrics import auc, roc  # noqa: E402
 
 
+def _save(fig: plt.Figure, path: str | Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return Path(path)
+
+
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, title: str = "") -> Path:
     """One PNG with two panels: ROC on linear axes and on log-log axes (low-FPR regime).
 
@@ -42,10 +49,7 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
     ax_lin.legend(fontsize=8, loc="lower right")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_series(series: dict[str, tuple[list[float], list[float]]], path: str | Path, *, xlabel: str, ylabel: str,
@@ -62,10 +66,7 @@ def plot_series(series: dict[str, tuple[list[float], list[float]]], path: str | 
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path) -> Path:
@@ -88,10 +89,7 @@ def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path)
     ax.set_ylabel("membership AUC (leakage)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, bins: int = 30) -> Path:
@@ -107,10 +105,7 @@ def plot_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str 
         ax.set_ylabel("density")
         ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
 
 
 def plot_bars(values: dict[str, dict[str, float]], path: str | Path, *, ylabel: str, title: str = "",
@@ -131,7 +126,4 @@ def plot_bars(values: dict[str, dict[str, float]], path: str | Path, *, ylabel: 
     ax.legend(fontsize=8)
     if title:
         ax.set_title(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return Path(path)
+    return _save(fig, path)
