@@ -135,6 +135,16 @@ def test_plan_overrides_replace_grid_axes_and_reject_unknown_names(tmp_path):
         load_plan(bad)
 
 
+def test_fit_to_pool_keeps_the_sizes_the_user_set():
+    plan = fit_to_pool(load_plan("sizes", overrides={"train_size": [50, 100]}), 900, fixed={"train_size"})
+    # members 100 (reserve) are kept; the plan's 1000 non-members and 2 x 2500 shadow share the other 800
+    assert plan.pool["factor"] == pytest.approx(800 / 6000) and plan.pool["kept_as_set"] == ["train_size"]
+    c = next(r.config for r in plan.runs if r.point["train_size"] == 50)
+    assert (c.train_size, c.reserve_train, c.test_size, c.shadow_size) == (50, 100, 133, 333)
+    with pytest.raises(InvalidInputError, match=r"sizes set with --set \(train_size\) need 1000 .* holds 900"):
+        fit_to_pool(load_plan("sizes", overrides={"train_size": [1000]}), 900, fixed={"train_size"})
+
+
 def test_fit_to_pool_scales_every_size_by_one_factor():
     plan = fit_to_pool(load_plan("sizes"), 900)  # the cpu plan needs 3000 + 1000 + 2 * 2500 = 9000
     assert plan.pool["factor"] == pytest.approx(0.1)
@@ -251,7 +261,8 @@ def test_small_pool_scales_the_plan(tmp_path):
                                        "queries": 30, "max_eval": 20, "init_eval": 10, "n_boot": 10,
                                        "cache_dir": str(tmp_path / "c")})
     assert summary["pool"]["n_pool"] == 1797 and summary["pool"]["factor"] < 1
-    assert "every size was scaled" in (tmp_path / "n" / "summary.md").read_text()
+    assert "every size but those set with --set (eval_size) was scaled" in (tmp_path / "n" / "summary.md").read_text()
+    assert summary["runs"][0]["config"]["eval_size"] == 20
 
 
 def test_cli_reproduce_errors_are_one_line():
@@ -278,3 +289,48 @@ def test_adversary_models_follow_the_audit_training_recipe():
             ("cnn5", 7, 0.01, 32, "cosine", 0.5)
     assert attack_params("noise", cfg, _Setup())["shadow_recipe"]["lr_schedule"] == "cosine"
     assert "lr_schedule: expected constant or cosine" in "; ".join(AuditConfig(lr_schedule="step").problems())
+
+
+def test_cli_reproduce_on_an_image_folder_scales_the_plan_to_the_pool(tmp_path):
+    """The README's GTSRB example: ``--dataset folder`` in place of CIFAR-10, odd image sizes resized."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    root = tmp_path / "signs"
+    for k, colour in enumerate([(200, 40, 40), (40, 200, 40), (40, 40, 200)]):
+        (root / f"{k:05d}").mkdir(parents=True)
+        for i in range(60):
+            size = 8 + i % 3  # GTSRB images come in many sizes
+            pixels = np.clip(np.array(colour) + rng.normal(scale=60, size=(size, size, 3)), 0, 255)
+            Image.fromarray(pixels.astype(np.uint8)).save(root / f"{k:05d}" / f"{i:05d}.ppm")
+        (root / f"{k:05d}" / f"GT-{k:05d}.csv").write_text("not an image\n")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "reproduce", "norms", "--dataset", "folder", "--data", str(root), "--out", str(out), "--quiet",
+        "--cache-dir", str(tmp_path / "cache"), "--set", "arch=cnn2", "--set", "epochs=2", "--set", "queries=30",
+        "--set", "max_eval=20", "--set", "init_eval=10", "--set", "n_boot=10"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pool"]["n_pool"] == 180 and summary["pool"]["factor"] < 0.1
+    res = json.loads((out / "runs" / "base" / "all" / "results.json").read_text())
+    assert res["dataset"]["name"] == "signs" and res["dataset"]["n_classes"] == 3
+    assert {r["attack"] for r in summary["tables"]["norms"]} == {"boundary-hsja", "boundary-hsja-linf"}
+
+
+def test_cli_reproduce_accepts_cifar100_in_place_of_cifar10(tmp_path):
+    rng = np.random.default_rng(2)
+    y = np.arange(400) % 100
+    x = rng.integers(0, 256, size=(400, 32, 32, 3), dtype=np.uint8)
+    np.savez(tmp_path / "c100.npz", x_train=x[:300], y_train=y[:300], x_test=x[300:], y_test=y[300:])
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, [
+        "reproduce", "sizes", "--dataset", "cifar100", "--data", str(tmp_path / "c100.npz"), "--out", str(out),
+        "--quiet", "--cache-dir", str(tmp_path / "cache"), "--set", "arch=mlp", "--set", "epochs=1",
+        "--set", "attacks=gap", "--set", "train_size=[40,80]", "--set", "n_boot=10"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads((out / "summary.json").read_text())["tables"]["sizes"]
+    assert sorted(r["train_size"] for r in rows) == [40, 80]  # the user's sizes are kept, the plan's shrink
+    pool = json.loads((out / "summary.json").read_text())["pool"]
+    assert pool["kept_as_set"] == ["train_size"] and pool["factor"] == pytest.approx((400 - 80) / 6000)
+    res = json.loads(next((out / "runs").glob("*/wide/results.json")).read_text())
+    assert res["dataset"]["name"] == "cifar100" and res["dataset"]["n_classes"] == 100

@@ -153,25 +153,46 @@ def load_plan(experiment: str | Path, *, scale: str = "cpu", overrides: dict[str
     return Plan(name, str(raw["kind"]), scale, str(raw.get("description", "")), str(raw.get("claim", "")), runs)
 
 
-def fit_to_pool(plan: Plan, n_pool: int) -> Plan:
-    """Shrink every size of every run by one common factor when the pool is too small for the largest run.
+def _need_terms(c: AuditConfig, fixed: set[str]) -> tuple[int, int]:
+    """Samples a run needs from the pool, split into (sizes the user set, sizes the plan set).
+
+    A run needs its largest member block, its non-members and twice its shadow size (shadow-train and
+    shadow-test); a size left unset follows ``train_size``, and so follows whoever set that.
+    """
+    train_fixed = "train_size" in fixed
+    terms = [
+        (max(c.train_size, c.reserve_train or 0), train_fixed or "reserve_train" in fixed),
+        (c.test_size or c.train_size, "test_size" in fixed or (c.test_size is None and train_fixed)),
+        (2 * (c.shadow_size or c.train_size), "shadow_size" in fixed or (c.shadow_size is None and train_fixed)),
+    ]
+    return sum(n for n, f in terms if f), sum(n for n, f in terms if not f)
+
+
+def fit_to_pool(plan: Plan, n_pool: int, *, fixed: set[str] | frozenset[str] = frozenset()) -> Plan:
+    """Shrink the plan's sizes by one common factor when the pool is too small for the largest run.
 
     Another dataset than the plan's (``--dataset``/``--data``) may hold fewer samples; scaling all sizes
-    together keeps the experiment's proportions. The factor is recorded in ``plan.pool``.
+    together keeps the experiment's proportions. Sizes named in ``fixed`` (the user's own ``--set``) are kept
+    as given; an error says so when they alone do not fit. The factor is recorded in ``plan.pool``.
     """
-    def need(c: AuditConfig) -> int:
-        test, shadow = c.test_size or c.train_size, c.shadow_size or c.train_size
-        return max(c.train_size, c.reserve_train or 0) + test + 2 * shadow
-
-    largest = max(need(r.config) for r in plan.runs)
-    factor = min(1.0, n_pool / largest)
-    plan.pool = {"n_pool": n_pool, "largest_run_needs": largest, "factor": factor}
+    fixed = set(fixed)
+    needs = [_need_terms(r.config, fixed) for r in plan.runs]
+    largest = max(f + s for f, s in needs)
+    too_big = max(f for f, _ in needs)
+    factor = min([1.0] + [(n_pool - f) / s for f, s in needs if s > 0])
+    if too_big > n_pool or factor <= 0:
+        raise InvalidInputError(f"the sizes set with --set ({', '.join(sorted(fixed & set(_SIZE_KEYS)))}) need "
+                                f"{too_big} samples and leave none for the plan's other sizes, but the dataset's "
+                                f"pool holds {n_pool}")
+    plan.pool = {"n_pool": n_pool, "largest_run_needs": largest, "factor": factor,
+                 "kept_as_set": sorted(fixed & set(_SIZE_KEYS))}
     if factor >= 1.0:
         return plan
+    scale = lambda k, v: v if k in fixed else max(2, int(v * factor))  # noqa: E731
     for run in plan.runs:
-        changes = {k: max(2, int(getattr(run.config, k) * factor)) for k in _SIZE_KEYS
-                   if getattr(run.config, k) is not None}
+        changes = {k: scale(k, getattr(run.config, k)) for k in _SIZE_KEYS if getattr(run.config, k) is not None}
+        if "train_size" in fixed and "reserve_train" not in fixed:
+            changes["reserve_train"] = run.config.reserve_train  # derived from the user's sizes
         run.config = run.config.replace(**changes)
-        run.point = {k: (max(2, int(v * factor)) if k in _SIZE_KEYS and isinstance(v, int) else v)
-                     for k, v in run.point.items()}
+        run.point = {k: (scale(k, v) if k in _SIZE_KEYS and isinstance(v, int) else v) for k, v in run.point.items()}
     return plan

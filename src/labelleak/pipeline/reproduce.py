@@ -107,8 +107,9 @@ def _markdown(plan: Plan, summary: dict[str, Any], tables: dict[str, list[dict[s
     parts.append(f"Dataset: {summary['dataset']}; {n} audit{'s' if n != 1 else ''}; wall time {summary['seconds']:.0f} s on "
                  f"{summary['device']}.\n")
     if plan.pool.get("factor", 1.0) < 1.0:
+        kept = f" but those set with --set ({', '.join(plan.pool['kept_as_set'])})" if plan.pool["kept_as_set"] else ""
         parts.append(f"The pool holds {plan.pool['n_pool']} samples, fewer than the {plan.pool['largest_run_needs']} "
-                     f"the largest run needs: every size was scaled by {plan.pool['factor']:.3f}.\n")
+                     f"the largest run needs: every size{kept} was scaled by {plan.pool['factor']:.3f}.\n")
     for name, rows in tables.items():
         parts.append(f"## {name}\n")
         parts.append(sizes_pivot(rows) if plan.kind == "sizes" else markdown_table(rows))
@@ -133,7 +134,7 @@ def run_reproduce(experiment: str | Path, *, scale: str = "cpu", out: str | Path
                      out=out / "runs")
     first = plan.runs[0].config
     dataset, _, _ = load_prepared(first.dataset, first.data)
-    fit_to_pool(plan, len(dataset))
+    fit_to_pool(plan, len(dataset), fixed=set(overrides or {}))
     if SUMMARIES.get(plan.kind) is None:
         raise DataFileError(f"experiment {plan.name}: unknown kind {plan.kind!r}; known: {sorted(SUMMARIES)}")
     started = time.perf_counter()
