@@ -130,3 +130,27 @@ def test_translate_and_rotate_geometry():
     assert translate(x, 1, 0).sum() == 1.0
     torch.testing.assert_close(rotate(x, 0.0), x)
     assert torch.allclose(rotate(rotate(x, 90.0), -90.0), x, atol=1e-5)
+
+
+def test_adversary_models_are_trained_once_per_recipe_and_data(world, tmp_path, monkeypatch):
+    """With a cache, a shadow model that does not depend on the target (ML-Leaks) is trained once for two targets
+    and the scores equal an uncached run; target-relabelled data (transfer) is a different model."""
+    import labelleak.attacks._shadow as shadow_module
+
+    calls = []
+    real_train = shadow_module.train_model
+    monkeypatch.setattr(shadow_module, "train_model", lambda *a, **k: calls.append(1) or real_train(*a, **k))
+    x, y, shadow = world["x"][:60], world["y"][:60], world["shadow"]
+    scores = {}
+    for target in ("memoriser", "unrelated"):
+        oracle = TorchScoreOracle(world[target], input_shape=SHAPE, n_classes=3)
+        for cache in (None, str(tmp_path)):
+            scores[target, cache] = create_attack("score-nn", cache_dir=cache, **RECIPE)(oracle, x, y, shadow=shadow).scores
+    assert len(calls) == 3  # uncached twice, cached once: the second target loaded the model
+    for target in ("memoriser", "unrelated"):
+        np.testing.assert_array_equal(scores[target, None], scores[target, str(tmp_path)])
+    assert len(list(tmp_path.iterdir())) == 1
+    for target in ("memoriser", "unrelated"):  # transfer relabels with each target's answers: one model each
+        oracle = TorchOracle(world[target], input_shape=SHAPE, n_classes=3)
+        create_attack("transfer", cache_dir=str(tmp_path), **RECIPE)(oracle, x, y, shadow=shadow)
+    assert len(calls) == 5 and len(list(tmp_path.iterdir())) == 3

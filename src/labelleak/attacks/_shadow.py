@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 
 import numpy as np
@@ -9,12 +10,25 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labelleak.models import ModelSpec, TrainSettings, build_model, init_model, predict_logits, train_model
+from labelleak.models import (ModelSpec, ModelStore, TrainSettings, build_model, init_model, model_key, predict_logits,
+                              train_model)
+
+
+def _digest(a: np.ndarray | torch.Tensor) -> str:
+    """SHA-256 of an array's bytes, shape and dtype: the training data part of a cached model's key."""
+    arr = np.ascontiguousarray(a.detach().cpu().numpy() if isinstance(a, torch.Tensor) else a)
+    return hashlib.sha256(f"{arr.shape}{arr.dtype}".encode() + arr.tobytes()).hexdigest()
 
 
 @dataclass(frozen=True)
 class ShadowRecipe:
-    """Architecture and training settings of an adversary's model (the paper uses the target's recipe)."""
+    """Architecture and training settings of an adversary's model (the paper uses the target's recipe).
+
+    With ``cache_dir`` a model trained by this recipe on the same data with the same seed is saved there
+    (safetensors) and loaded instead of trained again: a shadow model that does not depend on the target (ML-Leaks,
+    robustness attacks, OSLO surrogates) is trained once for every target of an experiment, and reruns train none.
+    Training is seeded, so a loaded model equals the one training would give.
+    """
 
     arch: str = "mlp"
     width: float = 1.0
@@ -23,14 +37,24 @@ class ShadowRecipe:
     lr: float = 1e-3
     batch_size: int = 128
     lr_schedule: str = "constant"
+    cache_dir: str | None = None
 
     def train(self, x: np.ndarray, y: np.ndarray, *, input_shape: tuple[int, ...], n_classes: int, seed: int,
               description: str = "shadow", progress: bool = False) -> nn.Module:
         spec = ModelSpec(self.arch, tuple(input_shape), n_classes, self.width, tuple(self.hidden))
         settings = TrainSettings(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=seed,
                                  lr_schedule=self.lr_schedule)
+        store = ModelStore(self.cache_dir) if self.cache_dir else None
+        key = model_key(role="adversary", x=_digest(x), y=_digest(y), spec=spec.to_dict(),
+                        settings=settings.to_dict()) if store else ""
+        hit = store.get(key) if store else None
+        if hit is not None:
+            return hit[0]
         model = init_model(lambda: build_model(spec), seed)
-        return train_model(model, x, y, settings, n_classes=n_classes, description=description, progress=progress)
+        model = train_model(model, x, y, settings, n_classes=n_classes, description=description, progress=progress)
+        if store is not None:
+            store.put(key, model, spec, {"role": f"adversary: {description}", "settings": settings.to_dict()})
+        return model
 
 
 def probabilities(model: nn.Module, x: np.ndarray | torch.Tensor) -> torch.Tensor:

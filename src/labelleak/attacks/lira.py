@@ -48,12 +48,13 @@ class LiRA(Attack):
     needs_shadow = True
 
     def __init__(self, *, n_reference: int = 8, online: bool = True, arch: str = "mlp", width: float = 1.0,
-                 hidden: tuple[int, ...] = (256, 256), epochs: int = 30, lr: float = 1e-3, batch_size: int = 128, lr_schedule: str = "constant",
+                 hidden: tuple[int, ...] = (256, 256), epochs: int = 30, lr: float = 1e-3, batch_size: int = 128,
+                 lr_schedule: str = "constant", cache_dir: str | None = None,
                  seed: int = 0) -> None:
         self.n_reference, self.online = n_reference, online
         self.arch, self.width, self.hidden = arch, width, hidden
         self.epochs, self.lr, self.batch_size, self.seed = epochs, lr, batch_size, seed
-        self.lr_schedule = lr_schedule
+        self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
 
     def _check_oracle(self, oracle: LabelOracle) -> None:
         require_scores(oracle, self.name)
@@ -70,7 +71,7 @@ class LiRA(Attack):
             pool_x, pool_y = np.concatenate([x.numpy(), pool_x]), np.concatenate([y.numpy(), pool_y])
         rng = np.random.default_rng(self.seed)
         recipe = ShadowRecipe(self.arch, self.width, tuple(self.hidden), self.epochs, self.lr, self.batch_size,
-                              lr_schedule=self.lr_schedule)
+                              lr_schedule=self.lr_schedule, cache_dir=self.cache_dir)
         phis = np.empty((self.n_reference, n))
         inside = np.zeros((self.n_reference, n), dtype=bool)
         with progress_bar("LiRA reference models", self.n_reference, enabled=progress) as bar:

@@ -36,16 +36,17 @@ class OSLO(Attack):
     def __init__(self, *, taus: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0), n_source: int = 2,
                  n_validation: int = 1, steps: int = 40, step_size: float = 0.05, arch: str = "mlp",
                  width: float = 1.0, hidden: tuple[int, ...] = (256, 256), epochs: int = 30, lr: float = 1e-3,
-                 batch_size: int = 128, lr_schedule: str = "constant", seed: int = 0) -> None:
+                 batch_size: int = 128, lr_schedule: str = "constant", cache_dir: str | None = None,
+                 seed: int = 0) -> None:
         self.taus, self.n_source, self.n_validation = tuple(taus), n_source, n_validation
         self.steps, self.step_size = steps, step_size
         self.arch, self.width, self.hidden = arch, width, hidden
         self.epochs, self.lr, self.batch_size, self.seed = epochs, lr, batch_size, seed
-        self.lr_schedule = lr_schedule
+        self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
 
     def _surrogates(self, shadow: ShadowData, oracle: BudgetedOracle, progress: bool) -> list[torch.nn.Module]:
         recipe = ShadowRecipe(self.arch, self.width, tuple(self.hidden), self.epochs, self.lr, self.batch_size,
-                              lr_schedule=self.lr_schedule)
+                              lr_schedule=self.lr_schedule, cache_dir=self.cache_dir)
         rng = np.random.default_rng(self.seed)
         models = []
         for k in range(self.n_source + self.n_validation):

@@ -92,11 +92,12 @@ class ShadowNNAttack(Attack):
     needs_shadow = True
 
     def __init__(self, *, arch: str = "mlp", width: float = 1.0, hidden: tuple[int, ...] = (256, 256),
-                 epochs: int = 30, lr: float = 1e-3, batch_size: int = 128, lr_schedule: str = "constant", attack_hidden: tuple[int, ...] = (64,),
+                 epochs: int = 30, lr: float = 1e-3, batch_size: int = 128, lr_schedule: str = "constant",
+                 cache_dir: str | None = None, attack_hidden: tuple[int, ...] = (64,),
                  seed: int = 0) -> None:
         self.arch, self.width, self.hidden = arch, width, hidden
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
-        self.lr_schedule = lr_schedule
+        self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
         self.attack_hidden, self.seed = attack_hidden, seed
 
     def _check_oracle(self, oracle: LabelOracle) -> None:
@@ -106,7 +107,7 @@ class ShadowNNAttack(Attack):
              progress: bool) -> RawScores:
         assert shadow is not None
         recipe = ShadowRecipe(self.arch, self.width, tuple(self.hidden), self.epochs, self.lr, self.batch_size,
-                              lr_schedule=self.lr_schedule)
+                              lr_schedule=self.lr_schedule, cache_dir=self.cache_dir)
         model = recipe.train(shadow.x_train, shadow.y_train, input_shape=oracle.input_shape,
                              n_classes=oracle.n_classes, seed=self.seed, description="shadow (ML-Leaks)",
                              progress=progress)

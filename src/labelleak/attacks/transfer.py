@@ -50,11 +50,12 @@ class TransferAttack(Attack):
     needs_shadow = True
 
     def __init__(self, *, arch: str = "mlp", width: float = 1.0, hidden: tuple[int, ...] = (256, 256),
-                 epochs: int = 30, lr: float = 1e-3, batch_size: int = 128, lr_schedule: str = "constant", score: TransferScore = "loss",
+                 epochs: int = 30, lr: float = 1e-3, batch_size: int = 128, lr_schedule: str = "constant",
+                 cache_dir: str | None = None, score: TransferScore = "loss",
                  seed: int = 0) -> None:
         self.arch, self.width, self.hidden = arch, width, hidden
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
-        self.lr_schedule = lr_schedule
+        self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
         self.score, self.seed = score, seed
 
     def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
@@ -67,7 +68,7 @@ class TransferAttack(Attack):
         shadow_x = torch.as_tensor(shadow.x_train, dtype=torch.float32)
         relabelled = oracle.query_setup(shadow_x).numpy()
         recipe = ShadowRecipe(self.arch, self.width, tuple(self.hidden), self.epochs, self.lr, self.batch_size,
-                              lr_schedule=self.lr_schedule)
+                              lr_schedule=self.lr_schedule, cache_dir=self.cache_dir)
         model = recipe.train(shadow.x_train, relabelled, input_shape=oracle.input_shape, n_classes=oracle.n_classes,
                              seed=self.seed, description="shadow (transfer)", progress=progress)
 

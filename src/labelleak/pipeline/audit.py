@@ -27,7 +27,7 @@ from labelleak.report.files import write_distances_csv
 def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, Any]:
     """Constructor arguments the audit passes to the attack registered as ``name``."""
     recipe = {"arch": setup.arch, "width": cfg.width, "epochs": cfg.epochs, "lr": cfg.lr, "batch_size": cfg.batch_size,
-              "lr_schedule": cfg.lr_schedule}
+              "lr_schedule": cfg.lr_schedule, "cache_dir": cfg.cache_dir}
     if name.startswith("transfer") or name in ("score-nn", "oslo"):
         return {**recipe, "seed": cfg.seed}
     if name.startswith("lira"):
