@@ -122,7 +122,9 @@ def test_paper_scale_uses_the_papers_settings_and_cpu_scale_is_smaller():
 def test_plan_overrides_replace_grid_axes_and_reject_unknown_names(tmp_path):
     plan = load_plan("sizes", overrides={"train_size": [10, 20], "epochs": 2})
     assert sorted({r.config.train_size for r in plan.runs}) == [10, 20]
-    assert all(r.config.epochs == 2 and r.config.reserve_train == 20 for r in plan.runs)
+    # a narrowed grid keeps the full plan's reserve: its targets are the full experiment's (same split, cache hits)
+    assert all(r.config.epochs == 2 and r.config.reserve_train == 3000 for r in plan.runs)
+    assert {r.config.reserve_train for r in load_plan("sizes", overrides={"train_size": [5000]}).runs} == {5000}
     with pytest.raises(UnknownNameError, match="choose from distances, norms"):
         load_plan("nope")
     with pytest.raises(InvalidInputError, match="scale: expected one of cpu, paper"):
@@ -136,18 +138,23 @@ def test_plan_overrides_replace_grid_axes_and_reject_unknown_names(tmp_path):
 
 
 def test_fit_to_pool_keeps_the_sizes_the_user_set():
-    plan = fit_to_pool(load_plan("sizes", overrides={"train_size": [50, 100]}), 900, fixed={"train_size"})
-    # members 100 (reserve) are kept; the plan's 1000 non-members and 2 x 2500 shadow share the other 800
-    assert plan.pool["factor"] == pytest.approx(800 / 6000) and plan.pool["kept_as_set"] == ["train_size"]
-    c = next(r.config for r in plan.runs if r.point["train_size"] == 50)
-    assert (c.train_size, c.reserve_train, c.test_size, c.shadow_size) == (50, 100, 133, 333)
-    with pytest.raises(InvalidInputError, match=r"sizes set with --set \(train_size\) need 1000 .* holds 900"):
+    from labelleak.pipeline.plan import _need, _scaled_sizes
+
+    plan = fit_to_pool(load_plan("sizes", overrides={"train_size": [50, 1000]}), 2000, fixed={"train_size"})
+    assert plan.pool["kept_as_set"] == ["train_size"] and plan.pool["factor"] < 0.2
+    configs = {r.point["train_size"]: r.config for r in plan.runs}
+    assert set(configs) == {50, 1000}  # the user's sizes are kept, the plan's shrink
+    # the members' reserve shrinks with the plan but never below the user's largest target
+    assert {c.reserve_train for c in configs.values()} == {1000}
+    needs = [_need(_scaled_sizes(c, 1.0, set())) for c in configs.values()]
+    assert max(needs) <= 2000 and max(needs) >= 1995  # the largest factor that fits
+    with pytest.raises(InvalidInputError, match=r"sizes set with --set \(train_size\) need 1006 .* holds 900"):
         fit_to_pool(load_plan("sizes", overrides={"train_size": [1000]}), 900, fixed={"train_size"})
 
 
 def test_fit_to_pool_scales_every_size_by_one_factor():
     plan = fit_to_pool(load_plan("sizes"), 900)  # the cpu plan needs 3000 + 1000 + 2 * 2500 = 9000
-    assert plan.pool["factor"] == pytest.approx(0.1)
+    assert plan.pool["factor"] == pytest.approx(0.1, abs=1e-3)
     c = next(r.config for r in plan.runs if r.point["train_size"] == 300)
     assert (c.train_size, c.test_size, c.shadow_size, c.reserve_train) == (300, 100, 250, 300)
 
@@ -331,6 +338,6 @@ def test_cli_reproduce_accepts_cifar100_in_place_of_cifar10(tmp_path):
     rows = json.loads((out / "summary.json").read_text())["tables"]["sizes"]
     assert sorted(r["train_size"] for r in rows) == [40, 80]  # the user's sizes are kept, the plan's shrink
     pool = json.loads((out / "summary.json").read_text())["pool"]
-    assert pool["kept_as_set"] == ["train_size"] and pool["factor"] == pytest.approx((400 - 80) / 6000)
+    assert pool["kept_as_set"] == ["train_size"] and pool["factor"] == pytest.approx(400 / 9000, abs=1e-3)
     res = json.loads(next((out / "runs").glob("*/wide/results.json")).read_text())
     assert res["dataset"]["name"] == "cifar100" and res["dataset"]["n_classes"] == 100

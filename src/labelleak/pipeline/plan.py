@@ -140,8 +140,12 @@ def load_plan(experiment: str | Path, *, scale: str = "cpu", overrides: dict[str
     if "attacks" in overrides:
         groups = _restrict_attacks(groups, overrides.pop("attacks"))
     base = {**(raw.get("audit") or {}), **(scaled.get("audit") or {})}
-    if "train_size" in grid and "reserve_train" not in base:  # all sizes share non-members and shadow data
-        base["reserve_train"] = max(grid["train_size"])
+    if "train_size" in grid and "reserve_train" not in base:
+        # all sizes share non-members and shadow data; a narrowed grid keeps the full plan's reserve, so that it
+        # trains the same targets (same split, cached models, numbers comparable with the full experiment)
+        planned = list((raw.get("grid") or {}).get("train_size") or []) + \
+            list((scaled.get("grid") or {}).get("train_size") or [])
+        base["reserve_train"] = max(planned + list(grid["train_size"]))
     runs = []
     for point in _grid_points(grid):
         for group, values in groups.items():
@@ -153,19 +157,22 @@ def load_plan(experiment: str | Path, *, scale: str = "cpu", overrides: dict[str
     return Plan(name, str(raw["kind"]), scale, str(raw.get("description", "")), str(raw.get("claim", "")), runs)
 
 
-def _need_terms(c: AuditConfig, fixed: set[str]) -> tuple[int, int]:
-    """Samples a run needs from the pool, split into (sizes the user set, sizes the plan set).
+def _scaled_sizes(c: AuditConfig, factor: float, fixed: set[str], min_reserve: int = 0) -> dict[str, int]:
+    """The sizes of ``c`` with the plan's ones scaled by ``factor`` (at least 2) and the user's (``fixed``) kept;
+    the members' reserve is at least ``min_reserve`` (the largest target, which every run's split must share)."""
+    sizes = {k: getattr(c, k) if k in fixed else max(2, int(getattr(c, k) * factor))
+             for k in _SIZE_KEYS if getattr(c, k) is not None}
+    if "reserve_train" in sizes:  # the members are cut from the reserve
+        sizes["reserve_train"] = max(sizes["reserve_train"], sizes["train_size"], min_reserve)
+    return sizes
 
-    A run needs its largest member block, its non-members and twice its shadow size (shadow-train and
-    shadow-test); a size left unset follows ``train_size``, and so follows whoever set that.
-    """
-    train_fixed = "train_size" in fixed
-    terms = [
-        (max(c.train_size, c.reserve_train or 0), train_fixed or "reserve_train" in fixed),
-        (c.test_size or c.train_size, "test_size" in fixed or (c.test_size is None and train_fixed)),
-        (2 * (c.shadow_size or c.train_size), "shadow_size" in fixed or (c.shadow_size is None and train_fixed)),
-    ]
-    return sum(n for n, f in terms if f), sum(n for n, f in terms if not f)
+
+def _need(sizes: dict[str, int]) -> int:
+    """Samples a run takes from the pool: its member block, its non-members and shadow-train plus shadow-test
+    (an unset size follows ``train_size``)."""
+    train = sizes["train_size"]
+    return max(train, sizes.get("reserve_train", 0)) + sizes.get("test_size", train) + \
+        2 * sizes.get("shadow_size", train)
 
 
 def fit_to_pool(plan: Plan, n_pool: int, *, fixed: set[str] | frozenset[str] = frozenset()) -> Plan:
@@ -173,26 +180,30 @@ def fit_to_pool(plan: Plan, n_pool: int, *, fixed: set[str] | frozenset[str] = f
 
     Another dataset than the plan's (``--dataset``/``--data``) may hold fewer samples; scaling all sizes
     together keeps the experiment's proportions. Sizes named in ``fixed`` (the user's own ``--set``) are kept
-    as given; an error says so when they alone do not fit. The factor is recorded in ``plan.pool``.
+    as given; an error says so when they alone do not fit. The factor (the largest that fits, found by bisection
+    on the sizes as they will be cut) is recorded in ``plan.pool``.
     """
-    fixed = set(fixed)
-    needs = [_need_terms(r.config, fixed) for r in plan.runs]
-    largest = max(f + s for f, s in needs)
-    too_big = max(f for f, _ in needs)
-    factor = min([1.0] + [(n_pool - f) / s for f, s in needs if s > 0])
-    if too_big > n_pool or factor <= 0:
-        raise InvalidInputError(f"the sizes set with --set ({', '.join(sorted(fixed & set(_SIZE_KEYS)))}) need "
-                                f"{too_big} samples and leave none for the plan's other sizes, but the dataset's "
-                                f"pool holds {n_pool}")
-    plan.pool = {"n_pool": n_pool, "largest_run_needs": largest, "factor": factor,
-                 "kept_as_set": sorted(fixed & set(_SIZE_KEYS))}
+    fixed = set(fixed) & set(_SIZE_KEYS)
+    floor = max(r.config.train_size for r in plan.runs) if "train_size" in fixed else 0
+    sized = lambda r, f: _scaled_sizes(r.config, f, fixed, floor)  # noqa: E731
+    fits = lambda f: all(_need(sized(r, f)) <= n_pool for r in plan.runs)  # noqa: E731
+    largest = max(_need(sized(r, 1.0)) for r in plan.runs)
+    factor = 1.0
+    if not fits(1.0):
+        if not fits(0.0):
+            smallest = max(_need(sized(r, 0.0)) for r in plan.runs)
+            raise InvalidInputError(f"the sizes set with --set ({', '.join(sorted(fixed)) or 'none'}) need "
+                                    f"{smallest} samples with the plan's other sizes at their minimum, but the "
+                                    f"dataset's pool holds {n_pool}")
+        low, high = 0.0, 1.0
+        for _ in range(40):
+            mid = (low + high) / 2
+            low, high = (mid, high) if fits(mid) else (low, mid)
+        factor = low
+    plan.pool = {"n_pool": n_pool, "largest_run_needs": largest, "factor": factor, "kept_as_set": sorted(fixed)}
     if factor >= 1.0:
         return plan
-    scale = lambda k, v: v if k in fixed else max(2, int(v * factor))  # noqa: E731
     for run in plan.runs:
-        changes = {k: scale(k, getattr(run.config, k)) for k in _SIZE_KEYS if getattr(run.config, k) is not None}
-        if "train_size" in fixed and "reserve_train" not in fixed:
-            changes["reserve_train"] = run.config.reserve_train  # derived from the user's sizes
-        run.config = run.config.replace(**changes)
-        run.point = {k: (scale(k, v) if k in _SIZE_KEYS and isinstance(v, int) else v) for k, v in run.point.items()}
+        run.config = run.config.replace(**sized(run, factor))
+        run.point = {k: getattr(run.config, k) if k in _SIZE_KEYS else v for k, v in run.point.items()}
     return plan
