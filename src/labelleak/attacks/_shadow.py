@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,22 +40,33 @@ class ShadowRecipe:
     lr_schedule: str = "constant"
     cache_dir: str | None = None
 
+    @classmethod
+    def of(cls, attack: Any) -> ShadowRecipe:
+        """The recipe held in an attack's attributes of the same names (``arch``, ``width``, ... ``cache_dir``)."""
+        values = {f.name: getattr(attack, f.name) for f in fields(cls)}
+        return cls(**{**values, "hidden": tuple(values["hidden"])})
+
     def train(self, x: np.ndarray, y: np.ndarray, *, input_shape: tuple[int, ...], n_classes: int, seed: int,
               description: str = "shadow", progress: bool = False) -> nn.Module:
         spec = ModelSpec(self.arch, tuple(input_shape), n_classes, self.width, tuple(self.hidden))
         settings = TrainSettings(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=seed,
                                  lr_schedule=self.lr_schedule)
-        store = ModelStore(self.cache_dir) if self.cache_dir else None
-        key = model_key(role="adversary", x=_digest(x), y=_digest(y), spec=spec.to_dict(),
-                        settings=settings.to_dict()) if store else ""
-        hit = store.get(key) if store else None
+        if self.cache_dir is None:
+            return _fit(x, y, spec, settings, description, progress)
+        store = ModelStore(self.cache_dir)
+        key = model_key(role="adversary", x=_digest(x), y=_digest(y), spec=spec.to_dict(), settings=settings.to_dict())
+        hit = store.get(key)
         if hit is not None:
             return hit[0]
-        model = init_model(lambda: build_model(spec), seed)
-        model = train_model(model, x, y, settings, n_classes=n_classes, description=description, progress=progress)
-        if store is not None:
-            store.put(key, model, spec, {"role": f"adversary: {description}", "settings": settings.to_dict()})
+        model = _fit(x, y, spec, settings, description, progress)
+        store.put(key, model, spec, {"role": f"adversary: {description}", "settings": settings.to_dict()})
         return model
+
+
+def _fit(x: np.ndarray, y: np.ndarray, spec: ModelSpec, settings: TrainSettings, description: str,
+         progress: bool) -> nn.Module:
+    model = init_model(lambda: build_model(spec), settings.seed)
+    return train_model(model, x, y, settings, n_classes=spec.n_classes, description=description, progress=progress)
 
 
 def probabilities(model: nn.Module, x: np.ndarray | torch.Tensor) -> torch.Tensor:

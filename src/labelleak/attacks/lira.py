@@ -70,8 +70,7 @@ class LiRA(Attack):
         if self.online:
             pool_x, pool_y = np.concatenate([x.numpy(), pool_x]), np.concatenate([y.numpy(), pool_y])
         rng = np.random.default_rng(self.seed)
-        recipe = ShadowRecipe(self.arch, self.width, tuple(self.hidden), self.epochs, self.lr, self.batch_size,
-                              lr_schedule=self.lr_schedule, cache_dir=self.cache_dir)
+        recipe = ShadowRecipe.of(self)
         phis = np.empty((self.n_reference, n))
         inside = np.zeros((self.n_reference, n), dtype=bool)
         with progress_bar("LiRA reference models", self.n_reference, enabled=progress) as bar:

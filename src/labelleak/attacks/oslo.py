@@ -45,8 +45,7 @@ class OSLO(Attack):
         self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
 
     def _surrogates(self, shadow: ShadowData, oracle: BudgetedOracle, progress: bool) -> list[torch.nn.Module]:
-        recipe = ShadowRecipe(self.arch, self.width, tuple(self.hidden), self.epochs, self.lr, self.batch_size,
-                              lr_schedule=self.lr_schedule, cache_dir=self.cache_dir)
+        recipe = ShadowRecipe.of(self)
         rng = np.random.default_rng(self.seed)
         models = []
         for k in range(self.n_source + self.n_validation):

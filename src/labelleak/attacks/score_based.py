@@ -106,8 +106,7 @@ class ShadowNNAttack(Attack):
     def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
              progress: bool) -> RawScores:
         assert shadow is not None
-        recipe = ShadowRecipe(self.arch, self.width, tuple(self.hidden), self.epochs, self.lr, self.batch_size,
-                              lr_schedule=self.lr_schedule, cache_dir=self.cache_dir)
+        recipe = ShadowRecipe.of(self)
         model = recipe.train(shadow.x_train, shadow.y_train, input_shape=oracle.input_shape,
                              n_classes=oracle.n_classes, seed=self.seed, description="shadow (ML-Leaks)",
                              progress=progress)

@@ -67,8 +67,7 @@ class TransferAttack(Attack):
             raise InvalidInputError("transfer: the shadow train set needs at least 2 samples")
         shadow_x = torch.as_tensor(shadow.x_train, dtype=torch.float32)
         relabelled = oracle.query_setup(shadow_x).numpy()
-        recipe = ShadowRecipe(self.arch, self.width, tuple(self.hidden), self.epochs, self.lr, self.batch_size,
-                              lr_schedule=self.lr_schedule, cache_dir=self.cache_dir)
+        recipe = ShadowRecipe.of(self)
         model = recipe.train(shadow.x_train, relabelled, input_shape=oracle.input_shape, n_classes=oracle.n_classes,
                              seed=self.seed, description="shadow (transfer)", progress=progress)
 

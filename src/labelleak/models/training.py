@@ -15,6 +15,9 @@ from labelleak.errors import InvalidInputError
 from labelleak.progress import progress_bar
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 @dataclass(frozen=True)
 class TrainSettings:
     """Optimisation settings and training-time defenses; all part of the key under which a model is cached."""
@@ -51,8 +54,8 @@ class TrainSettings:
             bad.append("weight_decay, l1 and advreg must be non-negative")
         if not 0 <= self.label_smoothing < 1:
             bad.append("label_smoothing must lie in [0, 1)")
-        if self.lr_schedule not in ("constant", "cosine"):
-            bad.append(f"lr_schedule must be constant or cosine, got {self.lr_schedule!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            bad.append(f"lr_schedule must be {' or '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not 0 < self.val_fraction < 1:
             bad.append("val_fraction must lie in (0, 1)")
         if self.dp_epsilon is not None and self.dp_epsilon <= 0:

@@ -13,6 +13,7 @@ from typing import Any
 import yaml
 
 from labelleak.errors import DataFileError, InvalidInputError
+from labelleak.models.training import LR_SCHEDULES
 
 DEFAULT_ATTACKS = ("gap", "transfer", "boundary-hsja")
 
@@ -82,8 +83,8 @@ class AuditConfig:
             found.append(f"smoothing_sigma: expected a positive number, got {self.smoothing_sigma!r}")
         if not isinstance(self.smoothing_alpha, (int, float)) or not 0 < self.smoothing_alpha < 1:
             found.append(f"smoothing_alpha: expected a number between 0 and 1, got {self.smoothing_alpha!r}")
-        if self.lr_schedule not in ("constant", "cosine"):
-            found.append(f"lr_schedule: expected constant or cosine, got {self.lr_schedule!r}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            found.append(f"lr_schedule: expected {' or '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not isinstance(self.top_t, (int, float)) or not 0 <= self.top_t <= 100:
             found.append(f"top_t: expected a percentile between 0 and 100, got {self.top_t!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):

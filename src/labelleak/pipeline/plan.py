@@ -125,6 +125,7 @@ def load_plan(experiment: str | Path, *, scale: str = "cpu", overrides: dict[str
     name, raw = _read_plan_file(experiment)
     scaled = _scaled_part(raw, scale)
     grid = {**(raw.get("grid") or {}), **(scaled.get("grid") or {})}
+    planned_sizes = list(grid.get("train_size") or [])  # before the user's overrides
     overrides = dict(overrides or {})
     for key in list(overrides):
         if key in grid:
@@ -143,9 +144,7 @@ def load_plan(experiment: str | Path, *, scale: str = "cpu", overrides: dict[str
     if "train_size" in grid and "reserve_train" not in base:
         # all sizes share non-members and shadow data; a narrowed grid keeps the full plan's reserve, so that it
         # trains the same targets (same split, cached models, numbers comparable with the full experiment)
-        planned = list((raw.get("grid") or {}).get("train_size") or []) + \
-            list((scaled.get("grid") or {}).get("train_size") or [])
-        base["reserve_train"] = max(planned + list(grid["train_size"]))
+        base["reserve_train"] = max(planned_sizes + list(grid["train_size"]))
     runs = []
     for point in _grid_points(grid):
         for group, values in groups.items():

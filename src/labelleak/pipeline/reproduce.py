@@ -104,8 +104,8 @@ def _markdown(plan: Plan, summary: dict[str, Any], tables: dict[str, list[dict[s
     if plan.claim:
         parts.append(f"Paper's claim: {plan.claim.strip()}\n")
     n = len(plan.runs)
-    parts.append(f"Dataset: {summary['dataset']}; {n} audit{'s' if n != 1 else ''}; wall time {summary['seconds']:.0f} s on "
-                 f"{summary['device']}.\n")
+    parts.append(f"Dataset: {summary['dataset']}; {n} audit{'s' if n != 1 else ''}; wall time "
+                 f"{summary['seconds']:.0f} s on {summary['device']}.\n")
     if plan.pool.get("factor", 1.0) < 1.0:
         kept = f" but those set with --set ({', '.join(plan.pool['kept_as_set'])})" if plan.pool["kept_as_set"] else ""
         parts.append(f"The pool holds {plan.pool['n_pool']} samples, fewer than the {plan.pool['largest_run_needs']} "
