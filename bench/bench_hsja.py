@@ -54,7 +54,7 @@ def peak_throughput(model: nn.Module, shape: tuple[int, ...], n: int) -> float:
     for chunk in (32, 64, 128, 256, 512, 1024, 2048, 4096):
         start = time.perf_counter()
         for i in range(0, n, chunk):
-            model(x[i:i + chunk]).argmax(1)
+            model(x[i : i + chunk]).argmax(1)
         best = max(best, n / (time.perf_counter() - start))
     return best
 
@@ -64,8 +64,14 @@ def run_art(model: nn.Module, x: np.ndarray, y: np.ndarray, n_classes: int, para
     from art.estimators.classification import PyTorchClassifier
 
     counter = CountingModel(model).eval()
-    clf = PyTorchClassifier(model=counter, loss=nn.CrossEntropyLoss(), input_shape=x.shape[1:], nb_classes=n_classes,
-                            clip_values=(0.0, 1.0), device_type="cpu")
+    clf = PyTorchClassifier(
+        model=counter,
+        loss=nn.CrossEntropyLoss(),
+        input_shape=x.shape[1:],
+        nb_classes=n_classes,
+        clip_values=(0.0, 1.0),
+        device_type="cpu",
+    )
     attack = LabelOnlyDecisionBoundary(clf, distance_threshold_tau=1e-9)
     np.random.seed(0)  # ART draws from NumPy's global RNG
     start = time.perf_counter()
@@ -88,9 +94,16 @@ def run_ours(oracle: TorchOracle, x: np.ndarray, y: np.ndarray, params: dict, ca
 def summarise(name: str, run: dict, is_member: np.ndarray, peak: float) -> dict:
     n = len(is_member)
     limit = run["queries"] / peak
-    return {"method": name, "seconds_per_candidate": run["seconds"] / n, "queries_per_candidate": run["queries"] / n,
-            "auc": auc(is_member, run["scores"]), "tpr_at_1pct_fpr": tpr_at_fpr(is_member, run["scores"], 0.01),
-            "seconds": run["seconds"], "physical_limit_seconds": limit, "wall_over_limit": run["seconds"] / limit}
+    return {
+        "method": name,
+        "seconds_per_candidate": run["seconds"] / n,
+        "queries_per_candidate": run["queries"] / n,
+        "auc": auc(is_member, run["scores"]),
+        "tpr_at_1pct_fpr": tpr_at_fpr(is_member, run["scores"], 0.01),
+        "seconds": run["seconds"],
+        "physical_limit_seconds": limit,
+        "wall_over_limit": run["seconds"] / limit,
+    }
 
 
 def target_for(args: argparse.Namespace):
@@ -100,8 +113,16 @@ def target_for(args: argparse.Namespace):
         data = args.data or next((p for p in DEFAULT_CIFAR10_PLACES if Path(p).is_file()), None)
         if data is None or not Path(data).is_file():
             sys.exit(f"cifar10 data not found (looked in {list(DEFAULT_CIFAR10_PLACES)}); pass --data PATH")
-        cfg = make_config(dataset="cifar10", data=data, arch=args.arch or "cnn7", width=0.25, epochs=args.epochs,
-                          train_size=2000, progress=False, cache_dir=args.cache_dir)
+        cfg = make_config(
+            dataset="cifar10",
+            data=data,
+            arch=args.arch or "cnn7",
+            width=0.25,
+            epochs=args.epochs,
+            train_size=2000,
+            progress=False,
+            cache_dir=args.cache_dir,
+        )
     return prepare(cfg)
 
 
@@ -130,15 +151,18 @@ def main() -> None:
     is_member = np.r_[np.ones(k, bool), np.zeros(k, bool)]
     oracle = setup.oracle
     peak = peak_throughput(oracle.model, oracle.input_shape, 100_000 if setup.arch == "mlp" else 8_000)
-    params = {"max_iter": args.max_iter, "max_eval": args.max_eval, "init_eval": args.init_eval,
-              "init_size": args.init_size}
+    params = {
+        "max_iter": args.max_iter,
+        "max_eval": args.max_eval,
+        "init_eval": args.init_eval,
+        "init_size": args.init_size,
+    }
 
     rows = []
     ours = run_ours(oracle, x, y, params, cap=None)
     rows.append(summarise("labelleak (equal parameters)", ours, is_member, peak))
     for cap in [int(c) for c in args.caps.split(",") if c]:
-        rows.append(summarise(f"labelleak (cap {cap} queries)", run_ours(oracle, x, y, params, cap), is_member,
-                              peak))
+        rows.append(summarise(f"labelleak (cap {cap} queries)", run_ours(oracle, x, y, params, cap), is_member, peak))
     art = run_art(oracle.model, x, y, setup.dataset["n_classes"], params)
     rows.append(summarise("ART 1.20.1 LabelOnlyDecisionBoundary", art, is_member, peak))
 
@@ -155,14 +179,21 @@ def main() -> None:
     reach = [r for r in rows[:-1] if r["auc"] >= art_row["auc"] - 0.01]
     fastest = min(reach, key=lambda r: r["seconds"]) if reach else None
     report = {
-        "dataset": args.dataset, "candidates_per_class": k, "params": params, "peak_queries_per_second": peak,
+        "dataset": args.dataset,
+        "candidates_per_class": k,
+        "params": params,
+        "peak_queries_per_second": peak,
         "target": {"train_accuracy": setup.target["train_accuracy"], "test_accuracy": setup.target["test_accuracy"]},
         "rows": rows,
         "speedup_vs_art_equal_params": art_row["seconds"] / equal_row["seconds"],
         "auc_difference_equal_params": equal_row["auc"] - art_row["auc"],
         "auc_difference_95ci": [float(np.quantile(diffs, 0.025)), float(np.quantile(diffs, 0.975))],
-        "distance_ratio_ours_over_art": {"median": float(np.median(ratio)), "p10": float(np.quantile(ratio, 0.1)),
-                                         "p90": float(np.quantile(ratio, 0.9)), "n": int(both.sum())},
+        "distance_ratio_ours_over_art": {
+            "median": float(np.median(ratio)),
+            "p10": float(np.quantile(ratio, 0.1)),
+            "p90": float(np.quantile(ratio, 0.9)),
+            "n": int(both.sum()),
+        },
         "arch": setup.arch,
         "fastest_within_0.01_of_art_auc": fastest["method"] if fastest else None,
         "time_to_art_auc_speedup": art_row["seconds"] / fastest["seconds"] if fastest else None,
@@ -171,11 +202,15 @@ def main() -> None:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     (out / f"hsja_{args.dataset}.json").write_text(json.dumps(report, indent=2))
-    lines = [f"| method | s/candidate | queries/candidate | AUC | TPR@1%FPR | wall / physical limit |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| method | s/candidate | queries/candidate | AUC | TPR@1%FPR | wall / physical limit |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['method']} | {r['seconds_per_candidate']:.4f} | {r['queries_per_candidate']:.0f} | "
-                     f"{r['auc']:.3f} | {r['tpr_at_1pct_fpr']:.3f} | {r['wall_over_limit']:.2f} |")
+        lines.append(
+            f"| {r['method']} | {r['seconds_per_candidate']:.4f} | {r['queries_per_candidate']:.0f} | "
+            f"{r['auc']:.3f} | {r['tpr_at_1pct_fpr']:.3f} | {r['wall_over_limit']:.2f} |"
+        )
     table = "\n".join(lines)
     (out / f"hsja_{args.dataset}.md").write_text(table + "\n")
     print(table)

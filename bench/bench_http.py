@@ -34,8 +34,9 @@ def main() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    app = create_app(local.model, input_shape=local.input_shape, n_classes=local.n_classes,
-                     limits=ServeLimits(max_batch=args.batch))
+    app = create_app(
+        local.model, input_shape=local.input_shape, n_classes=local.n_classes, limits=ServeLimits(max_batch=args.batch)
+    )
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:

@@ -48,8 +48,9 @@ def linear_model() -> LinearModel:
 
 @pytest.fixture
 def linear_oracle(linear_model: LinearModel) -> CallableOracle:
-    return CallableOracle(linear_model, input_shape=(linear_model.n_features,), n_classes=linear_model.n_classes,
-                          bounds=(-10.0, 10.0))
+    return CallableOracle(
+        linear_model, input_shape=(linear_model.n_features,), n_classes=linear_model.n_classes, bounds=(-10.0, 10.0)
+    )
 
 
 @pytest.fixture

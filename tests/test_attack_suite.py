@@ -33,14 +33,20 @@ def _data(seed=0, n=400):
 
 def _model(x, y, epochs):
     spec = ModelSpec("mlp", SHAPE, 3, hidden=(128,))
-    return train_model(init_model(lambda: build_model(spec), 0), x, y,
-                       TrainSettings(epochs=epochs, lr=3e-3, batch_size=32), n_classes=3, progress=False)
+    return train_model(
+        init_model(lambda: build_model(spec), 0),
+        x,
+        y,
+        TrainSettings(epochs=epochs, lr=3e-3, batch_size=32),
+        n_classes=3,
+        progress=False,
+    )
 
 
 @pytest.fixture(scope="module")
 def world():
     x, y = _data()
-    members, nonmembers, sh_train, sh_test = (slice(0, 100), slice(100, 200), slice(200, 300), slice(300, 400))
+    members, _nonmembers, sh_train, sh_test = (slice(0, 100), slice(100, 200), slice(200, 300), slice(300, 400))
     memoriser = _model(x[members], y[members], epochs=200)
     unrelated = _model(x[sh_test], y[sh_test], epochs=200)  # never saw the candidates
     cand_x, cand_y = x[:200], y[:200]
@@ -78,8 +84,14 @@ def test_memorising_target_leaks_more_and_queries_are_exact(world, name, params,
     assert aucs["memoriser"] > 0.55 and aucs["memoriser"] > aucs["unrelated"] + 0.08, aucs
 
 
-@pytest.mark.parametrize("name,params", [("noise", dict(n_noise=5, sigma=0.2)), ("oslo", dict(taus=(1.0,), **RECIPE)),
-                                         ("lira", dict(n_reference=2, **RECIPE))])
+@pytest.mark.parametrize(
+    "name,params",
+    [
+        ("noise", dict(n_noise=5, sigma=0.2)),
+        ("oslo", dict(taus=(1.0,), **RECIPE)),
+        ("lira", dict(n_reference=2, **RECIPE)),
+    ],
+)
 def test_same_seed_same_scores(world, name, params):
     kind = TorchScoreOracle if name == "lira" else TorchOracle
     oracle = kind(world["memoriser"], input_shape=SHAPE, n_classes=3)
@@ -101,7 +113,8 @@ def test_oslo_operating_points_are_one_query_each(world):
 def test_augmentation_attack_model_scorer(world):
     oracle = TorchOracle(world["memoriser"], input_shape=SHAPE, n_classes=3)
     res = create_attack("augmentation", kind="translate", d=1, scorer="model", shadow_recipe=RECIPE)(
-        oracle, world["x"], world["y"], shadow=world["shadow"])
+        oracle, world["x"], world["y"], shadow=world["shadow"]
+    )
     assert ((res.scores >= 0) & (res.scores <= 1)).all() and auc(world["is_member"], res.scores) > 0.55
 
 
@@ -145,7 +158,9 @@ def test_adversary_models_are_trained_once_per_recipe_and_data(world, tmp_path, 
     for target in ("memoriser", "unrelated"):
         oracle = TorchScoreOracle(world[target], input_shape=SHAPE, n_classes=3)
         for cache in (None, str(tmp_path)):
-            scores[target, cache] = create_attack("score-nn", cache_dir=cache, **RECIPE)(oracle, x, y, shadow=shadow).scores
+            scores[target, cache] = create_attack("score-nn", cache_dir=cache, **RECIPE)(
+                oracle, x, y, shadow=shadow
+            ).scores
     assert len(calls) == 3  # uncached twice, cached once: the second target loaded the model
     for target in ("memoriser", "unrelated"):
         np.testing.assert_array_equal(scores[target, None], scores[target, str(tmp_path)])

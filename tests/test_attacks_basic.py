@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-import torch
 
 from labelleak.attacks import ShadowData, Status, create_attack
 from labelleak.attacks.gap import GapAttack
@@ -51,8 +50,7 @@ def test_registry_unknown_name_lists_choices():
 def _overfit_target(x, y, epochs):
     spec = ModelSpec("mlp", (6,), 3, hidden=(128, 128))
     model = init_model(lambda: build_model(spec), 0)
-    return train_model(model, x, y, TrainSettings(epochs=epochs, batch_size=16, lr=3e-3), n_classes=3,
-                       progress=False)
+    return train_model(model, x, y, TrainSettings(epochs=epochs, batch_size=16, lr=3e-3), n_classes=3, progress=False)
 
 
 def _noisy_blobs(n, seed):
@@ -68,7 +66,7 @@ def test_transfer_attack_scores_follow_the_shadow_model_and_are_seeded():
     # the transfer score must separate them from non-members; misclassified candidates always rank lowest.
     rng = np.random.default_rng(0)
     x, y = rng.uniform(0, 1, (300, 6)).astype(np.float32), rng.integers(0, 3, 300)  # labels are pure noise
-    members, nonmembers, sh_test = slice(0, 100), slice(100, 200), slice(200, 300)
+    members, _nonmembers, sh_test = slice(0, 100), slice(100, 200), slice(200, 300)
     target = _overfit_target(x[members], y[members], epochs=150)
     oracle = TorchOracle(target, input_shape=(6,), n_classes=3)
     shadow = ShadowData(x[members], y[members], x[sh_test], y[sh_test])

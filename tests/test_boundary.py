@@ -5,15 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import LinearModel
 
 from labelleak.attacks import Status, create_attack
 from labelleak.attacks.boundary import BoundaryAttack, box_diameter
 from labelleak.errors import InvalidInputError
 from labelleak.metrics import threshold_from_percentile, threshold_sweep
-from labelleak.models import ModelSpec, build_model, init_model
 from labelleak.oracle import CallableOracle, TorchOracle
-
-from conftest import LinearModel
 
 FAST = dict(max_iter=15, max_eval=500, init_eval=50)
 
@@ -50,7 +48,8 @@ def test_budget_is_never_exceeded_and_milestones_are_monotone(linear_model, line
     x, y = _candidates(linear_model, n=30)
     for cap in (1, 7, 60, 300):
         res = create_attack("boundary-hsja", **FAST, milestones=(10, 50, 100, 200))(
-            linear_oracle, x, y, max_queries_per_sample=cap)
+            linear_oracle, x, y, max_queries_per_sample=cap
+        )
         assert res.queries.max() <= cap
         ms = res.extras["milestone_scores"]
         stacked = np.stack([ms[m] for m in (10, 50, 100, 200)])
@@ -130,8 +129,9 @@ def test_whitebox_matches_closed_form_on_a_linear_torch_model():
     rel = (wb.scores - exact) / exact
     assert rel.min() > -1e-3 and np.median(rel) < 0.05  # achieved: median about 2% above the exact distance
     with pytest.raises(InvalidInputError, match="needs an in-process PyTorch target"):
-        create_attack("boundary-whitebox")(CallableOracle(ref, input_shape=(8,), n_classes=3, bounds=(-10.0, 10.0)),
-                                           x, y)
+        create_attack("boundary-whitebox")(
+            CallableOracle(ref, input_shape=(8,), n_classes=3, bounds=(-10.0, 10.0)), x, y
+        )
 
 
 def test_thresholds_shadow_and_data_free():

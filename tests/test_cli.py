@@ -16,8 +16,9 @@ SMALL = ["--train-size", "60", "--epochs", "5", "--queries", "300", "--noise-sam
 
 
 def _audit(tmp_path, *extra, out="out"):
-    return runner.invoke(app, ["audit", *SMALL, "--out", str(tmp_path / out), "--cache-dir",
-                               str(tmp_path / "cache"), *extra])
+    return runner.invoke(
+        app, ["audit", *SMALL, "--out", str(tmp_path / out), "--cache-dir", str(tmp_path / "cache"), *extra]
+    )
 
 
 def test_audit_writes_results_and_identical_scores_for_same_seed(tmp_path):
@@ -30,8 +31,17 @@ def test_audit_writes_results_and_identical_scores_for_same_seed(tmp_path):
         assert 0.0 <= res["target"][key] <= 1.0
     for name in ("gap", "transfer", "boundary-hsja"):
         entry = res["attacks"][name]
-        for key in ("auc", "auc_ci", "tpr_at_fpr", "balanced_accuracy", "threshold", "queries_per_sample",
-                    "seconds", "n_members", "n_nonmembers"):
+        for key in (
+            "auc",
+            "auc_ci",
+            "tpr_at_fpr",
+            "balanced_accuracy",
+            "threshold",
+            "queries_per_sample",
+            "seconds",
+            "n_members",
+            "n_nonmembers",
+        ):
             assert key in entry, key
         assert set(entry["tpr_at_fpr"]) == {"0.001", "0.01", "0.1"}
         assert entry["n_members"] == 60
@@ -67,16 +77,19 @@ def test_yaml_config_and_override(tmp_path):
     assert res["attacks"]["gap"]["n_members"] == 20
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--attacks", "gap,nope"], "unknown attack(s) nope"),
-    (["--train-size", "900"], "pool has only 1797"),
-    (["--dataset", "npz", "--data", "missing.npz"], "data file not found"),
-    (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
-    (["--arch", "cnn7"], "needs images of at least 16x16"),
-    (["--epochs", "0"], "epochs: expected a positive integer"),
-    (["--top-t", "120"], "top_t: expected a percentile between 0 and 100"),
-    (["--queries", "0"], "queries: expected a positive integer"),
-])
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--attacks", "gap,nope"], "unknown attack(s) nope"),
+        (["--train-size", "900"], "pool has only 1797"),
+        (["--dataset", "npz", "--data", "missing.npz"], "data file not found"),
+        (["--dataset", "imagenet"], "unknown dataset 'imagenet'"),
+        (["--arch", "cnn7"], "needs images of at least 16x16"),
+        (["--epochs", "0"], "epochs: expected a positive integer"),
+        (["--top-t", "120"], "top_t: expected a percentile between 0 and 100"),
+        (["--queries", "0"], "queries: expected a positive integer"),
+    ],
+)
 def test_bad_options_give_one_line_error_and_exit_2(tmp_path, extra, message):
     result = _audit(tmp_path, *extra)
     assert result.exit_code == 2
@@ -107,6 +120,12 @@ def test_console_script_runs_and_python_api(tmp_path):
     assert proc.returncode == 0 and "transfer-entropy" in proc.stdout.split()
     import labelleak
 
-    res = labelleak.audit(attacks=["gap"], train_size=40, epochs=3, out=str(tmp_path / "py"),
-                          cache_dir=str(tmp_path / "cache"), progress=False)
+    res = labelleak.audit(
+        attacks=["gap"],
+        train_size=40,
+        epochs=3,
+        out=str(tmp_path / "py"),
+        cache_dir=str(tmp_path / "cache"),
+        progress=False,
+    )
     assert res["attacks"]["gap"]["n_members"] == 40

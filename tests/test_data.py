@@ -4,8 +4,16 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from labelleak.data import (SplitSizes, four_way_split, load_cifar, load_dataset, load_digits, load_image_folder,
-                            load_npz, load_tabular)
+from labelleak.data import (
+    SplitSizes,
+    four_way_split,
+    load_cifar,
+    load_dataset,
+    load_digits,
+    load_image_folder,
+    load_npz,
+    load_tabular,
+)
 from labelleak.errors import DataFileError, InvalidInputError, UnknownNameError
 
 
@@ -19,8 +27,13 @@ def test_digits_is_bundled_and_model_ready():
 
 def test_npz_four_key_layout_concatenates_train_and_test(tmp_path):
     p = tmp_path / "c.npz"
-    np.savez(p, x_train=np.zeros((5, 32, 32, 3), np.uint8), y_train=np.arange(5) % 2,
-             x_test=np.full((3, 32, 32, 3), 255, np.uint8), y_test=np.array([0, 1, 1]))
+    np.savez(
+        p,
+        x_train=np.zeros((5, 32, 32, 3), np.uint8),
+        y_train=np.arange(5) % 2,
+        x_test=np.full((3, 32, 32, 3), 255, np.uint8),
+        y_test=np.array([0, 1, 1]),
+    )
     ds = load_npz(p)
     assert len(ds) == 8 and ds.kind == "image" and ds.input_shape == (3, 32, 32)
     assert ds.features()[5:].min() == 1.0
@@ -28,8 +41,13 @@ def test_npz_four_key_layout_concatenates_train_and_test(tmp_path):
 
 def test_cifar_npz_with_wrong_class_count_is_rejected(tmp_path):
     p = tmp_path / "c.npz"
-    np.savez(p, x_train=np.zeros((4, 32, 32, 3), np.uint8), y_train=np.array([0, 1, 0, 1]),
-             x_test=np.zeros((2, 32, 32, 3), np.uint8), y_test=np.array([0, 1]))
+    np.savez(
+        p,
+        x_train=np.zeros((4, 32, 32, 3), np.uint8),
+        y_train=np.array([0, 1, 0, 1]),
+        x_test=np.zeros((2, 32, 32, 3), np.uint8),
+        y_test=np.array([0, 1]),
+    )
     with pytest.raises(DataFileError, match="expected 10 classes"):
         load_cifar(p)
 
@@ -62,8 +80,10 @@ def _write_cifar10_folder(folder, n_per_batch=4):
     folder.mkdir()
     rng = np.random.default_rng(0)
     for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        batch = {b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
-                 b"labels": list(rng.integers(0, 10, n_per_batch))}
+        batch = {
+            b"data": rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8),
+            b"labels": list(rng.integers(0, 10, n_per_batch)),
+        }
         with open(folder / name, "wb") as fh:
             pickle.dump(batch, fh)
     with open(folder / "batches.meta", "wb") as fh:
@@ -154,8 +174,9 @@ def test_split_is_disjoint_deterministic_and_validated():
     parts = [a.target_train, a.target_test, a.shadow_train, a.shadow_test]
     assert [len(p) for p in parts] == [10, 10, 20, 20]
     assert len(np.unique(np.concatenate(parts))) == 60
-    assert all(np.array_equal(p, q) for p, q in zip(parts, [b.target_train, b.target_test, b.shadow_train,
-                                                            b.shadow_test]))
+    assert all(
+        np.array_equal(p, q) for p, q in zip(parts, [b.target_train, b.target_test, b.shadow_train, b.shadow_test])
+    )
     assert not np.array_equal(a.target_train, four_way_split(100, sizes, seed=4).target_train)
     with pytest.raises(InvalidInputError, match="need 61 samples .* pool has only 60"):
         four_way_split(60, SplitSizes(10, 11, 20, 20), seed=0)

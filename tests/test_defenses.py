@@ -30,8 +30,9 @@ def _noisy(n=240, seed=0):
 def _train(settings: TrainSettings, spec: ModelSpec | None = None, n=160):
     x, y = _noisy()
     spec = spec or ModelSpec("mlp", (10,), 2, hidden=(128, 128))
-    model, report = train_with_report(init_model(lambda: build_model(spec), 0), x[:n], y[:n], settings,
-                                      n_classes=2, progress=False)
+    model, report = train_with_report(
+        init_model(lambda: build_model(spec), 0), x[:n], y[:n], settings, n_classes=2, progress=False
+    )
     return model, report, (x[:n], y[:n]), (x[n:], y[n:])
 
 
@@ -57,11 +58,13 @@ def test_dp_sgd_refuses_batchnorm_and_accepts_groupnorm():
     y = np.arange(40) % 2
     bn = ModelSpec("cnn3", (3, 16, 16), 2, width=0.125)
     with pytest.raises(InvalidInputError, match="build it with groupnorm=True"):
-        train_with_report(build_model(bn), x, y, TrainSettings(epochs=1, dp_noise_multiplier=1.0), n_classes=2,
-                          progress=False)
+        train_with_report(
+            build_model(bn), x, y, TrainSettings(epochs=1, dp_noise_multiplier=1.0), n_classes=2, progress=False
+        )
     gn = ModelSpec("cnn3", (3, 16, 16), 2, width=0.125, groupnorm=True)
-    _, report = train_with_report(build_model(gn), x, y, TrainSettings(epochs=1, dp_noise_multiplier=1.0),
-                                  n_classes=2, progress=False)
+    _, report = train_with_report(
+        build_model(gn), x, y, TrainSettings(epochs=1, dp_noise_multiplier=1.0), n_classes=2, progress=False
+    )
     assert np.isfinite(report.epsilon)
 
 
@@ -80,11 +83,14 @@ def test_relaxloss_keeps_the_training_loss_near_alpha():
     assert 0.3 < loss < 0.9
 
 
-@pytest.mark.parametrize("settings,spec", [
-    (TrainSettings(**BASE, label_smoothing=0.2), None),
-    (TrainSettings(**BASE, advreg=1.0), None),
-    (TrainSettings(**BASE), ModelSpec("mlp", (10,), 2, hidden=(128, 128), dropout=0.5)),
-])
+@pytest.mark.parametrize(
+    "settings,spec",
+    [
+        (TrainSettings(**BASE, label_smoothing=0.2), None),
+        (TrainSettings(**BASE, advreg=1.0), None),
+        (TrainSettings(**BASE), ModelSpec("mlp", (10,), 2, hidden=(128, 128), dropout=0.5)),
+    ],
+)
 def test_other_defenses_train_deterministically(settings, spec):
     a, *_ = _train(settings, spec)
     b, *_ = _train(settings, spec)
@@ -99,13 +105,15 @@ def test_early_stopping_stops_and_augmentation_runs():
     assert report.stopped_early and report.epochs_run < 80
     x = np.random.default_rng(0).uniform(0, 1, (32, 1, 8, 8)).astype(np.float32)
     spec = ModelSpec("cnn2", (1, 8, 8), 2, width=0.25)
-    model, _ = train_with_report(build_model(spec), x, np.arange(32) % 2, TrainSettings(epochs=2, augment=True),
-                                 n_classes=2, progress=False)
+    model, _ = train_with_report(
+        build_model(spec), x, np.arange(32) % 2, TrainSettings(epochs=2, augment=True), n_classes=2, progress=False
+    )
     assert model(torch.from_numpy(x)).shape == (32, 2)
 
 
-@pytest.mark.parametrize("defense", [OutputDefense("memguard", 3.0, seed=1), OutputDefense("top1"),
-                                     OutputDefense("round", 1)])
+@pytest.mark.parametrize(
+    "defense", [OutputDefense("memguard", 3.0, seed=1), OutputDefense("top1"), OutputDefense("round", 1)]
+)
 def test_output_defenses_never_change_a_label(defense):
     logits = torch.randn(500, 10, generator=torch.Generator().manual_seed(0)) * 3
     p = torch.softmax(logits, 1).double()
@@ -130,9 +138,25 @@ def test_parse_defense():
 
 
 def test_defend_command_writes_the_matrix(tmp_path):
-    result = CliRunner().invoke(app, [
-        "defend", "--defenses", "none,l2=0.05,memguard=2,top1", "--attacks", "gap,score-loss", "--train-size",
-        "60", "--epochs", "10", "--quiet", "--out", str(tmp_path / "d"), "--cache-dir", str(tmp_path / "c")])
+    result = CliRunner().invoke(
+        app,
+        [
+            "defend",
+            "--defenses",
+            "none,l2=0.05,memguard=2,top1",
+            "--attacks",
+            "gap,score-loss",
+            "--train-size",
+            "60",
+            "--epochs",
+            "10",
+            "--quiet",
+            "--out",
+            str(tmp_path / "d"),
+            "--cache-dir",
+            str(tmp_path / "c"),
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = {r["defense"]: r for r in json.loads((tmp_path / "d" / "matrix.json").read_text())["rows"]}
     assert set(rows) == {"none", "l2=0.05", "memguard=2", "top1"}

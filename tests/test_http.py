@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import socket
 import subprocess
@@ -33,8 +32,9 @@ SHAPE = (1, 8, 8)
 
 def _model() -> torch.nn.Module:
     torch.manual_seed(0)
-    return torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(),
-                               torch.nn.Linear(32, 4)).eval()
+    return torch.nn.Sequential(
+        torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)
+    ).eval()
 
 
 def _free_port() -> int:
@@ -55,7 +55,7 @@ class Server:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def __enter__(self) -> "Server":
+    def __enter__(self) -> Server:
         self.thread.start()
         deadline = time.monotonic() + 20
         while not self.server.started:
@@ -110,8 +110,7 @@ def test_http_oracle_matches_in_process_and_counts_samples(server, model):
 
 
 def test_api_key_rate_limit_and_stats(model):
-    app = create_app(model, input_shape=SHAPE, n_classes=4, api_key="s3cret",
-                     limits=ServeLimits(rate_limit=5.0))
+    app = create_app(model, input_shape=SHAPE, n_classes=4, api_key="s3cret", limits=ServeLimits(rate_limit=5.0))
     with Server(app) as s:
         with pytest.raises(InvalidInputError, match="401 missing or wrong API key"):
             HttpOracle(s.url, api_key="wrong").predict_labels(_x(1))
@@ -161,6 +160,7 @@ def test_cached_oracle_answers_repeats_from_disk(tmp_path, model):
 
 # ---- fuzzing the server: every bad request gets a 4xx with a message, and no scores ever leave -------------
 
+
 @pytest.fixture(scope="module")
 def client(model):
     app = create_app(model, input_shape=SHAPE, n_classes=4, limits=ServeLimits(max_batch=64, max_body_bytes=1 << 16))
@@ -168,9 +168,11 @@ def client(model):
 
 
 FUZZ_COUNTER = {"requests": 0, "4xx": 0, "200": 0}
-json_values = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner,
-                                                                                       max_size=3), max_leaves=20)
+json_values = st.recursive(
+    st.none() | st.booleans() | st.floats(allow_nan=True) | st.integers() | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    max_leaves=20,
+)
 
 
 def _check_answer(response) -> None:
@@ -193,16 +195,20 @@ def test_fuzz_json_bodies(client, payload):
 
 
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(raw=st.binary(max_size=300), kind=st.sampled_from(["application/x-npy", "application/json", "text/plain",
-                                                         "application/octet-stream"]))
+@given(
+    raw=st.binary(max_size=300),
+    kind=st.sampled_from(["application/x-npy", "application/json", "text/plain", "application/octet-stream"]),
+)
 def test_fuzz_raw_bodies(client, raw, kind):
     _check_answer(client.post("/predict", content=raw, headers={"Content-Type": kind}))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(shape=st.lists(st.integers(0, 70), min_size=1, max_size=5),
-       fill=st.sampled_from([0.5, np.nan, np.inf, -1.0, 3.0]),
-       dtype=st.sampled_from(["float32", "float64", "int64", "bool", "complex64", "U2"]))
+@given(
+    shape=st.lists(st.integers(0, 70), min_size=1, max_size=5),
+    fill=st.sampled_from([0.5, np.nan, np.inf, -1.0, 3.0]),
+    dtype=st.sampled_from(["float32", "float64", "int64", "bool", "complex64", "U2"]),
+)
 def test_fuzz_npy_arrays(client, shape, fill, dtype):
     try:
         arr = np.full(shape, fill).astype(dtype)
@@ -226,6 +232,7 @@ def test_fuzz_summary_and_server_still_serves(client):
 
 # ---- audits over HTTP, and kill-and-resume ----------------------------------------------------------------
 
+
 def _labelleak(*args, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "labelleak.cli", *args], capture_output=True, text=True, **kw)
 
@@ -236,10 +243,30 @@ def test_remote_audit_from_files(tmp_path, server, model):
         x = rng.uniform(0, 1, (n, *SHAPE)).astype(np.float32)
         y = TorchOracle(model, input_shape=SHAPE, n_classes=4).predict_labels(x)
         np.savez(tmp_path / f"{name}.npz", x=x, y=y)
-    args = ["audit", "--target", server.url, "--members", str(tmp_path / "members.npz"), "--nonmembers",
-            str(tmp_path / "nonmembers.npz"), "--shadow", str(tmp_path / "shadow.npz"), "--attacks",
-            "gap,transfer,boundary-hsja", "--epochs", "3", "--queries", "200", "--noise-samples", "10",
-            "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    args = [
+        "audit",
+        "--target",
+        server.url,
+        "--members",
+        str(tmp_path / "members.npz"),
+        "--nonmembers",
+        str(tmp_path / "nonmembers.npz"),
+        "--shadow",
+        str(tmp_path / "shadow.npz"),
+        "--attacks",
+        "gap,transfer,boundary-hsja",
+        "--epochs",
+        "3",
+        "--queries",
+        "200",
+        "--noise-samples",
+        "10",
+        "--out",
+        str(tmp_path / "out"),
+        "--cache-dir",
+        str(tmp_path / "cache"),
+        "--quiet",
+    ]
     proc = _labelleak(*args)
     assert proc.returncode == 0, proc.stderr
     res = json.loads((tmp_path / "out" / "results.json").read_text())
@@ -249,8 +276,20 @@ def test_remote_audit_from_files(tmp_path, server, model):
     assert bad.returncode == 2 and "needs the target's scores" in bad.stderr
 
 
-RESUMABLE = ["audit", "--train-size", "80", "--epochs", "5", "--attacks", "gap,boundary-hsja", "--queries", "4000",
-             "--noise-samples", "20", "--quiet"]
+RESUMABLE = [
+    "audit",
+    "--train-size",
+    "80",
+    "--epochs",
+    "5",
+    "--attacks",
+    "gap,boundary-hsja",
+    "--queries",
+    "4000",
+    "--noise-samples",
+    "20",
+    "--quiet",
+]
 
 
 def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
@@ -269,8 +308,13 @@ def test_interrupted_audit_resumes_to_identical_scores(tmp_path, sig):
     out = tmp_path / "run"
     # a shell that starts jobs in the background sets SIGINT to "ignore", which the child would inherit
     restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
-    proc = subprocess.Popen([sys.executable, "-m", "labelleak.cli", *RESUMABLE, *cache, "--out", str(out)],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=restore)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "labelleak.cli", *RESUMABLE, *cache, "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=restore,
+    )
     _wait_for(out / "checkpoint" / "done" / "gap.json", proc)  # the boundary attack is now under way
     time.sleep(1.5)
     proc.send_signal(sig)
@@ -287,9 +331,34 @@ def test_interrupted_audit_resumes_to_identical_scores(tmp_path, sig):
 
 
 def test_resume_with_different_options_is_refused(tmp_path):
-    first = _labelleak("audit", "--train-size", "40", "--epochs", "2", "--attacks", "gap", "--quiet",
-                       "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"))
+    first = _labelleak(
+        "audit",
+        "--train-size",
+        "40",
+        "--epochs",
+        "2",
+        "--attacks",
+        "gap",
+        "--quiet",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert first.returncode == 0
-    again = _labelleak("audit", "--train-size", "40", "--epochs", "3", "--attacks", "gap", "--quiet", "--resume",
-                       "--cache-dir", str(tmp_path / "c"), "--out", str(tmp_path / "o"))
+    again = _labelleak(
+        "audit",
+        "--train-size",
+        "40",
+        "--epochs",
+        "3",
+        "--attacks",
+        "gap",
+        "--quiet",
+        "--resume",
+        "--cache-dir",
+        str(tmp_path / "c"),
+        "--out",
+        str(tmp_path / "o"),
+    )
     assert again.returncode == 2 and "options differ" in again.stderr

@@ -2,8 +2,16 @@ import numpy as np
 import pytest
 
 from labelleak.errors import InvalidInputError
-from labelleak.metrics import (auc, balanced_accuracy, bootstrap, precision_recall, summarize, threshold_at_fpr,
-                               threshold_best_balanced_accuracy, tpr_at_fpr)
+from labelleak.metrics import (
+    auc,
+    balanced_accuracy,
+    bootstrap,
+    precision_recall,
+    summarize,
+    threshold_at_fpr,
+    threshold_best_balanced_accuracy,
+    tpr_at_fpr,
+)
 
 M = np.array([1, 1, 1, 1, 0, 0, 0, 0])
 S = np.array([0.9, 0.8, 0.4, 0.3, 0.7, 0.2, 0.1, 0.05])

@@ -1,10 +1,20 @@
-import numpy as np
 import pytest
 import torch
 
 from labelleak.errors import DataFileError, InvalidInputError, UnknownNameError
-from labelleak.models import (CNN_CONFIGS, ModelSpec, ModelStore, TrainSettings, accuracy, build_model, init_model,
-                              load_model, predict_logits, save_model, train_model)
+from labelleak.models import (
+    CNN_CONFIGS,
+    ModelSpec,
+    ModelStore,
+    TrainSettings,
+    accuracy,
+    build_model,
+    init_model,
+    load_model,
+    predict_logits,
+    save_model,
+    train_model,
+)
 
 
 @pytest.mark.parametrize("arch", sorted(CNN_CONFIGS))
@@ -91,5 +101,11 @@ def test_learning_rate_schedule(blobs, monkeypatch, schedule):
 def test_unknown_learning_rate_schedule_is_rejected(blobs):
     x, y = blobs
     with pytest.raises(InvalidInputError, match="lr_schedule must be constant or cosine, got 'step'"):
-        train_model(build_model(ModelSpec("mlp", (6,), 3)), x, y, TrainSettings(epochs=1, lr_schedule="step"),
-                    n_classes=3, progress=False)
+        train_model(
+            build_model(ModelSpec("mlp", (6,), 3)),
+            x,
+            y,
+            TrainSettings(epochs=1, lr_schedule="step"),
+            n_classes=3,
+            progress=False,
+        )

@@ -1,5 +1,3 @@
-import warnings
-
 import numpy as np
 import pytest
 import torch
@@ -25,12 +23,15 @@ def test_counts_samples_not_calls_and_batches(linear_model):
     assert oracle.queries == 13
 
 
-@pytest.mark.parametrize("x,match", [
-    (np.zeros((2, 5)), r"expected shape \(N, 6\), got \(2, 5\)"),
-    (np.full((2, 6), np.nan), "NaN"),
-    (np.full((2, 6), 11.0), r"values must lie in \[-10.0, 10.0\]"),
-    (np.array([["a"] * 6]), "expected a numeric array"),
-])
+@pytest.mark.parametrize(
+    "x,match",
+    [
+        (np.zeros((2, 5)), r"expected shape \(N, 6\), got \(2, 5\)"),
+        (np.full((2, 6), np.nan), "NaN"),
+        (np.full((2, 6), 11.0), r"values must lie in \[-10.0, 10.0\]"),
+        (np.array([["a"] * 6]), "expected a numeric array"),
+    ],
+)
 def test_bad_inputs_are_named(linear_oracle, x, match):
     with pytest.raises(InvalidInputError, match=match):
         linear_oracle.predict_labels(x)

@@ -27,7 +27,7 @@ EXPERIMENTS = ["distances", "norms", "queries", "sizes", "threshold", "transfer-
 
 def test_clopper_pearson_lower_golden_values():
     # all successes: the bound solves p^n = alpha; no successes: 0; k of n agrees with the beta quantile
-    assert clopper_pearson_lower(np.array([10]), np.array([10]), 0.05)[0] == pytest.approx(0.05 ** 0.1, rel=1e-9)
+    assert clopper_pearson_lower(np.array([10]), np.array([10]), 0.05)[0] == pytest.approx(0.05**0.1, rel=1e-9)
     assert clopper_pearson_lower(np.array([0]), np.array([10]), 0.05)[0] == 0.0
     assert clopper_pearson_lower(np.array([5]), np.array([10]), 0.05)[0] == pytest.approx(0.2224, abs=1e-4)
 
@@ -108,8 +108,15 @@ def test_paper_scale_uses_the_papers_settings_and_cpu_scale_is_smaller():
     paper, cpu = load_plan("sizes", scale="paper"), load_plan("sizes", scale="cpu")
     assert sorted({r.point["train_size"] for r in paper.runs}) == [100, 500, 1000, 2000, 3000]
     c = paper.runs[0].config
-    assert (c.arch, c.width, c.epochs, 2 * c.shadow_size, c.max_iter, c.max_eval, c.test_size) == \
-        ("cnn7", 1.0, 200, 46_000, 50, 10_000, 1000)
+    assert (c.arch, c.width, c.epochs, 2 * c.shadow_size, c.max_iter, c.max_eval, c.test_size) == (
+        "cnn7",
+        1.0,
+        200,
+        46_000,
+        50,
+        10_000,
+        1000,
+    )
     by_group = {r.group: r.config for r in paper.runs}
     assert by_group["boundary"].eval_size == 200 and by_group["wide"].eval_size == 1000
     assert {"boundary-hsja", "boundary-qeba", "boundary-whitebox"} <= set(by_group["boundary"].attacks)
@@ -175,9 +182,24 @@ def tiny_images(tmp_path_factory):
 
 
 def _tiny(path: str, cache: str, **more) -> dict:
-    return {"dataset": "npz", "data": path, "arch": "cnn2", "width": 0.5, "epochs": 3, "test_size": 60,
-            "shadow_size": 80, "queries": 40, "max_eval": 20, "init_eval": 10, "n_boot": 20, "noise_samples": 10,
-            "smoothing_n": 30, "reserve_train": None, "cache_dir": cache, **more}
+    return {
+        "dataset": "npz",
+        "data": path,
+        "arch": "cnn2",
+        "width": 0.5,
+        "epochs": 3,
+        "test_size": 60,
+        "shadow_size": 80,
+        "queries": 40,
+        "max_eval": 20,
+        "init_eval": 10,
+        "n_boot": 20,
+        "noise_samples": 10,
+        "smoothing_n": 30,
+        "reserve_train": None,
+        "cache_dir": cache,
+        **more,
+    }
 
 
 def _run(name, tiny_images, tmp_path, **more):
@@ -191,10 +213,19 @@ def _csv(path):
 
 
 def test_sizes_experiment_end_to_end(tiny_images, tmp_path):
-    summary = _run("sizes", tiny_images, tmp_path, train_size=[20, 60], eval_size=50, reserve_train=60,
-                   attacks=["gap", "boundary-hsja"])
+    summary = _run(
+        "sizes",
+        tiny_images,
+        tmp_path,
+        train_size=[20, 60],
+        eval_size=50,
+        reserve_train=60,
+        attacks=["gap", "boundary-hsja"],
+    )
     rows = summary["tables"]["sizes"]
-    assert {(r["train_size"], r["attack"]) for r in rows} == {(s, a) for s in (20, 60) for a in ("gap", "boundary-hsja")}
+    assert {(r["train_size"], r["attack"]) for r in rows} == {
+        (s, a) for s in (20, 60) for a in ("gap", "boundary-hsja")
+    }
     for r in rows:  # members capped by the target's size, non-members by the eval size
         assert (r["n_members"], r["n_nonmembers"]) == (min(r["train_size"], 50), 50)
         assert 0 <= r["auc"] <= 1 and r["auc_low"] <= r["auc"] <= r["auc_high"]
@@ -245,8 +276,15 @@ def test_distances_experiment_histograms_and_certified_radius(tiny_images, tmp_p
 
 
 def test_transfer_ablation_varies_shadow_architecture_and_size(tiny_images, tmp_path):
-    summary = _run("transfer-ablation", tiny_images, tmp_path, train_size=60, eval_size=30,
-                   shadow_arch=["mlp", "cnn2"], shadow_size=[40, 80])
+    summary = _run(
+        "transfer-ablation",
+        tiny_images,
+        tmp_path,
+        train_size=60,
+        eval_size=30,
+        shadow_arch=["mlp", "cnn2"],
+        shadow_size=[40, 80],
+    )
     rows = summary["tables"]["transfer_ablation"]
     assert {(r["shadow_arch"], r["shadow_size"]) for r in rows} == {(a, s) for a in ("mlp", "cnn2") for s in (40, 80)}
     assert all(0 <= r["shadow_label_agreement"] <= 1 for r in rows)
@@ -256,17 +294,34 @@ def test_resume_skips_finished_audits(tiny_images, tmp_path):
     first = _run("norms", tiny_images, tmp_path, train_size=60, eval_size=30)
     result_file = tmp_path / "norms" / "runs" / "base" / "all" / "results.json"
     stamp = result_file.stat().st_mtime_ns
-    again = run_reproduce("norms", out=tmp_path / "norms", progress=False, resume=True,
-                          overrides=_tiny(tiny_images, str(tmp_path / "cache"), train_size=60, eval_size=30))
+    again = run_reproduce(
+        "norms",
+        out=tmp_path / "norms",
+        progress=False,
+        resume=True,
+        overrides=_tiny(tiny_images, str(tmp_path / "cache"), train_size=60, eval_size=30),
+    )
     assert result_file.stat().st_mtime_ns == stamp
     assert again["tables"] == first["tables"]
 
 
 def test_small_pool_scales_the_plan(tmp_path):
-    summary = run_reproduce("norms", out=tmp_path / "n", progress=False,
-                            overrides={"dataset": "digits", "arch": "mlp", "epochs": 2, "eval_size": 20,
-                                       "queries": 30, "max_eval": 20, "init_eval": 10, "n_boot": 10,
-                                       "cache_dir": str(tmp_path / "c")})
+    summary = run_reproduce(
+        "norms",
+        out=tmp_path / "n",
+        progress=False,
+        overrides={
+            "dataset": "digits",
+            "arch": "mlp",
+            "epochs": 2,
+            "eval_size": 20,
+            "queries": 30,
+            "max_eval": 20,
+            "init_eval": 10,
+            "n_boot": 10,
+            "cache_dir": str(tmp_path / "c"),
+        },
+    )
     assert summary["pool"]["n_pool"] == 1797 and summary["pool"]["factor"] < 1
     assert "every size but those set with --set (eval_size) was scaled" in (tmp_path / "n" / "summary.md").read_text()
     assert summary["runs"][0]["config"]["eval_size"] == 20
@@ -280,7 +335,6 @@ def test_cli_reproduce_errors_are_one_line():
     assert result.exit_code == 2 and "expected KEY=VALUE" in result.output
 
 
-
 def test_adversary_models_follow_the_audit_training_recipe():
     from labelleak.pipeline.audit import attack_params
     from labelleak.pipeline.config import AuditConfig
@@ -292,8 +346,14 @@ def test_adversary_models_follow_the_audit_training_recipe():
 
     for name in ("transfer", "score-nn", "oslo", "lira"):
         attack = create_attack(name, **attack_params(name, cfg, _Setup()))
-        assert (attack.arch, attack.epochs, attack.lr, attack.batch_size, attack.lr_schedule, attack.width) == \
-            ("cnn5", 7, 0.01, 32, "cosine", 0.5)
+        assert (attack.arch, attack.epochs, attack.lr, attack.batch_size, attack.lr_schedule, attack.width) == (
+            "cnn5",
+            7,
+            0.01,
+            32,
+            "cosine",
+            0.5,
+        )
     assert attack_params("noise", cfg, _Setup())["shadow_recipe"]["lr_schedule"] == "cosine"
     assert "lr_schedule: expected constant or cosine" in "; ".join(AuditConfig(lr_schedule="step").problems())
 
@@ -312,10 +372,34 @@ def test_cli_reproduce_on_an_image_folder_scales_the_plan_to_the_pool(tmp_path):
             Image.fromarray(pixels.astype(np.uint8)).save(root / f"{k:05d}" / f"{i:05d}.ppm")
         (root / f"{k:05d}" / f"GT-{k:05d}.csv").write_text("not an image\n")
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, [
-        "reproduce", "norms", "--dataset", "folder", "--data", str(root), "--out", str(out), "--quiet",
-        "--cache-dir", str(tmp_path / "cache"), "--set", "arch=cnn2", "--set", "epochs=2", "--set", "queries=30",
-        "--set", "max_eval=20", "--set", "init_eval=10", "--set", "n_boot=10"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "reproduce",
+            "norms",
+            "--dataset",
+            "folder",
+            "--data",
+            str(root),
+            "--out",
+            str(out),
+            "--quiet",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--set",
+            "arch=cnn2",
+            "--set",
+            "epochs=2",
+            "--set",
+            "queries=30",
+            "--set",
+            "max_eval=20",
+            "--set",
+            "init_eval=10",
+            "--set",
+            "n_boot=10",
+        ],
+    )
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "summary.json").read_text())
     assert summary["pool"]["n_pool"] == 180 and summary["pool"]["factor"] < 0.1
@@ -330,10 +414,32 @@ def test_cli_reproduce_accepts_cifar100_in_place_of_cifar10(tmp_path):
     x = rng.integers(0, 256, size=(400, 32, 32, 3), dtype=np.uint8)
     np.savez(tmp_path / "c100.npz", x_train=x[:300], y_train=y[:300], x_test=x[300:], y_test=y[300:])
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, [
-        "reproduce", "sizes", "--dataset", "cifar100", "--data", str(tmp_path / "c100.npz"), "--out", str(out),
-        "--quiet", "--cache-dir", str(tmp_path / "cache"), "--set", "arch=mlp", "--set", "epochs=1",
-        "--set", "attacks=gap", "--set", "train_size=[40,80]", "--set", "n_boot=10"])
+    result = CliRunner().invoke(
+        app,
+        [
+            "reproduce",
+            "sizes",
+            "--dataset",
+            "cifar100",
+            "--data",
+            str(tmp_path / "c100.npz"),
+            "--out",
+            str(out),
+            "--quiet",
+            "--cache-dir",
+            str(tmp_path / "cache"),
+            "--set",
+            "arch=mlp",
+            "--set",
+            "epochs=1",
+            "--set",
+            "attacks=gap",
+            "--set",
+            "train_size=[40,80]",
+            "--set",
+            "n_boot=10",
+        ],
+    )
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "summary.json").read_text())["tables"]["sizes"]
     assert sorted(r["train_size"] for r in rows) == [40, 80]  # the user's sizes are kept, the plan's shrink

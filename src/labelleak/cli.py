@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
 
 from labelleak.errors import LabelleakError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True,
-                  help="Measure how much a model leaks about its training data through its predicted labels.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Measure how much a model leaks about its training data through its predicted labels.",
+)
 _err = Console(stderr=True)
 
 
@@ -28,29 +30,29 @@ def main() -> None:
 
 @app.command()
 def audit(
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with the same keys as these options."),
-    dataset: Optional[str] = typer.Option(None, help="digits (default), cifar10, cifar100, npz, folder, tabular."),
-    data: Optional[str] = typer.Option(None, help="Path of the dataset file or folder."),
-    arch: Optional[str] = typer.Option(None, help="mlp, cnn3..cnn11, or auto (default)."),
-    width: Optional[float] = typer.Option(None, help="Channel/width multiplier of the architecture."),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs of target and shadow models."),
-    train_size: Optional[int] = typer.Option(None, help="Target training-set size (members)."),
-    eval_size: Optional[int] = typer.Option(None, help="Member and non-member candidates each."),
-    shadow_size: Optional[int] = typer.Option(None, help="Size of shadow-train and of shadow-test."),
-    attacks: Optional[str] = typer.Option(None, help="Comma-separated attack names (see `labelleak attacks`)."),
-    queries: Optional[int] = typer.Option(None, help="Per-candidate query budget (default 2000)."),
-    max_iter: Optional[int] = typer.Option(None, help="HopSkipJump/QEBA iterations (default 50)."),
-    max_eval: Optional[int] = typer.Option(None, help="HopSkipJump/QEBA max gradient samples (default 10000)."),
-    top_t: Optional[float] = typer.Option(None, help="Data-free threshold percentile of noise distances (50)."),
-    noise_samples: Optional[int] = typer.Option(None, help="Random-noise inputs for the data-free threshold."),
-    seed: Optional[int] = typer.Option(None, help="Seed of the split, training and attacks."),
-    out: Optional[str] = typer.Option(None, help="Output folder (default audit-out)."),
-    cache_dir: Optional[str] = typer.Option(None, help="Where trained models are cached."),
-    target: Optional[str] = typer.Option(None, help="URL of a remote label-only target (see `labelleak serve`)."),
-    members: Optional[str] = typer.Option(None, help="Remote audits: member candidates (.npz with x, y)."),
-    nonmembers: Optional[str] = typer.Option(None, help="Remote audits: non-member candidates (.npz with x, y)."),
-    shadow: Optional[str] = typer.Option(None, help="Remote audits: the adversary's shadow pool (.npz with x, y)."),
-    api_key_env: Optional[str] = typer.Option(None, help="Environment variable holding the remote API key."),
+    config: Path | None = typer.Option(None, "--config", help="YAML file with the same keys as these options."),
+    dataset: str | None = typer.Option(None, help="digits (default), cifar10, cifar100, npz, folder, tabular."),
+    data: str | None = typer.Option(None, help="Path of the dataset file or folder."),
+    arch: str | None = typer.Option(None, help="mlp, cnn3..cnn11, or auto (default)."),
+    width: float | None = typer.Option(None, help="Channel/width multiplier of the architecture."),
+    epochs: int | None = typer.Option(None, help="Training epochs of target and shadow models."),
+    train_size: int | None = typer.Option(None, help="Target training-set size (members)."),
+    eval_size: int | None = typer.Option(None, help="Member and non-member candidates each."),
+    shadow_size: int | None = typer.Option(None, help="Size of shadow-train and of shadow-test."),
+    attacks: str | None = typer.Option(None, help="Comma-separated attack names (see `labelleak attacks`)."),
+    queries: int | None = typer.Option(None, help="Per-candidate query budget (default 2000)."),
+    max_iter: int | None = typer.Option(None, help="HopSkipJump/QEBA iterations (default 50)."),
+    max_eval: int | None = typer.Option(None, help="HopSkipJump/QEBA max gradient samples (default 10000)."),
+    top_t: float | None = typer.Option(None, help="Data-free threshold percentile of noise distances (50)."),
+    noise_samples: int | None = typer.Option(None, help="Random-noise inputs for the data-free threshold."),
+    seed: int | None = typer.Option(None, help="Seed of the split, training and attacks."),
+    out: str | None = typer.Option(None, help="Output folder (default audit-out)."),
+    cache_dir: str | None = typer.Option(None, help="Where trained models are cached."),
+    target: str | None = typer.Option(None, help="URL of a remote label-only target (see `labelleak serve`)."),
+    members: str | None = typer.Option(None, help="Remote audits: member candidates (.npz with x, y)."),
+    nonmembers: str | None = typer.Option(None, help="Remote audits: non-member candidates (.npz with x, y)."),
+    shadow: str | None = typer.Option(None, help="Remote audits: the adversary's shadow pool (.npz with x, y)."),
+    api_key_env: str | None = typer.Option(None, help="Environment variable holding the remote API key."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
     no_checkpoint: bool = typer.Option(False, "--no-checkpoint", help="Do not journal queries and results."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
@@ -61,13 +63,34 @@ def audit(
     from labelleak.report import print_audit_table
 
     try:
-        cfg = make_config(config, dataset=dataset, data=data, arch=arch, width=width, epochs=epochs,
-                          train_size=train_size, eval_size=eval_size, shadow_size=shadow_size, attacks=attacks,
-                          queries=queries, max_iter=max_iter, max_eval=max_eval, top_t=top_t,
-                          noise_samples=noise_samples, seed=seed, out=out, cache_dir=cache_dir,
-                          target=target, members=members, nonmembers=nonmembers, shadow=shadow,
-                          api_key_env=api_key_env, resume=True if resume else None,
-                          checkpoint=False if no_checkpoint else None, progress=False if quiet else None)
+        cfg = make_config(
+            config,
+            dataset=dataset,
+            data=data,
+            arch=arch,
+            width=width,
+            epochs=epochs,
+            train_size=train_size,
+            eval_size=eval_size,
+            shadow_size=shadow_size,
+            attacks=attacks,
+            queries=queries,
+            max_iter=max_iter,
+            max_eval=max_eval,
+            top_t=top_t,
+            noise_samples=noise_samples,
+            seed=seed,
+            out=out,
+            cache_dir=cache_dir,
+            target=target,
+            members=members,
+            nonmembers=nonmembers,
+            shadow=shadow,
+            api_key_env=api_key_env,
+            resume=True if resume else None,
+            checkpoint=False if no_checkpoint else None,
+            progress=False if quiet else None,
+        )
         results = run_audit(cfg)
     except LabelleakError as exc:
         _fail(exc)
@@ -81,21 +104,23 @@ def audit(
 
 @app.command()
 def defend(
-    defenses: str = typer.Option("none,l2=5e-4,dropout=0.5,dp=8,memguard=1",
-                                 help="Comma-separated defenses; combine with '+', e.g. l2=5e-4+augment."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file with audit keys."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset (default digits)."),
-    data: Optional[str] = typer.Option(None, help="Path of the dataset."),
-    arch: Optional[str] = typer.Option(None, help="Target architecture."),
-    width: Optional[float] = typer.Option(None, help="Width multiplier."),
-    epochs: Optional[int] = typer.Option(None, help="Training epochs."),
-    train_size: Optional[int] = typer.Option(None, help="Target training-set size."),
-    eval_size: Optional[int] = typer.Option(None, help="Member and non-member candidates each."),
-    attacks: Optional[str] = typer.Option("gap,transfer,boundary-hsja,score-loss", help="Attacks to run."),
-    queries: Optional[int] = typer.Option(None, help="Per-candidate query budget."),
-    seed: Optional[int] = typer.Option(None, help="Seed."),
+    defenses: str = typer.Option(
+        "none,l2=5e-4,dropout=0.5,dp=8,memguard=1",
+        help="Comma-separated defenses; combine with '+', e.g. l2=5e-4+augment.",
+    ),
+    config: Path | None = typer.Option(None, "--config", help="YAML file with audit keys."),
+    dataset: str | None = typer.Option(None, help="Dataset (default digits)."),
+    data: str | None = typer.Option(None, help="Path of the dataset."),
+    arch: str | None = typer.Option(None, help="Target architecture."),
+    width: float | None = typer.Option(None, help="Width multiplier."),
+    epochs: int | None = typer.Option(None, help="Training epochs."),
+    train_size: int | None = typer.Option(None, help="Target training-set size."),
+    eval_size: int | None = typer.Option(None, help="Member and non-member candidates each."),
+    attacks: str | None = typer.Option("gap,transfer,boundary-hsja,score-loss", help="Attacks to run."),
+    queries: int | None = typer.Option(None, help="Per-candidate query budget."),
+    seed: int | None = typer.Option(None, help="Seed."),
     out: str = typer.Option("defend-out", help="Output folder."),
-    cache_dir: Optional[str] = typer.Option(None, help="Model cache."),
+    cache_dir: str | None = typer.Option(None, help="Model cache."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train the target under each defense, attack it, and write the defense matrix (JSON, CSV, Markdown, PNG)."""
@@ -105,9 +130,22 @@ def defend(
     from labelleak.pipeline.defend import _markdown, run_defend
 
     try:
-        cfg = make_config(config, dataset=dataset, data=data, arch=arch, width=width, epochs=epochs,
-                          train_size=train_size, eval_size=eval_size, attacks=attacks, queries=queries, seed=seed,
-                          out=out, cache_dir=cache_dir, progress=False if quiet else None)
+        cfg = make_config(
+            config,
+            dataset=dataset,
+            data=data,
+            arch=arch,
+            width=width,
+            epochs=epochs,
+            train_size=train_size,
+            eval_size=eval_size,
+            attacks=attacks,
+            queries=queries,
+            seed=seed,
+            out=out,
+            cache_dir=cache_dir,
+            progress=False if quiet else None,
+        )
         rows = run_defend(cfg, [d.strip() for d in defenses.split(",") if d.strip()])
     except LabelleakError as exc:
         _fail(exc)
@@ -121,9 +159,9 @@ def serve(
     model: Path = typer.Option(..., help="Folder with model.safetensors and config.json (from an audit's cache)."),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
-    api_key_env: Optional[str] = typer.Option(None, help="Require the API key held in this environment variable."),
+    api_key_env: str | None = typer.Option(None, help="Require the API key held in this environment variable."),
     max_batch: int = typer.Option(4096, help="Largest batch one request may carry."),
-    rate_limit: Optional[float] = typer.Option(None, help="Requests per second per API key."),
+    rate_limit: float | None = typer.Option(None, help="Requests per second per API key."),
     fault_rate: float = typer.Option(0.0, help="Testing: fraction of predictions answered 500/429 or delayed."),
 ) -> None:
     """Serve a trained model as a label-only HTTP API (POST /predict answers labels, nothing else)."""
@@ -139,9 +177,14 @@ def serve(
         key = os.environ.get(api_key_env) if api_key_env else None
         if api_key_env and not key:
             raise LabelleakError(f"environment variable {api_key_env} is not set")
-        app_ = create_app(net, input_shape=spec.input_shape, n_classes=spec.n_classes, api_key=key,
-                          limits=ServeLimits(max_batch=max_batch, rate_limit=rate_limit),
-                          faults=FaultConfig(rate=fault_rate) if fault_rate > 0 else None)
+        app_ = create_app(
+            net,
+            input_shape=spec.input_shape,
+            n_classes=spec.n_classes,
+            api_key=key,
+            limits=ServeLimits(max_batch=max_batch, rate_limit=rate_limit),
+            faults=FaultConfig(rate=fault_rate) if fault_rate > 0 else None,
+        )
     except LabelleakError as exc:
         _fail(exc)
         return
@@ -166,16 +209,21 @@ def _parse_sets(items: list[str]) -> dict:
 
 @app.command()
 def reproduce(
-    experiment: str = typer.Argument(..., help="sizes, queries, norms, threshold, distances, transfer-ablation, "
-                                               "or a YAML plan file."),
+    experiment: str = typer.Argument(
+        ..., help="sizes, queries, norms, threshold, distances, transfer-ablation, or a YAML plan file."
+    ),
     scale: str = typer.Option("cpu", help="cpu (hours on 2 cores) or paper (the paper's settings; use a GPU)."),
-    dataset: Optional[str] = typer.Option(None, help="Dataset in place of the plan's (cifar10)."),
-    data: Optional[str] = typer.Option(None, help="Path of the dataset (CIFAR-10 is looked for in ../shared/data)."),
-    out: Optional[str] = typer.Option(None, help="Output folder (default reproduce-out/EXPERIMENT-SCALE)."),
-    seed: Optional[int] = typer.Option(None, help="Seed of every run."),
-    set_: list[str] = typer.Option([], "--set", help="Override an audit key in every run, e.g. --set epochs=5; "
-                                                     "a grid axis is replaced, e.g. --set train_size=[100,500]."),
-    cache_dir: Optional[str] = typer.Option(None, help="Model cache."),
+    dataset: str | None = typer.Option(None, help="Dataset in place of the plan's (cifar10)."),
+    data: str | None = typer.Option(None, help="Path of the dataset (CIFAR-10 is looked for in ../shared/data)."),
+    out: str | None = typer.Option(None, help="Output folder (default reproduce-out/EXPERIMENT-SCALE)."),
+    seed: int | None = typer.Option(None, help="Seed of every run."),
+    set_: list[str] = typer.Option(
+        [],
+        "--set",
+        help="Override an audit key in every run, e.g. --set epochs=5; "
+        "a grid axis is replaced, e.g. --set train_size=[100,500].",
+    ),
+    cache_dir: str | None = typer.Option(None, help="Model cache."),
     resume: bool = typer.Option(False, "--resume", help="Skip finished audits and continue an interrupted one."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
@@ -187,10 +235,16 @@ def reproduce(
 
     try:
         overrides = _parse_sets(set_)
-        overrides.update({k: v for k, v in {"dataset": dataset, "data": data, "seed": seed,
-                                            "cache_dir": cache_dir}.items() if v is not None})
-        summary = run_reproduce(experiment, scale=scale, out=out, overrides=overrides, resume=resume,
-                                progress=not quiet)
+        overrides.update(
+            {
+                k: v
+                for k, v in {"dataset": dataset, "data": data, "seed": seed, "cache_dir": cache_dir}.items()
+                if v is not None
+            }
+        )
+        summary = run_reproduce(
+            experiment, scale=scale, out=out, overrides=overrides, resume=resume, progress=not quiet
+        )
     except Interrupted as exc:
         _err.print(f"interrupted; progress is saved (last in {exc.folder}): rerun the same command with --resume")
         raise typer.Exit(code=130) from None
@@ -199,8 +253,10 @@ def reproduce(
         return
     folder = Path(out) if out else Path("reproduce-out") / f"{summary['experiment']}-{scale}"
     Console(width=180).print(Markdown((folder / "summary.md").read_text()))
-    Console().print(f"summary written to {folder}/ (summary.json, summary.md, CSV tables, PNG figures) "
-                    f"in {summary['seconds']:.0f} s")
+    Console().print(
+        f"summary written to {folder}/ (summary.json, summary.md, CSV tables, PNG figures) "
+        f"in {summary['seconds']:.0f} s"
+    )
 
 
 @app.command("attacks")

@@ -113,8 +113,12 @@ def threshold_from_percentile(reference_scores: np.ndarray, t: float) -> float:
     return float(np.percentile(s, t))
 
 
-def threshold_sweep(is_member: np.ndarray, score: np.ndarray, reference_scores: np.ndarray,
-                    ts: tuple[float, ...] = tuple(range(0, 101, 10))) -> list[dict[str, float]]:
+def threshold_sweep(
+    is_member: np.ndarray,
+    score: np.ndarray,
+    reference_scores: np.ndarray,
+    ts: tuple[float, ...] = tuple(range(0, 101, 10)),
+) -> list[dict[str, float]]:
     """Accuracy, precision and recall when the threshold is the t-th percentile of ``reference_scores``.
 
     A candidate is predicted a member when its score is strictly above the threshold.
@@ -140,8 +144,9 @@ class Interval:
         return [self.low, self.high]
 
 
-def bootstrap(is_member: np.ndarray, score: np.ndarray, statistic, *, n_boot: int = 200, level: float = 0.95,
-              seed: int = 0) -> Interval:
+def bootstrap(
+    is_member: np.ndarray, score: np.ndarray, statistic, *, n_boot: int = 200, level: float = 0.95, seed: int = 0
+) -> Interval:
     """Percentile bootstrap of ``statistic(is_member, score)``, resampling members and non-members separately."""
     m, s = _check(is_member, score)
     value = statistic(m, s)
@@ -159,8 +164,15 @@ def bootstrap(is_member: np.ndarray, score: np.ndarray, statistic, *, n_boot: in
     return Interval(value, float(np.nanquantile(stats, alpha)), float(np.nanquantile(stats, 1 - alpha)))
 
 
-def summarize(is_member: np.ndarray, score: np.ndarray, *, threshold: float | None = None,
-              fprs: tuple[float, ...] = DEFAULT_FPRS, n_boot: int = 200, seed: int = 0) -> dict:
+def summarize(
+    is_member: np.ndarray,
+    score: np.ndarray,
+    *,
+    threshold: float | None = None,
+    fprs: tuple[float, ...] = DEFAULT_FPRS,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict:
     """AUC and TPR@FPR with bootstrap CIs, and balanced accuracy at ``threshold`` (best on these data if None)."""
     m, s = _check(is_member, score)
     auc_ci = bootstrap(m, s, auc, n_boot=n_boot, seed=seed)

@@ -14,8 +14,14 @@ def progress_bar(description: str, total: int, *, enabled: bool = True) -> Itera
     if not enabled:
         yield None
         return
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                   TextColumn("{task.fields[info]}"), TimeElapsedColumn(), transient=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        transient=True,
+    )
     bar.add_task(description, total=total, info="")
     with bar:
         yield bar

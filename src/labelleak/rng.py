@@ -114,7 +114,7 @@ class KeyedStream:
         out = torch.empty(len(keys), n)
         for rs, c0, cn in self._blocks(keys, n):
             z = self._bits(keys[rs], step, cn, offset + c0)
-            out[rs, c0:c0 + cn] = (((z >> 40) & 0xFFFFFF).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
+            out[rs, c0 : c0 + cn] = (((z >> 40) & 0xFFFFFF).to(torch.float32) + 0.5) * (1.0 / 16777216.0)
         return out
 
     def normal(self, keys: torch.Tensor, step: int, n: int, *, offset: int = 0) -> torch.Tensor:
@@ -135,5 +135,5 @@ class KeyedStream:
             lo = 2 * (first_pair + c0) - offset  # position of this block's first element in the output row
             src0, dst0 = max(0, -lo), max(0, lo)
             count = min(pairs.shape[1] - src0, n - dst0)
-            out[rs, dst0:dst0 + count] = pairs[:, src0:src0 + count]
+            out[rs, dst0 : dst0 + count] = pairs[:, src0 : src0 + count]
         return out

@@ -1,11 +1,11 @@
 """Membership-inference attacks; every one returns a raw score per candidate (higher = more likely member)."""
 
-from labelleak.attacks.boundary import BoundaryAttack
 from labelleak.attacks.base import Attack, AttackResult, RawScores, ShadowData, Status
+from labelleak.attacks.boundary import BoundaryAttack
 from labelleak.attacks.gap import GapAttack
-from labelleak.attacks.registry import attack_names, create_attack, register_attack
 from labelleak.attacks.lira import LiRA
 from labelleak.attacks.oslo import OSLO
+from labelleak.attacks.registry import attack_names, create_attack, register_attack
 from labelleak.attacks.robustness import AugmentationAttack, NoiseAttack
 from labelleak.attacks.score_based import MetricAttack, ShadowNNAttack
 from labelleak.attacks.smoothing import SmoothingRadius
@@ -30,6 +30,24 @@ register_attack("score-nn", ShadowNNAttack)
 register_attack("lira", LiRA, online=True)
 register_attack("lira-offline", LiRA, online=False)
 
-__all__ = ["OSLO", "Attack", "AttackResult", "AugmentationAttack", "BoundaryAttack", "LiRA", "MetricAttack",
-           "NoiseAttack", "ShadowNNAttack", "SmoothingRadius", "GapAttack", "RawScores", "ShadowData", "Status", "TransferAttack", "WhiteBoxBoundary",
-           "attack_names", "create_attack", "register_attack"]
+__all__ = [
+    "OSLO",
+    "Attack",
+    "AttackResult",
+    "AugmentationAttack",
+    "BoundaryAttack",
+    "LiRA",
+    "MetricAttack",
+    "NoiseAttack",
+    "ShadowNNAttack",
+    "SmoothingRadius",
+    "GapAttack",
+    "RawScores",
+    "ShadowData",
+    "Status",
+    "TransferAttack",
+    "WhiteBoxBoundary",
+    "attack_names",
+    "create_attack",
+    "register_attack",
+]

@@ -11,8 +11,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labelleak.models import (ModelSpec, ModelStore, TrainSettings, build_model, init_model, model_key, predict_logits,
-                              train_model)
+from labelleak.models import (
+    ModelSpec,
+    ModelStore,
+    TrainSettings,
+    build_model,
+    init_model,
+    model_key,
+    predict_logits,
+    train_model,
+)
 
 
 def _digest(a: np.ndarray | torch.Tensor) -> str:
@@ -46,11 +54,21 @@ class ShadowRecipe:
         values = {f.name: getattr(attack, f.name) for f in fields(cls)}
         return cls(**{**values, "hidden": tuple(values["hidden"])})
 
-    def train(self, x: np.ndarray, y: np.ndarray, *, input_shape: tuple[int, ...], n_classes: int, seed: int,
-              description: str = "shadow", progress: bool = False) -> nn.Module:
+    def train(
+        self,
+        x: np.ndarray,
+        y: np.ndarray,
+        *,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        seed: int,
+        description: str = "shadow",
+        progress: bool = False,
+    ) -> nn.Module:
         spec = ModelSpec(self.arch, tuple(input_shape), n_classes, self.width, tuple(self.hidden))
-        settings = TrainSettings(epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=seed,
-                                 lr_schedule=self.lr_schedule)
+        settings = TrainSettings(
+            epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=seed, lr_schedule=self.lr_schedule
+        )
         if self.cache_dir is None:
             return _fit(x, y, spec, settings, description, progress)
         store = ModelStore(self.cache_dir)
@@ -63,8 +81,9 @@ class ShadowRecipe:
         return model
 
 
-def _fit(x: np.ndarray, y: np.ndarray, spec: ModelSpec, settings: TrainSettings, description: str,
-         progress: bool) -> nn.Module:
+def _fit(
+    x: np.ndarray, y: np.ndarray, spec: ModelSpec, settings: TrainSettings, description: str, progress: bool
+) -> nn.Module:
     model = init_model(lambda: build_model(spec), settings.seed)
     return train_model(model, x, y, settings, n_classes=spec.n_classes, description=description, progress=progress)
 

@@ -80,8 +80,10 @@ class AttackResult:
 
     def __str__(self) -> str:
         counts = ", ".join(f"{k}={v}" for k, v in self.status_counts().items() if v)
-        return (f"{self.attack} [{self.threat_model}]: {len(self.scores)} candidates ({counts}), "
-                f"{self.queries_per_sample:.1f} queries/sample, {self.seconds:.2f}s")
+        return (
+            f"{self.attack} [{self.threat_model}]: {len(self.scores)} candidates ({counts}), "
+            f"{self.queries_per_sample:.1f} queries/sample, {self.seconds:.2f}s"
+        )
 
 
 def affordable(ledger: QueryLedger, cost: int, owners: torch.Tensor | None = None) -> torch.Tensor:
@@ -116,9 +118,17 @@ class Attack(ABC):
         return f"{type(self).__name__}({args})"
 
     @final
-    def __call__(self, oracle: LabelOracle, x: Any, y: Any, *, shadow: ShadowData | None = None,
-                 max_queries_per_sample: int | None = None, max_total_queries: int | None = None,
-                 progress: bool = False) -> AttackResult:
+    def __call__(
+        self,
+        oracle: LabelOracle,
+        x: Any,
+        y: Any,
+        *,
+        shadow: ShadowData | None = None,
+        max_queries_per_sample: int | None = None,
+        max_total_queries: int | None = None,
+        progress: bool = False,
+    ) -> AttackResult:
         """Score candidates ``(x, y)`` against ``oracle``.
 
         Args:
@@ -144,16 +154,24 @@ class Attack(ABC):
         raw = self._run(budgeted, torch.from_numpy(xs), torch.from_numpy(ys), shadow=shadow, progress=progress)
         seconds = time.perf_counter() - start
         assert raw.scores.shape == (len(xs),) and raw.status.shape == (len(xs),)
-        return AttackResult(attack=self.name, threat_model=self.threat_model,
-                            scores=np.asarray(raw.scores, dtype=np.float64),
-                            status=np.asarray(raw.status, dtype=np.int8), queries=ledger.used.numpy().copy(),
-                            setup_queries=ledger.setup, seconds=seconds, params=self.get_params(),
-                            extras=raw.extras)
+        return AttackResult(
+            attack=self.name,
+            threat_model=self.threat_model,
+            scores=np.asarray(raw.scores, dtype=np.float64),
+            status=np.asarray(raw.status, dtype=np.int8),
+            queries=ledger.used.numpy().copy(),
+            setup_queries=ledger.setup,
+            seconds=seconds,
+            params=self.get_params(),
+            extras=raw.extras,
+        )
 
     def _check_oracle(self, oracle: LabelOracle) -> None:
         """Hook for attacks that need more than labels (score-based, white-box)."""
+        return None
 
     @abstractmethod
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         """Return one raw score per candidate; all candidates are processed together."""

@@ -49,26 +49,45 @@ class BoundaryAttack(Attack):
 
     name = "boundary-hsja"
 
-    def __init__(self, *, method: Literal["hsja", "qeba"] = "hsja", norm: Norm = "l2",
-                 score_norm: ScoreNorm | None = None, max_iter: int = 50, max_eval: int = 10_000,
-                 init_eval: int = 100, init_size: int = 100, gamma: float = 1.0, ratio: int = 4,
-                 milestones: tuple[int, ...] = DEFAULT_MILESTONES, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        method: Literal["hsja", "qeba"] = "hsja",
+        norm: Norm = "l2",
+        score_norm: ScoreNorm | None = None,
+        max_iter: int = 50,
+        max_eval: int = 10_000,
+        init_eval: int = 100,
+        init_size: int = 100,
+        gamma: float = 1.0,
+        ratio: int = 4,
+        milestones: tuple[int, ...] = DEFAULT_MILESTONES,
+        seed: int = 0,
+    ) -> None:
         self.method, self.norm, self.score_norm = method, norm, score_norm
         self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
         self.init_size, self.gamma, self.ratio = init_size, gamma, ratio
         self.milestones, self.seed = tuple(milestones), seed
 
     def engine(self) -> HopSkipJump:
-        common = dict(norm=self.norm, max_iter=self.max_iter, max_eval=self.max_eval, init_eval=self.init_eval,
-                      init_size=self.init_size, gamma=self.gamma, seed=self.seed)
+        common = dict(
+            norm=self.norm,
+            max_iter=self.max_iter,
+            max_eval=self.max_eval,
+            init_eval=self.init_eval,
+            init_size=self.init_size,
+            gamma=self.gamma,
+            seed=self.seed,
+        )
         if self.method == "hsja":
             return HopSkipJump(**common)
         if self.method == "qeba":
             return QEBA(ratio=self.ratio, **common)
         raise InvalidInputError(f"method: expected 'hsja' or 'qeba', got {self.method!r}")
 
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         score_norm = self.score_norm or self.norm
         if score_norm not in ("l0", "l1", "l2", "linf"):
             raise InvalidInputError(f"score_norm: expected l0, l1, l2 or linf, got {score_norm!r}")
@@ -80,10 +99,15 @@ class BoundaryAttack(Attack):
         correct[idx] = oracle.query(x[idx], idx) == y[idx]
         rows = torch.nonzero(correct).flatten()
         with progress_bar(f"{self.name}", engine.max_iter, enabled=progress) as bar:
+
             def tick(t: int, total: int) -> None:
                 if bar is not None:
-                    bar.update(bar.task_ids[0], completed=t,
-                               info=f"{len(rows)} candidates, {total / max(n, 1):.0f} queries/sample")
+                    bar.update(
+                        bar.task_ids[0],
+                        completed=t,
+                        info=f"{len(rows)} candidates, {total / max(n, 1):.0f} queries/sample",
+                    )
+
             found = engine.search(oracle, x[rows], y[rows], rows, milestones=self.milestones, on_iteration=tick)
 
         flat = x.reshape(n, -1)
@@ -92,8 +116,10 @@ class BoundaryAttack(Attack):
         ceiling = box_diameter(oracle.bounds, flat.shape[1], score_norm)
         ok = torch.zeros(n, dtype=torch.bool)
         ok[rows[found.found]] = True
-        distances = {nm: torch.where(ok, lp_distance(delta, nm), torch.full((n,), math.nan)).numpy()
-                     for nm in ("l0", "l1", "l2", "linf")}
+        distances = {
+            nm: torch.where(ok, lp_distance(delta, nm), torch.full((n,), math.nan)).numpy()
+            for nm in ("l0", "l1", "l2", "linf")
+        }
         scores = np.where(ok.numpy(), distances[score_norm], 0.0)
         failed = (correct & ~ok).numpy()
         scores[failed] = ceiling
@@ -108,6 +134,14 @@ class BoundaryAttack(Attack):
                 s = np.zeros(n)
                 s[rows.numpy()] = np.where(torch.isfinite(best).numpy(), best.numpy(), ceiling)
                 milestone_scores[int(m)] = s
-        return RawScores(scores=scores, status=status, extras={
-            "distances": distances, "milestone_scores": milestone_scores, "score_norm": score_norm,
-            "score_ceiling": ceiling, "iterations": found.iterations})
+        return RawScores(
+            scores=scores,
+            status=status,
+            extras={
+                "distances": distances,
+                "milestone_scores": milestone_scores,
+                "score_norm": score_norm,
+                "score_ceiling": ceiling,
+                "iterations": found.iterations,
+            },
+        )

@@ -21,8 +21,9 @@ class GapAttack(Attack):
     def __init__(self) -> None:
         pass
 
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         served = affordable(oracle.ledger, 1)
         idx = torch.nonzero(served).flatten()
         labels = oracle.query(x[idx], idx)

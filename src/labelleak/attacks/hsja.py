@@ -71,12 +71,27 @@ def lp_distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
 class HopSkipJump:
     """Batched, budgeted, seeded HopSkipJump; defaults are the paper's (and ART's) settings."""
 
-    def __init__(self, *, norm: Norm = "l2", max_iter: int = 50, max_eval: int = 10_000, init_eval: int = 100,
-                 init_size: int = 100, gamma: float = 1.0, seed: int = 0, chunk_elements: int = 1 << 23) -> None:
+    def __init__(
+        self,
+        *,
+        norm: Norm = "l2",
+        max_iter: int = 50,
+        max_eval: int = 10_000,
+        init_eval: int = 100,
+        init_size: int = 100,
+        gamma: float = 1.0,
+        seed: int = 0,
+        chunk_elements: int = 1 << 23,
+    ) -> None:
         if norm not in ("l2", "linf"):
             raise InvalidInputError(f"norm: expected 'l2' or 'linf', got {norm!r}")
-        for name, value in (("max_iter", max_iter), ("max_eval", max_eval), ("init_eval", init_eval),
-                            ("init_size", init_size), ("chunk_elements", chunk_elements)):
+        for name, value in (
+            ("max_iter", max_iter),
+            ("max_eval", max_eval),
+            ("init_eval", init_eval),
+            ("init_size", init_size),
+            ("chunk_elements", chunk_elements),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < (0 if name == "max_iter" else 1):
                 raise InvalidInputError(f"{name}: expected a positive integer, got {value!r}")
         if gamma <= 0:
@@ -101,9 +116,16 @@ class HopSkipJump:
             u = torch.rand(count, math.prod(shape), generator=gen) * 2.0 - 1.0
         return u / u.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
-    def search(self, oracle: BudgetedOracle, x0: torch.Tensor, labels: torch.Tensor, owners: torch.Tensor, *,
-               milestones: tuple[int, ...] = (), on_iteration: Callable[[int, int], None] | None = None
-               ) -> BoundarySearch:
+    def search(
+        self,
+        oracle: BudgetedOracle,
+        x0: torch.Tensor,
+        labels: torch.Tensor,
+        owners: torch.Tensor,
+        *,
+        milestones: tuple[int, ...] = (),
+        on_iteration: Callable[[int, int], None] | None = None,
+    ) -> BoundarySearch:
         """Find, for every row of ``x0`` (N, *shape), a nearby input whose label differs from ``labels``."""
         self.check_shape(tuple(oracle.input_shape))
         run = _Run(self, oracle, x0, labels, owners, milestones)
@@ -120,8 +142,15 @@ class HopSkipJump:
 class _Run:
     """The mutable state of one search: kept apart from the (immutable) attack object."""
 
-    def __init__(self, attack: HopSkipJump, oracle: BudgetedOracle, x0: torch.Tensor, labels: torch.Tensor,
-                 owners: torch.Tensor, milestones: tuple[int, ...]) -> None:
+    def __init__(
+        self,
+        attack: HopSkipJump,
+        oracle: BudgetedOracle,
+        x0: torch.Tensor,
+        labels: torch.Tensor,
+        owners: torch.Tensor,
+        milestones: tuple[int, ...],
+    ) -> None:
         self.a, self.oracle = attack, oracle
         self.shape = tuple(x0.shape[1:])
         self.x0 = x0.reshape(len(x0), math.prod(self.shape)).to(torch.float32)
@@ -130,7 +159,7 @@ class _Run:
         self.lo, self.hi = oracle.bounds
         self.keys = content_keys(self.x0)
         self.stream = KeyedStream(attack.seed)
-        self.theta = attack.gamma / (self.d ** 1.5 if attack.norm == "l2" else self.d ** 2)
+        self.theta = attack.gamma / (self.d**1.5 if attack.norm == "l2" else self.d**2)
         self.adv = self.x0.clone()
         self.dist = torch.full((self.n,), math.inf)
         self.found = torch.zeros(self.n, dtype=torch.bool)
@@ -262,7 +291,7 @@ class _Run:
         directions = self.a.directions(t, int(counts.max()), self.shape)  # (max count, D)
         for first in range(0, int(counts.max()), chunk):
             count = min(chunk, int(counts.max()) - first)
-            u = directions[first:first + count]
+            u = directions[first : first + count]
             pert = torch.clamp(base[:, None, :] + delta[:, None, None] * u[None], self.lo, self.hi)
             u = (pert - base[:, None, :]) / delta[:, None, None]
             valid = torch.arange(first, first + count)[None, :] < counts[:, None]  # (R, count)

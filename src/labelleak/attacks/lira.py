@@ -47,10 +47,21 @@ class LiRA(Attack):
     threat_model = "scores"
     needs_shadow = True
 
-    def __init__(self, *, n_reference: int = 8, online: bool = True, arch: str = "mlp", width: float = 1.0,
-                 hidden: tuple[int, ...] = (256, 256), epochs: int = 30, lr: float = 1e-3, batch_size: int = 128,
-                 lr_schedule: str = "constant", cache_dir: str | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        n_reference: int = 8,
+        online: bool = True,
+        arch: str = "mlp",
+        width: float = 1.0,
+        hidden: tuple[int, ...] = (256, 256),
+        epochs: int = 30,
+        lr: float = 1e-3,
+        batch_size: int = 128,
+        lr_schedule: str = "constant",
+        cache_dir: str | None = None,
+        seed: int = 0,
+    ) -> None:
         self.n_reference, self.online = n_reference, online
         self.arch, self.width, self.hidden = arch, width, hidden
         self.epochs, self.lr, self.batch_size, self.seed = epochs, lr, batch_size, seed
@@ -59,8 +70,9 @@ class LiRA(Attack):
     def _check_oracle(self, oracle: LabelOracle) -> None:
         require_scores(oracle, self.name)
 
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         assert shadow is not None
         if self.n_reference < 2:
             raise InvalidInputError(f"lira: n_reference must be at least 2, got {self.n_reference}")
@@ -76,8 +88,13 @@ class LiRA(Attack):
         with progress_bar("LiRA reference models", self.n_reference, enabled=progress) as bar:
             for k in range(self.n_reference):
                 half = rng.permutation(len(pool_x))[: len(pool_x) // 2]
-                model = recipe.train(pool_x[half], pool_y[half], input_shape=oracle.input_shape,
-                                     n_classes=oracle.n_classes, seed=self.seed + 1 + k)
+                model = recipe.train(
+                    pool_x[half],
+                    pool_y[half],
+                    input_shape=oracle.input_shape,
+                    n_classes=oracle.n_classes,
+                    seed=self.seed + 1 + k,
+                )
                 phis[k] = logit_confidence(probabilities(model, x), y)
                 if self.online:
                     inside[k, half[half < n]] = True
@@ -86,9 +103,15 @@ class LiRA(Attack):
 
         p, served = served_probabilities(oracle, x)
         scores = self._score(logit_confidence(p, y), phis, inside)
-        return RawScores(scores=scores, status=score_status(served, p, y),
-                         extras={"n_reference": self.n_reference, "online": self.online,
-                                 "in_models_per_candidate": float(inside.sum(0).mean())})
+        return RawScores(
+            scores=scores,
+            status=score_status(served, p, y),
+            extras={
+                "n_reference": self.n_reference,
+                "online": self.online,
+                "in_models_per_candidate": float(inside.sum(0).mean()),
+            },
+        )
 
     def _score(self, phi: np.ndarray, phis: np.ndarray, inside: np.ndarray) -> np.ndarray:
         out_count = (~inside).sum(0)

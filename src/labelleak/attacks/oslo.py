@@ -33,11 +33,24 @@ class OSLO(Attack):
     name = "oslo"
     needs_shadow = True
 
-    def __init__(self, *, taus: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0), n_source: int = 2,
-                 n_validation: int = 1, steps: int = 40, step_size: float = 0.05, arch: str = "mlp",
-                 width: float = 1.0, hidden: tuple[int, ...] = (256, 256), epochs: int = 30, lr: float = 1e-3,
-                 batch_size: int = 128, lr_schedule: str = "constant", cache_dir: str | None = None,
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        taus: tuple[float, ...] = (0.5, 1.0, 2.0, 4.0, 8.0),
+        n_source: int = 2,
+        n_validation: int = 1,
+        steps: int = 40,
+        step_size: float = 0.05,
+        arch: str = "mlp",
+        width: float = 1.0,
+        hidden: tuple[int, ...] = (256, 256),
+        epochs: int = 30,
+        lr: float = 1e-3,
+        batch_size: int = 128,
+        lr_schedule: str = "constant",
+        cache_dir: str | None = None,
+        seed: int = 0,
+    ) -> None:
         self.taus, self.n_source, self.n_validation = tuple(taus), n_source, n_validation
         self.steps, self.step_size = steps, step_size
         self.arch, self.width, self.hidden = arch, width, hidden
@@ -50,15 +63,24 @@ class OSLO(Attack):
         models = []
         for k in range(self.n_source + self.n_validation):
             part = rng.permutation(len(shadow.x_train))[: max(2, int(0.8 * len(shadow.x_train)))]
-            models.append(recipe.train(shadow.x_train[part], shadow.y_train[part], input_shape=oracle.input_shape,
-                                       n_classes=oracle.n_classes, seed=self.seed + 1 + k,
-                                       description=f"OSLO surrogate {k + 1}", progress=progress))
+            models.append(
+                recipe.train(
+                    shadow.x_train[part],
+                    shadow.y_train[part],
+                    input_shape=oracle.input_shape,
+                    n_classes=oracle.n_classes,
+                    seed=self.seed + 1 + k,
+                    description=f"OSLO surrogate {k + 1}",
+                    progress=progress,
+                )
+            )
         return models
 
-    def perturb(self, models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor,
-                bounds: tuple[float, float]) -> torch.Tensor:
+    def perturb(
+        self, models: list[torch.nn.Module], x: torch.Tensor, y: torch.Tensor, bounds: tuple[float, float]
+    ) -> torch.Tensor:
         """Adversarial copies for every tau, shape (len(taus), N, *input_shape)."""
-        source, validation = models[: self.n_source], models[self.n_source:]
+        source, validation = models[: self.n_source], models[self.n_source :]
         lo, hi = bounds
         scale = self.step_size * (hi - lo) * math.sqrt(x[0].numel())
         taus = torch.tensor(self.taus, dtype=torch.float32)
@@ -82,8 +104,9 @@ class OSLO(Attack):
         out[~done] = cur.detach()[None].expand_as(out)[~done]  # never reached tau: the strongest perturbation
         return out
 
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         assert shadow is not None
         if not self.taus or any(t <= 0 for t in self.taus):
             raise InvalidInputError(f"taus: expected positive loss thresholds, got {self.taus}")

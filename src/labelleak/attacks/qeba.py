@@ -17,11 +17,29 @@ from labelleak.errors import InvalidInputError
 class QEBA(HopSkipJump):
     """HopSkipJump with directions from an upsampled low-resolution Gaussian (``ratio`` = downsampling factor)."""
 
-    def __init__(self, *, norm: Norm = "l2", max_iter: int = 50, max_eval: int = 10_000, init_eval: int = 100,
-                 init_size: int = 100, gamma: float = 1.0, seed: int = 0, ratio: int = 4,
-                 chunk_elements: int = 1 << 23) -> None:
-        super().__init__(norm=norm, max_iter=max_iter, max_eval=max_eval, init_eval=init_eval,
-                         init_size=init_size, gamma=gamma, seed=seed, chunk_elements=chunk_elements)
+    def __init__(
+        self,
+        *,
+        norm: Norm = "l2",
+        max_iter: int = 50,
+        max_eval: int = 10_000,
+        init_eval: int = 100,
+        init_size: int = 100,
+        gamma: float = 1.0,
+        seed: int = 0,
+        ratio: int = 4,
+        chunk_elements: int = 1 << 23,
+    ) -> None:
+        super().__init__(
+            norm=norm,
+            max_iter=max_iter,
+            max_eval=max_eval,
+            init_eval=init_eval,
+            init_size=init_size,
+            gamma=gamma,
+            seed=seed,
+            chunk_elements=chunk_elements,
+        )
         if isinstance(ratio, bool) or not isinstance(ratio, int) or ratio < 1:
             raise InvalidInputError(f"ratio: expected a positive integer, got {ratio!r}")
         self.ratio = ratio

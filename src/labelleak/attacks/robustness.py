@@ -67,8 +67,9 @@ class _CopiesAttack(Attack):
         labels = label_fn(c.reshape(k * n, *c.shape[2:])).reshape(k, n)
         return (labels == y[None, :]).T.to(torch.float32)  # (N, K)
 
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         n_copies = int(self.copies(x[:1], oracle.bounds).shape[0])
         served = affordable(oracle.ledger, n_copies)
         idx = torch.nonzero(served).flatten()
@@ -90,15 +91,26 @@ class _CopiesAttack(Attack):
 
     def _model_scores(self, vec: np.ndarray, shadow: ShadowData, oracle: BudgetedOracle, progress: bool) -> np.ndarray:
         recipe = ShadowRecipe(**self.shadow_recipe) if getattr(self, "shadow_recipe", None) else ShadowRecipe()
-        model = recipe.train(shadow.x_train, shadow.y_train, input_shape=oracle.input_shape,
-                             n_classes=oracle.n_classes, seed=self.seed, description="shadow (robustness)",
-                             progress=progress)
+        model = recipe.train(
+            shadow.x_train,
+            shadow.y_train,
+            input_shape=oracle.input_shape,
+            n_classes=oracle.n_classes,
+            seed=self.seed,
+            description="shadow (robustness)",
+            progress=progress,
+        )
         label_fn = lambda q: predict_logits(model, q).argmax(1)  # noqa: E731
-        feats = np.concatenate([
-            self._correctness(label_fn, torch.as_tensor(shadow.x_train), torch.as_tensor(shadow.y_train),
-                              oracle.bounds).numpy(),
-            self._correctness(label_fn, torch.as_tensor(shadow.x_test), torch.as_tensor(shadow.y_test),
-                              oracle.bounds).numpy()])
+        feats = np.concatenate(
+            [
+                self._correctness(
+                    label_fn, torch.as_tensor(shadow.x_train), torch.as_tensor(shadow.y_train), oracle.bounds
+                ).numpy(),
+                self._correctness(
+                    label_fn, torch.as_tensor(shadow.x_test), torch.as_tensor(shadow.y_test), oracle.bounds
+                ).numpy(),
+            ]
+        )
         target = np.r_[np.ones(len(shadow.x_train)), np.zeros(len(shadow.x_test))]
         clf = LogisticRegression(max_iter=1000).fit(feats, target)
         return clf.predict_proba(vec)[:, 1]
@@ -109,14 +121,24 @@ class AugmentationAttack(_CopiesAttack):
 
     name = "augmentation"
 
-    def __init__(self, *, kind: Literal["translate", "rotate", "flip"] = "translate", d: int = 1, r: int = 4,
-                 scorer: Scorer = "count", shadow_recipe: dict | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        kind: Literal["translate", "rotate", "flip"] = "translate",
+        d: int = 1,
+        r: int = 4,
+        scorer: Scorer = "count",
+        shadow_recipe: dict | None = None,
+        seed: int = 0,
+    ) -> None:
         self.kind, self.d, self.r, self.scorer, self.shadow_recipe, self.seed = kind, d, r, scorer, shadow_recipe, seed
 
     def copies(self, x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
         if x.dim() != 4:
-            raise InvalidInputError(f"augmentation needs image inputs (N, C, H, W), got {tuple(x.shape)}; "
-                                    "use the noise attack for tabular data")
+            raise InvalidInputError(
+                f"augmentation needs image inputs (N, C, H, W), got {tuple(x.shape)}; "
+                "use the noise attack for tabular data"
+            )
         if self.kind == "translate":
             shifts = [(0, 0)] + [s for i in range(1, self.d + 1) for s in ((i, 0), (-i, 0), (0, i), (0, -i))]
             return torch.stack([translate(x, dx, dy) for dx, dy in shifts])
@@ -132,8 +154,16 @@ class NoiseAttack(_CopiesAttack):
 
     name = "noise"
 
-    def __init__(self, *, n_noise: int = 50, sigma: float = 0.1, flip_prob: float | None = None,
-                 scorer: Scorer = "count", shadow_recipe: dict | None = None, seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        n_noise: int = 50,
+        sigma: float = 0.1,
+        flip_prob: float | None = None,
+        scorer: Scorer = "count",
+        shadow_recipe: dict | None = None,
+        seed: int = 0,
+    ) -> None:
         self.n_noise, self.sigma, self.flip_prob = n_noise, sigma, flip_prob
         self.scorer, self.shadow_recipe, self.seed = scorer, shadow_recipe, seed
 

@@ -72,8 +72,9 @@ class MetricAttack(Attack):
     def _check_oracle(self, oracle: LabelOracle) -> None:
         require_scores(oracle, self.name)
 
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         p, served = served_probabilities(oracle, x)
         return RawScores(scores=metric_scores(p, y, self.metric), status=score_status(served, p, y))
 
@@ -91,10 +92,20 @@ class ShadowNNAttack(Attack):
     threat_model = "scores"
     needs_shadow = True
 
-    def __init__(self, *, arch: str = "mlp", width: float = 1.0, hidden: tuple[int, ...] = (256, 256),
-                 epochs: int = 30, lr: float = 1e-3, batch_size: int = 128, lr_schedule: str = "constant",
-                 cache_dir: str | None = None, attack_hidden: tuple[int, ...] = (64,),
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        arch: str = "mlp",
+        width: float = 1.0,
+        hidden: tuple[int, ...] = (256, 256),
+        epochs: int = 30,
+        lr: float = 1e-3,
+        batch_size: int = 128,
+        lr_schedule: str = "constant",
+        cache_dir: str | None = None,
+        attack_hidden: tuple[int, ...] = (64,),
+        seed: int = 0,
+    ) -> None:
         self.arch, self.width, self.hidden = arch, width, hidden
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
         self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
@@ -103,13 +114,20 @@ class ShadowNNAttack(Attack):
     def _check_oracle(self, oracle: LabelOracle) -> None:
         require_scores(oracle, self.name)
 
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         assert shadow is not None
         recipe = ShadowRecipe.of(self)
-        model = recipe.train(shadow.x_train, shadow.y_train, input_shape=oracle.input_shape,
-                             n_classes=oracle.n_classes, seed=self.seed, description="shadow (ML-Leaks)",
-                             progress=progress)
+        model = recipe.train(
+            shadow.x_train,
+            shadow.y_train,
+            input_shape=oracle.input_shape,
+            n_classes=oracle.n_classes,
+            seed=self.seed,
+            description="shadow (ML-Leaks)",
+            progress=progress,
+        )
         feats = np.concatenate([top3(probabilities(model, shadow.x_train)), top3(probabilities(model, shadow.x_test))])
         labels = np.r_[np.ones(len(shadow.x_train)), np.zeros(len(shadow.x_test))]
         clf = MLPClassifier(hidden_layer_sizes=tuple(self.attack_hidden), max_iter=500, random_state=self.seed)

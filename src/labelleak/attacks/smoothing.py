@@ -54,11 +54,14 @@ class SmoothingRadius(Attack):
     def __init__(self, *, sigma: float = 0.25, n: int = 1000, alpha: float = 0.001, seed: int = 0) -> None:
         self.sigma, self.n, self.alpha, self.seed = sigma, n, alpha, seed
 
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         if not self.sigma > 0 or not 0 < self.alpha < 1 or self.n < 1:
-            raise InvalidInputError(f"smoothing: need sigma > 0, 0 < alpha < 1 and n >= 1; got sigma={self.sigma}, "
-                                    f"alpha={self.alpha}, n={self.n}")
+            raise InvalidInputError(
+                f"smoothing: need sigma > 0, 0 < alpha < 1 and n >= 1; got sigma={self.sigma}, "
+                f"alpha={self.alpha}, n={self.n}"
+            )
         n_cand = len(x)
         flat = x.reshape(n_cand, -1)
         d = flat.shape[1]
@@ -93,6 +96,11 @@ class SmoothingRadius(Attack):
         finite_floor = scores[np.isfinite(scores)].min() - 1.0 if np.isfinite(scores).any() else -1.0
         scores = np.where(np.isfinite(scores), scores, finite_floor)
         radius = np.where(p_lower > 0.5, scores, 0.0)
-        return RawScores(scores=scores, status=status,
-                         extras={"per_sample": {"certified_radius": radius, "p_lower": p_lower},
-                                 "abstained": int((p_lower <= 0.5).sum())})
+        return RawScores(
+            scores=scores,
+            status=status,
+            extras={
+                "per_sample": {"certified_radius": radius, "p_lower": p_lower},
+                "abstained": int((p_lower <= 0.5).sum()),
+            },
+        )

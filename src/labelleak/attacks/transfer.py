@@ -49,17 +49,28 @@ class TransferAttack(Attack):
     name = "transfer"
     needs_shadow = True
 
-    def __init__(self, *, arch: str = "mlp", width: float = 1.0, hidden: tuple[int, ...] = (256, 256),
-                 epochs: int = 30, lr: float = 1e-3, batch_size: int = 128, lr_schedule: str = "constant",
-                 cache_dir: str | None = None, score: TransferScore = "loss",
-                 seed: int = 0) -> None:
+    def __init__(
+        self,
+        *,
+        arch: str = "mlp",
+        width: float = 1.0,
+        hidden: tuple[int, ...] = (256, 256),
+        epochs: int = 30,
+        lr: float = 1e-3,
+        batch_size: int = 128,
+        lr_schedule: str = "constant",
+        cache_dir: str | None = None,
+        score: TransferScore = "loss",
+        seed: int = 0,
+    ) -> None:
         self.arch, self.width, self.hidden = arch, width, hidden
         self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
         self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
         self.score, self.seed = score, seed
 
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         assert shadow is not None
         if self.score not in ("loss", "entropy", "confidence"):
             raise InvalidInputError(f"transfer: score must be loss, entropy or confidence, got {self.score!r}")
@@ -68,8 +79,15 @@ class TransferAttack(Attack):
         shadow_x = torch.as_tensor(shadow.x_train, dtype=torch.float32)
         relabelled = oracle.query_setup(shadow_x).numpy()
         recipe = ShadowRecipe.of(self)
-        model = recipe.train(shadow.x_train, relabelled, input_shape=oracle.input_shape, n_classes=oracle.n_classes,
-                             seed=self.seed, description="shadow (transfer)", progress=progress)
+        model = recipe.train(
+            shadow.x_train,
+            relabelled,
+            input_shape=oracle.input_shape,
+            n_classes=oracle.n_classes,
+            seed=self.seed,
+            description="shadow (transfer)",
+            progress=progress,
+        )
 
         served = affordable(oracle.ledger, 1)
         idx = torch.nonzero(served).flatten()
@@ -83,11 +101,14 @@ class TransferAttack(Attack):
         status[~served.numpy()] = Status.BUDGET_HIT
 
         calibration = {
-            "member_scores": posterior_scores(predict_logits(model, shadow.x_train),
-                                              torch.as_tensor(shadow.y_train), self.score),
-            "nonmember_scores": posterior_scores(predict_logits(model, shadow.x_test),
-                                                 torch.as_tensor(shadow.y_test), self.score),
+            "member_scores": posterior_scores(
+                predict_logits(model, shadow.x_train), torch.as_tensor(shadow.y_train), self.score
+            ),
+            "nonmember_scores": posterior_scores(
+                predict_logits(model, shadow.x_test), torch.as_tensor(shadow.y_test), self.score
+            ),
         }
         agreement = float((relabelled == shadow.y_train).mean())
-        return RawScores(scores=scores, status=status,
-                         extras={"calibration": calibration, "shadow_label_agreement": agreement})
+        return RawScores(
+            scores=scores, status=status, extras={"calibration": calibration, "shadow_label_agreement": agreement}
+        )

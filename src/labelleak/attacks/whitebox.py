@@ -31,17 +31,20 @@ class WhiteBoxBoundary(Attack):
     name = "boundary-whitebox"
     threat_model = "white-box"
 
-    def __init__(self, *, steps: int = 100, gamma: float = 0.05, init_norm: float = 1.0,
-                 refine_steps: int = 12) -> None:
+    def __init__(
+        self, *, steps: int = 100, gamma: float = 0.05, init_norm: float = 1.0, refine_steps: int = 12
+    ) -> None:
         self.steps, self.gamma, self.init_norm, self.refine_steps = steps, gamma, init_norm, refine_steps
 
     def _check_oracle(self, oracle: LabelOracle) -> None:
         if not isinstance(oracle, TorchOracle):
-            raise InvalidInputError(f"{self.name}: needs an in-process PyTorch target (TorchOracle), "
-                                    f"got {type(oracle).__name__}")
+            raise InvalidInputError(
+                f"{self.name}: needs an in-process PyTorch target (TorchOracle), got {type(oracle).__name__}"
+            )
 
-    def _run(self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None,
-             progress: bool) -> RawScores:
+    def _run(
+        self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
+    ) -> RawScores:
         target = oracle.oracle
         assert isinstance(target, TorchOracle)
         model, device = target.model, target.device
@@ -98,8 +101,16 @@ class WhiteBoxBoundary(Attack):
         return steps, max(0, min(self.refine_steps, room - steps))
 
     @torch.no_grad()
-    def _refine(self, oracle: BudgetedOracle, rows: torch.Tensor, x: torch.Tensor, y: torch.Tensor,
-                delta: torch.Tensor, found: torch.Tensor, n_steps: int) -> torch.Tensor:
+    def _refine(
+        self,
+        oracle: BudgetedOracle,
+        rows: torch.Tensor,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        delta: torch.Tensor,
+        found: torch.Tensor,
+        n_steps: int,
+    ) -> torch.Tensor:
         """Binary search of the scale in (0, 1] along each found perturbation; inf where none was found."""
         low, high = torch.zeros(len(rows)), torch.ones(len(rows))
         idx = torch.nonzero(found).flatten()

@@ -26,5 +26,17 @@ def load_dataset(name: str, path: str | Path | None = None) -> Dataset:
     return loader(path)
 
 
-__all__ = ["DATASETS", "PARTS", "Dataset", "Split", "SplitSizes", "four_way_split", "load_cifar", "load_dataset",
-           "load_digits", "load_image_folder", "load_npz", "load_tabular"]
+__all__ = [
+    "DATASETS",
+    "PARTS",
+    "Dataset",
+    "Split",
+    "SplitSizes",
+    "four_way_split",
+    "load_cifar",
+    "load_dataset",
+    "load_digits",
+    "load_image_folder",
+    "load_npz",
+    "load_tabular",
+]

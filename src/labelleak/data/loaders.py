@@ -28,8 +28,15 @@ def load_digits() -> Dataset:
 
     bunch = _sk_digits()
     x = bunch.images.astype(np.uint8)[..., None]  # (N, 8, 8, 1)
-    return Dataset("digits", x, bunch.target.astype(np.int64), [str(c) for c in bunch.target_names],
-                   kind="image", value_max=16.0, source="sklearn.datasets.load_digits")
+    return Dataset(
+        "digits",
+        x,
+        bunch.target.astype(np.int64),
+        [str(c) for c in bunch.target_names],
+        kind="image",
+        value_max=16.0,
+        source="sklearn.datasets.load_digits",
+    )
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
@@ -202,8 +209,9 @@ def load_image_folder(path: str | Path, *, image_size: int | None = None) -> Dat
             labels.append(label)
     if not images:
         raise DataFileError(f"{root}: no image files found in the class folders")
-    return Dataset(root.name, np.stack(images), np.asarray(labels, dtype=np.int64), classes,
-                   kind="image", source=str(root))
+    return Dataset(
+        root.name, np.stack(images), np.asarray(labels, dtype=np.int64), classes, kind="image", source=str(root)
+    )
 
 
 def load_tabular(path: str | Path, *, label_column: str | None = None) -> Dataset:

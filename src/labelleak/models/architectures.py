@@ -51,10 +51,15 @@ class ModelSpec:
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelSpec:
         try:
-            return cls(arch=str(d["arch"]), input_shape=tuple(int(v) for v in d["input_shape"]),
-                       n_classes=int(d["n_classes"]), width=float(d.get("width", 1.0)),
-                       hidden=tuple(int(v) for v in d.get("hidden", (256, 256))),
-                       dropout=float(d.get("dropout", 0.0)), groupnorm=bool(d.get("groupnorm", False)))
+            return cls(
+                arch=str(d["arch"]),
+                input_shape=tuple(int(v) for v in d["input_shape"]),
+                n_classes=int(d["n_classes"]),
+                width=float(d.get("width", 1.0)),
+                hidden=tuple(int(v) for v in d.get("hidden", (256, 256))),
+                dropout=float(d.get("dropout", 0.0)),
+                groupnorm=bool(d.get("groupnorm", False)),
+            )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"model config: malformed ({exc!r})") from None
 
@@ -62,8 +67,15 @@ class ModelSpec:
 class CNN(nn.Module):
     """A VGG-style CNN from a config list (see the module docstring)."""
 
-    def __init__(self, config: list[int | str], in_channels: int, n_classes: int, width: float = 1.0,
-                 dropout: float = 0.0, groupnorm: bool = False) -> None:
+    def __init__(
+        self,
+        config: list[int | str],
+        in_channels: int,
+        n_classes: int,
+        width: float = 1.0,
+        dropout: float = 0.0,
+        groupnorm: bool = False,
+    ) -> None:
         super().__init__()
         layers: list[nn.Module] = []
         channels = in_channels
@@ -77,8 +89,9 @@ class CNN(nn.Module):
                 channels = out
         self.features = nn.Sequential(*layers)
         self.pool = nn.AdaptiveAvgPool2d(1)
-        self.classifier = nn.Sequential(nn.Linear(channels, 256), nn.ReLU(inplace=True), nn.Dropout(dropout),
-                                        nn.Linear(256, n_classes))
+        self.classifier = nn.Sequential(
+            nn.Linear(channels, 256), nn.ReLU(inplace=True), nn.Dropout(dropout), nn.Linear(256, n_classes)
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.classifier(torch.flatten(self.pool(self.features(x)), 1))
@@ -87,8 +100,14 @@ class CNN(nn.Module):
 class MLP(nn.Module):
     """Flatten, then Linear -> ReLU per hidden size, then Linear(-> classes)."""
 
-    def __init__(self, n_inputs: int, n_classes: int, hidden: tuple[int, ...] = (256, 256), width: float = 1.0,
-                 dropout: float = 0.0):
+    def __init__(
+        self,
+        n_inputs: int,
+        n_classes: int,
+        hidden: tuple[int, ...] = (256, 256),
+        width: float = 1.0,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         size = n_inputs
@@ -119,7 +138,9 @@ def build_model(spec: ModelSpec) -> nn.Module:
             n_inputs *= s
         return MLP(n_inputs, spec.n_classes, spec.hidden, spec.width, spec.dropout)
     if len(spec.input_shape) != 3:
-        raise InvalidInputError(f"{spec.arch} needs image input (C, H, W), got shape {spec.input_shape}; use --arch mlp")
+        raise InvalidInputError(
+            f"{spec.arch} needs image input (C, H, W), got shape {spec.input_shape}; use --arch mlp"
+        )
     config = CNN_CONFIGS[spec.arch]
     n_pool = config.count("M")
     c, h, w = spec.input_shape

@@ -69,8 +69,9 @@ class AdversarialRegulariser:
     def _features(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.cat([F.softmax(logits, 1), F.one_hot(y, self.n_classes).float()], 1)
 
-    def update_attack(self, member_logits: torch.Tensor, y_m: torch.Tensor, ref_logits: torch.Tensor,
-                      y_r: torch.Tensor) -> None:
+    def update_attack(
+        self, member_logits: torch.Tensor, y_m: torch.Tensor, ref_logits: torch.Tensor, y_r: torch.Tensor
+    ) -> None:
         """One step of the inference model on detached outputs (members = 1, reference = 0)."""
         feats = torch.cat([self._features(member_logits.detach(), y_m), self._features(ref_logits.detach(), y_r)])
         target = torch.cat([torch.ones(len(y_m)), torch.zeros(len(y_r))]).to(feats.device)

@@ -18,8 +18,9 @@ from labelleak.errors import InvalidInputError
 from labelleak.progress import progress_bar
 
 
-def train_dp(model: nn.Module, x: np.ndarray, y: np.ndarray, settings, *, device: torch.device,
-             description: str, progress: bool):
+def train_dp(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, settings, *, device: torch.device, description: str, progress: bool
+):
     """Train with DP-SGD; returns the (unwrapped) model and a ``TrainReport`` carrying epsilon and delta."""
     from opacus import PrivacyEngine
     from opacus.validators import ModuleValidator
@@ -43,13 +44,24 @@ def train_dp(model: nn.Module, x: np.ndarray, y: np.ndarray, settings, *, device
         engine = PrivacyEngine(accountant="rdp", secure_mode=False)
         if settings.dp_epsilon is not None:
             private, opt, loader = engine.make_private_with_epsilon(
-                module=model, optimizer=opt, data_loader=loader, target_epsilon=settings.dp_epsilon,
-                target_delta=settings.dp_delta, epochs=settings.epochs, max_grad_norm=settings.dp_max_grad_norm,
-                noise_generator=noise_gen)
+                module=model,
+                optimizer=opt,
+                data_loader=loader,
+                target_epsilon=settings.dp_epsilon,
+                target_delta=settings.dp_delta,
+                epochs=settings.epochs,
+                max_grad_norm=settings.dp_max_grad_norm,
+                noise_generator=noise_gen,
+            )
         else:
             private, opt, loader = engine.make_private(
-                module=model, optimizer=opt, data_loader=loader, noise_multiplier=settings.dp_noise_multiplier,
-                max_grad_norm=settings.dp_max_grad_norm, noise_generator=noise_gen)
+                module=model,
+                optimizer=opt,
+                data_loader=loader,
+                noise_multiplier=settings.dp_noise_multiplier,
+                max_grad_norm=settings.dp_max_grad_norm,
+                noise_generator=noise_gen,
+            )
         report = TrainReport()
         with progress_bar(description + " [DP-SGD]", settings.epochs, enabled=progress) as bar:
             for _epoch in range(settings.epochs):

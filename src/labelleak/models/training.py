@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -13,7 +12,6 @@ from torch import nn
 
 from labelleak.errors import InvalidInputError
 from labelleak.progress import progress_bar
-
 
 LR_SCHEDULES = ("constant", "cosine")
 
@@ -92,17 +90,34 @@ def _check_training_data(x: np.ndarray, y: np.ndarray, n_classes: int) -> None:
         raise InvalidInputError(f"training labels must lie in 0..{n_classes - 1}, got {y.min()}..{y.max()}")
 
 
-def train_model(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings, *, n_classes: int,
-                description: str = "training", progress: bool = True,
-                device: torch.device | None = None) -> nn.Module:
+def train_model(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    settings: TrainSettings,
+    *,
+    n_classes: int,
+    description: str = "training",
+    progress: bool = True,
+    device: torch.device | None = None,
+) -> nn.Module:
     """Train ``model`` in place; returns it in eval mode on the CPU (see :func:`train_with_report`)."""
-    return train_with_report(model, x, y, settings, n_classes=n_classes, description=description,
-                             progress=progress, device=device)[0]
+    return train_with_report(
+        model, x, y, settings, n_classes=n_classes, description=description, progress=progress, device=device
+    )[0]
 
 
-def train_with_report(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings, *, n_classes: int,
-                      description: str = "training", progress: bool = True,
-                      device: torch.device | None = None) -> tuple[nn.Module, TrainReport]:
+def train_with_report(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    settings: TrainSettings,
+    *,
+    n_classes: int,
+    description: str = "training",
+    progress: bool = True,
+    device: torch.device | None = None,
+) -> tuple[nn.Module, TrainReport]:
     """Adam on cross-entropy with the defenses named in ``settings``.
 
     All randomness (shuffling, dropout, augmentation, DP noise) is seeded from ``settings.seed``; the caller's
@@ -116,8 +131,7 @@ def train_with_report(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: 
         if settings.uses_dp():
             from labelleak.models.private import train_dp
 
-            model, report = train_dp(model, x, y, settings, device=device, description=description,
-                                     progress=progress)
+            model, report = train_dp(model, x, y, settings, device=device, description=description, progress=progress)
         else:
             model, report = _train(model, x, y, settings, n_classes, device, description, progress)
     return model.eval().cpu(), report
@@ -134,8 +148,16 @@ def _holdout(n: int, settings: TrainSettings, gen: torch.Generator) -> tuple[tor
     return order[k:], order[:k]
 
 
-def _train(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettings, n_classes: int,
-           device: torch.device, description: str, progress: bool) -> tuple[nn.Module, TrainReport]:
+def _train(
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    settings: TrainSettings,
+    n_classes: int,
+    device: torch.device,
+    description: str,
+    progress: bool,
+) -> tuple[nn.Module, TrainReport]:
     from labelleak.models.defenses import AdversarialRegulariser, augment_batch, l1_penalty, relaxloss_objective
 
     model.to(device).train()
@@ -152,7 +174,7 @@ def _train(model: nn.Module, x: np.ndarray, y: np.ndarray, settings: TrainSettin
             order = train_idx[torch.randperm(len(train_idx), generator=gen)].to(device)
             total = 0.0
             for start in range(0, len(order), settings.batch_size):
-                idx = order[start:start + settings.batch_size]
+                idx = order[start : start + settings.batch_size]
                 if len(idx) < 2 and len(order) > 1:
                     continue  # BatchNorm cannot train on a batch of one
                 xb = augment_batch(xt[idx], gen) if settings.augment else xt[idx]
@@ -209,7 +231,7 @@ def predict_logits(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size
     model.eval()
     device = next(model.parameters()).device
     xt = torch.as_tensor(x, dtype=torch.float32)
-    outs = [model(xt[i:i + batch_size].to(device)).float().cpu() for i in range(0, len(xt), batch_size)]
+    outs = [model(xt[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(xt), batch_size)]
     return torch.cat(outs) if outs else torch.empty(0)
 
 

@@ -5,5 +5,13 @@ from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle, QueryLedger
 from labelleak.oracle.scores import TorchScoreOracle, require_scores
 
-__all__ = ["BudgetedOracle", "CallableOracle", "LabelOracle", "QueryLedger", "SklearnOracle", "TorchOracle", "TorchScoreOracle",
-           "require_scores"]
+__all__ = [
+    "BudgetedOracle",
+    "CallableOracle",
+    "LabelOracle",
+    "QueryLedger",
+    "SklearnOracle",
+    "TorchOracle",
+    "TorchScoreOracle",
+    "require_scores",
+]

@@ -30,12 +30,25 @@ class TorchOracle(LabelOracle):
     queries, so the oracle warns and switches it to eval mode.
     """
 
-    def __init__(self, model: nn.Module, *, input_shape: tuple[int, ...], n_classes: int,
-                 bounds: tuple[float, float] = (0.0, 1.0), batch_size: int | None = None,
-                 max_queries: int | None = None, device: torch.device | str | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        batch_size: int | None = None,
+        max_queries: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
         dev = torch.device(device) if device is not None else next(model.parameters()).device
-        super().__init__(input_shape=input_shape, n_classes=n_classes, bounds=bounds,
-                         batch_size=batch_size or default_batch_size(model, dev), max_queries=max_queries)
+        super().__init__(
+            input_shape=input_shape,
+            n_classes=n_classes,
+            bounds=bounds,
+            batch_size=batch_size or default_batch_size(model, dev),
+            max_queries=max_queries,
+        )
         if model.training:
             warnings.warn("TorchOracle: the model was in train mode; switching it to eval mode", stacklevel=2)
         self.model = model.eval()
@@ -58,8 +71,16 @@ class SklearnOracle(LabelOracle):
     The estimator's ``classes_`` must be the integers 0..n_classes-1 (as produced by fitting on such labels).
     """
 
-    def __init__(self, estimator: Any, *, input_shape: tuple[int, ...], bounds: tuple[float, float] = (0.0, 1.0),
-                 n_classes: int | None = None, batch_size: int = 4096, max_queries: int | None = None) -> None:
+    def __init__(
+        self,
+        estimator: Any,
+        *,
+        input_shape: tuple[int, ...],
+        bounds: tuple[float, float] = (0.0, 1.0),
+        n_classes: int | None = None,
+        batch_size: int = 4096,
+        max_queries: int | None = None,
+    ) -> None:
         classes = getattr(estimator, "classes_", None)
         if classes is None:
             raise InvalidInputError("SklearnOracle: the estimator is not fitted (it has no classes_)")
@@ -67,8 +88,9 @@ class SklearnOracle(LabelOracle):
         if classes.dtype.kind not in "iu" or classes.min() < 0:
             raise InvalidInputError(f"SklearnOracle: classes_ must be non-negative integers, got {classes[:5]}")
         n = int(n_classes) if n_classes is not None else int(classes.max()) + 1
-        super().__init__(input_shape=input_shape, n_classes=n, bounds=bounds, batch_size=batch_size,
-                         max_queries=max_queries)
+        super().__init__(
+            input_shape=input_shape, n_classes=n, bounds=bounds, batch_size=batch_size, max_queries=max_queries
+        )
         self.estimator = estimator
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
@@ -79,13 +101,21 @@ class SklearnOracle(LabelOracle):
 class CallableOracle(LabelOracle):
     """Labels from any function ``fn(x: np.ndarray (B, *input_shape)) -> labels (B,)``."""
 
-    def __init__(self, fn: Callable[[np.ndarray], Any], *, input_shape: tuple[int, ...], n_classes: int,
-                 bounds: tuple[float, float] = (0.0, 1.0), batch_size: int = 4096,
-                 max_queries: int | None = None) -> None:
+    def __init__(
+        self,
+        fn: Callable[[np.ndarray], Any],
+        *,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        batch_size: int = 4096,
+        max_queries: int | None = None,
+    ) -> None:
         if not callable(fn):
             raise InvalidInputError(f"CallableOracle: expected a callable, got {type(fn).__name__}")
-        super().__init__(input_shape=input_shape, n_classes=n_classes, bounds=bounds, batch_size=batch_size,
-                         max_queries=max_queries)
+        super().__init__(
+            input_shape=input_shape, n_classes=n_classes, bounds=bounds, batch_size=batch_size, max_queries=max_queries
+        )
         self.fn = fn
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:

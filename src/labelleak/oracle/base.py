@@ -22,8 +22,15 @@ class LabelOracle(ABC):
 
     threat_model = "label-only"
 
-    def __init__(self, *, input_shape: tuple[int, ...], n_classes: int, bounds: tuple[float, float] = (0.0, 1.0),
-                 batch_size: int = 1024, max_queries: int | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        batch_size: int = 1024,
+        max_queries: int | None = None,
+    ) -> None:
         if n_classes < 2:
             raise InvalidInputError(f"n_classes: expected at least 2, got {n_classes}")
         lo, hi = float(bounds[0]), float(bounds[1])
@@ -89,18 +96,18 @@ class LabelOracle(ABC):
         n = len(xt)
         out = torch.empty(n, dtype=torch.int64)
         for start in range(0, n, self.batch_size):
-            chunk = xt[start:start + self.batch_size]
+            chunk = xt[start : start + self.batch_size]
             labels = torch.as_tensor(self._predict(chunk)).reshape(-1).to(torch.int64)
             if len(labels) != len(chunk):
                 raise InvalidInputError(f"oracle backend returned {len(labels)} labels for {len(chunk)} inputs")
-            out[start:start + len(chunk)] = labels
+            out[start : start + len(chunk)] = labels
         if n and (int(out.min()) < 0 or int(out.max()) >= self.n_classes):
-            raise InvalidInputError(
-                f"oracle backend returned a label outside 0..{self.n_classes - 1} (unknown class)"
-            )
+            raise InvalidInputError(f"oracle backend returned a label outside 0..{self.n_classes - 1} (unknown class)")
         self.queries += n
         return out.numpy() if as_numpy else out
 
     def __repr__(self) -> str:
-        return (f"{type(self).__name__}(input_shape={self.input_shape}, n_classes={self.n_classes}, "
-                f"bounds={self.bounds}, queries={self.queries})")
+        return (
+            f"{type(self).__name__}(input_shape={self.input_shape}, n_classes={self.n_classes}, "
+            f"bounds={self.bounds}, queries={self.queries})"
+        )

@@ -46,7 +46,9 @@ class QueryLedger:
         counts = torch.bincount(owners, minlength=len(self.used))
         if self.max_per_sample is not None and bool(((self.used + counts) > self.max_per_sample).any()):
             over = int(((self.used + counts) > self.max_per_sample).sum())
-            raise BudgetExhaustedError(f"per-sample budget {self.max_per_sample} would be exceeded for {over} sample(s)")
+            raise BudgetExhaustedError(
+                f"per-sample budget {self.max_per_sample} would be exceeded for {over} sample(s)"
+            )
         self.charge_setup(0, extra=int(counts.sum()))
         self.used += counts
 
@@ -59,8 +61,12 @@ class QueryLedger:
         self.setup += n
 
     def state_dict(self) -> dict[str, Any]:
-        return {"used": self.used.numpy().copy(), "setup": self.setup,
-                "max_per_sample": self.max_per_sample, "max_total": self.max_total}
+        return {
+            "used": self.used.numpy().copy(),
+            "setup": self.setup,
+            "max_per_sample": self.max_per_sample,
+            "max_total": self.max_total,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         used = np.asarray(state["used"], dtype=np.int64)

@@ -71,10 +71,14 @@ class CachedOracle(LabelOracle):
     """Wraps any oracle with an on-disk journal; counts every sample asked (``queries``) and, apart, the ones
     that reached the inner oracle (``inner.queries``) and the cache hits (``hits``)."""
 
-    def __init__(self, inner: LabelOracle, path: str | Path, *, commit_every: float = 1.0,
-                 lookup: bool = True) -> None:
-        super().__init__(input_shape=inner.input_shape, n_classes=inner.n_classes, bounds=inner.bounds,
-                         batch_size=max(inner.batch_size, 1 << 16), max_queries=inner.max_queries)
+    def __init__(self, inner: LabelOracle, path: str | Path, *, commit_every: float = 1.0, lookup: bool = True) -> None:
+        super().__init__(
+            input_shape=inner.input_shape,
+            n_classes=inner.n_classes,
+            bounds=inner.bounds,
+            batch_size=max(inner.batch_size, 1 << 16),
+            max_queries=inner.max_queries,
+        )
         self.inner = inner
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,9 +35,19 @@ def encode_npy(x: np.ndarray) -> bytes:
 class HttpOracle(LabelOracle):
     """Labels from a remote endpoint; see the module docstring for the protocol."""
 
-    def __init__(self, url: str, *, api_key: str | None = None, timeout: float = 30.0, retries: int = 8,
-                 backoff: float = 0.05, max_backoff: float = 5.0, batch_size: int = 1024,
-                 max_queries: int | None = None, transport: httpx.BaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        api_key: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 8,
+        backoff: float = 0.05,
+        max_backoff: float = 5.0,
+        batch_size: int = 1024,
+        max_queries: int | None = None,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
         self.url = url.rstrip("/")
         headers = {"X-API-Key": api_key} if api_key else {}
         self.client = httpx.Client(base_url=self.url, headers=headers, timeout=timeout, transport=transport)
@@ -49,8 +59,13 @@ class HttpOracle(LabelOracle):
             max_batch = int(info.get("max_batch", batch_size))
         except (KeyError, TypeError, ValueError) as exc:
             raise RemoteOracleError(f"{self.url}/info: unexpected answer ({exc!r})") from None
-        super().__init__(input_shape=shape, n_classes=n_classes, bounds=bounds,
-                         batch_size=min(batch_size, max_batch), max_queries=max_queries)
+        super().__init__(
+            input_shape=shape,
+            n_classes=n_classes,
+            bounds=bounds,
+            batch_size=min(batch_size, max_batch),
+            max_queries=max_queries,
+        )
 
     def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
         for attempt in range(self.retries + 1):
@@ -82,8 +97,9 @@ class HttpOracle(LabelOracle):
         raise AssertionError("unreachable")
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
-        response = self._request("POST", "/predict", content=encode_npy(x.numpy()),
-                                 headers={"Content-Type": "application/x-npy"})
+        response = self._request(
+            "POST", "/predict", content=encode_npy(x.numpy()), headers={"Content-Type": "application/x-npy"}
+        )
         try:
             labels = np.asarray(response.json()["labels"], dtype=np.int64)
         except (KeyError, TypeError, ValueError) as exc:

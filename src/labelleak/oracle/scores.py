@@ -27,8 +27,10 @@ class TorchScoreOracle(TorchOracle):
     def predict_proba(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Probabilities (N, n_classes) for ``x``; counted and validated like label queries."""
         xt = self._admit(x)
-        out = [torch.softmax(self.model(xt[i:i + self.batch_size].to(self.device)).double(), 1).cpu()
-               for i in range(0, len(xt), self.batch_size)]
+        out = [
+            torch.softmax(self.model(xt[i : i + self.batch_size].to(self.device)).double(), 1).cpu()
+            for i in range(0, len(xt), self.batch_size)
+        ]
         self.queries += len(xt)
         return torch.cat(out) if out else torch.empty(0, self.n_classes, dtype=torch.float64)
 
@@ -36,5 +38,7 @@ class TorchScoreOracle(TorchOracle):
 def require_scores(oracle: object, attack_name: str) -> None:
     """Raise unless ``oracle`` can return probabilities."""
     if not hasattr(oracle, "predict_proba"):
-        raise InvalidInputError(f"{attack_name}: needs an oracle that returns scores (e.g. TorchScoreOracle); "
-                                f"got the label-only {type(oracle).__name__}")
+        raise InvalidInputError(
+            f"{attack_name}: needs an oracle that returns scores (e.g. TorchScoreOracle); "
+            f"got the label-only {type(oracle).__name__}"
+        )

@@ -13,8 +13,14 @@ from labelleak import __version__
 from labelleak.attacks import Attack, AttackResult, Status, create_attack
 from labelleak.attacks.registry import attack_names
 from labelleak.errors import InvalidInputError, UnknownNameError
-from labelleak.metrics import (auc, summarize, threshold_best_balanced_accuracy, threshold_from_percentile,
-                               threshold_sweep, tpr_at_fpr)
+from labelleak.metrics import (
+    auc,
+    summarize,
+    threshold_best_balanced_accuracy,
+    threshold_from_percentile,
+    threshold_sweep,
+    tpr_at_fpr,
+)
 from labelleak.oracle import LabelOracle
 from labelleak.oracle.cache import CachedOracle
 from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
@@ -26,8 +32,15 @@ from labelleak.report.files import write_distances_csv
 
 def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, Any]:
     """Constructor arguments the audit passes to the attack registered as ``name``."""
-    recipe = {"arch": setup.arch, "width": cfg.width, "epochs": cfg.epochs, "lr": cfg.lr, "batch_size": cfg.batch_size,
-              "lr_schedule": cfg.lr_schedule, "cache_dir": cfg.cache_dir}
+    recipe = {
+        "arch": setup.arch,
+        "width": cfg.width,
+        "epochs": cfg.epochs,
+        "lr": cfg.lr,
+        "batch_size": cfg.batch_size,
+        "lr_schedule": cfg.lr_schedule,
+        "cache_dir": cfg.cache_dir,
+    }
     if name.startswith("transfer") or name in ("score-nn", "oslo"):
         return {**recipe, "seed": cfg.seed}
     if name.startswith("lira"):
@@ -37,8 +50,13 @@ def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, A
     if name == "smoothing":
         return {"sigma": cfg.smoothing_sigma, "n": cfg.smoothing_n, "alpha": cfg.smoothing_alpha, "seed": cfg.seed}
     if name in ("boundary-hsja", "boundary-hsja-linf", "boundary-qeba"):
-        return {"max_iter": cfg.max_iter, "max_eval": cfg.max_eval, "init_eval": cfg.init_eval,
-                "init_size": cfg.init_size, "seed": cfg.seed}
+        return {
+            "max_iter": cfg.max_iter,
+            "max_eval": cfg.max_eval,
+            "init_eval": cfg.init_eval,
+            "init_size": cfg.init_size,
+            "seed": cfg.seed,
+        }
     return {}
 
 
@@ -56,15 +74,20 @@ def by_queries(result: AttackResult, is_member: np.ndarray) -> list[dict[str, fl
 
 
 def _budget_row(queries: int, is_member: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    return {"queries": queries, "auc": auc(is_member, scores), "tpr_at_0.001": tpr_at_fpr(is_member, scores, 0.001),
-            "tpr_at_0.01": tpr_at_fpr(is_member, scores, 0.01)}
+    return {
+        "queries": queries,
+        "auc": auc(is_member, scores),
+        "tpr_at_0.001": tpr_at_fpr(is_member, scores, 0.001),
+        "tpr_at_0.01": tpr_at_fpr(is_member, scores, 0.01),
+    }
 
 
 DATA_FREE_TS = (0, 1, 2, 5, *range(10, 101, 10))  # percentiles swept (finer near 0, where it matters most)
 
 
-def data_free_threshold(attack: Attack, result: AttackResult, is_member: np.ndarray, oracle: LabelOracle,
-                        cfg: AuditConfig) -> dict[str, Any]:
+def data_free_threshold(
+    attack: Attack, result: AttackResult, is_member: np.ndarray, oracle: LabelOracle, cfg: AuditConfig
+) -> dict[str, Any]:
     """Li & Zhang's data-free threshold: attack uniform-noise inputs (non-members by construction), labelled by
     the target, and use the ``top_t``-th percentile of their scores; a sweep over t is reported as well."""
     rng = np.random.default_rng(cfg.seed + 7919)
@@ -76,9 +99,16 @@ def data_free_threshold(attack: Attack, result: AttackResult, is_member: np.ndar
     threshold = threshold_from_percentile(reference, cfg.top_t)
     sweep = threshold_sweep(is_member, result.scores, reference, ts=DATA_FREE_TS)
     chosen = threshold_sweep(is_member, result.scores, reference, ts=(cfg.top_t,))[0]
-    return {"top_t": cfg.top_t, "threshold": threshold, "accuracy": chosen["accuracy"],
-            "precision": chosen["precision"], "recall": chosen["recall"], "noise_samples": cfg.noise_samples,
-            "noise_queries": int(noise_result.queries.sum()) + len(noise), "sweep": sweep}
+    return {
+        "top_t": cfg.top_t,
+        "threshold": threshold,
+        "accuracy": chosen["accuracy"],
+        "precision": chosen["precision"],
+        "recall": chosen["recall"],
+        "noise_samples": cfg.noise_samples,
+        "noise_queries": int(noise_result.queries.sum()) + len(noise),
+        "sweep": sweep,
+    }
 
 
 def _calibrate(attack: Attack, result: AttackResult, setup: AuditSetup, cfg: AuditConfig) -> tuple[float, str]:
@@ -96,8 +126,9 @@ def _calibrate(attack: Attack, result: AttackResult, setup: AuditSetup, cfg: Aud
         sd = setup.shadow_data
         x = np.concatenate([sd.x_train[:n], sd.x_test[:n]])
         y = np.concatenate([sd.y_train[:n], sd.y_test[:n]])
-        cal_result = attack(_oracle_for(attack, setup, shadow=True), x, y, shadow=sd,
-                            max_queries_per_sample=cfg.queries)
+        cal_result = attack(
+            _oracle_for(attack, setup, shadow=True), x, y, shadow=sd, max_queries_per_sample=cfg.queries
+        )
         m_s, n_s = cal_result.scores[:n], cal_result.scores[n:]
         source = "shadow-model-attack"
     is_member = np.r_[np.ones(len(m_s), bool), np.zeros(len(n_s), bool)]
@@ -109,37 +140,44 @@ def _oracle_for(attack: Attack, setup: AuditSetup, *, shadow: bool = False) -> L
     if attack.threat_model == "scores":
         oracle = setup.shadow_score_oracle if shadow else setup.score_oracle
         if oracle is None:
-            raise InvalidInputError(f"{attack.name}: needs the target's scores, which a remote label-only target "
-                                    "does not give")
+            raise InvalidInputError(
+                f"{attack.name}: needs the target's scores, which a remote label-only target does not give"
+            )
         return oracle
     return setup.shadow_oracle if shadow else setup.oracle
 
 
 def _operating_points(points: dict[str, np.ndarray], is_member: np.ndarray) -> list[dict[str, float]]:
     """TPR and FPR of each one-query operating point (e.g. each OSLO threshold)."""
-    return [{"strength": float(k), "tpr": float(v[is_member].mean()), "fpr": float(v[~is_member].mean())}
-            for k, v in points.items()]
+    return [
+        {"strength": float(k), "tpr": float(v[is_member].mean()), "fpr": float(v[~is_member].mean())}
+        for k, v in points.items()
+    ]
 
 
-def _attack_entry(result: AttackResult, is_member: np.ndarray, threshold: float | None, source: str | None,
-                  cfg: AuditConfig) -> dict[str, Any]:
+def _attack_entry(
+    result: AttackResult, is_member: np.ndarray, threshold: float | None, source: str | None, cfg: AuditConfig
+) -> dict[str, Any]:
     entry: dict[str, Any] = {"threat_model": result.threat_model}
     entry.update(summarize(is_member, result.scores, threshold=threshold, n_boot=cfg.n_boot, seed=cfg.seed))
     if source is not None:  # otherwise summarize's own label: the best threshold on the evaluation data
         entry["threshold_source"] = source
-    entry.update({
-        "queries_per_sample": result.queries_per_sample,
-        "max_queries_per_sample": int(result.queries.max()) if len(result.queries) else 0,
-        "setup_queries": result.setup_queries,
-        "seconds": result.seconds,
-        "status_counts": result.status_counts(),
-        "params": result.params,
-    })
+    entry.update(
+        {
+            "queries_per_sample": result.queries_per_sample,
+            "max_queries_per_sample": int(result.queries.max()) if len(result.queries) else 0,
+            "setup_queries": result.setup_queries,
+            "seconds": result.seconds,
+            "status_counts": result.status_counts(),
+            "params": result.params,
+        }
+    )
     if "milestone_scores" in result.extras:
         entry["by_queries"] = by_queries(result, is_member)
     if "distances" in result.extras:
-        entry["auc_by_norm"] = {nm: auc(is_member, np.nan_to_num(d, nan=0.0))
-                                for nm, d in result.extras["distances"].items()}
+        entry["auc_by_norm"] = {
+            nm: auc(is_member, np.nan_to_num(d, nan=0.0)) for nm, d in result.extras["distances"].items()
+        }
     if "operating_points" in result.extras:
         entry["operating_points"] = _operating_points(result.extras["operating_points"], is_member)
     skip = {"calibration", "milestone_scores", "distances", "operating_points", "per_sample"}
@@ -147,8 +185,9 @@ def _attack_entry(result: AttackResult, is_member: np.ndarray, threshold: float 
     return entry
 
 
-def _run_one(name: str, cfg: AuditConfig, setup: AuditSetup, oracle: LabelOracle
-             ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+def _run_one(
+    name: str, cfg: AuditConfig, setup: AuditSetup, oracle: LabelOracle
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Run one attack on the candidates, choose its threshold, and return its entry and raw arrays.
 
     With ``cfg.thresholds`` off, no threshold is calibrated (the attack runs once): AUC and TPR@FPR do not need
@@ -157,8 +196,9 @@ def _run_one(name: str, cfg: AuditConfig, setup: AuditSetup, oracle: LabelOracle
     attack = create_attack(name, **attack_params(name, cfg, setup))
     # label-only attacks go through the journaling oracle; score and white-box ones need the target itself
     target = oracle if attack.threat_model == "label-only" else _oracle_for(attack, setup)
-    result = attack(target, setup.x, setup.y, shadow=setup.shadow_data, max_queries_per_sample=cfg.queries,
-                    progress=cfg.progress)
+    result = attack(
+        target, setup.x, setup.y, shadow=setup.shadow_data, max_queries_per_sample=cfg.queries, progress=cfg.progress
+    )
     threshold, source = _calibrate(attack, result, setup, cfg) if cfg.thresholds else (None, None)
     entry = _attack_entry(result, setup.is_member, threshold, source, cfg)
     arrays = {"scores": result.scores, "queries": result.queries, "status": result.status}
@@ -187,8 +227,15 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
     oracle: LabelOracle = setup.oracle
     if ckpt:  # remote queries are worth looking up even in a fresh run; local ones only when resuming
         oracle = CachedOracle(setup.oracle, ckpt.journal, lookup=cfg.target is not None or cfg.resume)
-    results: dict[str, Any] = {"labelleak_version": __version__, "dataset": setup.dataset, "config": cfg.to_dict(),
-                               "split": setup.split, "target": setup.target, "shadow": setup.shadow, "attacks": {}}
+    results: dict[str, Any] = {
+        "labelleak_version": __version__,
+        "dataset": setup.dataset,
+        "config": cfg.to_dict(),
+        "split": setup.split,
+        "target": setup.target,
+        "shadow": setup.shadow,
+        "attacks": {},
+    }
     finished: dict[str, dict[str, np.ndarray]] = {}
     try:
         for name in cfg.attacks:
@@ -217,28 +264,52 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
     return results
 
 
-def _write_outputs(cfg: AuditConfig, setup: AuditSetup, results: dict[str, Any],
-                   finished: dict[str, dict[str, np.ndarray]]) -> None:
+def _write_outputs(
+    cfg: AuditConfig, setup: AuditSetup, results: dict[str, Any], finished: dict[str, dict[str, np.ndarray]]
+) -> None:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    rows = [{"attack": name, "sample_index": i, "is_member": m, "score": s, "queries": q,
-             "status": Status(int(st)).name.lower()}
-            for name, a in finished.items()
-            for i, m, s, q, st in zip(setup.sample_index, setup.is_member, a["scores"], a["queries"], a["status"])]
+    rows = [
+        {
+            "attack": name,
+            "sample_index": i,
+            "is_member": m,
+            "score": s,
+            "queries": q,
+            "status": Status(int(st)).name.lower(),
+        }
+        for name, a in finished.items()
+        for i, m, s, q, st in zip(setup.sample_index, setup.is_member, a["scores"], a["queries"], a["status"])
+    ]
     write_scores_csv(out / "scores.csv", rows)
-    np.savez_compressed(out / "arrays.npz", sample_index=setup.sample_index, is_member=setup.is_member,
-                        **{f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()})
-    distances = {name: {k[len("distance_"):]: v for k, v in a.items() if k.startswith("distance_")}
-                 for name, a in finished.items() if "distance_l2" in a}
+    np.savez_compressed(
+        out / "arrays.npz",
+        sample_index=setup.sample_index,
+        is_member=setup.is_member,
+        **{f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()},
+    )
+    distances = {
+        name: {k[len("distance_") :]: v for k, v in a.items() if k.startswith("distance_")}
+        for name, a in finished.items()
+        if "distance_l2" in a
+    }
     if distances:
         write_distances_csv(out / "distances.csv", setup.sample_index, setup.is_member, distances)
     curves = {name: (setup.is_member, a["scores"]) for name, a in finished.items()}
     plot_roc(curves, out / "roc.png", title=f"{setup.dataset['name']}: label-only membership inference")
-    series = {n: ([r["queries"] for r in e["by_queries"]], [r["auc"] for r in e["by_queries"]])
-              for n, e in results["attacks"].items() if e.get("by_queries")}
+    series = {
+        n: ([r["queries"] for r in e["by_queries"]], [r["auc"] for r in e["by_queries"]])
+        for n, e in results["attacks"].items()
+        if e.get("by_queries")
+    }
     if series:
-        plot_series(series, out / "queries.png", xlabel="queries per candidate", ylabel="ROC AUC",
-                    title="membership AUC against query budget")
+        plot_series(
+            series,
+            out / "queries.png",
+            xlabel="queries per candidate",
+            ylabel="ROC AUC",
+            title="membership AUC against query budget",
+        )
     write_json(out / "results.json", results)
 
 

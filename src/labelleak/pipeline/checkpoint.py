@@ -32,14 +32,17 @@ class Checkpoint:
 
     def __init__(self, out: str | Path, config: dict[str, Any], *, resume: bool) -> None:
         self.folder = Path(out) / "checkpoint"
-        fingerprint = hashlib.sha256(json.dumps({k: v for k, v in config.items() if k not in _VOLATILE},
-                                                sort_keys=True, default=str).encode()).hexdigest()
+        fingerprint = hashlib.sha256(
+            json.dumps({k: v for k, v in config.items() if k not in _VOLATILE}, sort_keys=True, default=str).encode()
+        ).hexdigest()
         meta = self.folder / "config.json"
         if resume and meta.is_file():
             saved = json.loads(meta.read_text()).get("fingerprint")
             if saved != fingerprint:
-                raise InvalidInputError(f"--resume: the options differ from those of the run saved in "
-                                        f"{self.folder}; rerun with the same options, or without --resume")
+                raise InvalidInputError(
+                    f"--resume: the options differ from those of the run saved in "
+                    f"{self.folder}; rerun with the same options, or without --resume"
+                )
         elif self.folder.exists():
             shutil.rmtree(self.folder)
         (self.folder / "done").mkdir(parents=True, exist_ok=True)

@@ -66,8 +66,19 @@ class AuditConfig:
     def problems(self) -> list[str]:
         """Every invalid value, as messages naming the key."""
         found = []
-        for key in ("epochs", "batch_size", "train_size", "n_boot", "max_iter", "max_eval", "init_eval", "init_size",
-                    "noise_samples", "lira_models", "smoothing_n"):
+        for key in (
+            "epochs",
+            "batch_size",
+            "train_size",
+            "n_boot",
+            "max_iter",
+            "max_eval",
+            "init_eval",
+            "init_size",
+            "noise_samples",
+            "lira_models",
+            "smoothing_n",
+        ):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 found.append(f"{key}: expected a positive integer, got {v!r}")

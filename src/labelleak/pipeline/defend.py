@@ -25,9 +25,13 @@ def _slug(defense: str) -> str:
 def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
     """One row of the matrix: utility, generalisation gap, epsilon and each attack's AUC and TPR@1%FPR."""
     target = results["target"]
-    row: dict[str, Any] = {"defense": defense, "train_accuracy": target["train_accuracy"],
-                           "test_accuracy": target["test_accuracy"],
-                           "gap": target["train_accuracy"] - target["test_accuracy"], "epsilon": target.get("epsilon")}
+    row: dict[str, Any] = {
+        "defense": defense,
+        "train_accuracy": target["train_accuracy"],
+        "test_accuracy": target["test_accuracy"],
+        "gap": target["train_accuracy"] - target["test_accuracy"],
+        "epsilon": target.get("epsilon"),
+    }
     for name, entry in results["attacks"].items():
         row[f"{name}.auc"] = entry["auc"]
         row[f"{name}.tpr@1%"] = entry["tpr_at_fpr"]["0.01"]
@@ -40,8 +44,12 @@ def _markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
     fmt = lambda v: "n/a" if v is None or v != v else f"{v:.3f}"  # noqa: E731
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [r["defense"], fmt(r["test_accuracy"]), fmt(r["gap"]),
-                 "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}"]
+        cells = [
+            r["defense"],
+            fmt(r["test_accuracy"]),
+            fmt(r["gap"]),
+            "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
+        ]
         cells += [f"{fmt(r.get(f'{a}.auc'))} / {fmt(r.get(f'{a}.tpr@1%'))}" for a in attacks]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

@@ -74,8 +74,10 @@ def _read_plan_file(experiment: str | Path) -> tuple[str, dict[str, Any]]:
         name, text = path.stem, path.read_text()
     else:
         if experiment not in experiment_names():
-            raise UnknownNameError(f"unknown experiment {experiment!r}; choose from {', '.join(experiment_names())} "
-                                   "or give a .yaml plan file")
+            raise UnknownNameError(
+                f"unknown experiment {experiment!r}; choose from {', '.join(experiment_names())} "
+                "or give a .yaml plan file"
+            )
         name = str(experiment)
         text = (resources.files("labelleak") / "configs" / "reproduce" / f"{name}.yaml").read_text()
     try:
@@ -119,8 +121,13 @@ def _restrict_attacks(groups: dict[str, dict[str, Any]], attacks: Any) -> dict[s
     return {g: v for g, v in kept.items() if v["attacks"]}
 
 
-def load_plan(experiment: str | Path, *, scale: str = "cpu", overrides: dict[str, Any] | None = None,
-              out: str | Path = "reproduce-out") -> Plan:
+def load_plan(
+    experiment: str | Path,
+    *,
+    scale: str = "cpu",
+    overrides: dict[str, Any] | None = None,
+    out: str | Path = "reproduce-out",
+) -> Plan:
     """Read the plan of ``experiment`` (a packaged name or a YAML file) at ``scale`` into validated configs."""
     name, raw = _read_plan_file(experiment)
     scaled = _scaled_part(raw, scale)
@@ -159,8 +166,11 @@ def load_plan(experiment: str | Path, *, scale: str = "cpu", overrides: dict[str
 def _scaled_sizes(c: AuditConfig, factor: float, fixed: set[str], min_reserve: int = 0) -> dict[str, int]:
     """The sizes of ``c`` with the plan's ones scaled by ``factor`` (at least 2) and the user's (``fixed``) kept;
     the members' reserve is at least ``min_reserve`` (the largest target, which every run's split must share)."""
-    sizes = {k: getattr(c, k) if k in fixed else max(2, int(getattr(c, k) * factor))
-             for k in _SIZE_KEYS if getattr(c, k) is not None}
+    sizes = {
+        k: getattr(c, k) if k in fixed else max(2, int(getattr(c, k) * factor))
+        for k in _SIZE_KEYS
+        if getattr(c, k) is not None
+    }
     if "reserve_train" in sizes:  # the members are cut from the reserve
         sizes["reserve_train"] = max(sizes["reserve_train"], sizes["train_size"], min_reserve)
     return sizes
@@ -170,8 +180,9 @@ def _need(sizes: dict[str, int]) -> int:
     """Samples a run takes from the pool: its member block, its non-members and shadow-train plus shadow-test
     (an unset size follows ``train_size``)."""
     train = sizes["train_size"]
-    return max(train, sizes.get("reserve_train", 0)) + sizes.get("test_size", train) + \
-        2 * sizes.get("shadow_size", train)
+    return (
+        max(train, sizes.get("reserve_train", 0)) + sizes.get("test_size", train) + 2 * sizes.get("shadow_size", train)
+    )
 
 
 def fit_to_pool(plan: Plan, n_pool: int, *, fixed: set[str] | frozenset[str] = frozenset()) -> Plan:
@@ -191,9 +202,11 @@ def fit_to_pool(plan: Plan, n_pool: int, *, fixed: set[str] | frozenset[str] = f
     if not fits(1.0):
         if not fits(0.0):
             smallest = max(_need(sized(r, 0.0)) for r in plan.runs)
-            raise InvalidInputError(f"the sizes set with --set ({', '.join(sorted(fixed)) or 'none'}) need "
-                                    f"{smallest} samples with the plan's other sizes at their minimum, but the "
-                                    f"dataset's pool holds {n_pool}")
+            raise InvalidInputError(
+                f"the sizes set with --set ({', '.join(sorted(fixed)) or 'none'}) need "
+                f"{smallest} samples with the plan's other sizes at their minimum, but the "
+                f"dataset's pool holds {n_pool}"
+            )
         low, high = 0.0, 1.0
         for _ in range(40):
             mid = (low + high) / 2

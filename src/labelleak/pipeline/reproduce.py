@@ -76,15 +76,22 @@ def sizes_pivot(rows: list[dict[str, Any]]) -> str:
     attacks = list(dict.fromkeys(r["attack"] for r in rows))
     cell = {(r["attack"], r["train_size"]): r for r in rows}
     first = {s: next(r for r in rows if r["train_size"] == s) for s in sizes}
-    lines = ["| | " + " | ".join(f"{s} members" for s in sizes) + " |", "|---|" + "---|" * len(sizes),
-             "| target train / test acc | " + " | ".join(
-                 f"{_fmt(first[s]['train_accuracy'])} / {_fmt(first[s]['test_accuracy'])}" for s in sizes) + " |"]
+    lines = [
+        "| | " + " | ".join(f"{s} members" for s in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+        "| target train / test acc | "
+        + " | ".join(f"{_fmt(first[s]['train_accuracy'])} / {_fmt(first[s]['test_accuracy'])}" for s in sizes)
+        + " |",
+    ]
     for a in attacks:
         cells = []
         for s in sizes:
             r = cell.get((a, s))
-            cells.append("-" if r is None else
-                         f"{_fmt(r['auc'])} [{_fmt(r['auc_low'])}, {_fmt(r['auc_high'])}] / {_fmt(r['tpr@1%'])}")
+            cells.append(
+                "-"
+                if r is None
+                else f"{_fmt(r['auc'])} [{_fmt(r['auc_low'])}, {_fmt(r['auc_high'])}] / {_fmt(r['tpr@1%'])}"
+            )
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -98,18 +105,21 @@ def _write_tables(tables: dict[str, list[dict[str, Any]]], out: Path) -> None:
             writer.writerows(_plain(rows))
 
 
-def _markdown(plan: Plan, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]],
-              figures: list[Path]) -> str:
+def _markdown(plan: Plan, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]], figures: list[Path]) -> str:
     parts = [f"# {plan.name} ({plan.scale} scale)\n", plan.description.strip() + "\n"]
     if plan.claim:
         parts.append(f"Paper's claim: {plan.claim.strip()}\n")
     n = len(plan.runs)
-    parts.append(f"Dataset: {summary['dataset']}; {n} audit{'s' if n != 1 else ''}; wall time "
-                 f"{summary['seconds']:.0f} s on {summary['device']}.\n")
+    parts.append(
+        f"Dataset: {summary['dataset']}; {n} audit{'s' if n != 1 else ''}; wall time "
+        f"{summary['seconds']:.0f} s on {summary['device']}.\n"
+    )
     if plan.pool.get("factor", 1.0) < 1.0:
         kept = f" but those set with --set ({', '.join(plan.pool['kept_as_set'])})" if plan.pool["kept_as_set"] else ""
-        parts.append(f"The pool holds {plan.pool['n_pool']} samples, fewer than the {plan.pool['largest_run_needs']} "
-                     f"the largest run needs: every size{kept} was scaled by {plan.pool['factor']:.3f}.\n")
+        parts.append(
+            f"The pool holds {plan.pool['n_pool']} samples, fewer than the {plan.pool['largest_run_needs']} "
+            f"the largest run needs: every size{kept} was scaled by {plan.pool['factor']:.3f}.\n"
+        )
     for name, rows in tables.items():
         parts.append(f"## {name}\n")
         parts.append(sizes_pivot(rows) if plan.kind == "sizes" else markdown_table(rows))
@@ -119,9 +129,16 @@ def _markdown(plan: Plan, summary: dict[str, Any], tables: dict[str, list[dict[s
     return "\n".join(parts)
 
 
-def run_reproduce(experiment: str | Path, *, scale: str = "cpu", out: str | Path | None = None,
-                  overrides: dict[str, Any] | None = None, resume: bool = False, progress: bool = True,
-                  console: Console | None = None) -> dict[str, Any]:
+def run_reproduce(
+    experiment: str | Path,
+    *,
+    scale: str = "cpu",
+    out: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+    console: Console | None = None,
+) -> dict[str, Any]:
     """Run every audit of ``experiment`` at ``scale`` and write its summary to ``out``; returns the summary.
 
     ``overrides`` are audit keys (``dataset``, ``data``, ``epochs``, ...) applied to every run; a key that is
@@ -130,8 +147,7 @@ def run_reproduce(experiment: str | Path, *, scale: str = "cpu", out: str | Path
     console = console or Console(stderr=True, quiet=not progress)
     name = Path(experiment).stem if str(experiment).endswith((".yaml", ".yml")) else str(experiment)
     out = Path(out or Path("reproduce-out") / f"{name}-{scale}")
-    plan = load_plan(experiment, scale=scale, overrides={**(overrides or {}), "progress": progress},
-                     out=out / "runs")
+    plan = load_plan(experiment, scale=scale, overrides={**(overrides or {}), "progress": progress}, out=out / "runs")
     first = plan.runs[0].config
     dataset, _, _ = load_prepared(first.dataset, first.data)
     fit_to_pool(plan, len(dataset), fixed=set(overrides or {}))
@@ -148,15 +164,28 @@ def run_reproduce(experiment: str | Path, *, scale: str = "cpu", out: str | Path
         records.append(RunRecord(run.point, run.group, results, _load_arrays(Path(cfg.out))))
     out.mkdir(parents=True, exist_ok=True)
     tables, figures = SUMMARIES[plan.kind](records, out)
-    device = torch.cuda.get_device_name(0) if torch.cuda.is_available() else \
-        f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
-    summary = {"labelleak_version": __version__, "experiment": plan.name, "kind": plan.kind, "scale": scale,
-               "description": plan.description, "claim": plan.claim,
-               "dataset": f"{dataset.name} ({dataset.source}, {len(dataset)} samples)", "pool": plan.pool,
-               "device": device, "seconds": time.perf_counter() - started,
-               "runs": [{"point": r.point, "group": r.group, "folder": r.folder, "config": r.config.to_dict()}
-                        for r in plan.runs],
-               "tables": tables, "figures": [f.name for f in figures]}
+    device = (
+        torch.cuda.get_device_name(0)
+        if torch.cuda.is_available()
+        else f"CPU ({platform.processor() or platform.machine()}, {torch.get_num_threads()} thread(s))"
+    )
+    summary = {
+        "labelleak_version": __version__,
+        "experiment": plan.name,
+        "kind": plan.kind,
+        "scale": scale,
+        "description": plan.description,
+        "claim": plan.claim,
+        "dataset": f"{dataset.name} ({dataset.source}, {len(dataset)} samples)",
+        "pool": plan.pool,
+        "device": device,
+        "seconds": time.perf_counter() - started,
+        "runs": [
+            {"point": r.point, "group": r.group, "folder": r.folder, "config": r.config.to_dict()} for r in plan.runs
+        ],
+        "tables": tables,
+        "figures": [f.name for f in figures],
+    }
     write_json(out / "summary.json", summary)
     _write_tables(tables, out)
     (out / "summary.md").write_text(_markdown(plan, summary, tables, figures))

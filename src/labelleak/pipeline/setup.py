@@ -66,33 +66,68 @@ def _indices_hash(idx: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(idx, dtype=np.int64).tobytes()).hexdigest()[:16]
 
 
-def train_or_load(store: ModelStore, x: np.ndarray, y: np.ndarray, fingerprint: str, spec: ModelSpec,
-                  settings: TrainSettings, train_idx: np.ndarray, test_idx: np.ndarray, *, role: str,
-                  progress: bool) -> TrainedModel:
+def train_or_load(
+    store: ModelStore,
+    x: np.ndarray,
+    y: np.ndarray,
+    fingerprint: str,
+    spec: ModelSpec,
+    settings: TrainSettings,
+    train_idx: np.ndarray,
+    test_idx: np.ndarray,
+    *,
+    role: str,
+    progress: bool,
+) -> TrainedModel:
     """Load the model trained on ``train_idx`` with these settings from ``store``, or train and save it."""
-    key = model_key(dataset=fingerprint, train=_indices_hash(train_idx), spec=spec.to_dict(),
-                    settings=settings.to_dict())
+    key = model_key(
+        dataset=fingerprint, train=_indices_hash(train_idx), spec=spec.to_dict(), settings=settings.to_dict()
+    )
     hit = store.get(key)
     if hit is not None:
         model, cached, report = hit[0], True, dict(hit[2].get("report", {}))
     else:
         model = init_model(lambda: build_model(spec), settings.seed)
-        model, rep = train_with_report(model, x[train_idx], y[train_idx], settings, n_classes=spec.n_classes,
-                                       description=f"training {role} ({spec.arch})", progress=progress)
+        model, rep = train_with_report(
+            model,
+            x[train_idx],
+            y[train_idx],
+            settings,
+            n_classes=spec.n_classes,
+            description=f"training {role} ({spec.arch})",
+            progress=progress,
+        )
         cached, report = False, dict(vars(rep))
     model.to(default_device())  # a GPU when there is one, whether the model was trained now or loaded
-    trained = TrainedModel(model, spec, accuracy(model, x[train_idx], y[train_idx]),
-                           accuracy(model, x[test_idx], y[test_idx]), store.path(key), cached, report)
+    trained = TrainedModel(
+        model,
+        spec,
+        accuracy(model, x[train_idx], y[train_idx]),
+        accuracy(model, x[test_idx], y[test_idx]),
+        store.path(key),
+        cached,
+        report,
+    )
     if not cached:
-        store.put(key, model, spec, {"role": role, "train_accuracy": trained.train_accuracy,
-                                     "test_accuracy": trained.test_accuracy, "settings": settings.to_dict(),
-                                     "report": report})
+        store.put(
+            key,
+            model,
+            spec,
+            {
+                "role": role,
+                "train_accuracy": trained.train_accuracy,
+                "test_accuracy": trained.test_accuracy,
+                "settings": settings.to_dict(),
+                "report": report,
+            },
+        )
     return trained
 
 
 def _settings(cfg: AuditConfig) -> TrainSettings:
-    return TrainSettings(epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed,
-                         lr_schedule=cfg.lr_schedule)
+    return TrainSettings(
+        epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed, lr_schedule=cfg.lr_schedule
+    )
 
 
 _LAST_DATASET: dict[tuple, tuple[Dataset, np.ndarray, str]] = {}
@@ -118,8 +153,12 @@ def prepare_local(cfg: AuditConfig) -> AuditSetup:
     dataset, x, fingerprint = load_prepared(cfg.dataset, cfg.data)
     shadow_size = cfg.shadow_size or cfg.train_size
     test_size = cfg.test_size or cfg.train_size
-    split = four_way_split(len(dataset), SplitSizes(cfg.train_size, test_size, shadow_size, shadow_size),
-                           seed=cfg.seed, reserve_train=cfg.reserve_train)
+    split = four_way_split(
+        len(dataset),
+        SplitSizes(cfg.train_size, test_size, shadow_size, shadow_size),
+        seed=cfg.seed,
+        reserve_train=cfg.reserve_train,
+    )
     plan = parse_defense(cfg.defense, seed=cfg.seed)
     spec = ModelSpec(auto_arch(cfg, dataset.input_shape), dataset.input_shape, dataset.n_classes, cfg.width)
     defended_spec = replace(spec, **plan.spec)
@@ -128,11 +167,31 @@ def prepare_local(cfg: AuditConfig) -> AuditSetup:
         build_model(replace(spec, arch=cfg.shadow_arch))
     store, y = ModelStore(cfg.cache_dir), dataset.y
     settings = _settings(cfg)
-    target = train_or_load(store, x, y, fingerprint, defended_spec, replace(settings, **plan.train),
-                           split.target_train, split.target_test, role="target", progress=cfg.progress)
+    target = train_or_load(
+        store,
+        x,
+        y,
+        fingerprint,
+        defended_spec,
+        replace(settings, **plan.train),
+        split.target_train,
+        split.target_test,
+        role="target",
+        progress=cfg.progress,
+    )
     # the adversary trains its shadow model the ordinary way: it does not know the defense
-    shadow = train_or_load(store, x, y, fingerprint, spec, settings, split.shadow_train,
-                           split.shadow_test, role="shadow", progress=cfg.progress)
+    shadow = train_or_load(
+        store,
+        x,
+        y,
+        fingerprint,
+        spec,
+        settings,
+        split.shadow_train,
+        split.shadow_test,
+        role="shadow",
+        progress=cfg.progress,
+    )
     n_members = min(cfg.eval_size or cfg.train_size, cfg.train_size)
     n_nonmembers = min(cfg.eval_size or test_size, test_size)
     idx = np.concatenate([split.target_train[:n_members], split.target_test[:n_nonmembers]])
@@ -141,22 +200,41 @@ def prepare_local(cfg: AuditConfig) -> AuditSetup:
         return kind(m.model, input_shape=dataset.input_shape, n_classes=dataset.n_classes)
 
     return AuditSetup(
-        dataset={"name": dataset.name, "source": dataset.source, "n_pool": len(dataset),
-                 "n_classes": dataset.n_classes, "input_shape": list(dataset.input_shape)},
+        dataset={
+            "name": dataset.name,
+            "source": dataset.source,
+            "n_pool": len(dataset),
+            "n_classes": dataset.n_classes,
+            "input_shape": list(dataset.input_shape),
+        },
         split=split.sizes(),
-        target={"arch": spec.arch, "train_accuracy": target.train_accuracy, "test_accuracy": target.test_accuracy,
-                "model_dir": str(target.path), "loaded_from_cache": target.cached, "defense": cfg.defense,
-                "epsilon": target.report.get("epsilon"), "delta": target.report.get("delta"),
-                "epochs_run": target.report.get("epochs_run")},
+        target={
+            "arch": spec.arch,
+            "train_accuracy": target.train_accuracy,
+            "test_accuracy": target.test_accuracy,
+            "model_dir": str(target.path),
+            "loaded_from_cache": target.cached,
+            "defense": cfg.defense,
+            "epsilon": target.report.get("epsilon"),
+            "delta": target.report.get("delta"),
+            "epochs_run": target.report.get("epochs_run"),
+        },
         shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
-        arch=cfg.shadow_arch or spec.arch, oracle=oracle(TorchOracle, target),
-        shadow_oracle=oracle(TorchOracle, shadow), sample_index=idx, x=x[idx], y=y[idx],
+        arch=cfg.shadow_arch or spec.arch,
+        oracle=oracle(TorchOracle, target),
+        shadow_oracle=oracle(TorchOracle, shadow),
+        sample_index=idx,
+        x=x[idx],
+        y=y[idx],
         is_member=np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool)],
-        shadow_data=ShadowData(x[split.shadow_train], y[split.shadow_train], x[split.shadow_test],
-                               y[split.shadow_test]),
-        score_oracle=DefendedScoreOracle(target.model, defense=plan.output, input_shape=dataset.input_shape,
-                                         n_classes=dataset.n_classes),
-        shadow_score_oracle=oracle(TorchScoreOracle, shadow))
+        shadow_data=ShadowData(
+            x[split.shadow_train], y[split.shadow_train], x[split.shadow_test], y[split.shadow_test]
+        ),
+        score_oracle=DefendedScoreOracle(
+            target.model, defense=plan.output, input_shape=dataset.input_shape, n_classes=dataset.n_classes
+        ),
+        shadow_score_oracle=oracle(TorchScoreOracle, shadow),
+    )
 
 
 def _load_xy(path: str | None, what: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
@@ -196,19 +274,40 @@ def prepare_remote(cfg: AuditConfig) -> AuditSetup:
     spec = ModelSpec(cfg.shadow_arch or auto_arch(cfg, shape), shape, oracle.n_classes, cfg.width)
     build_model(spec)
     fingerprint = hashlib.sha256(xs.tobytes() + ys.tobytes()).hexdigest()[:16]
-    shadow = train_or_load(ModelStore(cfg.cache_dir), xs, ys, fingerprint, spec, _settings(cfg), tr, te,
-                           role="shadow", progress=cfg.progress)
+    shadow = train_or_load(
+        ModelStore(cfg.cache_dir),
+        xs,
+        ys,
+        fingerprint,
+        spec,
+        _settings(cfg),
+        tr,
+        te,
+        role="shadow",
+        progress=cfg.progress,
+    )
     x, y = np.concatenate([xm, xn]), np.concatenate([ym, yn])
     return AuditSetup(
-        dataset={"name": "remote", "source": cfg.target, "n_pool": len(x) + len(xs),
-                 "n_classes": oracle.n_classes, "input_shape": list(shape)},
+        dataset={
+            "name": "remote",
+            "source": cfg.target,
+            "n_pool": len(x) + len(xs),
+            "n_classes": oracle.n_classes,
+            "input_shape": list(shape),
+        },
         split={"members": len(xm), "nonmembers": len(xn), "shadow_train": len(tr), "shadow_test": len(te)},
         target={"url": cfg.target, "train_accuracy": None, "test_accuracy": None},
         shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
-        arch=spec.arch, oracle=oracle,
+        arch=spec.arch,
+        oracle=oracle,
         shadow_oracle=TorchOracle(shadow.model, input_shape=shape, n_classes=oracle.n_classes, bounds=oracle.bounds),
-        sample_index=np.arange(len(x)), x=x, y=y, is_member=np.r_[np.ones(len(xm), bool), np.zeros(len(xn), bool)],
-        shadow_data=ShadowData(xs[tr], ys[tr], xs[te], ys[te]), closers=[oracle.close])
+        sample_index=np.arange(len(x)),
+        x=x,
+        y=y,
+        is_member=np.r_[np.ones(len(xm), bool), np.zeros(len(xn), bool)],
+        shadow_data=ShadowData(xs[tr], ys[tr], xs[te], ys[te]),
+        closers=[oracle.close],
+    )
 
 
 def prepare(cfg: AuditConfig) -> AuditSetup:

@@ -29,7 +29,7 @@ class RunRecord:
 
     def attack_arrays(self, attack: str) -> dict[str, np.ndarray]:
         prefix = f"{attack}/"
-        return {k[len(prefix):]: v for k, v in self.arrays.items() if k.startswith(prefix)}
+        return {k[len(prefix) :]: v for k, v in self.arrays.items() if k.startswith(prefix)}
 
 
 Tables = dict[str, list[dict[str, Any]]]
@@ -39,11 +39,20 @@ Summary = tuple[Tables, list[Path]]
 def _attack_row(entry: dict[str, Any]) -> dict[str, Any]:
     lo, hi = entry.get("auc_ci") or [float("nan")] * 2
     t_lo, t_hi = (entry.get("tpr_at_fpr_ci") or {}).get("0.01", [float("nan")] * 2)
-    return {"threat_model": entry.get("threat_model"), "n_members": entry.get("n_members"),
-            "n_nonmembers": entry.get("n_nonmembers"), "auc": entry["auc"], "auc_low": lo, "auc_high": hi,
-            "tpr@1%": entry["tpr_at_fpr"].get("0.01"), "tpr@1%_low": t_lo, "tpr@1%_high": t_hi,
-            "tpr@0.1%": entry["tpr_at_fpr"].get("0.001"), "queries_per_sample": entry.get("queries_per_sample"),
-            "seconds": entry.get("seconds")}
+    return {
+        "threat_model": entry.get("threat_model"),
+        "n_members": entry.get("n_members"),
+        "n_nonmembers": entry.get("n_nonmembers"),
+        "auc": entry["auc"],
+        "auc_low": lo,
+        "auc_high": hi,
+        "tpr@1%": entry["tpr_at_fpr"].get("0.01"),
+        "tpr@1%_low": t_lo,
+        "tpr@1%_high": t_hi,
+        "tpr@0.1%": entry["tpr_at_fpr"].get("0.001"),
+        "queries_per_sample": entry.get("queries_per_sample"),
+        "seconds": entry.get("seconds"),
+    }
 
 
 def _target_row(results: dict[str, Any]) -> dict[str, Any]:
@@ -54,16 +63,24 @@ def _target_row(results: dict[str, Any]) -> dict[str, Any]:
 def _series(rows: list[dict[str, Any]], group: str, x: str, y: str) -> dict[str, tuple[list, list]]:
     """One (xs, ys) line per distinct value of ``rows[group]``, in order of first appearance."""
     names = list(dict.fromkeys(row[group] for row in rows))
-    return {str(n): ([row[x] for row in rows if row[group] == n], [row[y] for row in rows if row[group] == n])
-            for n in names}
+    return {
+        str(n): ([row[x] for row in rows if row[group] == n], [row[y] for row in rows if row[group] == n])
+        for n in names
+    }
 
 
-def _metric_figures(rows: list[dict[str, Any]], out: Path, *, x: str, stem: str, xlabel: str,
-                    title: str) -> list[Path]:
+def _metric_figures(rows: list[dict[str, Any]], out: Path, *, x: str, stem: str, xlabel: str, title: str) -> list[Path]:
     """AUC and TPR@1%FPR of each attack against ``x``: ``auc_by_{stem}.png`` and ``tpr_by_{stem}.png``."""
-    return [plot_series(_series(rows, "attack", x, metric), out / f"{prefix}_by_{stem}.png", xlabel=xlabel,
-                        ylabel=ylabel, title=f"{ylabel} against {title}")
-            for metric, prefix, ylabel in (("auc", "auc", "membership ROC AUC"), ("tpr@1%", "tpr", "TPR at 1% FPR"))]
+    return [
+        plot_series(
+            _series(rows, "attack", x, metric),
+            out / f"{prefix}_by_{stem}.png",
+            xlabel=xlabel,
+            ylabel=ylabel,
+            title=f"{ylabel} against {title}",
+        )
+        for metric, prefix, ylabel in (("auc", "auc", "membership ROC AUC"), ("tpr@1%", "tpr", "TPR at 1% FPR"))
+    ]
 
 
 def summarize_sizes(records: list[RunRecord], out: Path) -> Summary:
@@ -71,11 +88,13 @@ def summarize_sizes(records: list[RunRecord], out: Path) -> Summary:
     rows = []
     for r in records:
         for name, entry in r.results["attacks"].items():
-            rows.append({"train_size": r.point["train_size"], **_target_row(r.results), "attack": name,
-                         **_attack_row(entry)})
+            rows.append(
+                {"train_size": r.point["train_size"], **_target_row(r.results), "attack": name, **_attack_row(entry)}
+            )
     rows.sort(key=lambda row: (row["train_size"], row["attack"]))
-    figures = _metric_figures(rows, out, x="train_size", stem="size", xlabel="target training-set size",
-                              title="training-set size")
+    figures = _metric_figures(
+        rows, out, x="train_size", stem="size", xlabel="target training-set size", title="training-set size"
+    )
     return {"sizes": rows}, figures
 
 
@@ -85,10 +104,18 @@ def summarize_queries(records: list[RunRecord], out: Path) -> Summary:
     for r in records:
         for name, entry in r.results["attacks"].items():
             for b in entry.get("by_queries", []):
-                rows.append({"attack": name, "queries": b["queries"], "auc": b["auc"],
-                             "tpr@0.1%": b["tpr_at_0.001"], "tpr@1%": b["tpr_at_0.01"]})
-    figures = _metric_figures(rows, out, x="queries", stem="queries", xlabel="queries per candidate",
-                              title="the query budget")
+                rows.append(
+                    {
+                        "attack": name,
+                        "queries": b["queries"],
+                        "auc": b["auc"],
+                        "tpr@0.1%": b["tpr_at_0.001"],
+                        "tpr@1%": b["tpr_at_0.01"],
+                    }
+                )
+    figures = _metric_figures(
+        rows, out, x="queries", stem="queries", xlabel="queries per candidate", title="the query budget"
+    )
     return {"queries": rows}, figures
 
 
@@ -100,8 +127,9 @@ def summarize_norms(records: list[RunRecord], out: Path) -> Summary:
             if "auc_by_norm" in entry:
                 rows.append({"attack": name, **{f"auc_{k}": v for k, v in entry["auc_by_norm"].items()}})
     bars = {row["attack"]: {k[4:]: v for k, v in row.items() if k.startswith("auc_")} for row in rows}
-    fig = plot_bars(bars, out / "auc_by_norm.png", ylabel="membership ROC AUC",
-                    title="AUC of the boundary distance in each norm")
+    fig = plot_bars(
+        bars, out / "auc_by_norm.png", ylabel="membership ROC AUC", title="AUC of the boundary distance in each norm"
+    )
     return {"norms": rows}, [fig]
 
 
@@ -116,27 +144,65 @@ def summarize_threshold(records: list[RunRecord], out: Path) -> Summary:
                 continue
             scores = r.attack_arrays(name)["scores"]
             acc, prec, rec = precision_recall(is_member, scores, entry["threshold"])
-            rows.append({"attack": name, "method": entry.get("threshold_source", "shadow"), "t": None,
-                         "threshold": entry["threshold"], "accuracy": acc, "precision": prec, "recall": rec})
+            rows.append(
+                {
+                    "attack": name,
+                    "method": entry.get("threshold_source", "shadow"),
+                    "t": None,
+                    "threshold": entry["threshold"],
+                    "accuracy": acc,
+                    "precision": prec,
+                    "recall": rec,
+                }
+            )
             for s in data_free["sweep"]:
-                rows.append({"attack": name, "method": "data-free", "t": s["t"], "threshold": s["threshold"],
-                             "accuracy": s["accuracy"], "precision": s["precision"], "recall": s["recall"]})
+                rows.append(
+                    {
+                        "attack": name,
+                        "method": "data-free",
+                        "t": s["t"],
+                        "threshold": s["threshold"],
+                        "accuracy": s["accuracy"],
+                        "precision": s["precision"],
+                        "recall": s["recall"],
+                    }
+                )
             sweep = [row for row in rows if row["attack"] == name and row["method"] == "data-free"]
-            series = {f"{m} (data-free)": ([row["t"] for row in sweep], [row[m] for row in sweep])
-                      for m in ("accuracy", "precision", "recall")}
-            series.update({f"{m} (shadow-calibrated)": ([0, 100], [v, v])
-                           for m, v in (("accuracy", acc), ("precision", prec), ("recall", rec))})
-            figures.append(plot_series(series, out / f"threshold_{name}.png", xlabel="t (percentile of noise scores)",
-                                       ylabel="attack performance", title=f"{name}: data-free threshold", logx=False))
+            series = {
+                f"{m} (data-free)": ([row["t"] for row in sweep], [row[m] for row in sweep])
+                for m in ("accuracy", "precision", "recall")
+            }
+            series.update(
+                {
+                    f"{m} (shadow-calibrated)": ([0, 100], [v, v])
+                    for m, v in (("accuracy", acc), ("precision", prec), ("recall", rec))
+                }
+            )
+            figures.append(
+                plot_series(
+                    series,
+                    out / f"threshold_{name}.png",
+                    xlabel="t (percentile of noise scores)",
+                    ylabel="attack performance",
+                    title=f"{name}: data-free threshold",
+                    logx=False,
+                )
+            )
     return {"threshold": rows}, figures
 
 
 def _group_stats(label: str, values: np.ndarray, is_member: np.ndarray, zero_means: str) -> dict[str, Any]:
     m, n = values[is_member], values[~is_member]
-    return {"quantity": label, "member_mean": float(m.mean()), "member_median": float(np.median(m)),
-            "nonmember_mean": float(n.mean()), "nonmember_median": float(np.median(n)),
-            "auc": auc(is_member, values), f"member_{zero_means}": float((m <= 0).mean()),
-            f"nonmember_{zero_means}": float((n <= 0).mean())}
+    return {
+        "quantity": label,
+        "member_mean": float(m.mean()),
+        "member_median": float(np.median(m)),
+        "nonmember_mean": float(n.mean()),
+        "nonmember_median": float(np.median(n)),
+        "auc": auc(is_member, values),
+        f"member_{zero_means}": float((m <= 0).mean()),
+        f"nonmember_{zero_means}": float((n <= 0).mean()),
+    }
 
 
 def summarize_distances(records: list[RunRecord], out: Path) -> Summary:
@@ -165,12 +231,22 @@ def summarize_transfer_ablation(records: list[RunRecord], out: Path) -> Summary:
     rows = []
     for r in records:
         for name, entry in r.results["attacks"].items():
-            rows.append({"shadow_arch": r.point.get("shadow_arch", r.results["config"].get("shadow_arch")),
-                         "shadow_size": r.results["split"].get("shadow_train"), "attack": name,
-                         "shadow_label_agreement": entry.get("shadow_label_agreement"), **_attack_row(entry)})
-    fig = plot_series(_series(rows, "shadow_arch", "shadow_size", "auc"), out / "auc_by_shadow.png",
-                      xlabel="shadow training-set size",
-                      ylabel="transfer-attack ROC AUC", title="transfer attack: shadow architecture and size")
+            rows.append(
+                {
+                    "shadow_arch": r.point.get("shadow_arch", r.results["config"].get("shadow_arch")),
+                    "shadow_size": r.results["split"].get("shadow_train"),
+                    "attack": name,
+                    "shadow_label_agreement": entry.get("shadow_label_agreement"),
+                    **_attack_row(entry),
+                }
+            )
+    fig = plot_series(
+        _series(rows, "shadow_arch", "shadow_size", "auc"),
+        out / "auc_by_shadow.png",
+        xlabel="shadow training-set size",
+        ylabel="transfer-attack ROC AUC",
+        title="transfer attack: shadow architecture and size",
+    )
     return {"transfer_ablation": rows}, [fig]
 
 

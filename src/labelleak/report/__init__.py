@@ -4,5 +4,12 @@ from labelleak.report.files import SCORE_COLUMNS, write_json, write_scores_csv
 from labelleak.report.plots import plot_roc, plot_series
 from labelleak.report.table import audit_table, print_audit_table
 
-__all__ = ["SCORE_COLUMNS", "audit_table", "plot_roc", "plot_series", "print_audit_table", "write_json",
-           "write_scores_csv"]
+__all__ = [
+    "SCORE_COLUMNS",
+    "audit_table",
+    "plot_roc",
+    "plot_series",
+    "print_audit_table",
+    "write_json",
+    "write_scores_csv",
+]

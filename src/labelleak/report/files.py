@@ -53,14 +53,23 @@ def write_scores_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
         writer = csv.writer(fh)
         writer.writerow(SCORE_COLUMNS)
         for r in rows:
-            writer.writerow([r["attack"], int(r["sample_index"]), int(r["is_member"]), repr(float(r["score"])),
-                             int(r["queries"]), r["status"]])
+            writer.writerow(
+                [
+                    r["attack"],
+                    int(r["sample_index"]),
+                    int(r["is_member"]),
+                    repr(float(r["score"])),
+                    int(r["queries"]),
+                    r["status"],
+                ]
+            )
     os.replace(tmp, path)
     return path
 
 
-def write_distances_csv(path: str | Path, sample_index: np.ndarray, is_member: np.ndarray,
-                        distances: dict[str, dict[str, np.ndarray]]) -> Path:
+def write_distances_csv(
+    path: str | Path, sample_index: np.ndarray, is_member: np.ndarray, distances: dict[str, dict[str, np.ndarray]]
+) -> Path:
     """Per-candidate perturbation sizes (L0, L1, L2, Linf) of each boundary attack; empty where none was found."""
     path = Path(path)
     tmp = path.with_suffix(".tmp")

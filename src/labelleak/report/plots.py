@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from labelleak.metrics import auc, roc  # noqa: E402
+from labelleak.metrics import auc, roc
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -52,8 +52,15 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
     return _save(fig, path)
 
 
-def plot_series(series: dict[str, tuple[list[float], list[float]]], path: str | Path, *, xlabel: str, ylabel: str,
-                title: str = "", logx: bool = True) -> Path:
+def plot_series(
+    series: dict[str, tuple[list[float], list[float]]],
+    path: str | Path,
+    *,
+    xlabel: str,
+    ylabel: str,
+    title: str = "",
+    logx: bool = True,
+) -> Path:
     """Line plot of named (x, y) series, e.g. AUC against queries per sample."""
     fig, ax = plt.subplots(figsize=(6.5, 4.5))
     for label, (xs, ys) in series.items():
@@ -74,12 +81,14 @@ def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path)
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
     for r in rows:
         aucs = [r.get(f"{a}.auc") for a in attacks if r.get(f"{a}.auc") is not None]
-        label_only = [r.get(f"{a}.auc") for a in attacks
-                      if r.get(f"{a}.threat") == "label-only" and r.get(f"{a}.auc") is not None]
+        label_only = [
+            r.get(f"{a}.auc") for a in attacks if r.get(f"{a}.threat") == "label-only" and r.get(f"{a}.auc") is not None
+        ]
         if aucs:
             ax.scatter(r["test_accuracy"], max(aucs), color="tab:red")
-            ax.annotate(r["defense"], (r["test_accuracy"], max(aucs)), fontsize=8, xytext=(3, 3),
-                        textcoords="offset points")
+            ax.annotate(
+                r["defense"], (r["test_accuracy"], max(aucs)), fontsize=8, xytext=(3, 3), textcoords="offset points"
+            )
         if label_only:
             ax.scatter(r["test_accuracy"], max(label_only), color="tab:blue", marker="x")
     ax.scatter([], [], color="tab:red", label="best attack (any threat model)")
@@ -108,8 +117,9 @@ def plot_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str 
     return _save(fig, path)
 
 
-def plot_bars(values: dict[str, dict[str, float]], path: str | Path, *, ylabel: str, title: str = "",
-              baseline: float | None = 0.5) -> Path:
+def plot_bars(
+    values: dict[str, dict[str, float]], path: str | Path, *, ylabel: str, title: str = "", baseline: float | None = 0.5
+) -> Path:
     """Grouped bars: ``values[group][bar]``, e.g. AUC per attack (group) and distance norm (bar)."""
     groups = list(values)
     bars = list(dict.fromkeys(b for g in groups for b in values[g]))

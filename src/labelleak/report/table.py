@@ -15,19 +15,28 @@ def _fmt(value: Any, digits: int = 3) -> str:
 def audit_table(results: dict[str, Any]) -> Table:
     """A rich table: one row per attack with AUC (CI), TPR at low FPR, balanced accuracy and cost."""
     target = results.get("target", {})
-    title = (f"labelleak audit: {results.get('dataset', {}).get('name', '?')}  |  target train acc "
-             f"{_fmt(target.get('train_accuracy'))}, test acc {_fmt(target.get('test_accuracy'))}")
+    title = (
+        f"labelleak audit: {results.get('dataset', {}).get('name', '?')}  |  target train acc "
+        f"{_fmt(target.get('train_accuracy'))}, test acc {_fmt(target.get('test_accuracy'))}"
+    )
     table = Table(title=title)
-    for col in ("attack", "threat", "AUC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@10%", "bal.acc", "queries",
-                "seconds"):
+    for col in ("attack", "threat", "AUC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@10%", "bal.acc", "queries", "seconds"):
         table.add_column(col, justify="left" if col in ("attack", "threat") else "right")
     for name, r in results.get("attacks", {}).items():
         ci = r.get("auc_ci") or [None, None]
         tpr = r.get("tpr_at_fpr", {})
-        table.add_row(name, r.get("threat_model", ""), _fmt(r.get("auc")), f"[{_fmt(ci[0])}, {_fmt(ci[1])}]",
-                      _fmt(tpr.get("0.001")), _fmt(tpr.get("0.01")), _fmt(tpr.get("0.1")),
-                      _fmt(r.get("balanced_accuracy")), _fmt(r.get("queries_per_sample"), 1),
-                      _fmt(r.get("seconds"), 2))
+        table.add_row(
+            name,
+            r.get("threat_model", ""),
+            _fmt(r.get("auc")),
+            f"[{_fmt(ci[0])}, {_fmt(ci[1])}]",
+            _fmt(tpr.get("0.001")),
+            _fmt(tpr.get("0.01")),
+            _fmt(tpr.get("0.1")),
+            _fmt(r.get("balanced_accuracy")),
+            _fmt(r.get("queries_per_sample"), 1),
+            _fmt(r.get("seconds"), 2),
+        )
     return table
 
 

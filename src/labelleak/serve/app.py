@@ -92,9 +92,16 @@ def _validate(arr: np.ndarray, shape: tuple[int, ...], bounds: tuple[float, floa
     return x
 
 
-def create_app(model: nn.Module, *, input_shape: tuple[int, ...], n_classes: int,
-               bounds: tuple[float, float] = (0.0, 1.0), api_key: str | None = None,
-               limits: ServeLimits | None = None, faults: FaultConfig | None = None) -> FastAPI:
+def create_app(
+    model: nn.Module,
+    *,
+    input_shape: tuple[int, ...],
+    n_classes: int,
+    bounds: tuple[float, float] = (0.0, 1.0),
+    api_key: str | None = None,
+    limits: ServeLimits | None = None,
+    faults: FaultConfig | None = None,
+) -> FastAPI:
     """Build the label-only API around ``model`` (put in eval mode)."""
     limits = limits or ServeLimits()
     model = model.eval()
@@ -127,8 +134,14 @@ def create_app(model: nn.Module, *, input_shape: tuple[int, ...], n_classes: int
 
     @app.get("/info")
     def info() -> dict:
-        return {"input_shape": list(input_shape), "bounds": list(bounds), "n_classes": n_classes,
-                "max_batch": limits.max_batch, "max_body_bytes": limits.max_body_bytes, "output": "labels"}
+        return {
+            "input_shape": list(input_shape),
+            "bounds": list(bounds),
+            "n_classes": n_classes,
+            "max_batch": limits.max_batch,
+            "max_body_bytes": limits.max_body_bytes,
+            "output": "labels",
+        }
 
     @app.get("/stats")
     def stats(request: Request) -> dict:
