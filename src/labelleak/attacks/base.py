@@ -136,7 +136,8 @@ class Attack(ABC):
             x: candidates, shape (N, *oracle.input_shape), values within ``oracle.bounds``.
             y: their true labels, shape (N,), in ``0..oracle.n_classes - 1``.
             shadow: the adversary's own data, required by attacks that train shadow models.
-            max_queries_per_sample / max_total_queries: budget caps for this call.
+            max_queries_per_sample: budget cap per candidate for this call.
+            max_total_queries: budget cap over all candidates for this call.
         """
         xs = as_float_array(x, name=f"{self.name}: x")
         if tuple(xs.shape[1:]) != oracle.input_shape:

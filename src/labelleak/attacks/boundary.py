@@ -39,9 +39,14 @@ class BoundaryAttack(Attack):
     """Score = distance to the decision boundary found by a label-only attack (HSJA or QEBA).
 
     Args:
-        method: ``"hsja"`` or ``"qeba"``; norm: the attack's norm (``"l2"`` or ``"linf"``).
+        method: ``"hsja"`` or ``"qeba"``.
+        norm: the attack's norm (``"l2"`` or ``"linf"``).
         score_norm: the norm of the score (default: the attack's own).
-        max_iter, max_eval, init_eval, init_size, gamma: HopSkipJump parameters (paper defaults).
+        max_iter: HopSkipJump iterations (paper default).
+        max_eval: HopSkipJump's cap on gradient-estimation queries per iteration (paper default).
+        init_eval: HopSkipJump's gradient-estimation queries at iteration 1, growing as sqrt(t) (paper default).
+        init_size: HopSkipJump's random trials for an adversarial starting point (paper default).
+        gamma: HopSkipJump's binary-search threshold parameter (paper default).
         ratio: QEBA's downsampling factor.
         milestones: query counts per candidate at which the best distance so far is recorded.
         seed: seeds the random directions (per candidate, independent of batch order).

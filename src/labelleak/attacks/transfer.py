@@ -37,8 +37,12 @@ class TransferAttack(Attack):
     """Shadow model trained on target-relabelled shadow data; score = shadow model's fit of the candidate.
 
     Args:
-        arch, width, hidden: the shadow architecture (the paper uses the target's).
-        epochs, lr, batch_size: shadow training (Adam, as for the target).
+        arch: the shadow architecture (the paper uses the target's).
+        width: width multiplier of the shadow architecture.
+        hidden: hidden layer sizes when ``arch`` is ``"mlp"``.
+        epochs: shadow training epochs (Adam, as for the target).
+        lr: shadow training learning rate.
+        batch_size: shadow training batch size.
         score: ``"loss"``, ``"entropy"`` or ``"confidence"``.
         seed: seeds the shadow model's initialisation and shuffling.
 
