@@ -164,7 +164,10 @@ THREAT_MODELS = {
 
 
 def _code(value: Any) -> str:
+    """A default as inline code; objects whose repr holds a memory address show their type (the page must be stable)."""
     text = repr(value)
+    if " at 0x" in text:
+        text = f"{type(value).__name__}(...)"
     return f"`{text}`"
 
 
