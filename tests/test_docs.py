@@ -71,3 +71,14 @@ def test_catalogue_script_check_flags_a_stale_page(tmp_path, monkeypatch, capsys
     assert "is stale: run scripts/attack_catalogue.py" in capsys.readouterr().err
     assert script.main([]) == 0
     assert script.main(["--check"]) == 0
+
+
+def test_sphinx_roles_in_docstrings_become_inline_code():
+    griffe = pytest.importorskip("griffe", reason="griffe comes with the docs packages (mkdocstrings[python])")
+    spec = importlib.util.spec_from_file_location("griffe_sphinx_roles", ROOT / "scripts" / "griffe_sphinx_roles.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    obj = griffe.Class("X", docstring=griffe.Docstring("needs a :class:`TorchOracle`; see :func:`~labelleak.a.f`."))
+    module.SphinxRoles().on_instance(node=None, obj=obj, agent=None)
+    assert obj.docstring.value == "needs a `TorchOracle`; see `f`."
