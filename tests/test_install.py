@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OPTIONAL = ("matplotlib", "PIL", "fastapi", "uvicorn", "httpx", "opacus", "onnxruntime", "skops", "jinja2")
+OPTIONAL = ("matplotlib", "PIL", "fastapi", "uvicorn", "httpx", "opacus", "onnxruntime", "skops")  # not jinja2: torch needs it
 
 
 def _run(cmd: list[str], *, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
@@ -30,7 +30,12 @@ def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     py = str(venv / "bin" / "python")
     constraints = str(ROOT / "constraints.txt")
     _run([py, "-m", "pip", "install", "--quiet", "-c", constraints, "torch==2.13.0"])  # the user's own torch
-    _run([py, "-m", "pip", "install", "--quiet", "-c", constraints, str(ROOT)])
+    # the wheel is built with this environment's setuptools (no isolated build env to download), then installed
+    # as a user would install it: core dependencies only, resolved from the registry within constraints.txt
+    wheels = tmp_path_factory.mktemp("wheel")
+    _run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation", "-w", str(wheels), "."])
+    (wheel,) = wheels.glob("labelleak-*.whl")
+    _run([py, "-m", "pip", "install", "--quiet", "-c", constraints, str(wheel)])
     return venv
 
 
