@@ -1,6 +1,11 @@
 """labelleak: measure membership leakage of classifiers that expose only predicted labels."""
 
+import logging
+
 __version__ = "0.1.0"
+
+# A library logs and leaves the output to the application (the CLI configures handlers in labelleak.logs).
+logging.getLogger("labelleak").addHandler(logging.NullHandler())
 
 
 def audit(*args, **kwargs):  # thin lazy wrapper, so `import labelleak` stays fast

@@ -23,9 +23,33 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+def _apply_quiet(quiet: bool) -> None:
+    if quiet:
+        from labelleak.logs import quiet_console
+
+        quiet_console()
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        from labelleak import __version__
+
+        Console().print(f"labelleak {__version__}", highlight=False)
+        raise typer.Exit()
+
+
 @app.callback()
-def main() -> None:
+def main(
+    version: bool = typer.Option(
+        False, "--version", callback=_show_version, is_eager=True, help="Print the version and exit."
+    ),
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Debug messages of the library on stderr."),
+    log_file: Path | None = typer.Option(None, "--log-file", help="Also write every library message to this file."),
+) -> None:
     """labelleak: label-only membership-inference audits."""
+    from labelleak.logs import configure_logging
+
+    configure_logging(verbose=verbose, log_file=log_file, console=_err)
 
 
 @app.command()
@@ -55,9 +79,10 @@ def audit(
     api_key_env: str | None = typer.Option(None, help="Environment variable holding the remote API key."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
     no_checkpoint: bool = typer.Option(False, "--no-checkpoint", help="Do not journal queries and results."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Train (or load) a target and a shadow model, run the attacks and write results.json, scores.csv, roc.png."""
+    _apply_quiet(quiet)
     from labelleak.pipeline import make_config, run_audit
     from labelleak.pipeline.checkpoint import Interrupted
     from labelleak.report import print_audit_table
@@ -121,9 +146,10 @@ def defend(
     seed: int | None = typer.Option(None, help="Seed."),
     out: str = typer.Option("defend-out", help="Output folder."),
     cache_dir: str | None = typer.Option(None, help="Model cache."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Train the target under each defense, attack it, and write the defense matrix (JSON, CSV, Markdown, PNG)."""
+    _apply_quiet(quiet)
     from rich.markdown import Markdown
 
     from labelleak.pipeline import make_config
@@ -167,10 +193,15 @@ def serve(
     """Serve a trained model as a label-only HTTP API (POST /predict answers labels, nothing else)."""
     import os
 
-    import uvicorn
+    try:
+        from labelleak._extras import require
 
+        uvicorn = require("uvicorn", "serve", "labelleak serve")
+        from labelleak.serve import FaultConfig, ServeLimits, create_app
+    except LabelleakError as exc:
+        _fail(exc)
+        return
     from labelleak.models import load_model
-    from labelleak.serve import FaultConfig, ServeLimits, create_app
 
     try:
         net, spec, _ = load_model(model)
@@ -225,9 +256,10 @@ def reproduce(
     ),
     cache_dir: str | None = typer.Option(None, help="Model cache."),
     resume: bool = typer.Option(False, "--resume", help="Skip finished audits and continue an interrupted one."),
-    quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
+    quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Reproduce an experiment of Li & Zhang (CCS 2021): run its audits, write summary.{json,md}, CSV and PNG."""
+    _apply_quiet(quiet)
     from rich.markdown import Markdown
 
     from labelleak.pipeline.checkpoint import Interrupted

@@ -24,3 +24,7 @@ class UnknownNameError(LabelleakError, KeyError):
 
 class BudgetExhaustedError(LabelleakError, RuntimeError):
     """A query would exceed the oracle's total or per-sample budget."""
+
+
+class MissingExtraError(LabelleakError, ImportError):
+    """A feature needs an optional dependency group (an "extra") that is not installed."""

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from labelleak._extras import missing_extra
 from labelleak.data.datasets import Dataset
 from labelleak.errors import DataFileError, InvalidInputError
 
@@ -185,7 +186,10 @@ def load_image_folder(path: str | Path, *, image_size: int | None = None) -> Dat
 
     Without ``image_size`` the size of the first image is used.
     """
-    from PIL import Image, UnidentifiedImageError
+    try:
+        from PIL import Image, UnidentifiedImageError
+    except ImportError as exc:
+        raise missing_extra("images", "image-folder datasets") from exc
 
     root = Path(path)
     if not root.is_dir():

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from labelleak._extras import missing_extra
 from labelleak.errors import InvalidInputError
 from labelleak.progress import progress_bar
 
@@ -22,8 +23,11 @@ def train_dp(
     model: nn.Module, x: np.ndarray, y: np.ndarray, settings, *, device: torch.device, description: str, progress: bool
 ):
     """Train with DP-SGD; returns the (unwrapped) model and a ``TrainReport`` carrying epsilon and delta."""
-    from opacus import PrivacyEngine
-    from opacus.validators import ModuleValidator
+    try:
+        from opacus import PrivacyEngine
+        from opacus.validators import ModuleValidator
+    except ImportError as exc:
+        raise missing_extra("dp", "DP-SGD training") from exc
 
     from labelleak.models.training import TrainReport
 

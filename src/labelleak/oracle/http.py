@@ -12,12 +12,17 @@ from __future__ import annotations
 import io
 import time
 
-import httpx
 import numpy as np
 import torch
 
+from labelleak._extras import missing_extra
 from labelleak.errors import InvalidInputError, LabelleakError
 from labelleak.oracle.base import LabelOracle
+
+try:
+    import httpx
+except ImportError as exc:  # the HTTP client ships with the serve extra
+    raise missing_extra("serve", "remote targets (--target URL)") from exc
 
 RETRYABLE = {429, 500, 502, 503, 504}
 

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from rich.console import Console
 
 from labelleak import __version__
 from labelleak.attacks import Attack, AttackResult, Status, create_attack
 from labelleak.attacks.registry import attack_names
 from labelleak.errors import InvalidInputError, UnknownNameError
+from labelleak.logs import get_logger
 from labelleak.metrics import (
     auc,
     summarize,
@@ -28,6 +28,8 @@ from labelleak.pipeline.config import AuditConfig, make_config
 from labelleak.pipeline.setup import AuditSetup, prepare
 from labelleak.report import plot_roc, plot_series, print_audit_table, write_json, write_scores_csv
 from labelleak.report.files import write_distances_csv
+
+log = get_logger(__name__)
 
 
 def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, Any]:
@@ -210,7 +212,7 @@ def _run_one(
     return entry, arrays
 
 
-def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, Any]:
+def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     """Run the whole audit for ``cfg`` and write ``results.json``, ``scores.csv`` and ``roc.png`` to ``cfg.out``.
 
     With ``cfg.checkpoint`` (the default) finished attacks and the target's answers are saved under
@@ -220,7 +222,6 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
     unknown = [a for a in cfg.attacks if a not in attack_names()]
     if unknown:
         raise UnknownNameError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(attack_names())}")
-    console = console or Console(stderr=True, quiet=not cfg.progress)
     started = time.perf_counter()
     setup = prepare(cfg)
     ckpt = Checkpoint(cfg.out, cfg.to_dict(), resume=cfg.resume) if cfg.checkpoint else None
@@ -241,12 +242,12 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
         for name in cfg.attacks:
             saved = ckpt.load(name) if ckpt else None
             if saved is None:
-                console.print(f"running {name} on {len(setup.x)} candidates")
+                log.info("running %s on %d candidates", name, len(setup.x))
                 saved = _run_one(name, cfg, setup, oracle)
                 if ckpt:
                     ckpt.save(name, *saved)
             else:
-                console.print(f"{name}: loaded from the checkpoint")
+                log.info("%s: loaded from the checkpoint", name)
             results["attacks"][name], finished[name] = saved
     except KeyboardInterrupt:
         if ckpt:

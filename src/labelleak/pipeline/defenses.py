@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from labelleak._extras import has_module, missing_extra
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.defenses import OutputDefense
 
@@ -69,5 +70,7 @@ def parse_defense(text: str, *, seed: int = 0) -> DefensePlan:
                 raise InvalidInputError("only one output defense (memguard, top1, round) at a time")
             plan.output = OutputDefense(key, float(value), seed)
     if "dp_epsilon" in plan.train or "dp_noise_multiplier" in plan.train:
+        if not has_module("opacus"):  # fail before any model is trained, not when the DP target's turn comes
+            raise missing_extra("dp", f"defense {text!r} (DP-SGD)")
         plan.spec["groupnorm"] = True  # DP-SGD needs per-sample gradients: no BatchNorm
     return plan

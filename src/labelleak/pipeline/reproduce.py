@@ -17,10 +17,10 @@ from typing import Any
 
 import numpy as np
 import torch
-from rich.console import Console
 
 from labelleak import __version__
 from labelleak.errors import DataFileError
+from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.checkpoint import _VOLATILE
 from labelleak.pipeline.config import AuditConfig
@@ -28,6 +28,8 @@ from labelleak.pipeline.plan import Plan, fit_to_pool, load_plan
 from labelleak.pipeline.setup import load_prepared
 from labelleak.pipeline.summaries import SUMMARIES, RunRecord
 from labelleak.report.files import _plain, write_json
+
+log = get_logger(__name__)
 
 
 def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -137,14 +139,12 @@ def run_reproduce(
     overrides: dict[str, Any] | None = None,
     resume: bool = False,
     progress: bool = True,
-    console: Console | None = None,
 ) -> dict[str, Any]:
     """Run every audit of ``experiment`` at ``scale`` and write its summary to ``out``; returns the summary.
 
     ``overrides`` are audit keys (``dataset``, ``data``, ``epochs``, ...) applied to every run; a key that is
     one of the plan's grid axes (``train_size`` for ``sizes``) replaces that axis.
     """
-    console = console or Console(stderr=True, quiet=not progress)
     name = Path(experiment).stem if str(experiment).endswith((".yaml", ".yml")) else str(experiment)
     out = Path(out or Path("reproduce-out") / f"{name}-{scale}")
     plan = load_plan(experiment, scale=scale, overrides={**(overrides or {}), "progress": progress}, out=out / "runs")
@@ -158,12 +158,13 @@ def run_reproduce(
     for i, run in enumerate(plan.runs, 1):
         cfg = run.config.replace(resume=resume)
         results = _finished_results(cfg) if resume else None
-        console.print(f"[{i}/{len(plan.runs)}] {run.folder}" + (": finished earlier" if results else ""))
+        log.info("[%d/%d] %s%s", i, len(plan.runs), run.folder, ": finished earlier" if results else "")
         if results is None:
-            results = run_audit(cfg, console=console)
+            results = run_audit(cfg)
         records.append(RunRecord(run.point, run.group, results, _load_arrays(Path(cfg.out))))
     out.mkdir(parents=True, exist_ok=True)
-    tables, figures = SUMMARIES[plan.kind](records, out)
+    tables, drawn = SUMMARIES[plan.kind](records, out)
+    figures = [f for f in drawn if f is not None]  # None: figures skipped without the plots extra
     device = (
         torch.cuda.get_device_name(0)
         if torch.cuda.is_available()

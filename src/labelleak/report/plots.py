@@ -2,15 +2,49 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import ParamSpec
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 
+from labelleak.logs import get_logger
 from labelleak.metrics import auc, roc
+
+try:  # figures are an extra: the core audit writes its numbers without them
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+except ImportError:
+    plt = None
+
+log = get_logger(__name__)
+_P = ParamSpec("_P")
+
+
+def plots_available() -> bool:
+    """Whether matplotlib (the ``plots`` extra) is installed."""
+    return plt is not None
+
+
+@functools.cache
+def _warn_missing_matplotlib() -> None:
+    log.warning("figures skipped: matplotlib is missing (pip install 'labelleak[plots]')")
+
+
+def _figure_writer(draw: Callable[_P, Path]) -> Callable[_P, Path | None]:
+    """Without matplotlib a figure is skipped (``None``) with one warning naming the extra, instead of failing."""
+
+    @functools.wraps(draw)
+    def write(*args: _P.args, **kwargs: _P.kwargs) -> Path | None:
+        if plt is None:
+            _warn_missing_matplotlib()
+            return None
+        return draw(*args, **kwargs)
+
+    return write
 
 
 def _save(fig: plt.Figure, path: str | Path) -> Path:
@@ -20,6 +54,7 @@ def _save(fig: plt.Figure, path: str | Path) -> Path:
     return Path(path)
 
 
+@_figure_writer
 def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, title: str = "") -> Path:
     """One PNG with two panels: ROC on linear axes and on log-log axes (low-FPR regime).
 
@@ -52,6 +87,7 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
     return _save(fig, path)
 
 
+@_figure_writer
 def plot_series(
     series: dict[str, tuple[list[float], list[float]]],
     path: str | Path,
@@ -76,6 +112,7 @@ def plot_series(
     return _save(fig, path)
 
 
+@_figure_writer
 def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path) -> Path:
     """Each defense as a point: test accuracy (utility) against the best attack AUC (leakage)."""
     fig, ax = plt.subplots(figsize=(6.5, 4.8))
@@ -101,6 +138,7 @@ def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path)
     return _save(fig, path)
 
 
+@_figure_writer
 def plot_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, bins: int = 30) -> Path:
     """One panel per quantity: overlaid density histograms of members (``panels[k][0]``) and non-members."""
     fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4.2), squeeze=False)
@@ -117,6 +155,7 @@ def plot_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str 
     return _save(fig, path)
 
 
+@_figure_writer
 def plot_bars(
     values: dict[str, dict[str, float]], path: str | Path, *, ylabel: str, title: str = "", baseline: float | None = 0.5
 ) -> Path:
