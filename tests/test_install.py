@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OPTIONAL = ("matplotlib", "PIL", "fastapi", "uvicorn", "httpx", "opacus", "onnxruntime", "skops")  # not jinja2: torch needs it
+# packages of the extras (not jinja2: torch itself depends on it)
+OPTIONAL = ("matplotlib", "PIL", "fastapi", "uvicorn", "httpx", "opacus", "onnxruntime", "skops")
 
 
 def _run(cmd: list[str], *, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
