@@ -54,6 +54,14 @@ def test_audit_writes_results_and_identical_scores_for_same_seed(tmp_path):
     assert hsja["data_free"]["top_t"] == 50.0 and set(hsja["auc_by_norm"]) == {"l0", "l1", "l2", "linf"}
     assert (tmp_path / "a" / "queries.png").is_file() and (tmp_path / "a" / "distances.csv").is_file()
     assert (tmp_path / "a" / "roc.png").stat().st_size > 10_000
+    page = (tmp_path / "a" / "report.html").read_text()  # the report, with the provenance results.json records
+    assert (
+        "<strong>boundary-hsja</strong>" in page
+        or "<strong>transfer</strong>" in page
+        or "<strong>gap</strong>" in page
+    )
+    assert set(res["provenance"]) == {"labelleak_version", "libraries", "machine", "finished_at", "sha256"}
+    assert "target model" in res["provenance"]["sha256"] and res["provenance"]["machine"]["cpu_count"] >= 1
     rows = (tmp_path / "a" / "scores.csv").read_text().splitlines()
     assert rows[0] == "attack,sample_index,is_member,score,queries,status" and len(rows) == 1 + 3 * 120
     # a second run loads the cached models, a third trains them again in a fresh cache: same bytes every time

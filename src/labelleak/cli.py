@@ -153,7 +153,8 @@ def defend(
     from rich.markdown import Markdown
 
     from labelleak.pipeline import make_config
-    from labelleak.pipeline.defend import _markdown, run_defend
+    from labelleak.pipeline.defend import run_defend
+    from labelleak.report.markdown import matrix_markdown
 
     try:
         cfg = make_config(
@@ -176,7 +177,7 @@ def defend(
     except LabelleakError as exc:
         _fail(exc)
         return
-    Console(width=160).print(Markdown(_markdown(rows, list(cfg.attacks))))
+    Console(width=160).print(Markdown(matrix_markdown(rows, list(cfg.attacks))))
     Console().print(f"matrix written to {out}/ (matrix.json, matrix.csv, matrix.md, privacy_utility.png)")
 
 
@@ -289,6 +290,32 @@ def reproduce(
         f"summary written to {folder}/ (summary.json, summary.md, CSV tables, PNG figures) "
         f"in {summary['seconds']:.0f} s"
     )
+
+
+@app.command()
+def report(
+    folder: Path = typer.Argument(..., help="Output folder of an audit, defend or reproduce run."),
+    screenshot: Path | None = typer.Option(
+        None, help="Also save a PNG of the top of the page (needs chromium and the 'test' extra's playwright)."
+    ),
+) -> None:
+    """Rebuild FOLDER/report.html, the self-contained HTML report, from the files of an earlier run."""
+    try:
+        from labelleak._extras import require
+
+        require("jinja2", "report", "labelleak report")
+        require("matplotlib", "report", "labelleak report")
+        from labelleak.report.html import write_report
+
+        path = write_report(folder)
+        if screenshot is not None:
+            from labelleak.report.screenshot import save_screenshot
+
+            save_screenshot(path, screenshot)
+    except LabelleakError as exc:
+        _fail(exc)
+        return
+    Console().print(f"report written to {path}" + (f"; screenshot {screenshot}" if screenshot else ""))
 
 
 @app.command("attacks")

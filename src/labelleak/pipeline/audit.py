@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from labelleak import __version__
-from labelleak.attacks import Attack, AttackResult, Status, create_attack
+from labelleak.attacks import Attack, AttackResult, create_attack
 from labelleak.attacks.registry import attack_names
 from labelleak.errors import InvalidInputError, UnknownNameError
 from labelleak.logs import get_logger
@@ -26,8 +26,9 @@ from labelleak.oracle.cache import CachedOracle
 from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
 from labelleak.pipeline.config import AuditConfig, make_config
 from labelleak.pipeline.setup import AuditSetup, prepare
-from labelleak.report import plot_roc, plot_series, print_audit_table, write_json, write_scores_csv
-from labelleak.report.files import write_distances_csv
+from labelleak.report import print_audit_table
+from labelleak.report.outputs import write_audit_outputs
+from labelleak.report.provenance import provenance
 
 log = get_logger(__name__)
 
@@ -213,7 +214,8 @@ def _run_one(
 
 
 def run_audit(cfg: AuditConfig) -> dict[str, Any]:
-    """Run the whole audit for ``cfg`` and write ``results.json``, ``scores.csv`` and ``roc.png`` to ``cfg.out``.
+    """Run the whole audit for ``cfg`` and write ``results.json``, ``scores.csv``, ``roc.png`` and ``report.html``
+    to ``cfg.out``.
 
     With ``cfg.checkpoint`` (the default) finished attacks and the target's answers are saved under
     ``OUT/checkpoint`` as the run goes; ``cfg.resume`` continues an interrupted run from there.
@@ -259,59 +261,11 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
         for close in setup.closers:
             close()
     results["seconds_total"] = time.perf_counter() - started
-    _write_outputs(cfg, setup, results, finished)
+    results["provenance"] = provenance(results)
+    write_audit_outputs(cfg.out, results, finished, sample_index=setup.sample_index, is_member=setup.is_member)
     if ckpt:
         ckpt.journal.unlink(missing_ok=True)  # finished: every attack's results are stored
     return results
-
-
-def _write_outputs(
-    cfg: AuditConfig, setup: AuditSetup, results: dict[str, Any], finished: dict[str, dict[str, np.ndarray]]
-) -> None:
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    rows = [
-        {
-            "attack": name,
-            "sample_index": i,
-            "is_member": m,
-            "score": s,
-            "queries": q,
-            "status": Status(int(st)).name.lower(),
-        }
-        for name, a in finished.items()
-        for i, m, s, q, st in zip(setup.sample_index, setup.is_member, a["scores"], a["queries"], a["status"])
-    ]
-    write_scores_csv(out / "scores.csv", rows)
-    np.savez_compressed(
-        out / "arrays.npz",
-        sample_index=setup.sample_index,
-        is_member=setup.is_member,
-        **{f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()},
-    )
-    distances = {
-        name: {k[len("distance_") :]: v for k, v in a.items() if k.startswith("distance_")}
-        for name, a in finished.items()
-        if "distance_l2" in a
-    }
-    if distances:
-        write_distances_csv(out / "distances.csv", setup.sample_index, setup.is_member, distances)
-    curves = {name: (setup.is_member, a["scores"]) for name, a in finished.items()}
-    plot_roc(curves, out / "roc.png", title=f"{setup.dataset['name']}: label-only membership inference")
-    series = {
-        n: ([r["queries"] for r in e["by_queries"]], [r["auc"] for r in e["by_queries"]])
-        for n, e in results["attacks"].items()
-        if e.get("by_queries")
-    }
-    if series:
-        plot_series(
-            series,
-            out / "queries.png",
-            xlabel="queries per candidate",
-            ylabel="ROC AUC",
-            title="membership AUC against query budget",
-        )
-    write_json(out / "results.json", results)
 
 
 def audit(config_file: str | Path | None = None, *, print_table: bool = False, **options: Any) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from labelleak.errors import InvalidInputError
-from labelleak.report.files import _plain
+from labelleak.report.files import jsonable
 
 _VOLATILE = {"progress", "resume", "out"}  # keys that may change between a run and its resumption
 
@@ -46,7 +46,7 @@ class Checkpoint:
         elif self.folder.exists():
             shutil.rmtree(self.folder)
         (self.folder / "done").mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps({"fingerprint": fingerprint, "config": _plain(config)}, indent=2))
+        meta.write_text(json.dumps({"fingerprint": fingerprint, "config": jsonable(config)}, indent=2))
 
     @property
     def journal(self) -> Path:
@@ -70,5 +70,5 @@ class Checkpoint:
         np.savez(tmp, **arrays)
         os.replace(tmp, arrays_path)
         tmp_entry = entry_path.with_suffix(".tmp")
-        tmp_entry.write_text(json.dumps(_plain(entry)))
+        tmp_entry.write_text(json.dumps(jsonable(entry)))
         os.replace(tmp_entry, entry_path)

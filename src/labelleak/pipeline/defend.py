@@ -6,7 +6,6 @@ defenses); the attacks, candidates and the adversary's shadow model stay the sam
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,7 @@ from typing import Any
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import parse_defense
-from labelleak.report import write_json
-from labelleak.report.plots import plot_privacy_utility
+from labelleak.report.outputs import write_defend_outputs
 
 
 def _slug(defense: str) -> str:
@@ -39,24 +37,9 @@ def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
-    head = ["defense", "test acc", "gap", "epsilon"] + [f"{a} AUC / TPR@1%" for a in attacks]
-    fmt = lambda v: "n/a" if v is None or v != v else f"{v:.3f}"  # noqa: E731
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [
-            r["defense"],
-            fmt(r["test_accuracy"]),
-            fmt(r["gap"]),
-            "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
-        ]
-        cells += [f"{fmt(r.get(f'{a}.auc'))} / {fmt(r.get(f'{a}.tpr@1%'))}" for a in attacks]
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
-
-
 def run_defend(cfg: AuditConfig, defenses: list[str]) -> list[dict[str, Any]]:
-    """Audit the target once per defense; write ``matrix.{json,csv,md}`` and ``privacy_utility.png``."""
+    """Audit the target once per defense; write ``matrix.{json,csv,md}``, ``privacy_utility.png`` and
+    ``report.html``."""
     for d in defenses:
         parse_defense(d)  # reject a typo before any training starts
     out = Path(cfg.out)
@@ -64,13 +47,5 @@ def run_defend(cfg: AuditConfig, defenses: list[str]) -> list[dict[str, Any]]:
     for d in defenses:
         results = run_audit(cfg.replace(defense=d, out=str(out / _slug(d))))
         rows.append(matrix_row(d, results))
-    out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "matrix.json", {"config": cfg.to_dict(), "rows": rows})
-    keys = list(dict.fromkeys(k for r in rows for k in r))
-    with (out / "matrix.csv").open("w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
-    (out / "matrix.md").write_text(_markdown(rows, list(cfg.attacks)))
-    plot_privacy_utility(rows, list(cfg.attacks), out / "privacy_utility.png")
+    write_defend_outputs(out, cfg.to_dict(), rows, list(cfg.attacks))
     return rows

@@ -1,4 +1,4 @@
-"""Writing results: JSON, CSV, PNG plots and terminal tables."""
+"""Writing results: JSON, CSV, Markdown, PNG plots, terminal tables and the self-contained report.html."""
 
 from labelleak.report.files import SCORE_COLUMNS, write_json, write_scores_csv
 from labelleak.report.plots import plot_roc, plot_series

@@ -12,14 +12,14 @@ from typing import Any
 import numpy as np
 
 
-def _plain(obj: Any) -> Any:
+def jsonable(obj: Any) -> Any:
     """Convert NumPy values and non-finite floats into JSON-safe Python values (NaN/inf become null)."""
     if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
+        return {str(k): jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
+        return [jsonable(v) for v in obj]
     if isinstance(obj, np.ndarray):
-        return _plain(obj.tolist())
+        return jsonable(obj.tolist())
     if isinstance(obj, (np.integer,)):
         return int(obj)
     if isinstance(obj, (float, np.floating)):
@@ -34,8 +34,19 @@ def write_json(path: str | Path, data: dict[str, Any]) -> Path:
     """Write ``data`` as indented JSON atomically."""
     path = Path(path)
     tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(_plain(data), indent=2, sort_keys=False) + "\n")
+    tmp.write_text(json.dumps(jsonable(data), indent=2, sort_keys=False) + "\n")
     os.replace(tmp, path)
+    return path
+
+
+def write_table_csv(path: str | Path, rows: list[dict[str, Any]]) -> Path:
+    """Write flat rows as CSV, one column per key in order of first appearance (missing cells empty)."""
+    path = Path(path)
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    with path.open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
     return path
 
 

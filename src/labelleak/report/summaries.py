@@ -1,8 +1,8 @@
 """From the audits of one experiment to its tables and figures (one function per experiment kind).
 
 Each function takes the finished runs and the output folder, and returns named tables (lists of flat rows,
-written as CSV and Markdown by the caller) and the figures it drew. Only numbers already in the audits'
-``results.json`` and ``arrays.npz`` are used: no attack runs here.
+written as CSV, Markdown and HTML by :mod:`labelleak.report.outputs`) and the figures it drew. Only numbers
+already in the audits' ``results.json`` and ``arrays.npz`` are used: no attack runs here.
 """
 
 from __future__ import annotations

@@ -1,0 +1,202 @@
+"""What an audit's page says, built from ``results.json`` and ``scores.csv``: the verdict, the table, the figures
+and how it was measured. Anything an older results file lacks is listed in ``missing``, never guessed."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelleak.report import figures
+from labelleak.report.markdown import fmt_number
+
+THREAT_MODELS = {
+    "label-only": "sees only the predicted label of each query (the threat model this audit is about)",
+    "scores": "sees the target's output scores (probabilities): a stronger threat model than label-only",
+    "white-box": "reads the target's weights and gradients: the strongest threat model, a reference only",
+}
+FPRS = (("0.001", "1 false alarm in 1,000"), ("0.01", "1 false alarm in 100"))
+
+
+def read_scores(path: Path) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``scores.csv`` as ``{attack: (is_member, score)}``."""
+    cols: dict[str, tuple[list[bool], list[float]]] = {}
+    with path.open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            m, s = cols.setdefault(row["attack"], ([], []))
+            m.append(row["is_member"] == "1")
+            s.append(float(row["score"]))
+    return {name: (np.asarray(m, bool), np.asarray(s, float)) for name, (m, s) in cols.items()}
+
+
+def _pct(value: float | None) -> str:
+    return "n/a" if value is None or value != value else f"{100 * value:.1f}%"
+
+
+def _rank(entry: dict[str, Any]) -> tuple[float, float, float]:
+    """Strongest = highest TPR at 1% FPR, then at 0.1% FPR, then AUC (missing values rank last)."""
+    tpr = entry.get("tpr_at_fpr") or {}
+    a, b, c = (-1.0 if v is None or v != v else float(v) for v in (tpr.get("0.01"), tpr.get("0.001"), entry.get("auc")))
+    return a, b, c
+
+
+def headline(name: str, entry: dict[str, Any]) -> dict[str, Any]:
+    """One attack's verdict: TPR at 0.1% and 1% FPR with intervals, in plain words."""
+    tpr, ci = entry.get("tpr_at_fpr") or {}, entry.get("tpr_at_fpr_ci") or {}
+    n_non = entry.get("n_nonmembers") or 0
+    points, sentences = [], []
+    for key, words in FPRS:
+        value, (lo, hi) = tpr.get(key), (ci.get(key) or [None, None])
+        points.append({"fpr": key, "words": words, "tpr": value, "low": lo, "high": hi})
+        sentence = f"At {words} ({_pct(float(key))} FPR), {_pct(value)} of members are exposed"
+        sentence += f" (95% interval {_pct(lo)} to {_pct(hi)})." if lo is not None else " (no interval recorded)."
+        if n_non and float(key) * n_non < 1:
+            sentence += f" With {n_non} non-members this rate allows less than one false alarm: a coarse estimate."
+        sentences.append(sentence)
+    low_1 = (ci.get("0.01") or [None])[0]
+    auc_low = (entry.get("auc_ci") or [None])[0]
+    if low_1 is not None and low_1 > 0.1:
+        level = "Members are clearly exposed"
+    elif (low_1 is not None and low_1 > 0.01) or (auc_low is not None and auc_low > 0.5):
+        level = "Membership leaks measurably"
+    else:
+        level = "No leakage measurable above chance"
+    return {
+        "attack": name,
+        "threat_model": entry.get("threat_model", "?"),
+        "level": level,
+        "auc": fmt_number(entry.get("auc")),
+        "auc_ci": [fmt_number(v) for v in (entry.get("auc_ci") or [None, None])],
+        "points": points,
+        "sentences": sentences,
+    }
+
+
+def verdict(attacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The strongest label-only attack and, apart, the strongest score-based one."""
+    found: dict[str, Any] = {}
+    for threat in ("label-only", "scores"):
+        ran = {n: e for n, e in attacks.items() if e.get("threat_model") == threat}
+        if ran:
+            best = max(ran, key=lambda n: _rank(ran[n]))
+            found[threat] = headline(best, ran[best])
+    return found
+
+
+def table_rows(attacks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
+    """The per-attack table, every number as display text."""
+    rows = []
+    for name, e in attacks.items():
+        ci = e.get("auc_ci") or [None, None]
+        tpr = e.get("tpr_at_fpr") or {}
+        statuses = ", ".join(f"{k} {v}" for k, v in (e.get("status_counts") or {}).items() if v)
+        rows.append(
+            {
+                "attack": name,
+                "threat": e.get("threat_model", "?"),
+                "auc": fmt_number(e.get("auc")),
+                "auc_ci": f"[{fmt_number(ci[0])}, {fmt_number(ci[1])}]",
+                "tpr": [fmt_number(tpr.get(k)) for k in ("0.001", "0.01", "0.1")],
+                "bal_acc": fmt_number(e.get("balanced_accuracy")),
+                "threshold_source": e.get("threshold_source", "?"),
+                "queries": fmt_number(e.get("queries_per_sample"), 1),
+                "seconds": fmt_number(e.get("seconds"), 2),
+                "statuses": statuses or "n/a",
+            }
+        )
+    return rows
+
+
+def query_spend(results: dict[str, Any]) -> dict[str, Any]:
+    """Queries sent to the target: per attack (candidates, setup, data-free threshold) and in total."""
+    rows, total = [], 0
+    for name, e in results.get("attacks", {}).items():
+        if e.get("threat_model") != "label-only":
+            continue
+        n = (e.get("n_members") or 0) + (e.get("n_nonmembers") or 0)
+        candidates = round((e.get("queries_per_sample") or 0) * n)
+        setup = int(e.get("setup_queries") or 0)
+        noise = int((e.get("data_free") or {}).get("noise_queries") or 0)
+        rows.append({"attack": name, "candidates": candidates, "setup": setup, "data_free": noise})
+        total += candidates + setup + noise
+    return {"rows": rows, "total": total}
+
+
+def _figures(results: dict[str, Any], folder: Path, missing: list[str]) -> dict[str, str]:
+    attacks = results.get("attacks", {})
+    out: dict[str, str] = {}
+    scores_csv = folder / "scores.csv"
+    if scores_csv.is_file():
+        scores = {n: v for n, v in read_scores(scores_csv).items() if n in attacks}
+        curves = {n: (m, s, attacks[n].get("threat_model") == "label-only") for n, (m, s) in scores.items()}
+        out["roc"] = figures.roc_loglog(curves)
+        out["histograms"] = figures.histograms({n: (s[m], s[~m]) for n, (m, s) in scores.items()})
+    else:
+        missing.append("scores.csv is not in the folder: no ROC curves and no score histograms")
+    series = {n: e["by_queries"] for n, e in attacks.items() if e.get("by_queries")}
+    if series:
+        out["queries"] = figures.by_queries(series)
+    sweeps = {
+        n: (e["data_free"]["sweep"], e.get("balanced_accuracy"))
+        for n, e in attacks.items()
+        if (e.get("data_free") or {}).get("sweep")
+    }
+    if sweeps:
+        out["sweep"] = figures.threshold_sweep(sweeps)
+    return out
+
+
+def _measured(results: dict[str, Any], missing: list[str]) -> dict[str, Any]:
+    prov = results.get("provenance")
+    if prov is None:
+        missing.append(
+            "results.json predates provenance records: library versions, machine, file hashes and finishing "
+            "time are unknown"
+        )
+        prov = {}
+    if "seconds_total" not in results:
+        missing.append("the audit's wall time is not recorded")
+    config = results.get("config", {})
+    return {
+        "threats": {
+            t: {
+                "meaning": THREAT_MODELS.get(t, "?"),
+                "attacks": [n for n, e in results["attacks"].items() if e.get("threat_model") == t],
+            }  # fmt: skip
+            for t in dict.fromkeys(e.get("threat_model", "?") for e in results.get("attacks", {}).values())
+        },
+        "target": results.get("target", {}),
+        "shadow": results.get("shadow", {}),
+        "split": results.get("split", {}),
+        "dataset": results.get("dataset", {}),
+        "config": config,
+        "seed": config.get("seed"),
+        "attack_params": {n: e.get("params") or {} for n, e in results.get("attacks", {}).items()},
+        "spend": query_spend(results),
+        "seconds_total": results.get("seconds_total"),
+        "provenance": prov,
+        "labelleak_version": prov.get("labelleak_version") or results.get("labelleak_version"),
+    }
+
+
+def audit_context(results: dict[str, Any], folder: Path, *, source: str = "results.json") -> dict[str, Any]:
+    """Everything the audit template shows."""
+    missing: list[str] = []
+    attacks = results.get("attacks", {})
+    context = {
+        "kind": "audit",
+        "source": source,
+        "dataset_name": results.get("dataset", {}).get("name", "?"),
+        "verdict": verdict(attacks),
+        "rows": table_rows(attacks),
+        "figures": _figures(results, folder, missing),
+        "measured": _measured(results, missing),
+        "missing": missing,
+        "fmt": fmt_number,
+        "pct": _pct,
+    }
+    if not context["verdict"].get("label-only"):
+        missing.append("no label-only attack ran: the verdict covers the stronger threat models only")
+    return context

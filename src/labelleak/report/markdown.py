@@ -1,0 +1,99 @@
+"""Markdown renderings: the defense matrix (``matrix.md``) and an experiment's summary (``summary.md``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def fmt_cell(value: Any) -> str:
+    """A table cell: floats to 3 decimals (NaN as ``n/a``), ``None`` as ``-``, anything else as text."""
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return "n/a" if value != value else f"{value:.3f}"
+    return str(value)
+
+
+def fmt_number(value: Any, digits: int = 3) -> str:
+    """A number to ``digits`` decimals; ``None`` and NaN as ``n/a``."""
+    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+
+
+def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
+    """A GitHub Markdown table of ``rows`` (floats to 3 decimals, missing values as ``-``)."""
+    if not rows:
+        return "(no rows)\n"
+    columns = columns or list(dict.fromkeys(k for r in rows for k in r))
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(fmt_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def sizes_pivot(rows: list[dict[str, Any]]) -> str:
+    """The sizes table as attack x size cells ``AUC [CI] / TPR@1%``, with the target's accuracies on top."""
+    sizes = sorted({r["train_size"] for r in rows})
+    attacks = list(dict.fromkeys(r["attack"] for r in rows))
+    cell = {(r["attack"], r["train_size"]): r for r in rows}
+    first = {s: next(r for r in rows if r["train_size"] == s) for s in sizes}
+    lines = [
+        "| | " + " | ".join(f"{s} members" for s in sizes) + " |",
+        "|---|" + "---|" * len(sizes),
+        "| target train / test acc | "
+        + " | ".join(f"{fmt_cell(first[s]['train_accuracy'])} / {fmt_cell(first[s]['test_accuracy'])}" for s in sizes)
+        + " |",
+    ]
+    for a in attacks:
+        cells = []
+        for s in sizes:
+            r = cell.get((a, s))
+            cells.append(
+                "-"
+                if r is None
+                else f"{fmt_cell(r['auc'])} [{fmt_cell(r['auc_low'])}, {fmt_cell(r['auc_high'])}] / "
+                f"{fmt_cell(r['tpr@1%'])}"
+            )
+        lines.append(f"| {a} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def matrix_markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
+    """The defense x attack matrix: utility, gap, epsilon and each attack's AUC / TPR@1%FPR."""
+    head = ["defense", "test acc", "gap", "epsilon"] + [f"{a} AUC / TPR@1%" for a in attacks]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [
+            r["defense"],
+            fmt_number(r["test_accuracy"]),
+            fmt_number(r["gap"]),
+            "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
+        ]
+        cells += [f"{fmt_number(r.get(f'{a}.auc'))} / {fmt_number(r.get(f'{a}.tpr@1%'))}" for a in attacks]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def summary_markdown(summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]], figures: list[Path]) -> str:
+    """``summary.md`` of a reproduced experiment: description, claim, tables and the figures' links."""
+    parts = [f"# {summary['experiment']} ({summary['scale']} scale)\n", summary["description"].strip() + "\n"]
+    if summary.get("claim"):
+        parts.append(f"Paper's claim: {summary['claim'].strip()}\n")
+    n = len(summary["runs"])
+    parts.append(
+        f"Dataset: {summary['dataset']}; {n} audit{'s' if n != 1 else ''}; wall time "
+        f"{summary['seconds']:.0f} s on {summary['device']}.\n"
+    )
+    pool = summary.get("pool") or {}
+    if pool.get("factor", 1.0) < 1.0:
+        kept = f" but those set with --set ({', '.join(pool['kept_as_set'])})" if pool["kept_as_set"] else ""
+        parts.append(
+            f"The pool holds {pool['n_pool']} samples, fewer than the {pool['largest_run_needs']} "
+            f"the largest run needs: every size{kept} was scaled by {pool['factor']:.3f}.\n"
+        )
+    for name, rows in tables.items():
+        parts.append(f"## {name}\n")
+        parts.append(sizes_pivot(rows) if summary["kind"] == "sizes" else markdown_table(rows))
+        if summary["kind"] == "sizes":
+            parts.append("\nCells: AUC [95% bootstrap CI] / TPR at 1% FPR.\n")
+    parts.append("\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures) + "\n")
+    return "\n".join(parts)

@@ -1,0 +1,114 @@
+"""Every file a run leaves in its output folder, written in one place per command (audit, defend, reproduce).
+
+The pipeline hands over what it computed; the files, their formats and the HTML report are decided here.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelleak._extras import has_module
+from labelleak.attacks import Status
+from labelleak.logs import get_logger
+from labelleak.report.files import jsonable, write_distances_csv, write_json, write_scores_csv, write_table_csv
+from labelleak.report.markdown import matrix_markdown, summary_markdown
+from labelleak.report.plots import plot_privacy_utility, plot_roc, plot_series
+
+log = get_logger(__name__)
+
+
+def write_report_if_available(out: Path) -> None:
+    """``report.html`` needs the ``report`` extra (Jinja2 and matplotlib); without it the run's other files are
+    complete and a warning says how to get the page (``labelleak report OUT`` builds it later)."""
+    if not (has_module("jinja2") and has_module("matplotlib")):
+        log.warning("report.html skipped: pip install 'labelleak[report]', then run: labelleak report %s", out)
+        return
+    from labelleak.report.html import write_report
+
+    write_report(out)
+
+
+def write_audit_outputs(
+    out: str | Path,
+    results: dict[str, Any],
+    finished: dict[str, dict[str, np.ndarray]],
+    *,
+    sample_index: np.ndarray,
+    is_member: np.ndarray,
+) -> None:
+    """``scores.csv``, ``arrays.npz``, ``distances.csv``, ``roc.png``, ``queries.png``, ``results.json`` and
+    ``report.html`` of one audit; ``finished`` maps each attack to its per-candidate arrays."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows = [
+        {
+            "attack": name,
+            "sample_index": i,
+            "is_member": m,
+            "score": s,
+            "queries": q,
+            "status": Status(int(st)).name.lower(),
+        }
+        for name, a in finished.items()
+        for i, m, s, q, st in zip(sample_index, is_member, a["scores"], a["queries"], a["status"])
+    ]
+    write_scores_csv(out / "scores.csv", rows)
+    np.savez_compressed(
+        out / "arrays.npz",
+        sample_index=sample_index,
+        is_member=is_member,
+        **{f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()},
+    )
+    distances = {
+        name: {k[len("distance_") :]: v for k, v in a.items() if k.startswith("distance_")}
+        for name, a in finished.items()
+        if "distance_l2" in a
+    }
+    if distances:
+        write_distances_csv(out / "distances.csv", sample_index, is_member, distances)
+    curves = {name: (is_member, a["scores"]) for name, a in finished.items()}
+    plot_roc(curves, out / "roc.png", title=f"{results['dataset']['name']}: label-only membership inference")
+    series = {
+        n: ([r["queries"] for r in e["by_queries"]], [r["auc"] for r in e["by_queries"]])
+        for n, e in results["attacks"].items()
+        if e.get("by_queries")
+    }
+    if series:
+        plot_series(
+            series,
+            out / "queries.png",
+            xlabel="queries per candidate",
+            ylabel="ROC AUC",
+            title="membership AUC against query budget",
+        )
+    write_json(out / "results.json", results)
+    write_report_if_available(out)
+
+
+def write_defend_outputs(
+    out: str | Path, config: dict[str, Any], rows: list[dict[str, Any]], attacks: list[str]
+) -> None:
+    """``matrix.{json,csv,md}``, ``privacy_utility.png`` and ``report.html`` of a defense sweep."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(out / "matrix.json", {"config": config, "rows": rows})
+    write_table_csv(out / "matrix.csv", rows)
+    (out / "matrix.md").write_text(matrix_markdown(rows, attacks))
+    plot_privacy_utility(rows, attacks, out / "privacy_utility.png")
+    write_report_if_available(out)
+
+
+def write_reproduce_outputs(
+    out: str | Path, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]], figures: list[Path]
+) -> None:
+    """``summary.{json,md}``, one CSV per table and ``report.html`` of a reproduced experiment (its figures are
+    drawn by :mod:`labelleak.report.summaries`)."""
+    out = Path(out)
+    write_json(out / "summary.json", summary)
+    for name, rows in tables.items():
+        write_table_csv(out / f"{name}.csv", jsonable(rows))
+    (out / "summary.md").write_text(summary_markdown(summary, tables, figures))
+    write_report_if_available(out)

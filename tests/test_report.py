@@ -1,0 +1,148 @@
+"""report.html without a browser: the numbers on the page are those of the results, old folders rebuild, bad
+folders give one-line errors, and the Markdown writers moved into report/ give the committed files' bytes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from report_fixtures import make_audit_folder
+from typer.testing import CliRunner
+
+from labelleak.cli import app
+from labelleak.errors import InvalidInputError
+from labelleak.report.claims import check_claims
+from labelleak.report.html import render_report, write_report
+from labelleak.report.markdown import matrix_markdown, summary_markdown
+from labelleak.report.provenance import library_versions, provenance, sha256_file
+
+RUNS = Path(__file__).resolve().parents[1] / "docs" / "runs"
+runner = CliRunner()
+
+
+def _pct(v: float) -> str:
+    return f"{100 * v:.1f}%"
+
+
+def test_audit_verdict_names_the_strongest_label_only_attack_with_its_numbers(tmp_path):
+    results = make_audit_folder(tmp_path)
+    html = render_report(tmp_path)
+    hsja = results["attacks"]["boundary-hsja"]  # the larger separation of the two label-only attacks
+    block = html[html.index('id="verdict-label-only"') : html.index("</section>")]
+    assert "<strong>boundary-hsja</strong>" in block
+    for fpr in ("0.001", "0.01"):
+        lo, hi = hsja["tpr_at_fpr_ci"][fpr]
+        assert f'data-fpr="{fpr}">{_pct(hsja["tpr_at_fpr"][fpr])}<' in block
+        assert f"{_pct(lo)} to {_pct(hi)}" in block
+    assert f"AUC {hsja['auc']:.3f}" in block
+    score_block = html[html.index('id="verdict-scores"') :]
+    assert "<strong>score-loss</strong>" in score_block[:600] and "stronger threat model" in score_block[:600]
+
+
+def test_audit_table_has_one_row_per_attack_and_the_page_is_self_contained(tmp_path):
+    results = make_audit_folder(tmp_path)
+    html = render_report(tmp_path)
+    for name, entry in results["attacks"].items():
+        row = re.search(rf'<tr data-attack="{name}">(.*?)</tr>', html, re.S)
+        assert row is not None and f"<td>{entry['auc']:.3f}</td>" in row.group(1)
+    assert "<script" not in html and not re.search(r"""(src|href)=["']?(https?:|//)""", html)
+    assert "@import" not in html and not re.search(r"url\((?!#)", html)  # only references inside the page
+    ids = re.findall(r'\bid="([^"]+)"', html)
+    assert len(ids) == len(set(ids))
+    svgs = re.findall(r"<svg[^>]*>", html)
+    assert len(svgs) == 4  # ROC, histograms, AUC against queries, data-free sweep
+    assert all('role="img"' in s and 'aria-label="' in s for s in svgs)
+    assert html.count("<title>") == 1 + len(svgs)  # the page's and one per figure
+
+
+def test_query_spend_and_provenance_are_stated(tmp_path):
+    make_audit_folder(tmp_path)
+    html = render_report(tmp_path)
+    # gap: 600 candidates x 1 + 100 setup; boundary-hsja: 600 x 250 + 4000 noise queries; score-loss not counted
+    assert re.search(r"<th[^>]*>total</th><th[^>]*>154700</th>", html)
+    assert f"numpy {np.__version__}" in html and "cpu_count" in html and "12.5 s" in html
+
+
+def test_older_results_state_what_is_missing(tmp_path):
+    make_audit_folder(tmp_path, with_scores=False, provenance=False)
+    html = render_report(tmp_path)
+    assert 'id="missing"' in html and "scores.csv is not in the folder" in html and "predates provenance" in html
+    assert "<svg" in html and 'id="fig-roc"' not in html  # the figures that need no scores.csv are still drawn
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in RUNS.iterdir() if p.is_dir()))
+def test_labelleak_report_rebuilds_every_committed_run(tmp_path, name):
+    folder = tmp_path / name
+    shutil.copytree(RUNS / name, folder)
+    result = runner.invoke(app, ["report", str(folder)])
+    assert result.exit_code == 0, result.output
+    html = (folder / "report.html").read_text()
+    assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
+    assert "<script" not in html
+
+
+def test_reproduce_report_checks_the_papers_claims():
+    html = render_report(RUNS / "reproduce-sizes-cpu")
+    assert "Leakage falls as the training set grows" in html and "holds (10 of 10)" in html
+    assert html.count('<img class="fig" src="data:image/png;base64,') == 2
+
+
+def test_claim_verdicts_follow_their_rules():
+    rows = [
+        {"train_size": s, "attack": a, "auc": auc, "threat_model": t}
+        for s, a, auc, t in [
+            (100, "gap", 0.8, "label-only"),
+            (500, "gap", 0.7, "label-only"),
+            (100, "score-loss", 0.9, "scores"),
+            (500, "score-loss", 0.95, "scores"),
+        ]
+    ]
+    falls, close = check_claims("sizes", {"sizes": rows})
+    assert falls["verdict"] == "partly (1 of 2)" and "gap 0.800 -> 0.700" in falls["measured"]
+    assert close["verdict"] == "does not hold (0 of 2)"
+    assert check_claims("unknown-kind", {}) == []
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda p: p / "nope", "report: no folder"),
+        (lambda p: p, "holds no results.json, matrix.json or summary.json"),
+        (lambda p: (p / "results.json").write_text("{not json") and p, "report: cannot read"),
+        (lambda p: (p / "results.json").write_text('{"config": {}}') and p, "has no attacks"),
+    ],
+)
+def test_bad_folders_give_one_line_error_and_exit_2(tmp_path, make, message):
+    folder = make(tmp_path)
+    with pytest.raises(InvalidInputError, match=message):
+        write_report(folder)
+    result = runner.invoke(app, ["report", str(folder)])
+    assert result.exit_code == 2 and result.output.startswith("error: ") and message in result.output
+    assert len(result.output.strip().splitlines()) <= 2  # one line, wrapped at most once by the terminal width
+
+
+def test_markdown_writers_give_the_committed_files():
+    """Golden files written before the writers moved into report/."""
+    matrix = json.loads((RUNS / "defend-digits" / "matrix.json").read_text())
+    assert (
+        matrix_markdown(matrix["rows"], matrix["config"]["attacks"])
+        == (RUNS / "defend-digits" / "matrix.md").read_text()
+    )
+    summary = json.loads((RUNS / "reproduce-sizes-cpu" / "summary.json").read_text())
+    figures = [Path(f) for f in summary["figures"]]
+    expected = (RUNS / "reproduce-sizes-cpu" / "summary.md").read_text()
+    assert summary_markdown(summary, summary["tables"], figures) == expected
+
+
+def test_provenance_hashes_the_files_it_read(tmp_path):
+    data = tmp_path / "data.npz"
+    data.write_bytes(b"some bytes")
+    record = provenance({"config": {"data": str(data), "members": str(tmp_path / "absent.npz")}, "target": {}})
+    assert record["sha256"] == {"data": {"path": str(data), "sha256": hashlib.sha256(b"some bytes").hexdigest()}}
+    assert sha256_file(data) == hashlib.sha256(b"some bytes").hexdigest()
+    assert library_versions()["numpy"] == np.__version__ and record["machine"]["cpu_count"] >= 1
