@@ -12,7 +12,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-OPTIONAL = ("matplotlib", "PIL", "fastapi", "uvicorn", "httpx", "opacus", "onnxruntime", "skops")  # not jinja2: torch needs it
+OPTIONAL = (
+    "matplotlib",
+    "PIL",
+    "fastapi",
+    "uvicorn",
+    "httpx",
+    "opacus",
+    "onnxruntime",
+    "skops",
+)  # not jinja2: torch needs it
 
 
 def _run(cmd: list[str], *, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:
