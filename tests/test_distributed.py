@@ -123,3 +123,20 @@ def test_ray_backend_without_ray_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(MissingExtraError, match=r"--backend ray needs the optional 'ray' dependencies: pip install"):
         make_executor("ray", workers=2)
+
+
+@pytest.mark.parametrize("command", [["audit"], ["defend"], ["reproduce", "sizes"]])
+def test_cli_backend_options_fail_in_one_line(command, tmp_path):
+    from typer.testing import CliRunner
+
+    from labelleak.cli import app
+
+    args = [*command, "--backend", "spark", "--workers", "0", "--quiet"]
+    if command[0] != "reproduce":
+        args += ["--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2
+    assert (
+        result.output.strip().splitlines()[-1].startswith("error: invalid audit config: backend: expected local or ray")
+    )
+    assert "workers: expected a positive integer, got 0" in result.output
