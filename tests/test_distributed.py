@@ -140,3 +140,16 @@ def test_cli_backend_options_fail_in_one_line(command, tmp_path):
         result.output.strip().splitlines()[-1].startswith("error: invalid audit config: backend: expected local or ray")
     )
     assert "workers: expected a positive integer, got 0" in result.output
+
+
+def test_a_shard_without_a_correctly_classified_candidate_is_attacked(world):
+    oracle = oracle_for(world, "labels")
+    wrong = (oracle.predict_labels(world["x"][:6]) + 1) % 10  # every candidate "misclassified"
+    result = LocalExecutor(shards=2).run_attack(
+        create_attack("boundary-hsja", max_iter=2, max_eval=20, init_eval=5, init_size=5),
+        oracle,
+        world["x"][:6],
+        wrong,
+        max_queries_per_sample=50,
+    )
+    assert result.status.tolist() == [1] * 6 and result.queries.tolist() == [1] * 6
