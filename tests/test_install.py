@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 # packages of the extras (not jinja2: torch itself depends on it)
-OPTIONAL = ("matplotlib", "PIL", "fastapi", "uvicorn", "httpx", "opacus", "onnxruntime", "skops")
+OPTIONAL = ("matplotlib", "PIL", "fastapi", "uvicorn", "httpx", "opacus", "onnxruntime", "skops", "ray")
 
 
 def _run(cmd: list[str], *, check: bool = True, timeout: float = 900) -> subprocess.CompletedProcess[str]:

@@ -79,6 +79,11 @@ def audit(
     api_key_env: str | None = typer.Option(None, help="Environment variable holding the remote API key."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
     no_checkpoint: bool = typer.Option(False, "--no-checkpoint", help="Do not journal queries and results."),
+    backend: str | None = typer.Option(None, help="local (default) or ray: candidate shards on Ray workers."),
+    ray_address: str | None = typer.Option(None, help="Ray cluster: auto or ray://HOST:PORT (default: local Ray)."),
+    workers: int | None = typer.Option(None, help="Ray workers (one candidate shard each)."),
+    worker_cpus: float | None = typer.Option(None, help="CPUs per Ray worker (default 1)."),
+    worker_gpus: float | None = typer.Option(None, help="GPUs per Ray worker (default 0)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Train (or load) a target and a shadow model, run the attacks and write results.json, scores.csv, roc.png."""
@@ -115,6 +120,11 @@ def audit(
             resume=True if resume else None,
             checkpoint=False if no_checkpoint else None,
             progress=False if quiet else None,
+            backend=backend,
+            ray_address=ray_address,
+            workers=workers,
+            worker_cpus=worker_cpus,
+            worker_gpus=worker_gpus,
         )
         results = run_audit(cfg)
     except LabelleakError as exc:
@@ -146,6 +156,11 @@ def defend(
     seed: int | None = typer.Option(None, help="Seed."),
     out: str = typer.Option("defend-out", help="Output folder."),
     cache_dir: str | None = typer.Option(None, help="Model cache."),
+    backend: str | None = typer.Option(None, help="local (default) or ray: candidate shards on Ray workers."),
+    ray_address: str | None = typer.Option(None, help="Ray cluster: auto or ray://HOST:PORT (default: local Ray)."),
+    workers: int | None = typer.Option(None, help="Ray workers (one candidate shard each)."),
+    worker_cpus: float | None = typer.Option(None, help="CPUs per Ray worker (default 1)."),
+    worker_gpus: float | None = typer.Option(None, help="GPUs per Ray worker (default 0)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Train the target under each defense, attack it, and write the defense matrix (JSON, CSV, Markdown, PNG)."""
@@ -172,6 +187,11 @@ def defend(
             out=out,
             cache_dir=cache_dir,
             progress=False if quiet else None,
+            backend=backend,
+            ray_address=ray_address,
+            workers=workers,
+            worker_cpus=worker_cpus,
+            worker_gpus=worker_gpus,
         )
         rows = run_defend(cfg, [d.strip() for d in defenses.split(",") if d.strip()])
     except LabelleakError as exc:
@@ -257,6 +277,11 @@ def reproduce(
     ),
     cache_dir: str | None = typer.Option(None, help="Model cache."),
     resume: bool = typer.Option(False, "--resume", help="Skip finished audits and continue an interrupted one."),
+    backend: str | None = typer.Option(None, help="local (default) or ray: candidate shards on Ray workers."),
+    ray_address: str | None = typer.Option(None, help="Ray cluster: auto or ray://HOST:PORT (default: local Ray)."),
+    workers: int | None = typer.Option(None, help="Ray workers (one candidate shard each)."),
+    worker_cpus: float | None = typer.Option(None, help="CPUs per Ray worker (default 1)."),
+    worker_gpus: float | None = typer.Option(None, help="GPUs per Ray worker (default 0)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Reproduce an experiment of Li & Zhang (CCS 2021): run its audits, write summary.{json,md}, CSV and PNG."""
@@ -271,7 +296,17 @@ def reproduce(
         overrides.update(
             {
                 k: v
-                for k, v in {"dataset": dataset, "data": data, "seed": seed, "cache_dir": cache_dir}.items()
+                for k, v in {
+                    "dataset": dataset,
+                    "data": data,
+                    "seed": seed,
+                    "cache_dir": cache_dir,
+                    "backend": backend,
+                    "ray_address": ray_address,
+                    "workers": workers,
+                    "worker_cpus": worker_cpus,
+                    "worker_gpus": worker_gpus,
+                }.items()
                 if v is not None
             }
         )

@@ -59,7 +59,7 @@ def hash32(x: torch.Tensor) -> torch.Tensor:
 
 def content_keys(x: torch.Tensor) -> torch.Tensor:
     """One 32-bit key per sample (rows of ``x``), computed from its values and their positions."""
-    flat = x.reshape(len(x), -1).to(torch.float32).contiguous()
+    flat = x.reshape(len(x), math.prod(x.shape[1:])).to(torch.float32).contiguous()  # (0, D) too: an empty shard
     bits = flat.view(torch.int32).to(torch.int64) & _MASK32
     pos = torch.arange(flat.shape[1], dtype=torch.int64)
     mixed = hash32(bits ^ hash32(pos + 0x9E3779B9))

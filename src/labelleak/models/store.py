@@ -8,6 +8,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -28,15 +29,24 @@ def model_key(**parts: Any) -> str:
 
 
 def save_model(folder: str | Path, model: nn.Module, spec: ModelSpec, meta: dict[str, Any] | None = None) -> Path:
-    """Write ``model.safetensors`` and ``config.json`` into ``folder`` atomically (write, then rename)."""
+    """Write ``model.safetensors`` and ``config.json`` into ``folder`` atomically (write, then rename).
+
+    Safe with concurrent writers of the same key (Ray workers sharing a model cache): each writer has its own
+    temporary names, and the config is renamed first, so a reader that sees the weights also sees a config.
+    """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    tmp_w, tmp_c = folder / (WEIGHTS + ".tmp"), folder / (CONFIG + ".tmp")
-    save_file(state, str(tmp_w))
-    tmp_c.write_text(json.dumps({"spec": spec.to_dict(), "meta": meta or {}}, indent=2, sort_keys=True))
-    os.replace(tmp_w, folder / WEIGHTS)
-    os.replace(tmp_c, folder / CONFIG)
+    tag = f".{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp"
+    tmp_w, tmp_c = folder / (WEIGHTS + tag), folder / (CONFIG + tag)
+    try:
+        save_file(state, str(tmp_w))
+        tmp_c.write_text(json.dumps({"spec": spec.to_dict(), "meta": meta or {}}, indent=2, sort_keys=True))
+        os.replace(tmp_c, folder / CONFIG)
+        os.replace(tmp_w, folder / WEIGHTS)
+    finally:
+        tmp_w.unlink(missing_ok=True)
+        tmp_c.unlink(missing_ok=True)
     return folder
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +30,13 @@ def row_hashes(x: torch.Tensor) -> torch.Tensor:
     bits = flat.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
     pos = mix64(torch.arange(flat.shape[1], dtype=torch.int64) + 0x51A3)
     return mix64(mix64(bits ^ pos[None, :]).sum(dim=1) + flat.shape[1])
+
+
+def read_journal(path: str | Path) -> np.ndarray:
+    """The whole (hash, label) records of a journal file; empty when missing, a torn last record dropped."""
+    p = Path(path)
+    raw = p.read_bytes() if p.is_file() else b""
+    return np.frombuffer(raw[: len(raw) - len(raw) % _RECORD.itemsize], dtype=_RECORD).copy()
 
 
 class _Index:
@@ -71,7 +79,15 @@ class CachedOracle(LabelOracle):
     """Wraps any oracle with an on-disk journal; counts every sample asked (``queries``) and, apart, the ones
     that reached the inner oracle (``inner.queries``) and the cache hits (``hits``)."""
 
-    def __init__(self, inner: LabelOracle, path: str | Path, *, commit_every: float = 1.0, lookup: bool = True) -> None:
+    def __init__(
+        self,
+        inner: LabelOracle,
+        path: str | Path,
+        *,
+        commit_every: float = 1.0,
+        lookup: bool = True,
+        seed: Iterable[str | Path] = (),
+    ) -> None:
         super().__init__(
             input_shape=inner.input_shape,
             n_classes=inner.n_classes,
@@ -84,7 +100,10 @@ class CachedOracle(LabelOracle):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         raw = self.path.read_bytes() if self.path.is_file() else b""
         whole = len(raw) - len(raw) % _RECORD.itemsize  # a torn last record is dropped
-        self._index = _Index(np.frombuffer(raw[:whole], dtype=_RECORD).copy())
+        # ``seed``: other journals read back but never written (the shards of a distributed run, see
+        # labelleak.distributed): answers found there are not asked again, new answers go to ``path`` only
+        others = [read_journal(s) for s in seed if Path(s) != self.path]
+        self._index = _Index(np.concatenate([np.frombuffer(raw[:whole], dtype=_RECORD), *others]))
         self._file = self.path.open("r+b" if self.path.is_file() else "wb")
         self._file.seek(whole)
         self._file.truncate()

@@ -11,6 +11,7 @@ import numpy as np
 from labelleak import __version__
 from labelleak.attacks import Attack, AttackResult, create_attack
 from labelleak.attacks.registry import attack_names
+from labelleak.distributed import Executor, LocalExecutor, make_executor
 from labelleak.errors import InvalidInputError, UnknownNameError
 from labelleak.logs import get_logger
 from labelleak.metrics import (
@@ -189,7 +190,7 @@ def _attack_entry(
 
 
 def _run_one(
-    name: str, cfg: AuditConfig, setup: AuditSetup, oracle: LabelOracle
+    name: str, cfg: AuditConfig, setup: AuditSetup, oracle: LabelOracle, executor: Executor | None = None
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Run one attack on the candidates, choose its threshold, and return its entry and raw arrays.
 
@@ -199,8 +200,15 @@ def _run_one(
     attack = create_attack(name, **attack_params(name, cfg, setup))
     # label-only attacks go through the journaling oracle; score and white-box ones need the target itself
     target = oracle if attack.threat_model == "label-only" else _oracle_for(attack, setup)
-    result = attack(
-        target, setup.x, setup.y, shadow=setup.shadow_data, max_queries_per_sample=cfg.queries, progress=cfg.progress
+    # the executor runs it here or splits the candidates over workers (--backend ray): the same result either way
+    result = (executor or LocalExecutor()).run_attack(
+        attack,
+        target,
+        setup.x,
+        setup.y,
+        shadow=setup.shadow_data,
+        max_queries_per_sample=cfg.queries,
+        progress=cfg.progress,
     )
     threshold, source = _calibrate(attack, result, setup, cfg) if cfg.thresholds else (None, None)
     entry = _attack_entry(result, setup.is_member, threshold, source, cfg)
@@ -229,7 +237,16 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     ckpt = Checkpoint(cfg.out, cfg.to_dict(), resume=cfg.resume) if cfg.checkpoint else None
     oracle: LabelOracle = setup.oracle
     if ckpt:  # remote queries are worth looking up even in a fresh run; local ones only when resuming
-        oracle = CachedOracle(setup.oracle, ckpt.journal, lookup=cfg.target is not None or cfg.resume)
+        shards = sorted(ckpt.shard_journals.glob("*.bin"))  # a distributed run's journals: replayed on resume
+        oracle = CachedOracle(setup.oracle, ckpt.journal, lookup=cfg.target is not None or cfg.resume, seed=shards)
+    executor = make_executor(
+        cfg.backend,
+        address=cfg.ray_address,
+        workers=cfg.workers,
+        worker_cpus=cfg.worker_cpus,
+        worker_gpus=cfg.worker_gpus,
+        journal_dir=ckpt.shard_journals if ckpt else None,
+    )
     results: dict[str, Any] = {
         "labelleak_version": __version__,
         "dataset": setup.dataset,
@@ -245,7 +262,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
             saved = ckpt.load(name) if ckpt else None
             if saved is None:
                 log.info("running %s on %d candidates", name, len(setup.x))
-                saved = _run_one(name, cfg, setup, oracle)
+                saved = _run_one(name, cfg, setup, oracle, executor)
                 if ckpt:
                     ckpt.save(name, *saved)
             else:
@@ -256,6 +273,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
             raise Interrupted(ckpt.folder) from None
         raise
     finally:
+        executor.close()
         if isinstance(oracle, CachedOracle):
             oracle.close()
         for close in setup.closers:
@@ -264,7 +282,7 @@ def run_audit(cfg: AuditConfig) -> dict[str, Any]:
     results["provenance"] = provenance(results)
     write_audit_outputs(cfg.out, results, finished, sample_index=setup.sample_index, is_member=setup.is_member)
     if ckpt:
-        ckpt.journal.unlink(missing_ok=True)  # finished: every attack's results are stored
+        ckpt.clear_journals()  # finished: every attack's results are stored
     return results
 
 

@@ -16,7 +16,8 @@ import numpy as np
 from labelleak.errors import InvalidInputError
 from labelleak.report.files import jsonable
 
-_VOLATILE = {"progress", "resume", "out"}  # keys that may change between a run and its resumption
+# keys that may change between a run and its resumption (the backend does not change the results)
+_VOLATILE = {"progress", "resume", "out", "backend", "ray_address", "workers", "worker_cpus", "worker_gpus"}
 
 
 class Interrupted(KeyboardInterrupt):
@@ -51,6 +52,16 @@ class Checkpoint:
     @property
     def journal(self) -> Path:
         return self.folder / "journal.bin"
+
+    @property
+    def shard_journals(self) -> Path:
+        """The journals of a distributed run's shards (one file per shard, see ``labelleak.distributed``)."""
+        return self.folder / "shards"
+
+    def clear_journals(self) -> None:
+        """Remove every journal: the run is finished and every attack's results are stored."""
+        self.journal.unlink(missing_ok=True)
+        shutil.rmtree(self.shard_journals, ignore_errors=True)
 
     def _paths(self, name: str) -> tuple[Path, Path]:
         return self.folder / "done" / f"{name}.json", self.folder / "done" / f"{name}.npz"

@@ -16,6 +16,7 @@ from labelleak.errors import DataFileError, InvalidInputError
 from labelleak.models.training import LR_SCHEDULES
 
 DEFAULT_ATTACKS = ("gap", "transfer", "boundary-hsja")
+BACKENDS = ("local", "ray")
 
 
 @dataclass
@@ -62,6 +63,11 @@ class AuditConfig:
     cache_dir: str = ".labelleak-cache"
     n_boot: int = 200
     progress: bool = True
+    backend: str = "local"  # or "ray": candidate shards and training jobs on Ray workers (labelleak[ray])
+    ray_address: str | None = None  # "auto" (a cluster started with `ray start`), "ray://HOST:PORT"; none: local Ray
+    workers: int = 1  # Ray workers (one candidate shard each)
+    worker_cpus: float = 1.0  # CPUs and GPUs reserved by each Ray worker
+    worker_gpus: float = 0.0
 
     def problems(self) -> list[str]:
         """Every invalid value, as messages naming the key."""
@@ -102,8 +108,27 @@ class AuditConfig:
             found.append(f"seed: expected an integer, got {self.seed!r}")
         if self.target is not None and not str(self.target).startswith(("http://", "https://")):
             found.append(f"target: expected an http(s) URL, got {self.target!r}")
+        found.extend(self._backend_problems())
         if not self.attacks or not all(isinstance(a, str) and a for a in self.attacks):
             found.append(f"attacks: expected a non-empty list of names, got {self.attacks!r}")
+        return found
+
+    def _backend_problems(self) -> list[str]:
+        found = []
+        if self.backend not in BACKENDS:
+            found.append(f"backend: expected {' or '.join(BACKENDS)}, got {self.backend!r}")
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) or self.workers < 1:
+            found.append(f"workers: expected a positive integer, got {self.workers!r}")
+        if (
+            isinstance(self.worker_cpus, bool)
+            or not isinstance(self.worker_cpus, (int, float))
+            or self.worker_cpus <= 0
+        ):
+            found.append(f"worker_cpus: expected a positive number, got {self.worker_cpus!r}")
+        if isinstance(self.worker_gpus, bool) or not isinstance(self.worker_gpus, (int, float)) or self.worker_gpus < 0:
+            found.append(f"worker_gpus: expected a number >= 0, got {self.worker_gpus!r}")
+        if self.ray_address is not None and self.backend != "ray":
+            found.append(f"ray_address: only used with backend 'ray', got backend {self.backend!r}")
         return found
 
     def validate(self) -> AuditConfig:

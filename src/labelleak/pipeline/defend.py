@@ -10,6 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from labelleak.distributed.training import executor_for, train_in_parallel
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import parse_defense
@@ -44,8 +45,10 @@ def run_defend(cfg: AuditConfig, defenses: list[str]) -> list[dict[str, Any]]:
         parse_defense(d)  # reject a typo before any training starts
     out = Path(cfg.out)
     rows = []
-    for d in defenses:
-        results = run_audit(cfg.replace(defense=d, out=str(out / _slug(d))))
-        rows.append(matrix_row(d, results))
+    cfgs = [cfg.replace(defense=d, out=str(out / _slug(d))) for d in defenses]
+    with executor_for(cfg) as executor:  # --backend ray: the defended targets train in parallel, then each audit
+        train_in_parallel(cfgs, executor)
+        for d, c in zip(defenses, cfgs):
+            rows.append(matrix_row(d, run_audit(c)))
     write_defend_outputs(out, cfg.to_dict(), rows, list(cfg.attacks))
     return rows

@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from labelleak import __version__
+from labelleak.distributed.training import executor_for, train_in_parallel
 from labelleak.errors import DataFileError
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
@@ -78,13 +79,15 @@ def run_reproduce(
         raise DataFileError(f"experiment {plan.name}: unknown kind {plan.kind!r}; known: {sorted(SUMMARIES)}")
     started = time.perf_counter()
     records = []
-    for i, run in enumerate(plan.runs, 1):
-        cfg = run.config.replace(resume=resume)
-        results = _finished_results(cfg) if resume else None
-        log.info("[%d/%d] %s%s", i, len(plan.runs), run.folder, ": finished earlier" if results else "")
-        if results is None:
-            results = run_audit(cfg)
-        records.append(RunRecord(run.point, run.group, results, _load_arrays(Path(cfg.out))))
+    with executor_for(first) as executor:  # --backend ray: every run's target trains in parallel first
+        cfgs = [run.config.replace(resume=resume) for run in plan.runs]
+        train_in_parallel([c for c in cfgs if not (resume and _finished_results(c))], executor)
+        for i, (run, cfg) in enumerate(zip(plan.runs, cfgs), 1):
+            results = _finished_results(cfg) if resume else None
+            log.info("[%d/%d] %s%s", i, len(plan.runs), run.folder, ": finished earlier" if results else "")
+            if results is None:
+                results = run_audit(cfg)
+            records.append(RunRecord(run.point, run.group, results, _load_arrays(Path(cfg.out))))
     out.mkdir(parents=True, exist_ok=True)
     tables, drawn = SUMMARIES[plan.kind](records, out)
     figures = [f for f in drawn if f is not None]  # None: figures skipped without the plots extra

@@ -1,0 +1,166 @@
+"""Benchmark: speed-up of the Ray backend with 2 workers over 1, and the Ray backend's overhead with 1 worker.
+
+Measured side by side in one run (same target, same candidates, same models):
+
+(a) HSJA (``boundary-hsja``) on the CIFAR-10 CPU-scale target of ``labelleak reproduce queries`` (its cpu plan:
+    CNN7 at width 0.25; the target is trained once, or loaded from the model cache), ``--candidates`` of them;
+(b) training 4 LiRA reference models (the LiRA recipe: the target's architecture on random halves of the shadow
+    pool; no model cache, so every run trains).
+
+For each: seconds with the local backend, Ray with 1 worker, Ray with 2 workers; ``speedup_2_over_1`` and
+``ray_overhead_1_worker`` (ray-1 / local - 1) are written as JSON to bench/results/scale-<time>.json. The HSJA
+runs are checked to give byte-identical scores across backends.
+
+    PYTHONPATH=src python bench/bench_scale.py                     # the real measurement (an hour or more on 2 cores)
+    PYTHONPATH=src python bench/bench_scale.py --smoke             # digits, seconds: checks that the script works
+
+CIFAR-10 needs ../shared/data/cifar10.npz (or --data PATH); the script says so and stops when it is absent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from labelleak.attacks import create_attack
+from labelleak.attacks._shadow import ShadowRecipe
+from labelleak.data.loaders import DEFAULT_CIFAR10_PLACES
+from labelleak.distributed import LocalExecutor, RayExecutor
+from labelleak.pipeline.plan import load_plan
+from labelleak.pipeline.setup import prepare
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def audit_config(args: argparse.Namespace):
+    """The first run of the ``queries`` plan at cpu scale (or a tiny digits audit with ``--smoke``)."""
+    if args.smoke:
+        overrides = dict(
+            dataset="digits",
+            arch="mlp",
+            train_size=100,
+            test_size=100,
+            reserve_train=100,
+            epochs=5,
+            shadow_size=100,
+            queries=200,
+            max_iter=3,
+            max_eval=50,
+            init_eval=10,
+            eval_size=20,
+        )
+    else:
+        data = args.data or next((p for p in DEFAULT_CIFAR10_PLACES if Path(p).is_file()), None)
+        if data is None or not Path(data).is_file():
+            sys.exit(f"CIFAR-10 not found (looked for {', '.join(DEFAULT_CIFAR10_PLACES)}); pass --data PATH")
+        overrides = dict(data=str(data))
+    overrides.update(progress=False, cache_dir=args.cache_dir, thresholds=False)
+    plan = load_plan("queries", scale="cpu", overrides=overrides, out=args.out)
+    return plan.runs[0].config
+
+
+def timed(fn) -> tuple[float, object]:
+    start = time.perf_counter()
+    out = fn()
+    return time.perf_counter() - start, out
+
+
+def ratios(seconds: dict[str, float]) -> dict[str, float]:
+    return {
+        **{f"seconds_{k}": v for k, v in seconds.items()},
+        "speedup_2_over_1": seconds["ray_1"] / seconds["ray_2"],
+        "ray_overhead_1_worker": seconds["ray_1"] / seconds["local"] - 1.0,
+    }
+
+
+def bench_hsja(cfg, setup, n: int, executors: dict) -> dict:
+    attack = create_attack(
+        "boundary-hsja",
+        max_iter=cfg.max_iter,
+        max_eval=cfg.max_eval,
+        init_eval=cfg.init_eval,
+        init_size=cfg.init_size,
+        seed=cfg.seed,
+    )
+    x, y = setup.x[:n], setup.y[:n]
+    seconds, scores = {}, {}
+    for name, ex in executors.items():
+        seconds[name], result = timed(
+            lambda ex=ex: ex.run_attack(attack, setup.oracle, x, y, max_queries_per_sample=cfg.queries)
+        )
+        scores[name] = result.scores.tobytes() + result.queries.tobytes()
+    return {
+        "candidates": n,
+        "queries_per_candidate": cfg.queries,
+        **ratios(seconds),
+        "identical_across_backends": len(set(scores.values())) == 1,
+    }
+
+
+def warm(_: int) -> None:
+    """Start a worker and import labelleak there, so worker start-up is not timed."""
+    import labelleak.attacks  # noqa: F401
+
+
+def lira_job(job: tuple) -> int:
+    recipe, x, y, shape, n_classes, seed = job
+    recipe.train(x, y, input_shape=shape, n_classes=n_classes, seed=seed)
+    return seed
+
+
+def bench_lira(cfg, setup, k: int, executors: dict) -> dict:
+    sd = setup.shadow_data
+    pool_x, pool_y = np.concatenate([sd.x_train, sd.x_test]), np.concatenate([sd.y_train, sd.y_test])
+    recipe = ShadowRecipe(
+        arch=setup.arch,
+        width=cfg.width,
+        epochs=cfg.epochs,
+        lr=cfg.lr,
+        batch_size=cfg.batch_size,
+        lr_schedule=cfg.lr_schedule,
+    )
+    rng = np.random.default_rng(cfg.seed)
+    halves = [rng.permutation(len(pool_x))[: len(pool_x) // 2] for _ in range(k)]
+    shape, n_classes = setup.oracle.input_shape, setup.oracle.n_classes
+    jobs = [(recipe, pool_x[h], pool_y[h], shape, n_classes, cfg.seed + 1 + i) for i, h in enumerate(halves)]
+    seconds = {name: timed(lambda ex=ex: ex.map(lira_job, jobs))[0] for name, ex in executors.items()}
+    return {"models": k, "epochs": cfg.epochs, "pool": len(pool_x), **ratios(seconds)}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--smoke", action="store_true", help="tiny digits setting: checks the script, measures nothing")
+    ap.add_argument("--data", help="CIFAR-10 .npz (default: looked for in ../shared/data)")
+    ap.add_argument("--candidates", type=int, default=40, help="HSJA candidates (default 40)")
+    ap.add_argument("--models", type=int, default=4, help="LiRA reference models (default 4)")
+    ap.add_argument("--cache-dir", default=".labelleak-cache")
+    ap.add_argument("--out", default="bench-scale-out")
+    args = ap.parse_args()
+    cfg = audit_config(args)
+    setup = prepare(cfg)
+    import ray
+
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    executors = {"local": LocalExecutor(), "ray_1": RayExecutor(workers=1), "ray_2": RayExecutor(workers=2)}
+    executors["ray_2"].map(warm, [0, 1])
+    report = {
+        "setting": "smoke (digits)" if args.smoke else "cifar10 cpu plan (reproduce queries)",
+        "machine_cpus": 2,
+        "hsja": bench_hsja(cfg, setup, min(args.candidates, len(setup.x)), executors),
+        "lira_reference_models": bench_lira(cfg, setup, args.models, executors),
+    }
+    ray.shutdown()
+    RESULTS.mkdir(exist_ok=True)
+    path = RESULTS / f"scale-{'smoke-' if args.smoke else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(report, indent=2))
+    print(json.dumps(report, indent=2))
+    print(f"written to {path}")
+
+
+if __name__ == "__main__":
+    main()

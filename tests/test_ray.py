@@ -1,0 +1,144 @@
+"""The Ray backend on a local Ray instance (2 CPUs): sharded attacks give the local backend's exact arrays, a
+worker killed mid-attack costs only its shard's unjournaled progress, and an audit gives the same scores.csv."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from _distributed_world import PER_CANDIDATE, SHAPE, digits_world  # noqa: E402
+
+from labelleak.attacks import create_attack  # noqa: E402
+from labelleak.distributed import LocalExecutor, RayExecutor  # noqa: E402
+from labelleak.oracle import TorchOracle, TorchScoreOracle  # noqa: E402
+from labelleak.oracle.cache import CachedOracle  # noqa: E402
+from labelleak.pipeline.audit import run_audit  # noqa: E402
+from labelleak.pipeline.config import make_config  # noqa: E402
+
+pytestmark = pytest.mark.ray
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])  # DyingOracle travels to the workers
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def world():
+    return digits_world()
+
+
+def oracle_for(world, kind):
+    cls = TorchScoreOracle if kind == "scores" else TorchOracle
+    return cls(world["model"], input_shape=SHAPE, n_classes=10)
+
+
+def arrays(result):
+    return result.scores.tobytes(), result.status.tobytes(), result.queries.tobytes()
+
+
+@pytest.mark.parametrize("name,params,budget,kind", PER_CANDIDATE, ids=[c[0] for c in PER_CANDIDATE])
+def test_two_ray_workers_give_the_local_arrays(ray_local, world, name, params, budget, kind):
+    attack = create_attack(name, **params)
+    run = dict(shadow=world["shadow"], max_queries_per_sample=budget)
+    here, oracle = oracle_for(world, kind), oracle_for(world, kind)
+    local = LocalExecutor().run_attack(attack, here, world["x"], world["y"], **run)
+    remote = RayExecutor(workers=2).run_attack(attack, oracle, world["x"], world["y"], **run)
+    assert arrays(remote) == arrays(local)
+    assert oracle.queries == here.queries > 0  # the workers' queries are counted on the driver's oracle
+
+
+def test_an_attack_that_cannot_be_sharded_runs_whole_on_one_worker(ray_local, world):
+    attack = create_attack("transfer", hidden=(32,), epochs=3, seed=0)
+    local = LocalExecutor().run_attack(
+        attack, oracle_for(world, "labels"), world["x"], world["y"], shadow=world["shadow"]
+    )
+    remote = RayExecutor(workers=2).run_attack(
+        attack, oracle_for(world, "labels"), world["x"], world["y"], shadow=world["shadow"]
+    )
+    assert arrays(remote) == arrays(local)
+    assert remote.setup_queries == local.setup_queries == len(world["shadow"].x_train)
+
+
+class DyingOracle(TorchOracle):
+    """Kills its worker process once, mid-attack: the first process to answer 300 samples pauses (so its journal is
+    flushed), then exits without cleanup on its next batch. ``marker`` records that it happened."""
+
+    def __init__(self, model, marker: str) -> None:
+        super().__init__(model, input_shape=SHAPE, n_classes=10, batch_size=64)
+        self.marker = marker
+
+    def _predict(self, x):
+        if self.queries >= 300 and not Path(self.marker + ".done").exists():
+            try:
+                fd = os.open(self.marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+                os.write(fd, str(os.getpid()).encode())
+                os.close(fd)
+                time.sleep(1.2)  # the journal flushes after this answer (it commits every second)
+            except FileExistsError:
+                if Path(self.marker).read_text() == str(os.getpid()):
+                    Path(self.marker + ".done").touch()
+                    os._exit(1)
+        return super()._predict(x)
+
+
+def test_a_killed_worker_is_retried_and_replays_its_journal(ray_local, world, tmp_path):
+    attack = create_attack("boundary-hsja", max_iter=3, max_eval=40, init_eval=10, init_size=10)
+    run = dict(max_queries_per_sample=120)
+    local = LocalExecutor().run_attack(attack, oracle_for(world, "labels"), world["x"], world["y"], **run)
+
+    def audit_like(folder: Path, target) -> tuple:
+        folder.mkdir()
+        oracle = CachedOracle(target, folder / "journal.bin", lookup=False)
+        result = RayExecutor(workers=2, journal_dir=folder / "shards").run_attack(
+            attack, oracle, world["x"], world["y"], **run
+        )
+        oracle.close()
+        return result, oracle.inner.queries
+
+    clean, asked_clean = audit_like(tmp_path / "clean", oracle_for(world, "labels"))
+    marker = str(tmp_path / "killed")
+    killed, asked_killed = audit_like(tmp_path / "kill", DyingOracle(world["model"], marker))
+    assert Path(marker + ".done").exists()  # a worker did die mid-attack
+    assert arrays(killed) == arrays(clean) == arrays(local)
+    assert asked_killed < asked_clean  # the retried shard replayed its journal instead of asking again
+    assert sorted(p.name for p in (tmp_path / "kill" / "shards").iterdir()) == [
+        "boundary-hsja-0-of-2.bin",
+        "boundary-hsja-1-of-2.bin",
+    ]
+
+
+def test_an_audit_on_ray_writes_the_local_scores(ray_local, tmp_path):
+    common = dict(
+        dataset="digits",
+        train_size=40,
+        eval_size=20,
+        epochs=5,
+        attacks=["gap", "boundary-hsja"],
+        queries=80,
+        max_iter=2,
+        max_eval=30,
+        init_eval=10,
+        init_size=10,
+        thresholds=False,
+        n_boot=5,
+        progress=False,
+        cache_dir=str(tmp_path / "cache"),
+    )
+    run_audit(make_config(out=str(tmp_path / "local"), **common))
+    run_audit(make_config(out=str(tmp_path / "ray"), backend="ray", workers=2, **common))
+    local, remote = (tmp_path / "local" / "scores.csv").read_text(), (tmp_path / "ray" / "scores.csv").read_text()
+    assert local == remote and local.count("\n") == 2 * 40 + 1
+    with np.load(tmp_path / "ray" / "arrays.npz") as z:
+        assert int(z["boundary-hsja/queries"].sum()) > 40
+    assert not (tmp_path / "ray" / "checkpoint" / "shards").exists()  # journals removed once finished
