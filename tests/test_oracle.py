@@ -89,3 +89,30 @@ def test_ledger_per_sample_and_total_budgets(linear_oracle):
     assert fresh.used.tolist() == [2, 1, 1]
     with pytest.raises(InvalidInputError, match="expected 4 non-negative counts"):
         QueryLedger(4).load_state_dict(state)
+
+
+class _ProbaOracle(CallableOracle):
+    """A user's own score oracle: a label oracle with ``predict_proba``, no labelleak base class needed for it."""
+
+    def predict_proba(self, x):
+        p = torch.zeros(len(x), self.n_classes, dtype=torch.float64)
+        p[torch.arange(len(x)), torch.as_tensor(self.predict_labels(np.asarray(x)))] = 1.0
+        return p
+
+
+def test_score_oracle_protocol_decides_who_may_serve_scores(linear_model):
+    from labelleak.oracle import ScoreOracle, require_scores
+
+    labels_only = CallableOracle(linear_model, input_shape=(6,), n_classes=3, bounds=(-10, 10))
+    scores = _ProbaOracle(linear_model, input_shape=(6,), n_classes=3, bounds=(-10, 10))
+    assert isinstance(scores, ScoreOracle) and not isinstance(labels_only, ScoreOracle)
+    require_scores(scores, "score-loss")
+    with pytest.raises(InvalidInputError, match="score-loss: needs an oracle that returns scores"):
+        require_scores(labels_only, "score-loss")
+    x = torch.zeros(2, 6)
+    p = BudgetedOracle(scores, QueryLedger(2)).query_proba(x, torch.arange(2))
+    assert p.shape == (2, 3) and torch.equal(p.argmax(1), torch.as_tensor(linear_model(x.numpy())))
+    ledger = QueryLedger(2)
+    with pytest.raises(InvalidInputError, match="CallableOracle returns labels only"):
+        BudgetedOracle(labels_only, ledger).query_proba(x, torch.arange(2))
+    assert ledger.total == 0

@@ -132,7 +132,8 @@ class Attack(ABC):
         """Score candidates ``(x, y)`` against ``oracle``.
 
         Args:
-            oracle: the target, seen through labels only (score-based attacks need a ``ScoreOracle``).
+            oracle: the target, seen through labels only; score-based attacks need one that is also a
+                :class:`~labelleak.oracle.ScoreOracle` (e.g. :class:`~labelleak.oracle.TorchScoreOracle`).
             x: candidates, shape (N, *oracle.input_shape), values within ``oracle.bounds``.
             y: their true labels, shape (N,), in ``0..oracle.n_classes - 1``.
             shadow: the adversary's own data, required by attacks that train shadow models.

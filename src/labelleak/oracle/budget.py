@@ -13,6 +13,7 @@ import torch
 
 from labelleak.errors import BudgetExhaustedError, InvalidInputError
 from labelleak.oracle.base import LabelOracle
+from labelleak.oracle.scores import ScoreOracle
 
 
 class QueryLedger:
@@ -97,10 +98,12 @@ class BudgetedOracle:
 
     def query_proba(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         """Probabilities for ``x`` from a score oracle, charged to ``owners`` like label queries."""
+        if not isinstance(self.oracle, ScoreOracle):
+            raise InvalidInputError(f"query_proba: {type(self.oracle).__name__} returns labels only, not scores")
         if len(owners) != len(x):
             raise InvalidInputError(f"query: {len(x)} inputs but {len(owners)} owners")
         self.ledger.charge(owners)
-        return self.oracle.predict_proba(x)  # type: ignore[attr-defined]
+        return self.oracle.predict_proba(x)
 
     def query_setup(self, x: torch.Tensor) -> torch.Tensor:
         """Labels for inputs that belong to no candidate (counted in ``ledger.setup``)."""
