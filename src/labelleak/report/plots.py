@@ -1,22 +1,29 @@
-"""ROC curves (linear and log-log axes) and other figures, as PNG via matplotlib's Agg backend."""
+"""ROC curves (linear and log-log axes) and other figures, as PNG.
+
+Figures are plain :class:`matplotlib.figure.Figure` objects drawn on an Agg canvas: no pyplot, so importing this
+module neither selects a global backend nor opens windows, and a user's own pyplot state is left alone.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from labelleak.metrics import auc, roc
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _figure(figsize: tuple[float, float]) -> Figure:
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas
+    return fig
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
@@ -25,7 +32,8 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
 
     ``curves`` maps a label to ``(is_member, score)``.
     """
-    fig, (ax_lin, ax_log) = plt.subplots(1, 2, figsize=(11, 4.8))
+    fig = _figure((11, 4.8))
+    ax_lin, ax_log = fig.subplots(1, 2)
     for label, (m, s) in curves.items():
         fpr, tpr, _ = roc(m, s)
         if np.isnan(fpr).any():
@@ -62,7 +70,8 @@ def plot_series(
     logx: bool = True,
 ) -> Path:
     """Line plot of named (x, y) series, e.g. AUC against queries per sample."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = _figure((6.5, 4.5))
+    ax = fig.subplots()
     for label, (xs, ys) in series.items():
         ax.plot(xs, ys, marker="o", label=label)
     if logx:
@@ -78,7 +87,8 @@ def plot_series(
 
 def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path) -> Path:
     """Each defense as a point: test accuracy (utility) against the best attack AUC (leakage)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    fig = _figure((6.5, 4.8))
+    ax = fig.subplots()
     for r in rows:
         aucs = [r.get(f"{a}.auc") for a in attacks if r.get(f"{a}.auc") is not None]
         label_only = [
@@ -103,7 +113,8 @@ def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path)
 
 def plot_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, bins: int = 30) -> Path:
     """One panel per quantity: overlaid density histograms of members (``panels[k][0]``) and non-members."""
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4.2), squeeze=False)
+    fig = _figure((5.5 * max(1, len(panels)), 4.2))
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)
     for ax, (label, (members, nonmembers)) in zip(axes[0], panels.items()):
         both = np.concatenate([members, nonmembers])
         both = both[np.isfinite(both)]
@@ -123,7 +134,8 @@ def plot_bars(
     """Grouped bars: ``values[group][bar]``, e.g. AUC per attack (group) and distance norm (bar)."""
     groups = list(values)
     bars = list(dict.fromkeys(b for g in groups for b in values[g]))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(groups) * max(1, len(bars)) / 2), 4.5))
+    fig = _figure((max(5.0, 1.6 * len(groups) * max(1, len(bars)) / 2), 4.5))
+    ax = fig.subplots()
     width = 0.8 / max(1, len(bars))
     for i, bar in enumerate(bars):
         xs = np.arange(len(groups)) + (i - (len(bars) - 1) / 2) * width
