@@ -18,7 +18,7 @@ from typing import Literal
 import numpy as np
 import torch
 
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.attacks.hsja import HopSkipJump, Norm, lp_distance
 from labelleak.attacks.qeba import QEBA
 from labelleak.errors import InvalidInputError
@@ -47,8 +47,6 @@ class BoundaryAttack(Attack):
         seed: seeds the random directions (per candidate, independent of batch order).
     """
 
-    name = "boundary-hsja"
-
     def __init__(
         self,
         *,
@@ -68,6 +66,7 @@ class BoundaryAttack(Attack):
         self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
         self.init_size, self.gamma, self.ratio = init_size, gamma, ratio
         self.milestones, self.seed = tuple(milestones), seed
+        self.name = f"boundary-{method}" + ("-linf" if norm == "linf" else "")
 
     def engine(self) -> HopSkipJump:
         common = dict(
@@ -93,7 +92,7 @@ class BoundaryAttack(Attack):
             raise InvalidInputError(f"score_norm: expected l0, l1, l2 or linf, got {score_norm!r}")
         engine = self.engine()
         n = len(x)
-        served = affordable(oracle.ledger, 1)
+        served = oracle.ledger.affordable(1)
         idx = torch.nonzero(served).flatten()
         correct = torch.zeros(n, dtype=torch.bool)
         correct[idx] = oracle.query(x[idx], idx) == y[idx]

@@ -24,7 +24,7 @@ import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
 from labelleak.attacks._shadow import ShadowRecipe
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
@@ -55,6 +55,7 @@ class _CopiesAttack(Attack):
     """Shared machinery: build copies, query them all in one batch, score by correctness."""
 
     scorer: Scorer
+    shadow_recipe: ShadowRecipe
     seed: int
 
     def copies(self, x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
@@ -71,7 +72,7 @@ class _CopiesAttack(Attack):
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
     ) -> RawScores:
         n_copies = int(self.copies(x[:1], oracle.bounds).shape[0])
-        served = affordable(oracle.ledger, n_copies)
+        served = oracle.ledger.affordable(n_copies)
         idx = torch.nonzero(served).flatten()
         owners = idx.repeat(n_copies)  # copies are stacked copy-major
         vec = torch.zeros(len(x), n_copies)
@@ -90,8 +91,7 @@ class _CopiesAttack(Attack):
         return RawScores(scores=scores, status=status, extras={"copies_per_candidate": n_copies})
 
     def _model_scores(self, vec: np.ndarray, shadow: ShadowData, oracle: BudgetedOracle, progress: bool) -> np.ndarray:
-        recipe = ShadowRecipe(**self.shadow_recipe) if getattr(self, "shadow_recipe", None) else ShadowRecipe()
-        model = recipe.train(
+        model = self.shadow_recipe.train(
             shadow.x_train,
             shadow.y_train,
             input_shape=oracle.input_shape,
@@ -128,7 +128,7 @@ class AugmentationAttack(_CopiesAttack):
         d: int = 1,
         r: int = 4,
         scorer: Scorer = "count",
-        shadow_recipe: dict | None = None,
+        shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
         self.kind, self.d, self.r, self.scorer, self.shadow_recipe, self.seed = kind, d, r, scorer, shadow_recipe, seed
@@ -161,7 +161,7 @@ class NoiseAttack(_CopiesAttack):
         sigma: float = 0.1,
         flip_prob: float | None = None,
         scorer: Scorer = "count",
-        shadow_recipe: dict | None = None,
+        shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
         self.n_noise, self.sigma, self.flip_prob = n_noise, sigma, flip_prob

@@ -25,39 +25,14 @@ from labelleak.oracle import LabelOracle
 from labelleak.oracle.cache import CachedOracle
 from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
 from labelleak.pipeline.config import AuditConfig, make_config
-from labelleak.pipeline.setup import AuditSetup, prepare
+from labelleak.pipeline.setup import AuditSetup, DatasetCache, prepare
 from labelleak.report import plot_roc, plot_series, print_audit_table, write_json, write_scores_csv
 from labelleak.report.files import write_distances_csv
 
 
 def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, Any]:
-    """Constructor arguments the audit passes to the attack registered as ``name``."""
-    recipe = {
-        "arch": setup.arch,
-        "width": cfg.width,
-        "epochs": cfg.epochs,
-        "lr": cfg.lr,
-        "batch_size": cfg.batch_size,
-        "lr_schedule": cfg.lr_schedule,
-        "cache_dir": cfg.cache_dir,
-    }
-    if name.startswith("transfer") or name in ("score-nn", "oslo"):
-        return {**recipe, "seed": cfg.seed}
-    if name.startswith("lira"):
-        return {**recipe, "seed": cfg.seed, "n_reference": cfg.lira_models}
-    if name in ("augmentation", "noise"):
-        return {"seed": cfg.seed, "shadow_recipe": recipe}
-    if name == "smoothing":
-        return {"sigma": cfg.smoothing_sigma, "n": cfg.smoothing_n, "alpha": cfg.smoothing_alpha, "seed": cfg.seed}
-    if name in ("boundary-hsja", "boundary-hsja-linf", "boundary-qeba"):
-        return {
-            "max_iter": cfg.max_iter,
-            "max_eval": cfg.max_eval,
-            "init_eval": cfg.init_eval,
-            "init_size": cfg.init_size,
-            "seed": cfg.seed,
-        }
-    return {}
+    """Constructor arguments the audit passes to the attack registered as ``name`` (as its registration declares)."""
+    return audit_params(name, {**cfg.to_dict(), "adversary_arch": setup.arch})
 
 
 def by_queries(result: AttackResult, is_member: np.ndarray) -> list[dict[str, float]]:
@@ -210,11 +185,14 @@ def _run_one(
     return entry, arrays
 
 
-def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, Any]:
+def run_audit(
+    cfg: AuditConfig, *, console: Console | None = None, datasets: DatasetCache | None = None
+) -> dict[str, Any]:
     """Run the whole audit for ``cfg`` and write ``results.json``, ``scores.csv`` and ``roc.png`` to ``cfg.out``.
 
     With ``cfg.checkpoint`` (the default) finished attacks and the target's answers are saved under
-    ``OUT/checkpoint`` as the run goes; ``cfg.resume`` continues an interrupted run from there.
+    ``OUT/checkpoint`` as the run goes; ``cfg.resume`` continues an interrupted run from there. A series of
+    audits on one dataset passes the same ``datasets`` cache to each, so the file is read once.
     """
     cfg.validate()
     unknown = [a for a in cfg.attacks if a not in attack_names()]
@@ -222,7 +200,7 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
         raise UnknownNameError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(attack_names())}")
     console = console or Console(stderr=True, quiet=not cfg.progress)
     started = time.perf_counter()
-    setup = prepare(cfg)
+    setup = prepare(cfg, datasets)
     ckpt = Checkpoint(cfg.out, cfg.to_dict(), resume=cfg.resume) if cfg.checkpoint else None
     oracle: LabelOracle = setup.oracle
     if ckpt:  # remote queries are worth looking up even in a fresh run; local ones only when resuming

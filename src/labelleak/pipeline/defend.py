@@ -14,6 +14,7 @@ from typing import Any
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import parse_defense
+from labelleak.pipeline.setup import DatasetCache
 from labelleak.report import write_json
 from labelleak.report.plots import plot_privacy_utility
 
@@ -61,8 +62,9 @@ def run_defend(cfg: AuditConfig, defenses: list[str]) -> list[dict[str, Any]]:
         parse_defense(d)  # reject a typo before any training starts
     out = Path(cfg.out)
     rows = []
+    datasets = DatasetCache()  # one dataset for every defense: read it once
     for d in defenses:
-        results = run_audit(cfg.replace(defense=d, out=str(out / _slug(d))))
+        results = run_audit(cfg.replace(defense=d, out=str(out / _slug(d))), datasets=datasets)
         rows.append(matrix_row(d, results))
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / "matrix.json", {"config": cfg.to_dict(), "rows": rows})
