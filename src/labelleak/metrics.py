@@ -90,19 +90,6 @@ def threshold_best_balanced_accuracy(is_member: np.ndarray, score: np.ndarray) -
     return float(min(thr[best], np.finfo(np.float64).max))
 
 
-def threshold_at_fpr(nonmember_score: np.ndarray, fpr: float) -> float:
-    """The smallest threshold whose false-positive rate on ``nonmember_score`` is at most ``fpr``."""
-    s = np.sort(np.asarray(nonmember_score, dtype=np.float64))
-    if len(s) == 0:
-        raise InvalidInputError("threshold_at_fpr: need at least one non-member score")
-    if not 0.0 <= fpr <= 1.0:
-        raise InvalidInputError(f"fpr: expected a value in [0, 1], got {fpr}")
-    allowed = int(np.floor(fpr * len(s) + 1e-9))  # non-members allowed at or above the threshold
-    if allowed >= len(s):
-        return float(s[0])
-    return float(np.nextafter(s[len(s) - 1 - allowed], np.inf))
-
-
 def threshold_from_percentile(reference_scores: np.ndarray, t: float) -> float:
     """The t-th percentile of scores of known non-members (Li & Zhang's data-free threshold on random noise)."""
     s = np.asarray(reference_scores, dtype=np.float64)

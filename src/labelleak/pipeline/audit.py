@@ -11,7 +11,7 @@ from rich.console import Console
 
 from labelleak import __version__
 from labelleak.attacks import Attack, AttackResult, Status, create_attack
-from labelleak.attacks.registry import attack_names
+from labelleak.attacks.registry import attack_names, audit_params
 from labelleak.errors import InvalidInputError, UnknownNameError
 from labelleak.metrics import (
     auc,
