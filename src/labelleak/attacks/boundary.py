@@ -13,7 +13,7 @@ each query milestone (``milestone_scores``), so one run yields the whole AUC-vs-
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 import torch
@@ -33,6 +33,18 @@ def box_diameter(bounds: tuple[float, float], d: int, norm: str) -> float:
     """Largest possible perturbation size in ``norm`` inside the box ``bounds`` in ``d`` dimensions."""
     span = bounds[1] - bounds[0]
     return {"l0": float(d), "l1": span * d, "l2": span * math.sqrt(d), "linf": span}[norm]
+
+
+class _SearchParams(TypedDict):
+    """What HopSkipJump and QEBA share (QEBA adds ``ratio``)."""
+
+    norm: Norm
+    max_iter: int
+    max_eval: int
+    init_eval: int
+    init_size: int
+    gamma: float
+    seed: int
 
 
 class BoundaryAttack(Attack):
@@ -69,7 +81,7 @@ class BoundaryAttack(Attack):
         self.name = f"boundary-{method}" + ("-linf" if norm == "linf" else "")
 
     def engine(self) -> HopSkipJump:
-        common = dict(
+        common: _SearchParams = dict(
             norm=self.norm,
             max_iter=self.max_iter,
             max_eval=self.max_eval,

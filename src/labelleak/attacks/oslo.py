@@ -89,7 +89,7 @@ class OSLO(Attack):
             if bool(done.all()):
                 break
             cur.requires_grad_(True)
-            loss = sum(F.cross_entropy(m(cur), y, reduction="sum") for m in source)
+            loss = sum((F.cross_entropy(m(cur), y, reduction="sum") for m in source), torch.zeros(()))
             (grad,) = torch.autograd.grad(loss, cur)
             with torch.no_grad():
                 norm = grad.reshape(len(x), -1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))

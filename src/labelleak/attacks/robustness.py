@@ -16,6 +16,7 @@ a small logistic-regression attack model trained on a shadow model's correctness
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -62,7 +63,13 @@ class _CopiesAttack(Attack):
         """Perturbed copies, shape (K, N, *input_shape), the unchanged original first."""
         raise NotImplementedError
 
-    def _correctness(self, label_fn, x: torch.Tensor, y: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+    def _correctness(
+        self,
+        label_fn: Callable[[torch.Tensor], torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        bounds: tuple[float, float],
+    ) -> torch.Tensor:
         c = self.copies(x, bounds)  # (K, N, ...)
         k, n = c.shape[:2]
         labels = label_fn(c.reshape(k * n, *c.shape[2:])).reshape(k, n)

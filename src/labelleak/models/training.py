@@ -125,6 +125,7 @@ def _train(
                 if settings.l1:
                     loss = loss + settings.l1 * l1_penalty(model)
                 if advreg is not None:
+                    assert held is not None  # _holdout keeps a reference part whenever advreg is on
                     ref = held[torch.randint(0, len(held), (len(idx),), generator=gen)].to(device)
                     ref_logits = model(xt[ref])
                     advreg.update_attack(logits, yt[idx], ref_logits, yt[ref])

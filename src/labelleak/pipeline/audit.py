@@ -37,7 +37,7 @@ def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, A
 
 def by_queries(result: AttackResult, is_member: np.ndarray) -> list[dict[str, float]]:
     """AUC and TPR at 0.1% / 1% FPR of the best scores within each query milestone (one run, many budgets)."""
-    rows = []
+    rows: list[dict[str, float]] = []
     spent = int(result.queries.max()) if len(result.queries) else 0
     for m, scores in sorted(result.extras.get("milestone_scores", {}).items()):
         if m > spent and rows:
@@ -260,12 +260,8 @@ def _write_outputs(
         for i, m, s, q, st in zip(setup.sample_index, setup.is_member, a["scores"], a["queries"], a["status"])
     ]
     write_scores_csv(out / "scores.csv", rows)
-    np.savez_compressed(
-        out / "arrays.npz",
-        sample_index=setup.sample_index,
-        is_member=setup.is_member,
-        **{f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()},
-    )
+    per_attack: dict[str, Any] = {f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()}
+    np.savez_compressed(out / "arrays.npz", sample_index=setup.sample_index, is_member=setup.is_member, **per_attack)
     distances = {
         name: {k[len("distance_") :]: v for k, v in a.items() if k.startswith("distance_")}
         for name, a in finished.items()

@@ -275,6 +275,8 @@ def prepare_remote(cfg: AuditConfig) -> AuditSetup:
     """A target behind ``cfg.target`` (URL): candidates and the shadow pool come from files."""
     from labelleak.oracle.http import HttpOracle
 
+    if not cfg.target:
+        raise InvalidInputError("a remote audit needs --target URL")
     api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
     oracle = HttpOracle(cfg.target, api_key=api_key)
     shape = oracle.input_shape

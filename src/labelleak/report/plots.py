@@ -7,6 +7,7 @@ module neither selects a global backend nor opens windows, and a user's own pypl
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -85,14 +86,16 @@ def plot_series(
     return _save(fig, path)
 
 
-def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path) -> Path:
+def plot_privacy_utility(rows: list[dict[str, Any]], attacks: list[str], path: str | Path) -> Path:
     """Each defense as a point: test accuracy (utility) against the best attack AUC (leakage)."""
     fig = _figure((6.5, 4.8))
     ax = fig.subplots()
     for r in rows:
-        aucs = [r.get(f"{a}.auc") for a in attacks if r.get(f"{a}.auc") is not None]
+        aucs = [float(r[f"{a}.auc"]) for a in attacks if r.get(f"{a}.auc") is not None]
         label_only = [
-            r.get(f"{a}.auc") for a in attacks if r.get(f"{a}.threat") == "label-only" and r.get(f"{a}.auc") is not None
+            float(r[f"{a}.auc"])
+            for a in attacks
+            if r.get(f"{a}.threat") == "label-only" and r.get(f"{a}.auc") is not None
         ]
         if aucs:
             ax.scatter(r["test_accuracy"], max(aucs), color="tab:red")
