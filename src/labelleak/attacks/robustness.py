@@ -124,7 +124,10 @@ class _CopiesAttack(Attack):
 
 
 class AugmentationAttack(_CopiesAttack):
-    """Correctness of the target on translated, rotated or flipped copies (image inputs only)."""
+    """Correctness of the target on translated, rotated or flipped copies (image inputs only).
+
+    With ``scorer="model"`` the attack model learns from a shadow model trained by ``shadow_recipe``.
+    """
 
     name = "augmentation"
 
@@ -157,7 +160,10 @@ class AugmentationAttack(_CopiesAttack):
 
 
 class NoiseAttack(_CopiesAttack):
-    """Correctness of the target on noisy copies: Gaussian (sigma) or bit flips for binary features."""
+    """Correctness of the target on noisy copies: Gaussian (sigma) or bit flips for binary features.
+
+    With ``scorer="model"`` the attack model learns from a shadow model trained by ``shadow_recipe``.
+    """
 
     name = "noise"
 
