@@ -87,6 +87,15 @@ def test_misclassified_and_failed_candidates_are_flagged(linear_model):
     assert res.queries.tolist() == [6] * 10  # one correctness query and five noise tries each
 
 
+@pytest.mark.parametrize("name", ["boundary-hsja", "boundary-qeba"])
+def test_no_correctly_classified_candidate_is_not_an_error(name):
+    # every candidate misclassified: nothing is left to search, and the search of zero rows must not fail
+    oracle = CallableOracle(lambda a: np.ones(len(a), int), input_shape=(1, 4, 4), n_classes=2)
+    res = create_attack(name, **FAST)(oracle, np.zeros((3, 1, 4, 4), np.float32), np.zeros(3, int))
+    assert (res.status == Status.MISCLASSIFIED).all() and res.scores.tolist() == [0.0] * 3
+    assert res.queries.tolist() == [1, 1, 1] and res.attack == name
+
+
 def test_linf_and_all_norms_reported(linear_model, linear_oracle):
     x, y = _candidates(linear_model, n=15)
     res = create_attack("boundary-hsja-linf", **FAST)(linear_oracle, x, y)

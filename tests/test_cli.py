@@ -137,3 +137,18 @@ def test_console_script_runs_and_python_api(tmp_path):
         progress=False,
     )
     assert res["attacks"]["gap"]["n_members"] == 40
+
+
+@pytest.mark.parametrize(
+    "args",
+    [["audit", "--arch", "cnn7"], ["reproduce", "sizes", "--dataset", "digits", "--set", "arch=cnn7", "--quiet"]],
+    ids=["audit", "reproduce"],
+)
+def test_too_small_images_get_advice_that_fits_every_command(tmp_path, args):
+    # the audit's option is --arch, reproduce's is --set arch=: the message names architectures, never an option
+    result = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--cache-dir", str(tmp_path / "c")])
+    assert result.exit_code == 2
+    assert "error: cnn7 has 4 pooling layers and needs images of at least 16x16, got 8x8; architectures that " in (
+        " ".join(result.output.split())
+    )
+    assert "fit: cnn2, mlp" in " ".join(result.output.split()) and "--arch" not in result.output

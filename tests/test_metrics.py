@@ -8,7 +8,6 @@ from labelleak.metrics import (
     bootstrap,
     precision_recall,
     summarize,
-    threshold_at_fpr,
     threshold_best_balanced_accuracy,
     tpr_at_fpr,
 )
@@ -29,8 +28,6 @@ def test_balanced_accuracy_and_thresholds():
     assert balanced_accuracy(M, S, 0.3) == pytest.approx(0.5 * (1.0 + 0.75))
     t = threshold_best_balanced_accuracy(M, S)
     assert balanced_accuracy(M, S, t) == pytest.approx(0.875)
-    assert threshold_at_fpr(S[M == 0], 0.25) > 0.2 and threshold_at_fpr(S[M == 0], 0.25) <= 0.7
-    assert threshold_at_fpr(S[M == 0], 0.0) > 0.7
     acc, prec, rec = precision_recall(M, S, 0.35)
     assert (acc, prec, rec) == (pytest.approx(0.75), pytest.approx(0.75), pytest.approx(0.75))
 

@@ -37,10 +37,16 @@ def test_cnn7_full_width_matches_paper_config():
 def test_build_errors():
     with pytest.raises(UnknownNameError, match="unknown architecture 'resnet'"):
         build_model(ModelSpec("resnet", (3, 32, 32), 10))
-    with pytest.raises(InvalidInputError, match="needs images of at least 16x16, got 8x8"):
+    with pytest.raises(
+        InvalidInputError, match="needs images of at least 16x16, got 8x8; architectures that fit: cnn2, mlp$"
+    ):
         build_model(ModelSpec("cnn7", (1, 8, 8), 10))
-    with pytest.raises(InvalidInputError, match="needs image input"):
+    with pytest.raises(
+        InvalidInputError, match=r"needs image input \(C, H, W\), got shape \(64,\); mlp is the architecture"
+    ):
         build_model(ModelSpec("cnn3", (64,), 10))
+    with pytest.raises(InvalidInputError, match="got 3x3; architectures that fit: mlp$"):
+        build_model(ModelSpec("cnn2", (1, 3, 3), 10))
 
 
 def test_training_memorises_small_data_and_is_seeded(blobs):

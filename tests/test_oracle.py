@@ -83,9 +83,46 @@ def test_ledger_per_sample_and_total_budgets(linear_oracle):
     with pytest.raises(BudgetExhaustedError, match="total budget 5"):
         b.query(torch.zeros(2, 6), torch.tensor([1, 2]))
     assert ledger.total == 4 and linear_oracle.queries == 4
-    state = ledger.state_dict()
-    fresh = QueryLedger(3, max_per_sample=2, max_total=5)
-    fresh.load_state_dict(state)
-    assert fresh.used.tolist() == [2, 1, 1]
-    with pytest.raises(InvalidInputError, match="expected 4 non-negative counts"):
-        QueryLedger(4).load_state_dict(state)
+
+
+def test_ledger_plans_what_candidates_can_still_afford():
+    ledger = QueryLedger(4, max_per_sample=10, max_total=25)
+    ledger.used = torch.tensor([0, 4, 9, 10])  # 23 spent: only 2 left in total
+    assert ledger.remaining(torch.tensor([1, 3])).tolist() == [2, 0]
+    # per-sample room [10, 6, 1, 0], total room 2: the first affordable rows win
+    assert ledger.affordable(1).tolist() == [True, True, False, False]
+    assert ledger.affordable(2).tolist() == [True, False, False, False]
+    assert ledger.affordable(0, torch.tensor([3])).tolist() == [True]
+    ledger.used = torch.tensor([0, 4, 9, 0])  # 13 spent, 12 left in total
+    # wanted 5 with 1 kept back per row: per-sample [5, 5, 0, 5]; total 12 - 4 reserved = 8, earlier rows first
+    assert ledger.affordable_counts(torch.arange(4), 5, reserve=1).tolist() == [5, 3, 0, 0]
+    assert ledger.shared_room(torch.tensor([0, 1, 3])) == 4  # 12 // 3, under every per-sample room
+    assert ledger.shared_room(torch.tensor([1, 2])) == 1  # candidate 2 has 1 left
+    assert ledger.shared_room(torch.tensor([], dtype=torch.int64)) == 0
+
+
+class _ProbaOracle(CallableOracle):
+    """A user's own score oracle: a label oracle with ``predict_proba``, no labelleak base class needed for it."""
+
+    def predict_proba(self, x):
+        p = torch.zeros(len(x), self.n_classes, dtype=torch.float64)
+        p[torch.arange(len(x)), torch.as_tensor(self.predict_labels(np.asarray(x)))] = 1.0
+        return p
+
+
+def test_score_oracle_protocol_decides_who_may_serve_scores(linear_model):
+    from labelleak.oracle import ScoreOracle, require_scores
+
+    labels_only = CallableOracle(linear_model, input_shape=(6,), n_classes=3, bounds=(-10, 10))
+    scores = _ProbaOracle(linear_model, input_shape=(6,), n_classes=3, bounds=(-10, 10))
+    assert isinstance(scores, ScoreOracle) and not isinstance(labels_only, ScoreOracle)
+    require_scores(scores, "score-loss")
+    with pytest.raises(InvalidInputError, match="score-loss: needs an oracle that returns scores"):
+        require_scores(labels_only, "score-loss")
+    x = torch.zeros(2, 6)
+    p = BudgetedOracle(scores, QueryLedger(2)).query_proba(x, torch.arange(2))
+    assert p.shape == (2, 3) and torch.equal(p.argmax(1), torch.as_tensor(linear_model(x.numpy())))
+    ledger = QueryLedger(2)
+    with pytest.raises(InvalidInputError, match="CallableOracle returns labels only"):
+        BudgetedOracle(labels_only, ledger).query_proba(x, torch.arange(2))
+    assert ledger.total == 0

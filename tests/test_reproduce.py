@@ -344,17 +344,9 @@ def test_adversary_models_follow_the_audit_training_recipe():
     class _Setup:
         arch = "cnn5"
 
-    for name in ("transfer", "score-nn", "oslo", "lira"):
-        attack = create_attack(name, **attack_params(name, cfg, _Setup()))
-        assert (attack.arch, attack.epochs, attack.lr, attack.batch_size, attack.lr_schedule, attack.width) == (
-            "cnn5",
-            7,
-            0.01,
-            32,
-            "cosine",
-            0.5,
-        )
-    assert attack_params("noise", cfg, _Setup())["shadow_recipe"]["lr_schedule"] == "cosine"
+    for name in ("transfer", "score-nn", "oslo", "lira", "noise"):
+        r = create_attack(name, **attack_params(name, cfg, _Setup())).shadow_recipe
+        assert (r.arch, r.epochs, r.lr, r.batch_size, r.lr_schedule, r.width) == ("cnn5", 7, 0.01, 32, "cosine", 0.5)
     assert "lr_schedule: expected constant or cosine" in "; ".join(AuditConfig(lr_schedule="step").problems())
 
 

@@ -1,6 +1,7 @@
 """labelleak: measure membership leakage of classifiers that expose only predicted labels."""
 
 import logging
+from typing import Any
 
 __version__ = "0.1.0"
 
@@ -8,7 +9,7 @@ __version__ = "0.1.0"
 logging.getLogger("labelleak").addHandler(logging.NullHandler())
 
 
-def audit(*args, **kwargs):  # thin lazy wrapper, so `import labelleak` stays fast
+def audit(*args: Any, **kwargs: Any) -> dict[str, Any]:  # thin lazy wrapper, so `import labelleak` stays fast
     """Run a membership audit; see :func:`labelleak.pipeline.audit.audit`."""
     from labelleak.pipeline.audit import audit as _audit
 

@@ -62,12 +62,3 @@ def check_in_bounds(x: np.ndarray, bounds: tuple[float, float], *, name: str, to
         raise InvalidInputError(
             f"{name}: values must lie in [{lo}, {hi}], got range [{float(x.min()):.4g}, {float(x.max()):.4g}]"
         )
-
-
-def check_positive_int(value: Any, *, name: str, allow_none: bool = False) -> int | None:
-    """Validate a positive integer parameter."""
-    if value is None and allow_none:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value <= 0:
-        raise InvalidInputError(f"{name}: expected a positive integer, got {value!r}")
-    return int(value)

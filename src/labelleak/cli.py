@@ -57,7 +57,7 @@ def audit(
     config: Path | None = typer.Option(None, "--config", help="YAML file with the same keys as these options."),
     dataset: str | None = typer.Option(None, help="digits (default), cifar10, cifar100, npz, folder, tabular."),
     data: str | None = typer.Option(None, help="Path of the dataset file or folder."),
-    arch: str | None = typer.Option(None, help="mlp, cnn3..cnn11, or auto (default)."),
+    arch: str | None = typer.Option(None, help="mlp, cnn2..cnn11, or auto (default)."),
     width: float | None = typer.Option(None, help="Channel/width multiplier of the architecture."),
     epochs: int | None = typer.Option(None, help="Training epochs of target and shadow models."),
     train_size: int | None = typer.Option(None, help="Target training-set size (members)."),

@@ -8,7 +8,9 @@ does not exceed the target (Carlini et al., S&P 2022, report the same quantity).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from sklearn.metrics import roc_auc_score, roc_curve
@@ -90,19 +92,6 @@ def threshold_best_balanced_accuracy(is_member: np.ndarray, score: np.ndarray) -
     return float(min(thr[best], np.finfo(np.float64).max))
 
 
-def threshold_at_fpr(nonmember_score: np.ndarray, fpr: float) -> float:
-    """The smallest threshold whose false-positive rate on ``nonmember_score`` is at most ``fpr``."""
-    s = np.sort(np.asarray(nonmember_score, dtype=np.float64))
-    if len(s) == 0:
-        raise InvalidInputError("threshold_at_fpr: need at least one non-member score")
-    if not 0.0 <= fpr <= 1.0:
-        raise InvalidInputError(f"fpr: expected a value in [0, 1], got {fpr}")
-    allowed = int(np.floor(fpr * len(s) + 1e-9))  # non-members allowed at or above the threshold
-    if allowed >= len(s):
-        return float(s[0])
-    return float(np.nextafter(s[len(s) - 1 - allowed], np.inf))
-
-
 def threshold_from_percentile(reference_scores: np.ndarray, t: float) -> float:
     """The t-th percentile of scores of known non-members (Li & Zhang's data-free threshold on random noise)."""
     s = np.asarray(reference_scores, dtype=np.float64)
@@ -145,7 +134,13 @@ class Interval:
 
 
 def bootstrap(
-    is_member: np.ndarray, score: np.ndarray, statistic, *, n_boot: int = 200, level: float = 0.95, seed: int = 0
+    is_member: np.ndarray,
+    score: np.ndarray,
+    statistic: Callable[[np.ndarray, np.ndarray], float],
+    *,
+    n_boot: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
 ) -> Interval:
     """Percentile bootstrap of ``statistic(is_member, score)``, resampling members and non-members separately."""
     m, s = _check(is_member, score)
@@ -176,7 +171,7 @@ def summarize(
     """AUC and TPR@FPR with bootstrap CIs, and balanced accuracy at ``threshold`` (best on these data if None)."""
     m, s = _check(is_member, score)
     auc_ci = bootstrap(m, s, auc, n_boot=n_boot, seed=seed)
-    tprs = {f"{f:g}": bootstrap(m, s, lambda a, b, f=f: tpr_at_fpr(a, b, f), n_boot=n_boot, seed=seed) for f in fprs}
+    tprs = {f"{f:g}": bootstrap(m, s, partial(tpr_at_fpr, fpr=f), n_boot=n_boot, seed=seed) for f in fprs}
     chosen = "given" if threshold is not None else "best-on-evaluation-data"
     if threshold is None:
         threshold = threshold_best_balanced_accuracy(m, s)

@@ -1,44 +1,19 @@
-"""Randomness as an argument.
+"""Counter-based randomness keyed by sample content.
 
-Two tools live here:
-
-* :func:`check_seed` turns ``int | numpy.random.Generator | None`` into a NumPy generator (like scikit-learn's
-  ``check_random_state``), and :func:`torch_generator` gives a seeded ``torch.Generator``; the global RNGs are
-  never touched.
-* :class:`KeyedStream` is a counter-based generator: every number is a hash of ``(seed, sample key, step, index)``.
-  Attacks use it so that a candidate's random directions depend only on the seed and on the candidate itself,
-  not on its position in the batch, on which other candidates are still active, or on how work is chunked.
-  That makes scores invariant to batch order and makes checkpoint/resume exact.
+:class:`KeyedStream` is a counter-based generator: every number is a hash of ``(seed, sample key, step, index)``.
+Attacks use it so that a candidate's random directions depend only on the seed and on the candidate itself,
+not on its position in the batch, on which other candidates are still active, or on how work is chunked.
+That makes scores invariant to batch order and makes checkpoint/resume exact. The global RNGs are never touched.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
-import numpy as np
 import torch
 
-from labelleak.errors import InvalidInputError
-
-SeedLike = int | np.random.Generator | None
-
 _MASK32 = 0xFFFFFFFF
-
-
-def check_seed(seed: SeedLike) -> np.random.Generator:
-    """Return a NumPy ``Generator`` for ``seed`` (``None`` means fresh entropy)."""
-    if seed is None or isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-        return np.random.default_rng(seed)
-    if isinstance(seed, np.random.Generator):
-        return seed
-    raise InvalidInputError(f"seed: expected an int, a numpy Generator or None, got {type(seed).__name__}")
-
-
-def torch_generator(seed: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with ``seed``."""
-    gen = torch.Generator()
-    gen.manual_seed(int(seed) & 0xFFFF_FFFF_FFFF)
-    return gen
 
 
 def _mul32(x: torch.Tensor, const: int) -> torch.Tensor:
@@ -101,7 +76,7 @@ class KeyedStream:
         cols = mix64(torch.arange(offset, offset + n, dtype=torch.int64) + 0x632BE59BD9B4E019)[None, :]
         return mix64(base ^ cols)  # (B, n)
 
-    def _blocks(self, keys: torch.Tensor, n: int):
+    def _blocks(self, keys: torch.Tensor, n: int) -> Iterator[tuple[slice, int, int]]:
         """Yield (row slice, column start, column count) blocks of about ``_BLOCK`` elements."""
         cols = max(1, min(n, _BLOCK))
         rows = max(1, _BLOCK // cols)

@@ -1,34 +1,37 @@
 """Membership-inference attacks; every one returns a raw score per candidate (higher = more likely member)."""
 
+from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, AttackResult, RawScores, ShadowData, Status
 from labelleak.attacks.boundary import BoundaryAttack
 from labelleak.attacks.gap import GapAttack
 from labelleak.attacks.lira import LiRA
 from labelleak.attacks.oslo import OSLO
-from labelleak.attacks.registry import attack_names, create_attack, register_attack
+from labelleak.attacks.registry import attack_names, attack_settings, audit_params, create_attack, register_attack
 from labelleak.attacks.robustness import AugmentationAttack, NoiseAttack
 from labelleak.attacks.score_based import MetricAttack, ShadowNNAttack
 from labelleak.attacks.smoothing import SmoothingRadius
 from labelleak.attacks.transfer import TransferAttack
 from labelleak.attacks.whitebox import WhiteBoxBoundary
 
+# the audit's seed and shadow recipe reach every attack that takes them; other settings are declared here
+_SEARCH = ("max_iter", "max_eval", "init_eval", "init_size")
 register_attack("gap", GapAttack)
 register_attack("transfer", TransferAttack, score="loss")
 register_attack("transfer-entropy", TransferAttack, score="entropy")
 register_attack("transfer-confidence", TransferAttack, score="confidence")
-register_attack("boundary-hsja", BoundaryAttack, method="hsja", norm="l2")
-register_attack("boundary-hsja-linf", BoundaryAttack, method="hsja", norm="linf")
-register_attack("boundary-qeba", BoundaryAttack, method="qeba", norm="l2")
+register_attack("boundary-hsja", BoundaryAttack, settings=_SEARCH, method="hsja", norm="l2")
+register_attack("boundary-hsja-linf", BoundaryAttack, settings=_SEARCH, method="hsja", norm="linf")
+register_attack("boundary-qeba", BoundaryAttack, settings=_SEARCH, method="qeba", norm="l2")
 register_attack("boundary-whitebox", WhiteBoxBoundary)
 register_attack("augmentation", AugmentationAttack)
 register_attack("noise", NoiseAttack)
 register_attack("oslo", OSLO)
-register_attack("smoothing", SmoothingRadius)
+register_attack("smoothing", SmoothingRadius, settings=("smoothing_sigma", "smoothing_n", "smoothing_alpha"))
 for _metric in ("loss", "confidence", "entropy", "mentropy"):
     register_attack(f"score-{_metric}", MetricAttack, metric=_metric)
 register_attack("score-nn", ShadowNNAttack)
-register_attack("lira", LiRA, online=True)
-register_attack("lira-offline", LiRA, online=False)
+register_attack("lira", LiRA, settings=("lira_models",), online=True)
+register_attack("lira-offline", LiRA, settings=("lira_models",), online=False)
 
 __all__ = [
     "OSLO",
@@ -44,10 +47,13 @@ __all__ = [
     "GapAttack",
     "RawScores",
     "ShadowData",
+    "ShadowRecipe",
     "Status",
     "TransferAttack",
     "WhiteBoxBoundary",
     "attack_names",
+    "attack_settings",
+    "audit_params",
     "create_attack",
     "register_attack",
 ]

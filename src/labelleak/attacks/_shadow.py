@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -11,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labelleak.errors import InvalidInputError
 from labelleak.models import (
     ModelSpec,
     ModelStore,
@@ -33,6 +35,9 @@ def _digest(a: np.ndarray | torch.Tensor) -> str:
 class ShadowRecipe:
     """Architecture and training settings of an adversary's model (the paper uses the target's recipe).
 
+    Every attack that trains models takes one as ``shadow_recipe``; an audit hands each the recipe of its own
+    training settings (see :func:`labelleak.attacks.registry.audit_params`).
+
     With ``cache_dir`` a model trained by this recipe on the same data with the same seed is saved there
     (safetensors) and loaded instead of trained again: a shadow model that does not depend on the target (ML-Leaks,
     robustness attacks, OSLO surrogates) is trained once for every target of an experiment, and reruns train none.
@@ -49,10 +54,16 @@ class ShadowRecipe:
     cache_dir: str | None = None
 
     @classmethod
-    def of(cls, attack: Any) -> ShadowRecipe:
-        """The recipe held in an attack's attributes of the same names (``arch``, ``width``, ... ``cache_dir``)."""
-        values = {f.name: getattr(attack, f.name) for f in fields(cls)}
-        return cls(**{**values, "hidden": tuple(values["hidden"])})
+    def from_mapping(cls, values: Mapping[str, Any]) -> ShadowRecipe:
+        """A recipe from plain data (a config file, command-line values); unknown keys are refused."""
+        known = [f.name for f in fields(cls)]
+        unknown = sorted(set(values) - set(known))
+        if unknown:
+            raise InvalidInputError(f"shadow_recipe: unknown key(s) {unknown}; valid keys are {known}")
+        clean = dict(values)
+        if "hidden" in clean:
+            clean["hidden"] = tuple(clean["hidden"])
+        return cls(**clean)
 
     def train(
         self,

@@ -7,6 +7,7 @@ attack writes only ``_run``, which returns one raw score per candidate (higher =
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 import time
 from abc import ABC, abstractmethod
@@ -86,25 +87,17 @@ class AttackResult:
         )
 
 
-def affordable(ledger: QueryLedger, cost: int, owners: torch.Tensor | None = None) -> torch.Tensor:
-    """Mask over ``owners`` (default: every candidate) of those that can each spend ``cost`` more queries.
-
-    Honours the per-sample and the total cap; when the total cannot cover everyone, earlier rows come first.
-    """
-    owners = torch.arange(len(ledger.used)) if owners is None else owners
-    if cost <= 0:
-        return torch.ones(len(owners), dtype=torch.bool)
-    mask = ledger.remaining()[owners] >= cost
-    if ledger.max_total is not None:
-        room = max(ledger.max_total - ledger.total, 0) // cost
-        mask &= torch.cumsum(mask.to(torch.int64), 0) <= room
-    return mask
+def _as_data(value: Any) -> Any:
+    """A parameter as plain data for results files: a dataclass value (a ``ShadowRecipe``) becomes a dict."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
 
 
 class Attack(ABC):
     """Base class of all membership-inference attacks. Hyperparameters go to ``__init__``; data to ``__call__``."""
 
-    name: ClassVar[str] = "attack"
+    name: str = "attack"  # labels results; the registry sets the registered name
     threat_model: ClassVar[str] = "label-only"
     needs_shadow: ClassVar[bool] = False
 
@@ -132,7 +125,8 @@ class Attack(ABC):
         """Score candidates ``(x, y)`` against ``oracle``.
 
         Args:
-            oracle: the target, seen through labels only (score-based attacks need a ``ScoreOracle``).
+            oracle: the target, seen through labels only; score-based attacks need one that is also a
+                :class:`~labelleak.oracle.ScoreOracle` (e.g. :class:`~labelleak.oracle.TorchScoreOracle`).
             x: candidates, shape (N, *oracle.input_shape), values within ``oracle.bounds``.
             y: their true labels, shape (N,), in ``0..oracle.n_classes - 1``.
             shadow: the adversary's own data, required by attacks that train shadow models.
@@ -163,7 +157,7 @@ class Attack(ABC):
             queries=ledger.used.numpy().copy(),
             setup_queries=ledger.setup,
             seconds=seconds,
-            params=self.get_params(),
+            params={k: _as_data(v) for k, v in self.get_params().items()},
             extras=raw.extras,
         )
 

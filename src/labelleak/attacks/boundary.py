@@ -13,12 +13,12 @@ each query milestone (``milestone_scores``), so one run yields the whole AUC-vs-
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, TypedDict
 
 import numpy as np
 import torch
 
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.attacks.hsja import HopSkipJump, Norm, lp_distance
 from labelleak.attacks.qeba import QEBA
 from labelleak.errors import InvalidInputError
@@ -33,6 +33,18 @@ def box_diameter(bounds: tuple[float, float], d: int, norm: str) -> float:
     """Largest possible perturbation size in ``norm`` inside the box ``bounds`` in ``d`` dimensions."""
     span = bounds[1] - bounds[0]
     return {"l0": float(d), "l1": span * d, "l2": span * math.sqrt(d), "linf": span}[norm]
+
+
+class _SearchParams(TypedDict):
+    """What HopSkipJump and QEBA share (QEBA adds ``ratio``)."""
+
+    norm: Norm
+    max_iter: int
+    max_eval: int
+    init_eval: int
+    init_size: int
+    gamma: float
+    seed: int
 
 
 class BoundaryAttack(Attack):
@@ -51,8 +63,6 @@ class BoundaryAttack(Attack):
         milestones: query counts per candidate at which the best distance so far is recorded.
         seed: seeds the random directions (per candidate, independent of batch order).
     """
-
-    name = "boundary-hsja"
 
     def __init__(
         self,
@@ -73,9 +83,10 @@ class BoundaryAttack(Attack):
         self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
         self.init_size, self.gamma, self.ratio = init_size, gamma, ratio
         self.milestones, self.seed = tuple(milestones), seed
+        self.name = f"boundary-{method}" + ("-linf" if norm == "linf" else "")
 
     def engine(self) -> HopSkipJump:
-        common = dict(
+        common: _SearchParams = dict(
             norm=self.norm,
             max_iter=self.max_iter,
             max_eval=self.max_eval,
@@ -98,7 +109,7 @@ class BoundaryAttack(Attack):
             raise InvalidInputError(f"score_norm: expected l0, l1, l2 or linf, got {score_norm!r}")
         engine = self.engine()
         n = len(x)
-        served = affordable(oracle.ledger, 1)
+        served = oracle.ledger.affordable(1)
         idx = torch.nonzero(served).flatten()
         correct = torch.zeros(n, dtype=torch.bool)
         correct[idx] = oracle.query(x[idx], idx) == y[idx]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.oracle.budget import BudgetedOracle
 
 
@@ -24,7 +24,7 @@ class GapAttack(Attack):
     def _run(
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
     ) -> RawScores:
-        served = affordable(oracle.ledger, 1)
+        served = oracle.ledger.affordable(1)
         idx = torch.nonzero(served).flatten()
         labels = oracle.query(x[idx], idx)
         correct = torch.zeros(len(x), dtype=torch.bool)

@@ -34,7 +34,6 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from labelleak.attacks.base import affordable
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.budget import BudgetedOracle
 from labelleak.rng import KeyedStream, content_keys, hash32
@@ -171,7 +170,7 @@ class _Run:
     # -- bookkeeping ---------------------------------------------------------------------------------------
     def _serve(self, rows: torch.Tensor, cost: int = 1) -> torch.Tensor:
         """The subset of ``rows`` that can afford ``cost`` queries each."""
-        return rows[affordable(self.oracle.ledger, cost, self.owners[rows])]
+        return rows[self.oracle.ledger.affordable(cost, self.owners[rows])]
 
     def _is_adv(self, rows: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         """Query ``points`` (one per entry of ``rows``); True where the label differs from the original."""
@@ -226,7 +225,7 @@ class _Run:
         x0 = self.x0[rows]
         while True:
             open_ = torch.nonzero(high - low > _BLEND_TOL).flatten()
-            open_ = open_[affordable(self.oracle.ledger, 1, self.owners[rows[open_]])]
+            open_ = open_[self.oracle.ledger.affordable(1, self.owners[rows[open_]])]
             if len(open_) == 0:
                 break
             mid = (high[open_] + low[open_]) / 2
@@ -254,7 +253,7 @@ class _Run:
         low = torch.zeros(len(rows))
         for _ in range(64):
             open_ = torch.nonzero(high - low > thr).flatten()
-            open_ = open_[affordable(self.oracle.ledger, 1, self.owners[rows[open_]])]
+            open_ = open_[self.oracle.ledger.affordable(1, self.owners[rows[open_]])]
             if len(open_) == 0:
                 break
             mid = (high[open_] + low[open_]) / 2
@@ -269,17 +268,6 @@ class _Run:
     def _reserve(self) -> int:
         """Queries kept back for one step search and one binary search."""
         return 2 + math.ceil(math.log2(1.0 / self.theta))
-
-    def _eval_counts(self, rows: torch.Tensor, wanted: int) -> torch.Tensor:
-        """Gradient samples each row can afford, leaving room for its step and binary searches."""
-        left = self.oracle.ledger.remaining()[self.owners[rows]] - self._reserve()
-        counts = torch.clamp(left, min=0, max=wanted)
-        ledger = self.oracle.ledger
-        if ledger.max_total is not None:  # earlier rows first, as everywhere else
-            room = max(ledger.max_total - ledger.total - self._reserve() * len(rows), 0)
-            before = torch.cumsum(counts, 0) - counts
-            counts = torch.clamp(torch.minimum(counts, room - before), min=0)
-        return counts
 
     def _gradient(self, rows: torch.Tensor, counts: torch.Tensor, delta: torch.Tensor, t: int) -> torch.Tensor:
         """Monte-Carlo estimate of the boundary normal at ``adv[rows]`` with baseline subtraction (Eq. 16)."""
@@ -319,7 +307,7 @@ class _Run:
         new = self.adv[rows].clone()
         for _ in range(_MAX_HALVINGS):
             open_ = torch.nonzero(pending).flatten()
-            open_ = open_[affordable(self.oracle.ledger, 1, self.owners[rows[open_]])]
+            open_ = open_[self.oracle.ledger.affordable(1, self.owners[rows[open_]])]
             if len(open_) == 0:
                 break
             pts = torch.clamp(self.adv[rows[open_]] + eps[open_, None] * update[open_], self.lo, self.hi)
@@ -333,7 +321,7 @@ class _Run:
         """One HSJA iteration for all active candidates; False when none is left."""
         rows = torch.nonzero(self.found & self.active).flatten()
         wanted = min(int(self.a.init_eval * math.sqrt(t)), self.a.max_eval)
-        counts = self._eval_counts(rows, wanted)
+        counts = self.oracle.ledger.affordable_counts(self.owners[rows], wanted, reserve=self._reserve())
         self.active[rows[counts == 0]] = False
         rows, counts = rows[counts > 0], counts[counts > 0]
         if len(rows) == 0:

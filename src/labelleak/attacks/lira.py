@@ -41,7 +41,8 @@ def _gauss_logpdf(v: np.ndarray, mu: np.ndarray, sigma: float) -> np.ndarray:
 
 
 class LiRA(Attack):
-    """Likelihood-ratio attack with ``n_reference`` reference models (``online`` or offline)."""
+    """Likelihood-ratio attack with ``n_reference`` reference models (``online`` or offline), each trained by
+    ``shadow_recipe``."""
 
     name = "lira"
     threat_model = "scores"
@@ -52,20 +53,11 @@ class LiRA(Attack):
         *,
         n_reference: int = 8,
         online: bool = True,
-        arch: str = "mlp",
-        width: float = 1.0,
-        hidden: tuple[int, ...] = (256, 256),
-        epochs: int = 30,
-        lr: float = 1e-3,
-        batch_size: int = 128,
-        lr_schedule: str = "constant",
-        cache_dir: str | None = None,
+        shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
         self.n_reference, self.online = n_reference, online
-        self.arch, self.width, self.hidden = arch, width, hidden
-        self.epochs, self.lr, self.batch_size, self.seed = epochs, lr, batch_size, seed
-        self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
+        self.shadow_recipe, self.seed = shadow_recipe, seed
 
     def _check_oracle(self, oracle: LabelOracle) -> None:
         require_scores(oracle, self.name)
@@ -82,13 +74,12 @@ class LiRA(Attack):
         if self.online:
             pool_x, pool_y = np.concatenate([x.numpy(), pool_x]), np.concatenate([y.numpy(), pool_y])
         rng = np.random.default_rng(self.seed)
-        recipe = ShadowRecipe.of(self)
         phis = np.empty((self.n_reference, n))
         inside = np.zeros((self.n_reference, n), dtype=bool)
         with progress_bar("LiRA reference models", self.n_reference, enabled=progress) as bar:
             for k in range(self.n_reference):
                 half = rng.permutation(len(pool_x))[: len(pool_x) // 2]
-                model = recipe.train(
+                model = self.shadow_recipe.train(
                     pool_x[half],
                     pool_y[half],
                     input_shape=oracle.input_shape,

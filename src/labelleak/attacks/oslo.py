@@ -22,13 +22,16 @@ import torch
 import torch.nn.functional as F
 
 from labelleak.attacks._shadow import ShadowRecipe
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.budget import BudgetedOracle
 
 
 class OSLO(Attack):
-    """One-shot label-only attack; ``taus`` are validation-loss thresholds (larger = stronger perturbation)."""
+    """One-shot label-only attack; ``taus`` are validation-loss thresholds (larger = stronger perturbation).
+
+    The source and validation surrogates are trained by ``shadow_recipe`` on parts of the shadow-train data.
+    """
 
     name = "oslo"
     needs_shadow = True
@@ -41,30 +44,20 @@ class OSLO(Attack):
         n_validation: int = 1,
         steps: int = 40,
         step_size: float = 0.05,
-        arch: str = "mlp",
-        width: float = 1.0,
-        hidden: tuple[int, ...] = (256, 256),
-        epochs: int = 30,
-        lr: float = 1e-3,
-        batch_size: int = 128,
-        lr_schedule: str = "constant",
-        cache_dir: str | None = None,
+        shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
         self.taus, self.n_source, self.n_validation = tuple(taus), n_source, n_validation
         self.steps, self.step_size = steps, step_size
-        self.arch, self.width, self.hidden = arch, width, hidden
-        self.epochs, self.lr, self.batch_size, self.seed = epochs, lr, batch_size, seed
-        self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
+        self.shadow_recipe, self.seed = shadow_recipe, seed
 
     def _surrogates(self, shadow: ShadowData, oracle: BudgetedOracle, progress: bool) -> list[torch.nn.Module]:
-        recipe = ShadowRecipe.of(self)
         rng = np.random.default_rng(self.seed)
         models = []
         for k in range(self.n_source + self.n_validation):
             part = rng.permutation(len(shadow.x_train))[: max(2, int(0.8 * len(shadow.x_train)))]
             models.append(
-                recipe.train(
+                self.shadow_recipe.train(
                     shadow.x_train[part],
                     shadow.y_train[part],
                     input_shape=oracle.input_shape,
@@ -96,7 +89,7 @@ class OSLO(Attack):
             if bool(done.all()):
                 break
             cur.requires_grad_(True)
-            loss = sum(F.cross_entropy(m(cur), y, reduction="sum") for m in source)
+            loss = sum((F.cross_entropy(m(cur), y, reduction="sum") for m in source), torch.zeros(()))
             (grad,) = torch.autograd.grad(loss, cur)
             with torch.no_grad():
                 norm = grad.reshape(len(x), -1).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (x.dim() - 1))
@@ -115,7 +108,7 @@ class OSLO(Attack):
             for p in m.parameters():
                 p.requires_grad_(False)
         k = len(self.taus)
-        served = affordable(oracle.ledger, k)
+        served = oracle.ledger.affordable(k)
         idx = torch.nonzero(served).flatten()
         adv = self.perturb(models, x[idx], y[idx], oracle.bounds)  # (K, R, ...)
         labels = oracle.query(adv.reshape(k * len(idx), *x.shape[1:]), idx.repeat(k)).reshape(k, len(idx))

@@ -16,6 +16,7 @@ a small logistic-regression attack model trained on a shadow model's correctness
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal
 
 import numpy as np
@@ -24,7 +25,7 @@ import torch.nn.functional as F
 from sklearn.linear_model import LogisticRegression
 
 from labelleak.attacks._shadow import ShadowRecipe
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
@@ -55,13 +56,20 @@ class _CopiesAttack(Attack):
     """Shared machinery: build copies, query them all in one batch, score by correctness."""
 
     scorer: Scorer
+    shadow_recipe: ShadowRecipe
     seed: int
 
     def copies(self, x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
         """Perturbed copies, shape (K, N, *input_shape), the unchanged original first."""
         raise NotImplementedError
 
-    def _correctness(self, label_fn, x: torch.Tensor, y: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+    def _correctness(
+        self,
+        label_fn: Callable[[torch.Tensor], torch.Tensor],
+        x: torch.Tensor,
+        y: torch.Tensor,
+        bounds: tuple[float, float],
+    ) -> torch.Tensor:
         c = self.copies(x, bounds)  # (K, N, ...)
         k, n = c.shape[:2]
         labels = label_fn(c.reshape(k * n, *c.shape[2:])).reshape(k, n)
@@ -71,7 +79,7 @@ class _CopiesAttack(Attack):
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
     ) -> RawScores:
         n_copies = int(self.copies(x[:1], oracle.bounds).shape[0])
-        served = affordable(oracle.ledger, n_copies)
+        served = oracle.ledger.affordable(n_copies)
         idx = torch.nonzero(served).flatten()
         owners = idx.repeat(n_copies)  # copies are stacked copy-major
         vec = torch.zeros(len(x), n_copies)
@@ -90,8 +98,7 @@ class _CopiesAttack(Attack):
         return RawScores(scores=scores, status=status, extras={"copies_per_candidate": n_copies})
 
     def _model_scores(self, vec: np.ndarray, shadow: ShadowData, oracle: BudgetedOracle, progress: bool) -> np.ndarray:
-        recipe = ShadowRecipe(**self.shadow_recipe) if getattr(self, "shadow_recipe", None) else ShadowRecipe()
-        model = recipe.train(
+        model = self.shadow_recipe.train(
             shadow.x_train,
             shadow.y_train,
             input_shape=oracle.input_shape,
@@ -117,7 +124,10 @@ class _CopiesAttack(Attack):
 
 
 class AugmentationAttack(_CopiesAttack):
-    """Correctness of the target on translated, rotated or flipped copies (image inputs only)."""
+    """Correctness of the target on translated, rotated or flipped copies (image inputs only).
+
+    With ``scorer="model"`` the attack model learns from a shadow model trained by ``shadow_recipe``.
+    """
 
     name = "augmentation"
 
@@ -128,7 +138,7 @@ class AugmentationAttack(_CopiesAttack):
         d: int = 1,
         r: int = 4,
         scorer: Scorer = "count",
-        shadow_recipe: dict | None = None,
+        shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
         self.kind, self.d, self.r, self.scorer, self.shadow_recipe, self.seed = kind, d, r, scorer, shadow_recipe, seed
@@ -150,7 +160,10 @@ class AugmentationAttack(_CopiesAttack):
 
 
 class NoiseAttack(_CopiesAttack):
-    """Correctness of the target on noisy copies: Gaussian (sigma) or bit flips for binary features."""
+    """Correctness of the target on noisy copies: Gaussian (sigma) or bit flips for binary features.
+
+    With ``scorer="model"`` the attack model learns from a shadow model trained by ``shadow_recipe``.
+    """
 
     name = "noise"
 
@@ -161,7 +174,7 @@ class NoiseAttack(_CopiesAttack):
         sigma: float = 0.1,
         flip_prob: float | None = None,
         scorer: Scorer = "count",
-        shadow_recipe: dict | None = None,
+        shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
         self.n_noise, self.sigma, self.flip_prob = n_noise, sigma, flip_prob

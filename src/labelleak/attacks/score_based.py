@@ -18,7 +18,7 @@ import torch
 from sklearn.neural_network import MLPClassifier
 
 from labelleak.attacks._shadow import ShadowRecipe, probabilities
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle
@@ -47,7 +47,7 @@ def metric_scores(p: torch.Tensor, y: torch.Tensor, metric: Metric) -> np.ndarra
 
 def served_probabilities(oracle: BudgetedOracle, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """One score query per affordable candidate; rows without budget get uniform probabilities."""
-    served = affordable(oracle.ledger, 1)
+    served = oracle.ledger.affordable(1)
     idx = torch.nonzero(served).flatten()
     p = torch.full((len(x), oracle.n_classes), 1.0 / oracle.n_classes, dtype=torch.float64)
     p[idx] = oracle.query_proba(x[idx], idx)
@@ -86,7 +86,10 @@ def top3(p: torch.Tensor) -> np.ndarray:
 
 
 class ShadowNNAttack(Attack):
-    """ML-Leaks: an MLP on sorted top-3 posteriors, trained with a shadow model's known members."""
+    """ML-Leaks: an MLP on sorted top-3 posteriors, trained with a shadow model's known members.
+
+    The shadow model is trained by ``shadow_recipe``; ``attack_hidden`` sizes the attack MLP.
+    """
 
     name = "score-nn"
     threat_model = "scores"
@@ -95,21 +98,11 @@ class ShadowNNAttack(Attack):
     def __init__(
         self,
         *,
-        arch: str = "mlp",
-        width: float = 1.0,
-        hidden: tuple[int, ...] = (256, 256),
-        epochs: int = 30,
-        lr: float = 1e-3,
-        batch_size: int = 128,
-        lr_schedule: str = "constant",
-        cache_dir: str | None = None,
+        shadow_recipe: ShadowRecipe = ShadowRecipe(),
         attack_hidden: tuple[int, ...] = (64,),
         seed: int = 0,
     ) -> None:
-        self.arch, self.width, self.hidden = arch, width, hidden
-        self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
-        self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
-        self.attack_hidden, self.seed = attack_hidden, seed
+        self.shadow_recipe, self.attack_hidden, self.seed = shadow_recipe, attack_hidden, seed
 
     def _check_oracle(self, oracle: LabelOracle) -> None:
         require_scores(oracle, self.name)
@@ -118,8 +111,7 @@ class ShadowNNAttack(Attack):
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
     ) -> RawScores:
         assert shadow is not None
-        recipe = ShadowRecipe.of(self)
-        model = recipe.train(
+        model = self.shadow_recipe.train(
             shadow.x_train,
             shadow.y_train,
             input_shape=oracle.input_shape,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from scipy.stats import beta, norm
 
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.budget import BudgetedOracle
 from labelleak.progress import progress_bar
@@ -76,7 +76,7 @@ class SmoothingRadius(Attack):
         with progress_bar("randomized smoothing", total=self.n, enabled=progress) as bar:
             for start in range(0, self.n, per_chunk):
                 m = min(per_chunk, self.n - start)
-                active = active[affordable(oracle.ledger, m, active)]
+                active = active[oracle.ledger.affordable(m, active)]
                 if len(active) == 0:
                     break
                 z = stream.normal(keys[active], 0, m * d, offset=start * d).reshape(len(active), m, d)

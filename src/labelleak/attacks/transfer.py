@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from labelleak.attacks._shadow import ShadowRecipe
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status, affordable
+from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
@@ -37,12 +37,7 @@ class TransferAttack(Attack):
     """Shadow model trained on target-relabelled shadow data; score = shadow model's fit of the candidate.
 
     Args:
-        arch: the shadow architecture (the paper uses the target's).
-        width: width multiplier of the shadow architecture.
-        hidden: hidden layer sizes when ``arch`` is ``"mlp"``.
-        epochs: shadow training epochs (Adam, as for the target).
-        lr: shadow training learning rate.
-        batch_size: shadow training batch size.
+        shadow_recipe: architecture and training of the shadow model (the paper uses the target's).
         score: ``"loss"``, ``"entropy"`` or ``"confidence"``.
         seed: seeds the shadow model's initialisation and shuffling.
 
@@ -56,21 +51,11 @@ class TransferAttack(Attack):
     def __init__(
         self,
         *,
-        arch: str = "mlp",
-        width: float = 1.0,
-        hidden: tuple[int, ...] = (256, 256),
-        epochs: int = 30,
-        lr: float = 1e-3,
-        batch_size: int = 128,
-        lr_schedule: str = "constant",
-        cache_dir: str | None = None,
+        shadow_recipe: ShadowRecipe = ShadowRecipe(),
         score: TransferScore = "loss",
         seed: int = 0,
     ) -> None:
-        self.arch, self.width, self.hidden = arch, width, hidden
-        self.epochs, self.lr, self.batch_size = epochs, lr, batch_size
-        self.lr_schedule, self.cache_dir = lr_schedule, cache_dir
-        self.score, self.seed = score, seed
+        self.shadow_recipe, self.score, self.seed = shadow_recipe, score, seed
 
     def _run(
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
@@ -82,8 +67,7 @@ class TransferAttack(Attack):
             raise InvalidInputError("transfer: the shadow train set needs at least 2 samples")
         shadow_x = torch.as_tensor(shadow.x_train, dtype=torch.float32)
         relabelled = oracle.query_setup(shadow_x).numpy()
-        recipe = ShadowRecipe.of(self)
-        model = recipe.train(
+        model = self.shadow_recipe.train(
             shadow.x_train,
             relabelled,
             input_shape=oracle.input_shape,
@@ -93,7 +77,7 @@ class TransferAttack(Attack):
             progress=progress,
         )
 
-        served = affordable(oracle.ledger, 1)
+        served = oracle.ledger.affordable(1)
         idx = torch.nonzero(served).flatten()
         correct = torch.zeros(len(x), dtype=torch.bool)
         correct[idx] = oracle.query(x[idx], idx) == y[idx]

@@ -91,12 +91,7 @@ class WhiteBoxBoundary(Attack):
 
     def _affordable_steps(self, oracle: BudgetedOracle, rows: torch.Tensor) -> tuple[int, int]:
         """Gradient steps and refinement steps that every candidate in ``rows`` can pay for (budgets hold)."""
-        ledger = oracle.ledger
-        if len(rows) == 0:
-            return 0, 0
-        room = int(ledger.remaining()[rows].min())
-        if ledger.max_total is not None:
-            room = min(room, max(ledger.max_total - ledger.total, 0) // len(rows))
+        room = oracle.ledger.shared_room(rows)
         steps = max(0, min(self.steps, room - self.refine_steps))
         return steps, max(0, min(self.refine_steps, room - steps))
 

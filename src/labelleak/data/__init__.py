@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from labelleak.data.datasets import Dataset
@@ -22,7 +23,12 @@ def load_dataset(name: str, path: str | Path | None = None) -> Dataset:
         raise UnknownNameError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     if path is None:
         raise InvalidInputError(f"dataset {name!r} needs a path (--data PATH)")
-    loader = {"npz": load_npz, "folder": load_image_folder, "tabular": load_tabular}[name]
+    loaders: dict[str, Callable[[str | Path], Dataset]] = {
+        "npz": load_npz,
+        "folder": load_image_folder,
+        "tabular": load_tabular,
+    }
+    loader = loaders[name]
     return loader(path)
 
 

@@ -66,4 +66,4 @@ def four_way_split(n_pool: int, sizes: SplitSizes, *, seed: int, reserve_train: 
     cuts = np.cumsum([reserved, sizes.target_test, sizes.shadow_train])
     parts = np.split(order, cuts)  # each part stays in shuffled order: its first k are a random subset
     parts[0] = parts[0][: sizes.target_train]
-    return Split(*parts, seed=seed)
+    return Split(parts[0], parts[1], parts[2], parts[3], seed=seed)

@@ -137,16 +137,19 @@ def build_model(spec: ModelSpec) -> nn.Module:
         for s in spec.input_shape:
             n_inputs *= s
         return MLP(n_inputs, spec.n_classes, spec.hidden, spec.width, spec.dropout)
+    # the advice names the architectures, not an option: the same message serves --arch, --set arch=, a YAML key
+    # and ModelSpec in Python
     if len(spec.input_shape) != 3:
         raise InvalidInputError(
-            f"{spec.arch} needs image input (C, H, W), got shape {spec.input_shape}; use --arch mlp"
+            f"{spec.arch} needs image input (C, H, W), got shape {spec.input_shape}; mlp is the architecture for it"
         )
     config = CNN_CONFIGS[spec.arch]
     n_pool = config.count("M")
     c, h, w = spec.input_shape
     if min(h, w) < 2**n_pool:
+        fits = [a for a, cfg in CNN_CONFIGS.items() if min(h, w) >= 2 ** cfg.count("M")] + ["mlp"]
         raise InvalidInputError(
             f"{spec.arch} has {n_pool} pooling layers and needs images of at least {2**n_pool}x{2**n_pool}, "
-            f"got {h}x{w}; use --arch mlp"
+            f"got {h}x{w}; architectures that fit: {', '.join(fits)}"
         )
     return CNN(config, c, spec.n_classes, spec.width, spec.dropout, spec.groupnorm)

@@ -35,7 +35,7 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:
     """Sum of absolute weights (biases and norm parameters excluded)."""
-    return sum(p.abs().sum() for name, p in model.named_parameters() if p.dim() > 1)
+    return sum((p.abs().sum() for name, p in model.named_parameters() if p.dim() > 1), torch.zeros(()))
 
 
 def relaxloss_objective(logits: torch.Tensor, y: torch.Tensor, alpha: float, step: int) -> torch.Tensor:

@@ -16,20 +16,26 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from labelleak._extras import missing_extra
 from labelleak.errors import InvalidInputError
+from labelleak.models.settings import TrainReport, TrainSettings
 from labelleak.progress import progress_bar
 
 
 def train_dp(
-    model: nn.Module, x: np.ndarray, y: np.ndarray, settings, *, device: torch.device, description: str, progress: bool
-):
+    model: nn.Module,
+    x: np.ndarray,
+    y: np.ndarray,
+    settings: TrainSettings,
+    *,
+    device: torch.device,
+    description: str,
+    progress: bool,
+) -> tuple[nn.Module, TrainReport]:
     """Train with DP-SGD; returns the (unwrapped) model and a ``TrainReport`` carrying epsilon and delta."""
     try:
         from opacus import PrivacyEngine
         from opacus.validators import ModuleValidator
     except ImportError as exc:
         raise missing_extra("dp", "DP-SGD training") from exc
-
-    from labelleak.models.training import TrainReport
 
     for module in model.modules():  # Opacus' backward hooks forbid in-place activations
         if isinstance(module, nn.ReLU):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -11,69 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from labelleak.errors import InvalidInputError
+from labelleak.models.settings import TrainReport, TrainSettings
 from labelleak.progress import progress_bar
-
-LR_SCHEDULES = ("constant", "cosine")
-
-
-@dataclass(frozen=True)
-class TrainSettings:
-    """Optimisation settings and training-time defenses; all part of the key under which a model is cached."""
-
-    epochs: int = 30
-    lr: float = 1e-3
-    lr_schedule: str = "constant"  # or "cosine": the rate decays to 0 over the epochs (a stable final model)
-    batch_size: int = 128
-    weight_decay: float = 0.0  # L2 regularisation
-    seed: int = 0
-    l1: float = 0.0
-    label_smoothing: float = 0.0
-    augment: bool = False  # random flips and crops (images)
-    early_stopping: int | None = None  # patience in epochs, on a validation split of val_fraction
-    val_fraction: float = 0.1  # also the reference set of adversarial regularisation
-    dp_epsilon: float | None = None  # DP-SGD with a target epsilon ...
-    dp_noise_multiplier: float | None = None  # ... or a fixed noise multiplier
-    dp_delta: float = 1e-5
-    dp_max_grad_norm: float = 1.0
-    advreg: float = 0.0  # strength of adversarial regularisation
-    relaxloss: float | None = None  # RelaxLoss target loss level alpha
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    def uses_dp(self) -> bool:
-        return self.dp_epsilon is not None or self.dp_noise_multiplier is not None
-
-    def check(self) -> None:
-        bad = []
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            bad.append("epochs, batch_size and lr must be positive")
-        if self.weight_decay < 0 or self.l1 < 0 or self.advreg < 0:
-            bad.append("weight_decay, l1 and advreg must be non-negative")
-        if not 0 <= self.label_smoothing < 1:
-            bad.append("label_smoothing must lie in [0, 1)")
-        if self.lr_schedule not in LR_SCHEDULES:
-            bad.append(f"lr_schedule must be {' or '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
-        if not 0 < self.val_fraction < 1:
-            bad.append("val_fraction must lie in (0, 1)")
-        if self.dp_epsilon is not None and self.dp_epsilon <= 0:
-            bad.append("dp_epsilon must be positive")
-        if self.dp_noise_multiplier is not None and self.dp_noise_multiplier <= 0:
-            bad.append("dp_noise_multiplier must be positive")
-        if self.relaxloss is not None and self.relaxloss <= 0:
-            bad.append("relaxloss alpha must be positive")
-        if bad:
-            raise InvalidInputError("train settings: " + "; ".join(bad))
-
-
-@dataclass
-class TrainReport:
-    """What training did beyond the weights: epochs run, early stop, DP epsilon."""
-
-    epochs_run: int = 0
-    stopped_early: bool = False
-    epsilon: float | None = None
-    delta: float | None = None
 
 
 def default_device() -> torch.device:
@@ -186,6 +125,7 @@ def _train(
                 if settings.l1:
                     loss = loss + settings.l1 * l1_penalty(model)
                 if advreg is not None:
+                    assert held is not None  # _holdout keeps a reference part whenever advreg is on
                     ref = held[torch.randint(0, len(held), (len(idx),), generator=gen)].to(device)
                     ref_logits = model(xt[ref])
                     advreg.update_attack(logits, yt[idx], ref_logits, yt[ref])
@@ -218,7 +158,7 @@ def _train(
     return model, report
 
 
-def init_model(build, seed: int) -> nn.Module:
+def init_model(build: Callable[[], nn.Module], seed: int) -> nn.Module:
     """Call ``build()`` with the torch RNG seeded by ``seed``, without changing the caller's global RNG state."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)

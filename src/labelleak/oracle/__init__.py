@@ -3,13 +3,14 @@
 from labelleak.oracle.backends import CallableOracle, SklearnOracle, TorchOracle
 from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle, QueryLedger
-from labelleak.oracle.scores import TorchScoreOracle, require_scores
+from labelleak.oracle.scores import ScoreOracle, TorchScoreOracle, require_scores
 
 __all__ = [
     "BudgetedOracle",
     "CallableOracle",
     "LabelOracle",
     "QueryLedger",
+    "ScoreOracle",
     "SklearnOracle",
     "TorchOracle",
     "TorchScoreOracle",

@@ -1,18 +1,17 @@
 """Per-attack query accounting: who spent how many queries, and how many are left.
 
-A :class:`QueryLedger` is plain bookkeeping (checkpointable with ``state_dict``); a :class:`BudgetedOracle`
-charges it before every batch it forwards, so an attack cannot exceed its budget even by mistake.
+A :class:`QueryLedger` is plain bookkeeping and owns the budget arithmetic (what each candidate can still
+afford); a :class:`BudgetedOracle` charges it before every batch it forwards, so an attack cannot exceed its
+budget even by mistake. (An interrupted audit resumes by replaying its query journal, which rebuilds the ledger.)
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
 import torch
 
 from labelleak.errors import BudgetExhaustedError, InvalidInputError
 from labelleak.oracle.base import LabelOracle
+from labelleak.oracle.scores import ScoreOracle
 
 
 class QueryLedger:
@@ -31,15 +30,52 @@ class QueryLedger:
     def total(self) -> int:
         return int(self.used.sum()) + self.setup
 
-    def remaining(self) -> torch.Tensor:
-        """Queries each candidate may still spend (int64, (n_samples,)); the total cap is applied to each."""
+    def remaining(self, owners: torch.Tensor | None = None) -> torch.Tensor:
+        """Queries each of ``owners`` (default: every candidate) may still spend, int64; the total cap is applied
+        to each one alone (see :meth:`affordable` and :meth:`affordable_counts` for sharing it)."""
         big = torch.iinfo(torch.int64).max // 4
         left = torch.full_like(self.used, big)
         if self.max_per_sample is not None:
             left = torch.clamp(self.max_per_sample - self.used, min=0)
         if self.max_total is not None:
             left = torch.clamp(left, max=max(self.max_total - self.total, 0))
-        return left
+        return left if owners is None else left[owners]
+
+    def affordable(self, cost: int, owners: torch.Tensor | None = None) -> torch.Tensor:
+        """Mask over ``owners`` (default: every candidate) of those that can each spend ``cost`` more queries.
+
+        Honours the per-sample and the total cap; when the total cannot cover everyone, earlier rows come first.
+        """
+        owners = torch.arange(len(self.used)) if owners is None else owners
+        if cost <= 0:
+            return torch.ones(len(owners), dtype=torch.bool)
+        mask = self.remaining(owners) >= cost
+        if self.max_total is not None:
+            room = max(self.max_total - self.total, 0) // cost
+            mask &= torch.cumsum(mask.to(torch.int64), 0) <= room
+        return mask
+
+    def affordable_counts(self, owners: torch.Tensor, wanted: int, *, reserve: int = 0) -> torch.Tensor:
+        """How many of ``wanted`` queries each of ``owners`` can spend now while keeping ``reserve`` for later.
+
+        Returns int64 counts in ``0..wanted``, one per owner; under a total cap earlier rows come first, and the
+        reserve of every row is set aside before anyone's counts.
+        """
+        counts = torch.clamp(self.remaining(owners) - reserve, min=0, max=wanted)
+        if self.max_total is not None:
+            room = max(self.max_total - self.total - reserve * len(owners), 0)
+            before = torch.cumsum(counts, 0) - counts
+            counts = torch.clamp(torch.minimum(counts, room - before), min=0)
+        return counts
+
+    def shared_room(self, owners: torch.Tensor) -> int:
+        """The most queries that every one of ``owners`` can still spend when all spend the same (0 if none)."""
+        if len(owners) == 0:
+            return 0
+        room = int(self.remaining(owners).min())
+        if self.max_total is not None:
+            room = min(room, max(self.max_total - self.total, 0) // len(owners))
+        return room
 
     def charge(self, owners: torch.Tensor) -> None:
         """Charge one query to each entry of ``owners`` (candidate indices), or raise without charging."""
@@ -59,21 +95,6 @@ class QueryLedger:
                 f"total budget {self.max_total} would be exceeded ({self.total} used, {n + extra} more asked)"
             )
         self.setup += n
-
-    def state_dict(self) -> dict[str, Any]:
-        return {
-            "used": self.used.numpy().copy(),
-            "setup": self.setup,
-            "max_per_sample": self.max_per_sample,
-            "max_total": self.max_total,
-        }
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        used = np.asarray(state["used"], dtype=np.int64)
-        if used.shape != tuple(self.used.shape) or (used < 0).any():
-            raise InvalidInputError(f"ledger state: expected {len(self.used)} non-negative counts, got {used.shape}")
-        self.used = torch.from_numpy(used.copy())
-        self.setup = int(state["setup"])
 
 
 class BudgetedOracle:
@@ -97,10 +118,12 @@ class BudgetedOracle:
 
     def query_proba(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
         """Probabilities for ``x`` from a score oracle, charged to ``owners`` like label queries."""
+        if not isinstance(self.oracle, ScoreOracle):
+            raise InvalidInputError(f"query_proba: {type(self.oracle).__name__} returns labels only, not scores")
         if len(owners) != len(x):
             raise InvalidInputError(f"query: {len(x)} inputs but {len(owners)} owners")
         self.ledger.charge(owners)
-        return self.oracle.predict_proba(x)  # type: ignore[attr-defined]
+        return self.oracle.predict_proba(x)
 
     def query_setup(self, x: torch.Tensor) -> torch.Tensor:
         """Labels for inputs that belong to no candidate (counted in ``ledger.setup``)."""

@@ -43,6 +43,9 @@ class _Index:
     """Sorted (hash, label) arrays plus a small unsorted tail, merged when the tail grows."""
 
     def __init__(self, records: np.ndarray) -> None:
+        self._reset(records)
+
+    def _reset(self, records: np.ndarray) -> None:
         order = np.argsort(records["hash"], kind="stable")
         self.keys, self.labels = records["hash"][order], records["label"][order]
         self.tail_keys: list[np.ndarray] = []
@@ -58,7 +61,7 @@ class _Index:
             merged = np.empty(len(self), dtype=_RECORD)
             merged["hash"] = np.concatenate([self.keys, *self.tail_keys])
             merged["label"] = np.concatenate([self.labels, *self.tail_labels])
-            self.__init__(merged)
+            self._reset(merged)
 
     def get(self, hashes: np.ndarray) -> np.ndarray:
         """Labels for ``hashes`` (-1 where unknown), by sorted search, not a Python loop over samples."""

@@ -12,7 +12,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import numpy as np
 import torch
+from torch import nn
 
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.scores import TorchScoreOracle
@@ -57,9 +59,28 @@ class OutputDefense:
 class DefendedScoreOracle(TorchScoreOracle):
     """A score oracle whose probabilities pass through an output defense (labels are unchanged)."""
 
-    def __init__(self, model, *, defense: OutputDefense, **kwargs) -> None:
-        super().__init__(model, **kwargs)
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        defense: OutputDefense,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        batch_size: int | None = None,
+        max_queries: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            input_shape=input_shape,
+            n_classes=n_classes,
+            bounds=bounds,
+            batch_size=batch_size,
+            max_queries=max_queries,
+            device=device,
+        )
         self.defense = defense
 
-    def predict_proba(self, x):
+    def predict_proba(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
         return self.defense.apply(super().predict_proba(x))

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import time
+from typing import Any
 
 import numpy as np
 import torch
@@ -72,7 +73,7 @@ class HttpOracle(LabelOracle):
             max_queries=max_queries,
         )
 
-    def _request(self, method: str, path: str, **kwargs) -> httpx.Response:
+    def _request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         for attempt in range(self.retries + 1):
             wait = min(self.backoff * 2**attempt, self.max_backoff)
             try:

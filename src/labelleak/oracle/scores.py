@@ -7,21 +7,33 @@ attack that needs scores refuses a plain label oracle, and results of attacks th
 
 from __future__ import annotations
 
+from typing import Protocol, runtime_checkable
+
 import numpy as np
 import torch
-from torch import nn
 
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.backends import TorchOracle
+
+
+@runtime_checkable
+class ScoreOracle(Protocol):
+    """A target that reveals its output probabilities, not only labels (the ``scores`` threat model).
+
+    A label oracle that also has ``predict_proba`` satisfies it; score-based attacks check for it at the edge.
+    """
+
+    n_classes: int
+
+    def predict_proba(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """Probabilities (N, n_classes), float64, one row per sample of ``x``."""
+        ...
 
 
 class TorchScoreOracle(TorchOracle):
     """A PyTorch target that answers with softmax probabilities as well as labels."""
 
     threat_model = "scores"
-
-    def __init__(self, model: nn.Module, **kwargs) -> None:
-        super().__init__(model, **kwargs)
 
     @torch.no_grad()
     def predict_proba(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -36,8 +48,8 @@ class TorchScoreOracle(TorchOracle):
 
 
 def require_scores(oracle: object, attack_name: str) -> None:
-    """Raise unless ``oracle`` can return probabilities."""
-    if not hasattr(oracle, "predict_proba"):
+    """Raise unless ``oracle`` is a :class:`ScoreOracle`."""
+    if not isinstance(oracle, ScoreOracle):
         raise InvalidInputError(
             f"{attack_name}: needs an oracle that returns scores (e.g. TorchScoreOracle); "
             f"got the label-only {type(oracle).__name__}"

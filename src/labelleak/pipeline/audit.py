@@ -10,7 +10,7 @@ import numpy as np
 
 from labelleak import __version__
 from labelleak.attacks import Attack, AttackResult, create_attack
-from labelleak.attacks.registry import attack_names
+from labelleak.attacks.registry import attack_names, audit_params
 from labelleak.distributed import Executor, LocalExecutor, make_executor
 from labelleak.errors import InvalidInputError, UnknownNameError
 from labelleak.logs import get_logger
@@ -26,7 +26,7 @@ from labelleak.oracle import LabelOracle
 from labelleak.oracle.cache import CachedOracle
 from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
 from labelleak.pipeline.config import AuditConfig, make_config
-from labelleak.pipeline.setup import AuditSetup, prepare
+from labelleak.pipeline.setup import AuditSetup, DatasetCache, prepare
 from labelleak.report import print_audit_table
 from labelleak.report.outputs import write_audit_outputs
 from labelleak.report.provenance import provenance
@@ -35,38 +35,13 @@ log = get_logger(__name__)
 
 
 def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, Any]:
-    """Constructor arguments the audit passes to the attack registered as ``name``."""
-    recipe = {
-        "arch": setup.arch,
-        "width": cfg.width,
-        "epochs": cfg.epochs,
-        "lr": cfg.lr,
-        "batch_size": cfg.batch_size,
-        "lr_schedule": cfg.lr_schedule,
-        "cache_dir": cfg.cache_dir,
-    }
-    if name.startswith("transfer") or name in ("score-nn", "oslo"):
-        return {**recipe, "seed": cfg.seed}
-    if name.startswith("lira"):
-        return {**recipe, "seed": cfg.seed, "n_reference": cfg.lira_models}
-    if name in ("augmentation", "noise"):
-        return {"seed": cfg.seed, "shadow_recipe": recipe}
-    if name == "smoothing":
-        return {"sigma": cfg.smoothing_sigma, "n": cfg.smoothing_n, "alpha": cfg.smoothing_alpha, "seed": cfg.seed}
-    if name in ("boundary-hsja", "boundary-hsja-linf", "boundary-qeba"):
-        return {
-            "max_iter": cfg.max_iter,
-            "max_eval": cfg.max_eval,
-            "init_eval": cfg.init_eval,
-            "init_size": cfg.init_size,
-            "seed": cfg.seed,
-        }
-    return {}
+    """Constructor arguments the audit passes to the attack registered as ``name`` (as its registration declares)."""
+    return audit_params(name, {**cfg.to_dict(), "adversary_arch": setup.arch})
 
 
 def by_queries(result: AttackResult, is_member: np.ndarray) -> list[dict[str, float]]:
     """AUC and TPR at 0.1% / 1% FPR of the best scores within each query milestone (one run, many budgets)."""
-    rows = []
+    rows: list[dict[str, float]] = []
     spent = int(result.queries.max()) if len(result.queries) else 0
     for m, scores in sorted(result.extras.get("milestone_scores", {}).items()):
         if m > spent and rows:
@@ -221,19 +196,20 @@ def _run_one(
     return entry, arrays
 
 
-def run_audit(cfg: AuditConfig) -> dict[str, Any]:
+def run_audit(cfg: AuditConfig, *, datasets: DatasetCache | None = None) -> dict[str, Any]:
     """Run the whole audit for ``cfg`` and write ``results.json``, ``scores.csv``, ``roc.png`` and ``report.html``
     to ``cfg.out``.
 
     With ``cfg.checkpoint`` (the default) finished attacks and the target's answers are saved under
-    ``OUT/checkpoint`` as the run goes; ``cfg.resume`` continues an interrupted run from there.
+    ``OUT/checkpoint`` as the run goes; ``cfg.resume`` continues an interrupted run from there. A series of
+    audits on one dataset passes the same ``datasets`` cache to each, so the file is read once.
     """
     cfg.validate()
     unknown = [a for a in cfg.attacks if a not in attack_names()]
     if unknown:
         raise UnknownNameError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(attack_names())}")
     started = time.perf_counter()
-    setup = prepare(cfg)
+    setup = prepare(cfg, datasets)
     ckpt = Checkpoint(cfg.out, cfg.to_dict(), resume=cfg.resume) if cfg.checkpoint else None
     oracle: LabelOracle = setup.oracle
     if ckpt:  # remote queries are worth looking up even in a fresh run; local ones only when resuming

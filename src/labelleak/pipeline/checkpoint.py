@@ -78,7 +78,8 @@ class Checkpoint:
         """Store a finished attack atomically (arrays first, the entry last marks it complete)."""
         entry_path, arrays_path = self._paths(name)
         tmp = arrays_path.with_name(arrays_path.name + ".tmp.npz")
-        np.savez(tmp, **arrays)
+        payload: dict[str, Any] = dict(arrays)  # Any: numpy's stub would match a key against allow_pickle
+        np.savez(tmp, **payload)
         os.replace(tmp, arrays_path)
         tmp_entry = entry_path.with_suffix(".tmp")
         tmp_entry.write_text(json.dumps(jsonable(entry)))

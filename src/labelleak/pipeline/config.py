@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from labelleak.errors import DataFileError, InvalidInputError
-from labelleak.models.training import LR_SCHEDULES
+from labelleak.models.settings import LR_SCHEDULES
 
 DEFAULT_ATTACKS = ("gap", "transfer", "boundary-hsja")
 BACKENDS = ("local", "ray")

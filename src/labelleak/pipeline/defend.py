@@ -14,6 +14,7 @@ from labelleak.distributed.training import executor_for, train_in_parallel
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import parse_defense
+from labelleak.pipeline.setup import DatasetCache
 from labelleak.report.outputs import write_defend_outputs
 
 
@@ -46,9 +47,10 @@ def run_defend(cfg: AuditConfig, defenses: list[str]) -> list[dict[str, Any]]:
     out = Path(cfg.out)
     rows = []
     cfgs = [cfg.replace(defense=d, out=str(out / _slug(d))) for d in defenses]
+    datasets = DatasetCache()  # one dataset for every defense: read it once
     with executor_for(cfg) as executor:  # --backend ray: the defended targets train in parallel, then each audit
         train_in_parallel(cfgs, executor)
         for d, c in zip(defenses, cfgs):
-            rows.append(matrix_row(d, run_audit(c)))
+            rows.append(matrix_row(d, run_audit(c, datasets=datasets)))
     write_defend_outputs(out, cfg.to_dict(), rows, list(cfg.attacks))
     return rows

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from labelleak._extras import has_module, missing_extra
 from labelleak.errors import InvalidInputError
-from labelleak.oracle.defenses import OutputDefense
+from labelleak.oracle.defenses import OutputDefense, OutputKind
 
 # name -> (where it goes, key, default value when given without "=value")
 _DEFENSES: dict[str, tuple[str, str, Any]] = {
@@ -68,7 +68,8 @@ def parse_defense(text: str, *, seed: int = 0) -> DefensePlan:
         else:
             if plan.output.kind != "none":
                 raise InvalidInputError("only one output defense (memguard, top1, round) at a time")
-            plan.output = OutputDefense(key, float(value), seed)
+            # the table's output entries name OutputKind values; OutputDefense checks the kind again
+            plan.output = OutputDefense(cast(OutputKind, key), float(value), seed)
     if "dp_epsilon" in plan.train or "dp_noise_multiplier" in plan.train:
         if not has_module("opacus"):  # fail before any model is trained, not when the DP target's turn comes
             raise missing_extra("dp", f"defense {text!r} (DP-SGD)")

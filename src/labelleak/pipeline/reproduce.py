@@ -25,7 +25,7 @@ from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.checkpoint import _VOLATILE
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.plan import fit_to_pool, load_plan
-from labelleak.pipeline.setup import load_prepared
+from labelleak.pipeline.setup import DatasetCache
 from labelleak.report.files import jsonable
 from labelleak.report.outputs import write_reproduce_outputs
 from labelleak.report.summaries import SUMMARIES, RunRecord
@@ -73,7 +73,8 @@ def run_reproduce(
     out = Path(out or Path("reproduce-out") / f"{name}-{scale}")
     plan = load_plan(experiment, scale=scale, overrides={**(overrides or {}), "progress": progress}, out=out / "runs")
     first = plan.runs[0].config
-    dataset, _, _ = load_prepared(first.dataset, first.data)
+    datasets = DatasetCache()  # every run reads the same file: load it once, for this call only
+    dataset, _, _ = datasets.load(first.dataset, first.data)
     fit_to_pool(plan, len(dataset), fixed=set(overrides or {}))
     if SUMMARIES.get(plan.kind) is None:
         raise DataFileError(f"experiment {plan.name}: unknown kind {plan.kind!r}; known: {sorted(SUMMARIES)}")
@@ -86,7 +87,7 @@ def run_reproduce(
             results = _finished_results(cfg) if resume else None
             log.info("[%d/%d] %s%s", i, len(plan.runs), run.folder, ": finished earlier" if results else "")
             if results is None:
-                results = run_audit(cfg)
+                results = run_audit(cfg, datasets=datasets)
             records.append(RunRecord(run.point, run.group, results, _load_arrays(Path(cfg.out))))
     out.mkdir(parents=True, exist_ok=True)
     tables, drawn = SUMMARIES[plan.kind](records, out)

@@ -130,27 +130,40 @@ def _settings(cfg: AuditConfig) -> TrainSettings:
     )
 
 
-_LAST_DATASET: dict[tuple, tuple[Dataset, np.ndarray, str]] = {}
+class DatasetCache:
+    """The last dataset loaded, with its float features and fingerprint, held by a caller that runs a series of
+    audits on the same file (``labelleak reproduce``, ``labelleak defend``) so that it is read and converted once.
+
+    It belongs to that caller and goes away with it; a changed file (path, size or modification time) is
+    loaded again.
+    """
+
+    def __init__(self) -> None:
+        self._key: tuple[Any, ...] | None = None
+        self._value: tuple[Dataset, np.ndarray, str] | None = None
+
+    def load(self, name: str, path: str | None) -> tuple[Dataset, np.ndarray, str]:
+        stamp = None
+        if path is not None and Path(path).exists():
+            st = Path(path).stat()
+            stamp = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
+        key = (name, path, stamp)
+        if self._value is None or key != self._key:
+            self._key, self._value = None, None  # free the old one before loading the next
+            self._value, self._key = load_prepared(name, path), key
+        return self._value
 
 
 def load_prepared(name: str, path: str | None) -> tuple[Dataset, np.ndarray, str]:
-    """The dataset, its float features and its fingerprint; the last one loaded is kept, so that a series of
-    audits on the same file (``labelleak reproduce``, ``labelleak defend``) reads and converts it once."""
-    stamp = None
-    if path is not None and Path(path).exists():
-        st = Path(path).stat()
-        stamp = (str(Path(path).resolve()), st.st_mtime_ns, st.st_size)
-    key = (name, path, stamp)
-    if key not in _LAST_DATASET:
-        _LAST_DATASET.clear()
-        dataset = load_dataset(name, path)
-        _LAST_DATASET[key] = (dataset, dataset.features(), dataset.fingerprint())
-    return _LAST_DATASET[key]
+    """The dataset, its float features and its fingerprint."""
+    dataset = load_dataset(name, path)
+    return dataset, dataset.features(), dataset.fingerprint()
 
 
-def prepare_local(cfg: AuditConfig) -> AuditSetup:
-    """Load data, split it four ways, and train (or load) the target and the adversary's shadow model."""
-    dataset, x, fingerprint = load_prepared(cfg.dataset, cfg.data)
+def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> AuditSetup:
+    """Load data (through ``datasets`` when given), split it four ways, and train (or load) the target and the
+    adversary's shadow model."""
+    dataset, x, fingerprint = (datasets.load if datasets else load_prepared)(cfg.dataset, cfg.data)
     shadow_size = cfg.shadow_size or cfg.train_size
     test_size = cfg.test_size or cfg.train_size
     split = four_way_split(
@@ -262,6 +275,8 @@ def prepare_remote(cfg: AuditConfig) -> AuditSetup:
     """A target behind ``cfg.target`` (URL): candidates and the shadow pool come from files."""
     from labelleak.oracle.http import HttpOracle
 
+    if not cfg.target:
+        raise InvalidInputError("a remote audit needs --target URL")
     api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
     oracle = HttpOracle(cfg.target, api_key=api_key)
     shape = oracle.input_shape
@@ -310,5 +325,5 @@ def prepare_remote(cfg: AuditConfig) -> AuditSetup:
     )
 
 
-def prepare(cfg: AuditConfig) -> AuditSetup:
-    return prepare_remote(cfg) if cfg.target else prepare_local(cfg)
+def prepare(cfg: AuditConfig, datasets: DatasetCache | None = None) -> AuditSetup:
+    return prepare_remote(cfg) if cfg.target else prepare_local(cfg, datasets)

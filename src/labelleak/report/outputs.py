@@ -56,12 +56,8 @@ def write_audit_outputs(
         for i, m, s, q, st in zip(sample_index, is_member, a["scores"], a["queries"], a["status"])
     ]
     write_scores_csv(out / "scores.csv", rows)
-    np.savez_compressed(
-        out / "arrays.npz",
-        sample_index=sample_index,
-        is_member=is_member,
-        **{f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()},
-    )
+    per_attack: dict[str, Any] = {f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()}
+    np.savez_compressed(out / "arrays.npz", sample_index=sample_index, is_member=is_member, **per_attack)
     distances = {
         name: {k[len("distance_") :]: v for k, v in a.items() if k.startswith("distance_")}
         for name, a in finished.items()

@@ -1,32 +1,33 @@
-"""ROC curves (linear and log-log axes) and other figures, as PNG via matplotlib's Agg backend."""
+"""ROC curves (linear and log-log axes) and other figures, as PNG.
+
+Figures are plain :class:`matplotlib.figure.Figure` objects drawn on an Agg canvas: no pyplot, so importing this
+module neither selects a global backend nor opens windows, and a user's own pyplot state is left alone.
+"""
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
 from pathlib import Path
-from typing import ParamSpec
+from typing import TYPE_CHECKING, Any, ParamSpec
 
 import numpy as np
 
+from labelleak._extras import has_module
 from labelleak.logs import get_logger
 from labelleak.metrics import auc, roc
 
-try:  # figures are an extra: the core audit writes its numbers without them
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-except ImportError:
-    plt = None
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 log = get_logger(__name__)
 _P = ParamSpec("_P")
 
 
+@functools.cache
 def plots_available() -> bool:
-    """Whether matplotlib (the ``plots`` extra) is installed."""
-    return plt is not None
+    """Whether matplotlib (the ``plots`` extra) is installed: the core audit writes its numbers without it."""
+    return has_module("matplotlib")
 
 
 @functools.cache
@@ -39,7 +40,7 @@ def _figure_writer(draw: Callable[_P, Path]) -> Callable[_P, Path | None]:
 
     @functools.wraps(draw)
     def write(*args: _P.args, **kwargs: _P.kwargs) -> Path | None:
-        if plt is None:
+        if not plots_available():
             _warn_missing_matplotlib()
             return None
         return draw(*args, **kwargs)
@@ -47,10 +48,18 @@ def _figure_writer(draw: Callable[_P, Path]) -> Callable[_P, Path | None]:
     return write
 
 
-def _save(fig: plt.Figure, path: str | Path) -> Path:
+def _figure(figsize: tuple[float, float]) -> Figure:
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)  # attaches itself as fig.canvas
+    return fig
+
+
+def _save(fig: Figure, path: str | Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    plt.close(fig)
     return Path(path)
 
 
@@ -60,7 +69,8 @@ def plot_roc(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
 
     ``curves`` maps a label to ``(is_member, score)``.
     """
-    fig, (ax_lin, ax_log) = plt.subplots(1, 2, figsize=(11, 4.8))
+    fig = _figure((11, 4.8))
+    ax_lin, ax_log = fig.subplots(1, 2)
     for label, (m, s) in curves.items():
         fpr, tpr, _ = roc(m, s)
         if np.isnan(fpr).any():
@@ -98,7 +108,8 @@ def plot_series(
     logx: bool = True,
 ) -> Path:
     """Line plot of named (x, y) series, e.g. AUC against queries per sample."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    fig = _figure((6.5, 4.5))
+    ax = fig.subplots()
     for label, (xs, ys) in series.items():
         ax.plot(xs, ys, marker="o", label=label)
     if logx:
@@ -113,13 +124,16 @@ def plot_series(
 
 
 @_figure_writer
-def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path) -> Path:
+def plot_privacy_utility(rows: list[dict[str, Any]], attacks: list[str], path: str | Path) -> Path:
     """Each defense as a point: test accuracy (utility) against the best attack AUC (leakage)."""
-    fig, ax = plt.subplots(figsize=(6.5, 4.8))
+    fig = _figure((6.5, 4.8))
+    ax = fig.subplots()
     for r in rows:
-        aucs = [r.get(f"{a}.auc") for a in attacks if r.get(f"{a}.auc") is not None]
+        aucs = [float(r[f"{a}.auc"]) for a in attacks if r.get(f"{a}.auc") is not None]
         label_only = [
-            r.get(f"{a}.auc") for a in attacks if r.get(f"{a}.threat") == "label-only" and r.get(f"{a}.auc") is not None
+            float(r[f"{a}.auc"])
+            for a in attacks
+            if r.get(f"{a}.threat") == "label-only" and r.get(f"{a}.auc") is not None
         ]
         if aucs:
             ax.scatter(r["test_accuracy"], max(aucs), color="tab:red")
@@ -141,7 +155,8 @@ def plot_privacy_utility(rows: list[dict], attacks: list[str], path: str | Path)
 @_figure_writer
 def plot_histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, *, bins: int = 30) -> Path:
     """One panel per quantity: overlaid density histograms of members (``panels[k][0]``) and non-members."""
-    fig, axes = plt.subplots(1, max(1, len(panels)), figsize=(5.5 * max(1, len(panels)), 4.2), squeeze=False)
+    fig = _figure((5.5 * max(1, len(panels)), 4.2))
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)
     for ax, (label, (members, nonmembers)) in zip(axes[0], panels.items()):
         both = np.concatenate([members, nonmembers])
         both = both[np.isfinite(both)]
@@ -162,7 +177,8 @@ def plot_bars(
     """Grouped bars: ``values[group][bar]``, e.g. AUC per attack (group) and distance norm (bar)."""
     groups = list(values)
     bars = list(dict.fromkeys(b for g in groups for b in values[g]))
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.6 * len(groups) * max(1, len(bars)) / 2), 4.5))
+    fig = _figure((max(5.0, 1.6 * len(groups) * max(1, len(bars)) / 2), 4.5))
+    ax = fig.subplots()
     width = 0.8 / max(1, len(bars))
     for i, bar in enumerate(bars):
         xs = np.arange(len(groups)) + (i - (len(bars) - 1) / 2) * width

@@ -33,7 +33,7 @@ class RunRecord:
 
 
 Tables = dict[str, list[dict[str, Any]]]
-Summary = tuple[Tables, list[Path]]
+Summary = tuple[Tables, list[Path | None]]  # None: a figure skipped without the plots extra
 
 
 def _attack_row(entry: dict[str, Any]) -> dict[str, Any]:
@@ -69,7 +69,9 @@ def _series(rows: list[dict[str, Any]], group: str, x: str, y: str) -> dict[str,
     }
 
 
-def _metric_figures(rows: list[dict[str, Any]], out: Path, *, x: str, stem: str, xlabel: str, title: str) -> list[Path]:
+def _metric_figures(
+    rows: list[dict[str, Any]], out: Path, *, x: str, stem: str, xlabel: str, title: str
+) -> list[Path | None]:
     """AUC and TPR@1%FPR of each attack against ``x``: ``auc_by_{stem}.png`` and ``tpr_by_{stem}.png``."""
     return [
         plot_series(
