@@ -26,6 +26,7 @@ from labelleak.oracle.cache import CachedOracle
 from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
 from labelleak.pipeline.config import AuditConfig, make_config
 from labelleak.pipeline.setup import AuditSetup, prepare
+from labelleak.pipeline.setup_own import OwnData, prepare_oracle
 from labelleak.report import plot_roc, plot_series, print_audit_table, write_json, write_scores_csv
 from labelleak.report.files import write_distances_csv
 
@@ -210,11 +211,18 @@ def _run_one(
     return entry, arrays
 
 
-def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, Any]:
+def run_audit(
+    cfg: AuditConfig,
+    *,
+    console: Console | None = None,
+    target: LabelOracle | None = None,
+    data: OwnData | None = None,
+) -> dict[str, Any]:
     """Run the whole audit for ``cfg`` and write ``results.json``, ``scores.csv`` and ``roc.png`` to ``cfg.out``.
 
     With ``cfg.checkpoint`` (the default) finished attacks and the target's answers are saved under
-    ``OUT/checkpoint`` as the run goes; ``cfg.resume`` continues an interrupted run from there.
+    ``OUT/checkpoint`` as the run goes; ``cfg.resume`` continues an interrupted run from there. ``target`` and
+    ``data`` audit a label oracle built in Python on the auditor's arrays instead of what ``cfg`` names.
     """
     cfg.validate()
     unknown = [a for a in cfg.attacks if a not in attack_names()]
@@ -222,8 +230,11 @@ def run_audit(cfg: AuditConfig, *, console: Console | None = None) -> dict[str, 
         raise UnknownNameError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(attack_names())}")
     console = console or Console(stderr=True, quiet=not cfg.progress)
     started = time.perf_counter()
-    setup = prepare(cfg)
-    ckpt = Checkpoint(cfg.out, cfg.to_dict(), resume=cfg.resume) if cfg.checkpoint else None
+    if (target is None) != (data is None):
+        raise InvalidInputError("run_audit: give both target and data (members, nonmembers, shadow), or neither")
+    setup = prepare_oracle(cfg, target, data) if target is not None and data is not None else prepare(cfg)
+    identity = {**cfg.to_dict(), "inputs": setup.inputs_fingerprint} if setup.inputs_fingerprint else cfg.to_dict()
+    ckpt = Checkpoint(cfg.out, identity, resume=cfg.resume) if cfg.checkpoint else None
     oracle: LabelOracle = setup.oracle
     if ckpt:  # remote queries are worth looking up even in a fresh run; local ones only when resuming
         oracle = CachedOracle(setup.oracle, ckpt.journal, lookup=cfg.target is not None or cfg.resume)
