@@ -24,10 +24,10 @@ from labelleak.metrics import (
 from labelleak.oracle import LabelOracle
 from labelleak.oracle.cache import CachedOracle
 from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
-from labelleak.pipeline.config import AuditConfig, make_config
+from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup import AuditSetup, prepare
 from labelleak.pipeline.setup_own import OwnData, prepare_oracle
-from labelleak.report import plot_roc, plot_series, print_audit_table, write_json, write_scores_csv
+from labelleak.report import plot_roc, plot_series, write_json, write_scores_csv
 from labelleak.report.files import write_distances_csv
 
 
@@ -322,15 +322,3 @@ def _write_outputs(
             title="membership AUC against query budget",
         )
     write_json(out / "results.json", results)
-
-
-def audit(config_file: str | Path | None = None, *, print_table: bool = False, **options: Any) -> dict[str, Any]:
-    """Python entry point: ``labelleak.audit(dataset="digits", attacks=["gap", "transfer"], out="out")``.
-
-    Takes the same keys as the CLI and YAML configs; returns the content of ``results.json``.
-    """
-    cfg = make_config(config_file, **options)
-    results = run_audit(cfg)
-    if print_table:
-        print_audit_table(results)
-    return results
