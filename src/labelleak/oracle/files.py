@@ -20,6 +20,7 @@ from labelleak.errors import DataFileError, InvalidInputError
 from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.forward import ForwardOracle
 from labelleak.oracle.preprocess import Preprocessing
+from labelleak.oracle.probe import probe_failed
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".npy")
 TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.")
@@ -68,10 +69,7 @@ def _classes_by_probe(forward: Callable[[np.ndarray], Any], shape: tuple[int, ..
     except InvalidInputError:
         raise
     except Exception as exc:
-        raise InvalidInputError(
-            f"model: failed on a probe batch of shape (2, {', '.join(map(str, shape))}): "
-            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}"
-        ) from None
+        raise probe_failed(tuple(x.shape), exc) from None
     if out.dtype.kind == "f" and out.ndim == 2 and out.shape[1] >= 2:
         return int(out.shape[1])
     if out.dtype.kind in "iu":

@@ -13,6 +13,21 @@ from labelleak.errors import InvalidInputError, LabelleakError
 from labelleak.oracle.base import LabelOracle
 
 
+def failure_reason(exc: BaseException) -> str:
+    """The line of a backend's error that names the problem (TorchScript puts it last, after a stack)."""
+    lines = [ln.strip() for ln in str(exc).strip().splitlines() if ln.strip()]
+    if not lines:
+        return type(exc).__name__
+    last = lines[-1][:300]
+    return last if last.startswith(f"{type(exc).__name__}:") else f"{type(exc).__name__}: {last}"
+
+
+def probe_failed(shape: tuple[int, ...], exc: BaseException) -> InvalidInputError:
+    return InvalidInputError(
+        f"probe batch of shape {shape}: the model failed ({failure_reason(exc)}); check --input-shape and --layout"
+    )
+
+
 def probe_oracle(oracle: LabelOracle, *, n: int = 8, seed: int = 0) -> np.ndarray:
     """Labels of ``n`` uniform random inputs within the oracle's bounds; raises on anything but valid labels.
 
@@ -25,12 +40,8 @@ def probe_oracle(oracle: LabelOracle, *, n: int = 8, seed: int = 0) -> np.ndarra
         labels = torch.as_tensor(oracle._predict(x)).reshape(-1)
     except LabelleakError as exc:
         raise InvalidInputError(f"probe batch: {exc}") from None
-    except Exception as exc:  # the backend's own error (onnxruntime, torch): its first line names the problem
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InvalidInputError(
-            f"probe batch of shape {shape}: the model failed ({type(exc).__name__}: {first[:300]}); "
-            "check --input-shape and --layout"
-        ) from None
+    except Exception as exc:  # the backend's own error (onnxruntime, torch)
+        raise probe_failed(shape, exc) from None
     if len(labels) != n:
         raise InvalidInputError(f"probe batch: the model returned {len(labels)} labels for {n} inputs")
     lo, hi = int(labels.min()), int(labels.max())

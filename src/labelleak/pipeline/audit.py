@@ -125,12 +125,13 @@ def _calibrate(attack: Attack, result: AttackResult, setup: AuditSetup, cfg: Aud
     else:
         n = int(setup.is_member.sum())
         sd = setup.shadow_data
+        n_in = min(n, len(sd.x_train))  # a small shadow pool may hold fewer members than there are candidates
         x = np.concatenate([sd.x_train[:n], sd.x_test[:n]])
         y = np.concatenate([sd.y_train[:n], sd.y_test[:n]])
         cal_result = attack(
             _oracle_for(attack, setup, shadow=True), x, y, shadow=sd, max_queries_per_sample=cfg.queries
         )
-        m_s, n_s = cal_result.scores[:n], cal_result.scores[n:]
+        m_s, n_s = cal_result.scores[:n_in], cal_result.scores[n_in:]
         source = "shadow-model-attack"
     is_member = np.r_[np.ones(len(m_s), bool), np.zeros(len(n_s), bool)]
     return threshold_best_balanced_accuracy(is_member, np.concatenate([m_s, n_s])), source
