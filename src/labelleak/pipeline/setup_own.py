@@ -171,10 +171,14 @@ def prepare_model(cfg: AuditConfig) -> AuditSetup:
         oracle,
         data,
         dataset={"name": "own-files", "source": str(cfg.members)},
-        target={"model": str(cfg.model), **describe_oracle(oracle)},
+        target={"model": str(cfg.model), "format": _format(Path(str(cfg.model))), **describe_oracle(oracle)},
     )
     # a changed model file under the same name must not resume from the old one's journal
     return replace(setup, inputs_fingerprint=f"{setup.inputs_fingerprint}-{_file_hash(Path(str(cfg.model)))}")
+
+
+def _format(path: Path) -> str:
+    return "labelleak-folder" if path.is_dir() else path.suffix.lstrip(".").lower() or "torchscript"
 
 
 def _file_hash(path: Path) -> str:
