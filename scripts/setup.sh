@@ -8,4 +8,4 @@ if [ ! -x .venv/bin/python ]; then "$PY" -m venv .venv; fi
 .venv/bin/python -m pip install --quiet --upgrade pip
 # torch first and pinned to the CPU wheel 2.13.0: once it is installed, nothing else can pull a CUDA build.
 .venv/bin/python -m pip install --quiet "torch==2.13.0"
-.venv/bin/python -m pip install --quiet -e ".[test]"
+.venv/bin/python -m pip install --quiet -e ".[test,onnx,skops]"
