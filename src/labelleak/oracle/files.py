@@ -61,9 +61,12 @@ def _torch_forward(module: Callable[..., Any], device: torch.device) -> Callable
     return forward
 
 
-def _classes_by_probe(forward: Callable[[np.ndarray], Any], shape: tuple[int, ...], bounds, pre: Preprocessing) -> int:
+def _classes_by_probe(
+    forward: Callable[[np.ndarray], Any], shape: tuple[int, ...], bounds: tuple[float, float], pre: Preprocessing
+) -> int:
     """The number of class scores the model returns, read from one small batch (no metadata in torch files)."""
-    x = torch.from_numpy(np.random.default_rng(0).uniform(*bounds, size=(2, *shape)).astype(np.float32))
+    lo, hi = bounds
+    x = torch.from_numpy(np.random.default_rng(0).uniform(lo, hi, size=(2, *shape)).astype(np.float32))
     try:
         out = np.asarray(forward(pre(x).numpy()))
     except InvalidInputError:
