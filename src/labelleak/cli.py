@@ -73,9 +73,23 @@ def audit(
     out: str | None = typer.Option(None, help="Output folder (default audit-out)."),
     cache_dir: str | None = typer.Option(None, help="Where trained models are cached."),
     target: str | None = typer.Option(None, help="URL of a remote label-only target (see `labelleak serve`)."),
-    members: str | None = typer.Option(None, help="Remote audits: member candidates (.npz with x, y)."),
-    nonmembers: str | None = typer.Option(None, help="Remote audits: non-member candidates (.npz with x, y)."),
-    shadow: str | None = typer.Option(None, help="Remote audits: the adversary's shadow pool (.npz with x, y)."),
+    model: str | None = typer.Option(
+        None, help="Your model file: .onnx, .pt2, TorchScript, .skops, or a labelleak model folder."
+    ),
+    input_shape: str | None = typer.Option(None, help="--model: one sample, channels first, e.g. 3,32,32 or 64."),
+    bounds: str | None = typer.Option(None, help="--model: the input range LOW,HIGH (default 0,1)."),
+    mean: str | None = typer.Option(None, help="--model: per-channel mean the model subtracts, e.g. 0.5,0.5,0.5."),
+    std: str | None = typer.Option(None, help="--model: per-channel std the model divides by."),
+    layout: str | None = typer.Option(None, help="--model: nchw (default) or nhwc (channels-last exports)."),
+    output: str | None = typer.Option(None, help="--model: the ONNX output with labels or class scores."),
+    n_classes: int | None = typer.Option(None, help="--model: number of classes, when the file does not say."),
+    trust: str | None = typer.Option(None, help="--model .skops: extra type names to trust, comma-separated."),
+    members: str | None = typer.Option(
+        None, help="--model/--target: member candidates (.npz with x, y; image folder; CSV, label last)."
+    ),
+    nonmembers: str | None = typer.Option(None, help="--model/--target: non-member candidates (same formats)."),
+    shadow: str | None = typer.Option(None, help="--model/--target: the adversary's shadow pool (same formats)."),
+    shadow_arch: str | None = typer.Option(None, help="Architecture of the adversary's models (default: auto)."),
     api_key_env: str | None = typer.Option(None, help="Environment variable holding the remote API key."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
     no_checkpoint: bool = typer.Option(False, "--no-checkpoint", help="Do not journal queries and results."),
@@ -86,7 +100,8 @@ def audit(
     worker_gpus: float | None = typer.Option(None, help="GPUs per Ray worker (default 0)."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
-    """Train (or load) a target and a shadow model, run the attacks and write results.json, scores.csv, roc.png."""
+    """Audit a target (trained here, a model file with --model, or a URL with --target): run the attacks and write
+    results.json, scores.csv, roc.png and report.html."""
     _apply_quiet(quiet)
     from labelleak.pipeline import make_config, run_audit
     from labelleak.pipeline.checkpoint import Interrupted
@@ -113,9 +128,19 @@ def audit(
             out=out,
             cache_dir=cache_dir,
             target=target,
+            model=model,
+            input_shape=input_shape,
+            bounds=bounds,
+            mean=mean,
+            std=std,
+            layout=layout,
+            output=output,
+            n_classes=n_classes,
+            trust=trust,
             members=members,
             nonmembers=nonmembers,
             shadow=shadow,
+            shadow_arch=shadow_arch,
             api_key_env=api_key_env,
             resume=True if resume else None,
             checkpoint=False if no_checkpoint else None,

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,9 +24,9 @@ from labelleak.metrics import (
 from labelleak.oracle import LabelOracle
 from labelleak.oracle.cache import CachedOracle
 from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
-from labelleak.pipeline.config import AuditConfig, make_config
+from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup import AuditSetup, DatasetCache, prepare
-from labelleak.report import print_audit_table
+from labelleak.pipeline.setup_own import OwnData, prepare_oracle
 from labelleak.report.outputs import write_audit_outputs
 from labelleak.report.provenance import provenance
 
@@ -103,12 +102,13 @@ def _calibrate(attack: Attack, result: AttackResult, setup: AuditSetup, cfg: Aud
     else:
         n = int(setup.is_member.sum())
         sd = setup.shadow_data
+        n_in = min(n, len(sd.x_train))  # a small shadow pool may hold fewer members than there are candidates
         x = np.concatenate([sd.x_train[:n], sd.x_test[:n]])
         y = np.concatenate([sd.y_train[:n], sd.y_test[:n]])
         cal_result = attack(
             _oracle_for(attack, setup, shadow=True), x, y, shadow=sd, max_queries_per_sample=cfg.queries
         )
-        m_s, n_s = cal_result.scores[:n], cal_result.scores[n:]
+        m_s, n_s = cal_result.scores[:n_in], cal_result.scores[n_in:]
         source = "shadow-model-attack"
     is_member = np.r_[np.ones(len(m_s), bool), np.zeros(len(n_s), bool)]
     return threshold_best_balanced_accuracy(is_member, np.concatenate([m_s, n_s])), source
@@ -196,21 +196,31 @@ def _run_one(
     return entry, arrays
 
 
-def run_audit(cfg: AuditConfig, *, datasets: DatasetCache | None = None) -> dict[str, Any]:
+def run_audit(
+    cfg: AuditConfig,
+    *,
+    datasets: DatasetCache | None = None,
+    target: LabelOracle | None = None,
+    data: OwnData | None = None,
+) -> dict[str, Any]:
     """Run the whole audit for ``cfg`` and write ``results.json``, ``scores.csv``, ``roc.png`` and ``report.html``
     to ``cfg.out``.
 
     With ``cfg.checkpoint`` (the default) finished attacks and the target's answers are saved under
     ``OUT/checkpoint`` as the run goes; ``cfg.resume`` continues an interrupted run from there. A series of
-    audits on one dataset passes the same ``datasets`` cache to each, so the file is read once.
+    audits on one dataset passes the same ``datasets`` cache to each, so the file is read once. ``target`` and
+    ``data`` audit a label oracle built in Python on the auditor's arrays instead of what ``cfg`` names.
     """
     cfg.validate()
     unknown = [a for a in cfg.attacks if a not in attack_names()]
     if unknown:
         raise UnknownNameError(f"unknown attack(s) {', '.join(unknown)}; choose from {', '.join(attack_names())}")
     started = time.perf_counter()
-    setup = prepare(cfg, datasets)
-    ckpt = Checkpoint(cfg.out, cfg.to_dict(), resume=cfg.resume) if cfg.checkpoint else None
+    if (target is None) != (data is None):
+        raise InvalidInputError("run_audit: give both target and data (members, nonmembers, shadow), or neither")
+    setup = prepare_oracle(cfg, target, data) if target is not None and data is not None else prepare(cfg, datasets)
+    identity = {**cfg.to_dict(), "inputs": setup.inputs_fingerprint} if setup.inputs_fingerprint else cfg.to_dict()
+    ckpt = Checkpoint(cfg.out, identity, resume=cfg.resume) if cfg.checkpoint else None
     oracle: LabelOracle = setup.oracle
     if ckpt:  # remote queries are worth looking up even in a fresh run; local ones only when resuming
         shards = sorted(ckpt.shard_journals.glob("*.bin"))  # a distributed run's journals: replayed on resume
@@ -259,16 +269,4 @@ def run_audit(cfg: AuditConfig, *, datasets: DatasetCache | None = None) -> dict
     write_audit_outputs(cfg.out, results, finished, sample_index=setup.sample_index, is_member=setup.is_member)
     if ckpt:
         ckpt.clear_journals()  # finished: every attack's results are stored
-    return results
-
-
-def audit(config_file: str | Path | None = None, *, print_table: bool = False, **options: Any) -> dict[str, Any]:
-    """Python entry point: ``labelleak.audit(dataset="digits", attacks=["gap", "transfer"], out="out")``.
-
-    Takes the same keys as the CLI and YAML configs; returns the content of ``results.json``.
-    """
-    cfg = make_config(config_file, **options)
-    results = run_audit(cfg)
-    if print_table:
-        print_audit_table(results)
     return results

@@ -14,6 +14,7 @@ import yaml
 
 from labelleak.errors import DataFileError, InvalidInputError
 from labelleak.models.settings import LR_SCHEDULES
+from labelleak.oracle.preprocess import LAYOUTS
 
 DEFAULT_ATTACKS = ("gap", "transfer", "boundary-hsja")
 BACKENDS = ("local", "ray")
@@ -55,6 +56,15 @@ class AuditConfig:
     nonmembers: str | None = None
     shadow: str | None = None
     api_key_env: str | None = None  # name of the environment variable holding the remote API key
+    model: str | None = None  # the auditor's own model file (.onnx, .pt2, TorchScript, .skops, a model folder)
+    input_shape: list[int] | None = None  # one sample in the natural space, channels first (read from ONNX if absent)
+    bounds: list[float] | None = None  # natural input range of a model file (default 0,1)
+    mean: list[float] | None = None  # channel-wise normalisation applied inside the oracle
+    std: list[float] | None = None
+    layout: str = "nchw"  # nhwc: the model takes channels last (Keras/TF exports)
+    output: str | None = None  # ONNX output holding the labels or class scores, when there are several
+    n_classes: int | None = None  # when the model file does not say
+    trust: list[str] = field(default_factory=list)  # extra types a .skops file may load
     defense: str = "none"  # training/output defense of the target, e.g. "l2=5e-4", "dp=8", "memguard"
     checkpoint: bool = True  # journal target answers and finished attacks under OUT/checkpoint
     resume: bool = False
@@ -111,6 +121,34 @@ class AuditConfig:
         found.extend(self._backend_problems())
         if not self.attacks or not all(isinstance(a, str) and a for a in self.attacks):
             found.append(f"attacks: expected a non-empty list of names, got {self.attacks!r}")
+        found.extend(self._model_problems())
+        return found
+
+    def _model_problems(self) -> list[str]:
+        """Problems of the keys that describe the auditor's own model file and data files."""
+        found = []
+        if self.model is not None and self.target is not None:
+            found.append("model, target: give one target, a model file (--model) or a URL (--target)")
+        if self.model is not None:
+            missing = [k for k in ("members", "nonmembers", "shadow") if not getattr(self, k)]
+            if missing:
+                found.append(f"{', '.join(missing)}: an audit of a model file needs --members, --nonmembers, --shadow")
+        if self.input_shape is not None and not _ints(self.input_shape, low=1):
+            found.append(f"input_shape: expected positive integers such as 3,32,32, got {self.input_shape!r}")
+        if self.bounds is not None and not (
+            _numbers(self.bounds) and len(self.bounds) == 2 and self.bounds[0] < self.bounds[1]
+        ):
+            found.append(f"bounds: expected LOW,HIGH with LOW < HIGH, got {self.bounds!r}")
+        if self.mean is not None and not (_numbers(self.mean) and self.mean):
+            found.append(f"mean: expected one number per channel, got {self.mean!r}")
+        if self.std is not None and not (_numbers(self.std) and self.std and all(v > 0 for v in self.std)):
+            found.append(f"std: expected one positive number per channel, got {self.std!r}")
+        if self.layout not in LAYOUTS:
+            found.append(f"layout: expected {' or '.join(LAYOUTS)}, got {self.layout!r}")
+        if self.n_classes is not None and not (_ints([self.n_classes], low=2)):
+            found.append(f"n_classes: expected an integer of at least 2, got {self.n_classes!r}")
+        if not isinstance(self.trust, list) or not all(isinstance(t, str) and t for t in self.trust):
+            found.append(f"trust: expected a list of type names, got {self.trust!r}")
         return found
 
     def _backend_problems(self) -> list[str]:
@@ -145,6 +183,25 @@ class AuditConfig:
         return _from_mapping({**self.to_dict(), **changes}, source="options")
 
 
+def _ints(values: Any, *, low: int) -> bool:
+    return isinstance(values, list) and all(isinstance(v, int) and not isinstance(v, bool) and v >= low for v in values)
+
+
+def _numbers(values: Any) -> bool:
+    return isinstance(values, list) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values)
+
+
+def _as_list(value: Any, cast: type) -> Any:
+    """``"3,32,32"`` or ``(3, 32, 32)`` as ``[3, 32, 32]``; a value that does not convert is kept for the report."""
+    if value is None or isinstance(value, bool):
+        return value
+    items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
+    try:
+        return [cast(v.strip()) if isinstance(v, str) else cast(v) if cast is float else v for v in items]
+    except ValueError:
+        return value
+
+
 def _from_mapping(values: dict[str, Any], *, source: str) -> AuditConfig:
     known = {f.name for f in dataclasses.fields(AuditConfig)}
     clean = {str(k).replace("-", "_"): v for k, v in values.items()}
@@ -153,6 +210,9 @@ def _from_mapping(values: dict[str, Any], *, source: str) -> AuditConfig:
         raise InvalidInputError(f"{source}: unknown key(s) {unknown}; valid keys are {sorted(known)}")
     if isinstance(clean.get("attacks"), str):
         clean["attacks"] = [a.strip() for a in clean["attacks"].split(",") if a.strip()]
+    for key, cast in (("input_shape", int), ("bounds", float), ("mean", float), ("std", float), ("trust", str)):
+        if key in clean:
+            clean[key] = _as_list(clean[key], cast)
     return AuditConfig(**clean)
 
 

@@ -14,7 +14,7 @@ from torch import nn
 
 from labelleak.attacks.base import ShadowData
 from labelleak.data import Dataset, SplitSizes, four_way_split, load_dataset
-from labelleak.errors import DataFileError, InvalidInputError
+from labelleak.errors import InvalidInputError
 from labelleak.models import ModelSpec, ModelStore, TrainSettings, accuracy, build_model, init_model, model_key
 from labelleak.models.training import default_device, train_with_report
 from labelleak.oracle import LabelOracle, TorchOracle, TorchScoreOracle
@@ -53,6 +53,7 @@ class AuditSetup:
     score_oracle: LabelOracle | None = None  # the stronger threat model (score-based baselines only)
     shadow_score_oracle: LabelOracle | None = None
     closers: list = field(default_factory=list)
+    inputs_fingerprint: str | None = None  # the auditor's own data (and target), keyed into checkpoints
 
 
 def auto_arch(cfg: AuditConfig, input_shape: tuple[int, ...]) -> str:
@@ -250,80 +251,36 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
     )
 
 
-def _load_xy(path: str | None, what: str, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Samples and labels from an ``.npz`` (keys ``x``, ``y``), checked against the target's input shape."""
-    if not path:
-        raise InvalidInputError(f"a remote audit needs --{what} FILE (an .npz with keys x and y)")
-    p = Path(path)
-    if not p.is_file():
-        raise DataFileError(f"{what} file not found: {p}")
-    try:
-        with np.load(p, allow_pickle=False) as z:
-            x, y = np.asarray(z["x"]), np.asarray(z["y"])
-    except KeyError:
-        raise DataFileError(f"{p}: expected keys x and y") from None
-    except Exception as exc:
-        raise DataFileError(f"corrupt or unreadable {what} file {p}: {exc}") from None
-    if tuple(x.shape[1:]) != shape:
-        raise DataFileError(f"{p}: samples must have shape (N, {', '.join(map(str, shape))}), got {x.shape}")
-    if len(x) != len(y) or y.dtype.kind not in "iu":
-        raise DataFileError(f"{p}: need one integer label per sample")
-    return x.astype(np.float32), y.astype(np.int64)
-
-
 def prepare_remote(cfg: AuditConfig) -> AuditSetup:
     """A target behind ``cfg.target`` (URL): candidates and the shadow pool come from files."""
     from labelleak.oracle.http import HttpOracle
+    from labelleak.pipeline.setup_own import load_own_data, setup_from_oracle
 
     if not cfg.target:
         raise InvalidInputError("a remote audit needs --target URL")
     api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
     oracle = HttpOracle(cfg.target, api_key=api_key)
-    shape = oracle.input_shape
-    xm, ym = _load_xy(cfg.members, "members", shape)
-    xn, yn = _load_xy(cfg.nonmembers, "nonmembers", shape)
-    xs, ys = _load_xy(cfg.shadow, "shadow", shape)
-    order = np.random.default_rng(cfg.seed).permutation(len(xs))
-    half = len(xs) // 2
-    tr, te = order[:half], order[half:]
-    spec = ModelSpec(cfg.shadow_arch or auto_arch(cfg, shape), shape, oracle.n_classes, cfg.width)
-    build_model(spec)
-    fingerprint = hashlib.sha256(xs.tobytes() + ys.tobytes()).hexdigest()[:16]
-    shadow = train_or_load(
-        ModelStore(cfg.cache_dir),
-        xs,
-        ys,
-        fingerprint,
-        spec,
-        _settings(cfg),
-        tr,
-        te,
-        role="shadow",
-        progress=cfg.progress,
-    )
-    x, y = np.concatenate([xm, xn]), np.concatenate([ym, yn])
-    return AuditSetup(
-        dataset={
-            "name": "remote",
-            "source": cfg.target,
-            "n_pool": len(x) + len(xs),
-            "n_classes": oracle.n_classes,
-            "input_shape": list(shape),
-        },
-        split={"members": len(xm), "nonmembers": len(xn), "shadow_train": len(tr), "shadow_test": len(te)},
-        target={"url": cfg.target, "train_accuracy": None, "test_accuracy": None},
-        shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
-        arch=spec.arch,
-        oracle=oracle,
-        shadow_oracle=TorchOracle(shadow.model, input_shape=shape, n_classes=oracle.n_classes, bounds=oracle.bounds),
-        sample_index=np.arange(len(x)),
-        x=x,
-        y=y,
-        is_member=np.r_[np.ones(len(xm), bool), np.zeros(len(xn), bool)],
-        shadow_data=ShadowData(xs[tr], ys[tr], xs[te], ys[te]),
+    try:
+        data = load_own_data(cfg, oracle.input_shape, oracle.bounds)
+    except Exception:
+        oracle.close()
+        raise
+    return setup_from_oracle(
+        cfg,
+        oracle,
+        data,
+        dataset={"name": "remote", "source": cfg.target},
+        target={"url": cfg.target},
         closers=[oracle.close],
     )
 
 
 def prepare(cfg: AuditConfig, datasets: DatasetCache | None = None) -> AuditSetup:
-    return prepare_remote(cfg) if cfg.target else prepare_local(cfg, datasets)
+    """The setup for ``cfg``: a URL (``target``), a model file (``model``), or a model labelleak trains."""
+    if cfg.target:
+        return prepare_remote(cfg)
+    if cfg.model:
+        from labelleak.pipeline.setup_own import prepare_model
+
+        return prepare_model(cfg)
+    return prepare_local(cfg, datasets)
