@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from labelleak.attacks import create_attack
 from labelleak.errors import InvalidInputError
 from labelleak.oracle import TorchOracle
-from labelleak.oracle.cache import CachedOracle, row_hashes
+from labelleak.oracle.cache import CachedOracle, row_digests
 from labelleak.oracle.http import HttpOracle, RemoteOracleError, encode_npy
 from labelleak.serve import FaultConfig, ServeLimits, create_app
 
@@ -155,7 +155,7 @@ def test_cached_oracle_answers_repeats_from_disk(tmp_path, model):
     assert len(reopened) == 55
     np.testing.assert_array_equal(reopened.predict_labels(x), first)
     assert reopened.inner.queries == 0
-    assert len(set(row_hashes(torch.from_numpy(_x(2000))).tolist())) == 2000
+    assert len(set(row_digests(torch.from_numpy(_x(2000))).tolist())) == 2000
 
 
 # ---- fuzzing the server: every bad request gets a 4xx with a message, and no scores ever leave -------------

@@ -23,6 +23,37 @@ def _fail(exc: Exception) -> None:
     raise typer.Exit(code=2)
 
 
+EXIT_OUTAGE = 3  # the remote target stayed unreachable after every retry; resumable
+
+
+def _outage(exc: Exception, *, journaled: bool) -> None:
+    """Exit 3 with the command that continues the audit once the target is back."""
+    import shlex
+
+    _err.print(f"[bold red]error:[/] remote target unavailable: {exc}", highlight=False, soft_wrap=True)
+    if journaled:
+        args = [a for a in sys.argv[1:] if a != "--resume"]
+        _err.print(
+            "the answers received so far are journaled; when the target is back, continue with:\n  "
+            + shlex.join(["labelleak", *args, "--resume"]),
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        _err.print("(--no-checkpoint: nothing was journaled; rerun from the start)", highlight=False)
+    raise typer.Exit(code=EXIT_OUTAGE)
+
+
+def _numbers(text: str | None, kind: type, option: str) -> list | None:
+    """``"1,28,28"`` -> ``[1, 28, 28]`` for list-valued options."""
+    if text is None:
+        return None
+    try:
+        return [kind(v) for v in text.replace(" ", "").split(",") if v]
+    except ValueError:
+        raise LabelleakError(f"{option}: expected comma-separated numbers, got {text!r}") from None
+
+
 @app.callback()
 def main() -> None:
     """labelleak: label-only membership-inference audits."""
@@ -53,11 +84,34 @@ def audit(
     nonmembers: str | None = typer.Option(None, help="Remote audits: non-member candidates (.npz with x, y)."),
     shadow: str | None = typer.Option(None, help="Remote audits: the adversary's shadow pool (.npz with x, y)."),
     api_key_env: str | None = typer.Option(None, help="Environment variable holding the remote API key."),
+    protocol: str | None = typer.Option(
+        None, help="Remote protocol: labelleak (default), v2 (KServe/Triton/MLServer), rest."
+    ),
+    model_name: str | None = typer.Option(None, help="v2: the model's name on the server."),
+    rest_spec: str | None = typer.Option(
+        None, help="rest: YAML file describing the API (see examples/rest-spec.yaml)."
+    ),
+    input_shape: str | None = typer.Option(
+        None, help="Input shape of one sample, e.g. 1,28,28 (if the target's metadata lacks it)."
+    ),
+    bounds: str | None = typer.Option(
+        None, help="Value range of the inputs, LOW,HIGH (if the target's metadata lacks it)."
+    ),
+    n_classes: int | None = typer.Option(None, help="Number of classes (if the target's metadata lacks it)."),
+    concurrency: int | None = typer.Option(None, help="Requests in flight against a remote target (default 1)."),
+    timeout: float | None = typer.Option(None, help="Seconds to wait for one answer (default 30)."),
+    retries: int | None = typer.Option(None, help="Attempts after the first on errors, 429 and 5xx (default 8)."),
+    max_retry_wait: float | None = typer.Option(
+        None, help="Ceiling of one wait between attempts, Retry-After included (60)."
+    ),
+    max_total_queries: int | None = typer.Option(None, help="Cap on all target queries of the audit, setup included."),
+    estimate: bool = typer.Option(False, "--estimate", help="Print the queries each attack will spend, then exit."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
     no_checkpoint: bool = typer.Option(False, "--no-checkpoint", help="Do not journal queries and results."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars."),
 ) -> None:
     """Train (or load) a target and a shadow model, run the attacks and write results.json, scores.csv, roc.png."""
+    from labelleak.oracle.remote.transport import RemoteOutageError
     from labelleak.pipeline import make_config, run_audit
     from labelleak.pipeline.checkpoint import Interrupted
     from labelleak.report import print_audit_table
@@ -87,11 +141,31 @@ def audit(
             nonmembers=nonmembers,
             shadow=shadow,
             api_key_env=api_key_env,
+            protocol=protocol,
+            model_name=model_name,
+            rest_spec=rest_spec,
+            input_shape=_numbers(input_shape, int, "--input-shape"),
+            bounds=_numbers(bounds, float, "--bounds"),
+            n_classes=n_classes,
+            concurrency=concurrency,
+            timeout=timeout,
+            retries=retries,
+            max_retry_wait=max_retry_wait,
+            max_total_queries=max_total_queries,
             resume=True if resume else None,
             checkpoint=False if no_checkpoint else None,
             progress=False if quiet else None,
         )
+        if estimate:
+            from labelleak.pipeline.estimate import estimate as estimate_queries
+            from labelleak.pipeline.estimate import format_estimate
+
+            typer.echo(format_estimate(estimate_queries(cfg), cfg.max_total_queries))
+            return
         results = run_audit(cfg)
+    except RemoteOutageError as exc:
+        _outage(exc, journaled=not no_checkpoint)
+        return
     except LabelleakError as exc:
         _fail(exc)
         return

@@ -16,7 +16,8 @@ import numpy as np
 from labelleak.errors import InvalidInputError
 from labelleak.report.files import _plain
 
-_VOLATILE = {"progress", "resume", "out"}  # keys that may change between a run and its resumption
+# keys that may change between a run and its resumption (how to reach the target, not what is asked of it)
+_VOLATILE = {"progress", "resume", "out", "concurrency", "timeout", "retries", "max_retry_wait", "max_total_queries"}
 
 
 class Interrupted(KeyboardInterrupt):

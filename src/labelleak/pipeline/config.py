@@ -16,6 +16,11 @@ from labelleak.errors import DataFileError, InvalidInputError
 from labelleak.models.training import LR_SCHEDULES
 
 DEFAULT_ATTACKS = ("gap", "transfer", "boundary-hsja")
+PROTOCOLS = ("labelleak", "v2", "rest")
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 @dataclass
@@ -54,6 +59,17 @@ class AuditConfig:
     nonmembers: str | None = None
     shadow: str | None = None
     api_key_env: str | None = None  # name of the environment variable holding the remote API key
+    protocol: str = "labelleak"  # remote protocol: labelleak (labelleak serve), v2 (Open Inference), rest (a spec)
+    model_name: str | None = None  # v2: the model's name on the server
+    rest_spec: str | None = None  # rest: YAML file describing the API (url, headers, body, labels path, ...)
+    input_shape: list[int] | None = None  # what a remote target's metadata may not give
+    bounds: list[float] | None = None
+    n_classes: int | None = None
+    concurrency: int = 1  # requests in flight against a remote target
+    timeout: float = 30.0  # seconds to wait for one answer
+    retries: int = 8  # attempts after the first, on connection errors, 429 and 5xx
+    max_retry_wait: float = 60.0  # ceiling of one wait between attempts (Retry-After included)
+    max_total_queries: int | None = None  # cap on every query the target answers in this audit, setup included
     defense: str = "none"  # training/output defense of the target, e.g. "l2=5e-4", "dp=8", "memguard"
     checkpoint: bool = True  # journal target answers and finished attacks under OUT/checkpoint
     resume: bool = False
@@ -82,7 +98,7 @@ class AuditConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 found.append(f"{key}: expected a positive integer, got {v!r}")
-        for key in ("test_size", "reserve_train", "eval_size", "shadow_size", "queries"):
+        for key in ("test_size", "reserve_train", "eval_size", "shadow_size", "queries", "max_total_queries"):
             v = getattr(self, key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 found.append(f"{key}: expected a positive integer or nothing, got {v!r}")
@@ -102,9 +118,49 @@ class AuditConfig:
             found.append(f"seed: expected an integer, got {self.seed!r}")
         if self.target is not None and not str(self.target).startswith(("http://", "https://")):
             found.append(f"target: expected an http(s) URL, got {self.target!r}")
+        found.extend(self._remote_problems())
         if not self.attacks or not all(isinstance(a, str) and a for a in self.attacks):
             found.append(f"attacks: expected a non-empty list of names, got {self.attacks!r}")
         return found
+
+    def _remote_problems(self) -> list[str]:
+        found = []
+        if self.protocol not in PROTOCOLS:
+            found.append(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol == "rest" and not self.rest_spec:
+            found.append("protocol rest: needs rest_spec (--rest-spec FILE)")
+        if self.rest_spec and self.protocol != "rest":
+            found.append(f"rest_spec: only read with protocol rest, got protocol {self.protocol!r}")
+        if self.protocol == "v2" and not self.model_name:
+            found.append("protocol v2: needs model_name (--model-name NAME)")
+        if self.protocol == "v2" and self.target is None:
+            found.append("protocol v2: needs target (--target URL)")
+        shape = self.input_shape
+        if shape is not None and (not isinstance(shape, list) or not shape or not all(_positive_int(d) for d in shape)):
+            found.append(f"input_shape: expected a list of positive integers, got {shape!r}")
+        b = self.bounds
+        if b is not None and (
+            not isinstance(b, list)
+            or len(b) != 2
+            or not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in b)
+            or not b[0] < b[1]
+        ):
+            found.append(f"bounds: expected [low, high] with low < high, got {b!r}")
+        if self.n_classes is not None and (not _positive_int(self.n_classes) or self.n_classes < 2):
+            found.append(f"n_classes: expected an integer of at least 2, got {self.n_classes!r}")
+        if not _positive_int(self.concurrency):
+            found.append(f"concurrency: expected a positive integer, got {self.concurrency!r}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            found.append(f"retries: expected a non-negative integer, got {self.retries!r}")
+        for key in ("timeout", "max_retry_wait"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                found.append(f"{key}: expected a positive number of seconds, got {v!r}")
+        return found
+
+    @property
+    def is_remote(self) -> bool:
+        return self.target is not None or self.protocol == "rest"
 
     def validate(self) -> AuditConfig:
         found = self.problems()

@@ -19,6 +19,7 @@ from labelleak.models import ModelSpec, ModelStore, TrainSettings, accuracy, bui
 from labelleak.models.training import default_device, train_with_report
 from labelleak.oracle import LabelOracle, TorchOracle, TorchScoreOracle
 from labelleak.oracle.defenses import DefendedScoreOracle
+from labelleak.oracle.remote import RemoteOracle
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import parse_defense
 
@@ -53,6 +54,7 @@ class AuditSetup:
     score_oracle: LabelOracle | None = None  # the stronger threat model (score-based baselines only)
     shadow_score_oracle: LabelOracle | None = None
     closers: list = field(default_factory=list)
+    remote: RemoteOracle | None = None  # the remote target's oracle, for its spend statistics
 
 
 def auto_arch(cfg: AuditConfig, input_shape: tuple[int, ...]) -> str:
@@ -258,12 +260,50 @@ def _load_xy(path: str | None, what: str, shape: tuple[int, ...]) -> tuple[np.nd
     return x.astype(np.float32), y.astype(np.int64)
 
 
-def prepare_remote(cfg: AuditConfig) -> AuditSetup:
-    """A target behind ``cfg.target`` (URL): candidates and the shadow pool come from files."""
-    from labelleak.oracle.http import HttpOracle
+def connect_remote(cfg: AuditConfig) -> RemoteOracle:
+    """The oracle for ``cfg``'s remote target, in its protocol (labelleak, v2 or a REST spec)."""
+    from labelleak.oracle.remote.labelleak import LabelleakOracle
+    from labelleak.oracle.remote.rest import RestOracle, RestSpec
+    from labelleak.oracle.remote.transport import RetryPolicy, Transport
+    from labelleak.oracle.remote.v2 import V2Oracle
 
+    policy = RetryPolicy(timeout=cfg.timeout, retries=cfg.retries, max_wait=cfg.max_retry_wait)
+    if cfg.protocol == "rest":
+        assert cfg.rest_spec is not None
+        return RestOracle.from_spec(RestSpec.load(cfg.rest_spec), policy=policy, concurrency=cfg.concurrency)
+    assert cfg.target is not None
     api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
-    oracle = HttpOracle(cfg.target, api_key=api_key)
+    if cfg.api_key_env and not api_key:
+        raise InvalidInputError(f"api_key_env: environment variable {cfg.api_key_env} is not set")
+    headers = {"X-API-Key": api_key} if api_key else {}
+    transport = Transport(cfg.target, policy=policy, headers=headers, concurrency=cfg.concurrency)
+    try:
+        if cfg.protocol == "v2":
+            assert cfg.model_name is not None
+            return V2Oracle(
+                transport,
+                model_name=cfg.model_name,
+                input_shape=tuple(cfg.input_shape) if cfg.input_shape else None,
+                bounds=(float(cfg.bounds[0]), float(cfg.bounds[1])) if cfg.bounds else None,
+                n_classes=cfg.n_classes,
+            )
+        return LabelleakOracle(transport)
+    except BaseException:
+        transport.close()
+        raise
+
+
+def prepare_remote(cfg: AuditConfig) -> AuditSetup:
+    """A target behind ``cfg.target`` (URL) or a REST spec: candidates and the shadow pool come from files."""
+    oracle = connect_remote(cfg)
+    try:
+        return _remote_setup(cfg, oracle)
+    except BaseException:
+        oracle.close()
+        raise
+
+
+def _remote_setup(cfg: AuditConfig, oracle: RemoteOracle) -> AuditSetup:
     shape = oracle.input_shape
     xm, ym = _load_xy(cfg.members, "members", shape)
     xn, yn = _load_xy(cfg.nonmembers, "nonmembers", shape)
@@ -290,13 +330,13 @@ def prepare_remote(cfg: AuditConfig) -> AuditSetup:
     return AuditSetup(
         dataset={
             "name": "remote",
-            "source": cfg.target,
+            "source": oracle.url,
             "n_pool": len(x) + len(xs),
             "n_classes": oracle.n_classes,
             "input_shape": list(shape),
         },
         split={"members": len(xm), "nonmembers": len(xn), "shadow_train": len(tr), "shadow_test": len(te)},
-        target={"url": cfg.target, "train_accuracy": None, "test_accuracy": None},
+        target={"url": oracle.url, "protocol": oracle.protocol, "train_accuracy": None, "test_accuracy": None},
         shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
         arch=spec.arch,
         oracle=oracle,
@@ -307,8 +347,9 @@ def prepare_remote(cfg: AuditConfig) -> AuditSetup:
         is_member=np.r_[np.ones(len(xm), bool), np.zeros(len(xn), bool)],
         shadow_data=ShadowData(xs[tr], ys[tr], xs[te], ys[te]),
         closers=[oracle.close],
+        remote=oracle,
     )
 
 
 def prepare(cfg: AuditConfig) -> AuditSetup:
-    return prepare_remote(cfg) if cfg.target else prepare_local(cfg)
+    return prepare_remote(cfg) if cfg.is_remote else prepare_local(cfg)
