@@ -1,4 +1,8 @@
-"""Command line: parse options, call the pipeline, turn labelleak errors into one clear line and exit code 2."""
+"""Command line: parse options, call the pipeline, turn labelleak errors into one clear line and exit code 2.
+
+Exit codes: 0 done, 2 a labelleak error (bad option, file, budget), 3 a remote target that stayed unavailable
+after every retry (resumable with ``--resume``), 130 interrupted (resumable).
+"""
 
 from __future__ import annotations
 
@@ -237,6 +241,7 @@ def serve(
     max_batch: int = typer.Option(4096, help="Largest batch one request may carry."),
     rate_limit: float | None = typer.Option(None, help="Requests per second per API key."),
     fault_rate: float = typer.Option(0.0, help="Testing: fraction of predictions answered 500/429 or delayed."),
+    latency: float = typer.Option(0.0, help="Testing: seconds added to every prediction (a slow remote service)."),
 ) -> None:
     """Serve a trained model as a label-only HTTP API (POST /predict answers labels, nothing else)."""
     import os
@@ -257,7 +262,7 @@ def serve(
             n_classes=spec.n_classes,
             api_key=key,
             limits=ServeLimits(max_batch=max_batch, rate_limit=rate_limit),
-            faults=FaultConfig(rate=fault_rate) if fault_rate > 0 else None,
+            faults=FaultConfig(rate=fault_rate, latency=latency) if fault_rate > 0 or latency > 0 else None,
         )
     except LabelleakError as exc:
         _fail(exc)
