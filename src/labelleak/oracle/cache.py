@@ -56,7 +56,7 @@ def batch_digest(x: torch.Tensor) -> bytes:
     """SHA-256 of the whole batch ``x`` as float32 bytes, prefixed by its shape (one pass, no per-row calls)."""
     arr = x.to(torch.float32).contiguous().numpy()
     h = hashlib.sha256(_prefix(tuple(x.shape)))
-    h.update(memoryview(arr).cast("B"))
+    h.update(arr.data)  # the array's own buffer, C-contiguous: no copy
     return h.digest()
 
 
@@ -64,9 +64,13 @@ class _RowIndex:
     """Sorted (digest, label) arrays plus a small unsorted tail, merged when the tail grows."""
 
     def __init__(self, records: np.ndarray) -> None:
+        self.tail: list[np.ndarray] = []
+        self._load(records)
+
+    def _load(self, records: np.ndarray) -> None:
         order = np.argsort(records["key"], kind="stable")
         self.keys, self.labels = records["key"][order], records["label"][order]
-        self.tail: list[np.ndarray] = []
+        self.tail = []
 
     def __len__(self) -> int:
         return len(self.keys) + sum(len(t) for t in self.tail)
@@ -77,7 +81,7 @@ class _RowIndex:
             merged = np.empty(len(self), dtype=_ROW)
             merged["key"] = np.concatenate([self.keys, *(t["key"] for t in self.tail)])
             merged["label"] = np.concatenate([self.labels, *(t["label"] for t in self.tail)])
-            self.__init__(merged)
+            self._load(merged)
 
     def get(self, keys: np.ndarray) -> np.ndarray:
         """Labels for ``keys`` (-1 where unknown), by sorted search, not a Python loop over samples."""

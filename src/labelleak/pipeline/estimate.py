@@ -49,9 +49,9 @@ def estimate(cfg: AuditConfig) -> list[dict[str, Any]]:
     n, shadow_train = candidate_sizes(cfg)
     rows = []
     for name in cfg.attacks:
-        per = 1 if name.startswith(ONE_QUERY) else cfg.queries
+        per: int | None = 1 if name.startswith(ONE_QUERY) else cfg.queries
         setup = shadow_train if name.startswith("transfer") else 0
-        noise = 0
+        noise: int | None = 0
         if name.startswith(DISTANCE) and cfg.thresholds:
             noise = None if per is None else cfg.noise_samples * (1 + per)
         main = None if per is None else n * per

@@ -29,7 +29,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 import numpy as np
 import yaml
@@ -100,7 +100,7 @@ def _fill(template: Any, batch: list) -> Any:
     return batch if template == PLACEHOLDER else template
 
 
-def _positive_int(v: Any) -> bool:
+def _positive_int(v: Any) -> TypeGuard[int]:
     return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
@@ -168,17 +168,18 @@ class RestSpec:
             found.append(f"n_classes: expected an integer of at least 2, got {n_classes!r}")
         if found:
             raise InvalidInputError(f"{source}: " + "; ".join(found))
+        assert isinstance(shape, list) and isinstance(bounds, list)
         return cls(
-            url=url,
+            url=str(url),
             method=method,
             headers={str(k): v for k, v in headers.items()},
             body=body,
-            inputs=inputs,
-            labels=labels,
-            batch_size=batch_size,
-            input_shape=tuple(shape),
+            inputs=str(inputs),
+            labels=str(labels),
+            batch_size=int(batch_size),
+            input_shape=tuple(int(d) for d in shape),
             bounds=(float(bounds[0]), float(bounds[1])),
-            n_classes=n_classes,
+            n_classes=int(n_classes),  # type: ignore[arg-type]
         )
 
     @classmethod
