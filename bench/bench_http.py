@@ -103,9 +103,7 @@ def bench_audit(args: argparse.Namespace) -> None:
         r["speedup_per_k"] = round(r["speedup"] / r["concurrency"], 2)
         r["attack_speedup"] = round(base_attack / r["attack_seconds"], 2)
     print(json.dumps({"latency_s": args.latency, "batch": args.batch, "candidates": 2 * n, "runs": rows}, indent=2))
-    print(
-        "| concurrency | audit s | attack s | requests | speed-up | per request in flight | attack speed-up | same scores |"
-    )
+    print("| concurrency | audit s | attack s | requests | speed-up | per K | attack speed-up | same scores |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(
