@@ -460,3 +460,29 @@ def test_schemathesis_summary():
     print(f"schemathesis requests: {total} {dict(sorted(SCHEMA_COUNTS.items()))}")
     if total:  # run in the same session as the fuzzer: it must have reached /predict with valid bodies
         assert any(k.startswith("POST /predict 200") for k in SCHEMA_COUNTS)
+
+
+def test_journal_batches_layout_replays_a_run_and_refuses_old_journals(tmp_path, model):
+    from labelleak.errors import DataFileError
+
+    path = tmp_path / "j.bin"
+    fresh = CachedOracle(TorchOracle(model, input_shape=SHAPE, n_classes=4), path, lookup=False)
+    batches = [_x(30, seed=s) for s in range(3)]
+    first = [fresh.predict_labels(b) for b in batches]
+    assert fresh.layout == "batches" and fresh.hits == 0 and len(fresh) == 90
+    fresh.close()
+    with path.open("ab") as fh:
+        fh.write(b"\x01" * 50)  # a torn record, as a hard kill leaves it
+    inner = TorchOracle(model, input_shape=SHAPE, n_classes=4)
+    resumed = CachedOracle(inner, path, lookup=False)  # an existing journal is always read back
+    assert resumed.layout == "batches" and len(resumed) == 90
+    for b, labels in zip(batches, first):
+        np.testing.assert_array_equal(resumed.predict_labels(b), labels)
+    assert inner.queries == 0 and resumed.hits == 90
+    resumed.predict_labels(batches[0][:29])  # a different batch: asked, not misread
+    assert inner.queries == 29
+    resumed.close()
+    old = tmp_path / "old.bin"
+    old.write_bytes(np.zeros(4, dtype=[("hash", "<i8"), ("label", "<i8")]).tobytes())
+    with pytest.raises(DataFileError, match="older format \\(64-bit keys\\)"):
+        CachedOracle(inner, old)
