@@ -15,16 +15,18 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+import schemathesis
 import torch
 import uvicorn
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from schemathesis.config import SchemathesisConfig
 
 from labelleak.attacks import create_attack
 from labelleak.errors import InvalidInputError
 from labelleak.oracle import TorchOracle
-from labelleak.oracle.cache import CachedOracle, row_hashes
+from labelleak.oracle.cache import CachedOracle, row_digests
 from labelleak.oracle.http import HttpOracle, RemoteOracleError, encode_npy
 from labelleak.serve import FaultConfig, ServeLimits, create_app
 
@@ -156,7 +158,7 @@ def test_cached_oracle_answers_repeats_from_disk(tmp_path, model):
     assert len(reopened) == 55
     np.testing.assert_array_equal(reopened.predict_labels(x), first)
     assert reopened.inner.queries == 0
-    assert len(set(row_hashes(torch.from_numpy(_x(2000))).tolist())) == 2000
+    assert len(set(row_digests(torch.from_numpy(_x(2000))).tolist())) == 2000
 
 
 # ---- fuzzing the server: every bad request gets a 4xx with a message, and no scores ever leave -------------
@@ -367,3 +369,125 @@ def test_resume_with_different_options_is_refused(tmp_path):
         str(tmp_path / "o"),
     )
     assert again.returncode == 2 and "options differ" in again.stderr
+
+
+# ---- the hardened server: streamed bodies, off-loop model, schema-driven fuzzing ---------------------------------
+
+
+def test_chunked_body_without_length_is_cut_at_the_limit(client):
+    sent = {"bytes": 0}
+
+    def chunks():
+        for _ in range(64):
+            sent["bytes"] += 1 << 12
+            yield b"\x93NUMPY" + b"0" * ((1 << 12) - 6)
+
+    response = client.post("/predict", content=chunks(), headers={"Content-Type": "application/x-npy"})
+    assert response.status_code == 413 and "more than 65536 bytes" in response.json()["detail"]
+
+
+def test_npy_header_declaring_more_than_the_body_is_refused_before_allocating(client):
+    import io
+
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(buf, {"descr": "<f4", "fortran_order": False, "shape": (10**9, 1, 8, 8)})
+    response = client.post(
+        "/predict", content=buf.getvalue() + b"\0" * 256, headers={"Content-Type": "application/x-npy"}
+    )
+    assert response.status_code == 400 and "header declares 256000000000 bytes" in response.json()["detail"]
+
+
+@pytest.mark.parametrize("body", ["[" * 5000 + "]" * 5000, '{"inputs": ' + "[" * 5000 + "]" * 5000 + "}"])
+def test_deeply_nested_json_is_a_400_not_a_500(client, body):
+    response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
+    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+
+
+class SlowModel(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        time.sleep(1.5)  # a heavy forward pass
+        return torch.zeros(len(x), 4)
+
+
+def test_a_slow_forward_pass_does_not_block_other_requests():
+    with Server(create_app(SlowModel(), input_shape=SHAPE, n_classes=4)) as s:
+        slow = threading.Thread(
+            target=httpx.post,
+            args=(f"{s.url}/predict",),
+            kwargs={"content": encode_npy(_x(2)), "headers": {"Content-Type": "application/x-npy"}, "timeout": 30},
+        )
+        slow.start()
+        time.sleep(0.3)  # the forward pass is under way
+        start = time.monotonic()
+        assert httpx.get(f"{s.url}/info", timeout=30).status_code == 200
+        waited = time.monotonic() - start
+        slow.join()
+    assert waited < 1.0  # with the model on the event loop, /info waited for the whole 1.5 s pass
+
+
+def _schema_app():
+    app = create_app(_model(), input_shape=SHAPE, n_classes=4, limits=ServeLimits(max_batch=64, max_body_bytes=1 << 16))
+    return app
+
+
+# positive and negative bodies from the schema; the coverage phase is off (it enumerates every combination of the
+# nested 8x8 arrays' bounds, which never ends), the fuzzing phase is bounded by max_examples below
+SCHEMA = schemathesis.openapi.from_asgi(
+    "/openapi.json",
+    _schema_app(),
+    config=SchemathesisConfig.from_dict(
+        {"phases": {"coverage": {"enabled": False}, "stateful": {"enabled": False}}, "generation": {"mode": "all"}}
+    ),
+)
+SCHEMA_COUNTS: dict[str, int] = {}
+
+
+def test_openapi_schema_describes_the_predict_body():
+    spec = _schema_app().openapi()["paths"]["/predict"]["post"]
+    body = spec["requestBody"]["content"]
+    assert set(body) == {"application/json", "application/x-npy"}
+    sample = body["application/json"]["schema"]["properties"]["inputs"]["items"]
+    assert [sample["maxItems"], sample["items"]["maxItems"], sample["items"]["items"]["maxItems"]] == [1, 8, 8]
+    assert {"200", "400", "413", "415", "422"} <= set(spec["responses"])
+
+
+@SCHEMA.parametrize()
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+def test_schemathesis_finds_no_5xx(case):
+    response = case.call()
+    kind = f"{case.operation.method.upper()} {case.operation.path} {response.status_code}"
+    SCHEMA_COUNTS[kind] = SCHEMA_COUNTS.get(kind, 0) + 1
+    assert response.status_code < 500, response.text
+
+
+def test_schemathesis_summary():
+    total = sum(SCHEMA_COUNTS.values())
+    print(f"schemathesis requests: {total} {dict(sorted(SCHEMA_COUNTS.items()))}")
+    if total:  # run in the same session as the fuzzer: it must have reached /predict with valid bodies
+        assert any(k.startswith("POST /predict 200") for k in SCHEMA_COUNTS)
+
+
+def test_journal_batches_layout_replays_a_run_and_refuses_old_journals(tmp_path, model):
+    from labelleak.errors import DataFileError
+
+    path = tmp_path / "j.bin"
+    fresh = CachedOracle(TorchOracle(model, input_shape=SHAPE, n_classes=4), path, lookup=False)
+    batches = [_x(30, seed=s) for s in range(3)]
+    first = [fresh.predict_labels(b) for b in batches]
+    assert fresh.layout == "batches" and fresh.hits == 0 and len(fresh) == 90
+    fresh.close()
+    with path.open("ab") as fh:
+        fh.write(b"\x01" * 50)  # a torn record, as a hard kill leaves it
+    inner = TorchOracle(model, input_shape=SHAPE, n_classes=4)
+    resumed = CachedOracle(inner, path, lookup=False)  # an existing journal is always read back
+    assert resumed.layout == "batches" and len(resumed) == 90
+    for b, labels in zip(batches, first):
+        np.testing.assert_array_equal(resumed.predict_labels(b), labels)
+    assert inner.queries == 0 and resumed.hits == 90
+    resumed.predict_labels(batches[0][:29])  # a different batch: asked, not misread
+    assert inner.queries == 29
+    resumed.close()
+    old = tmp_path / "old.bin"
+    old.write_bytes(np.zeros(4, dtype=[("hash", "<i8"), ("label", "<i8")]).tobytes())
+    with pytest.raises(DataFileError, match="older format \\(64-bit keys\\)"):
+        CachedOracle(inner, old)

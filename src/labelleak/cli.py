@@ -1,4 +1,8 @@
-"""Command line: parse options, call the pipeline, turn labelleak errors into one clear line and exit code 2."""
+"""Command line: parse options, call the pipeline, turn labelleak errors into one clear line and exit code 2.
+
+Exit codes: 0 done, 2 a labelleak error (bad option, file, budget), 3 a remote target that stayed unavailable
+after every retry (resumable with ``--resume``), 130 interrupted (resumable).
+"""
 
 from __future__ import annotations
 
@@ -36,6 +40,27 @@ def _show_version(value: bool) -> None:
 
         Console().print(f"labelleak {__version__}", highlight=False)
         raise typer.Exit()
+
+
+EXIT_OUTAGE = 3  # the remote target stayed unreachable after every retry; resumable
+
+
+def _outage(exc: Exception, *, journaled: bool) -> None:
+    """Exit 3 with the command that continues the audit once the target is back."""
+    import shlex
+
+    _err.print(f"[bold red]error:[/] remote target unavailable: {exc}", highlight=False, soft_wrap=True)
+    if journaled:
+        args = [a for a in sys.argv[1:] if a != "--resume"]
+        _err.print(
+            "the answers received so far are journaled; when the target is back, continue with:\n  "
+            + shlex.join(["labelleak", *args, "--resume"]),
+            highlight=False,
+            soft_wrap=True,
+        )
+    else:
+        _err.print("(--no-checkpoint: nothing was journaled; rerun from the start)", highlight=False)
+    raise typer.Exit(code=EXIT_OUTAGE)
 
 
 @app.callback()
@@ -76,13 +101,17 @@ def audit(
     model: str | None = typer.Option(
         None, help="Your model file: .onnx, .pt2, TorchScript, .skops, or a labelleak model folder."
     ),
-    input_shape: str | None = typer.Option(None, help="--model: one sample, channels first, e.g. 3,32,32 or 64."),
-    bounds: str | None = typer.Option(None, help="--model: the input range LOW,HIGH (default 0,1)."),
+    input_shape: str | None = typer.Option(
+        None, help="--model/--target: one sample, channels first, e.g. 3,32,32 or 64 (when the model does not say)."
+    ),
+    bounds: str | None = typer.Option(None, help="--model/--target: the input range LOW,HIGH (default 0,1)."),
     mean: str | None = typer.Option(None, help="--model: per-channel mean the model subtracts, e.g. 0.5,0.5,0.5."),
     std: str | None = typer.Option(None, help="--model: per-channel std the model divides by."),
     layout: str | None = typer.Option(None, help="--model: nchw (default) or nhwc (channels-last exports)."),
     output: str | None = typer.Option(None, help="--model: the ONNX output with labels or class scores."),
-    n_classes: int | None = typer.Option(None, help="--model: number of classes, when the file does not say."),
+    n_classes: int | None = typer.Option(
+        None, help="--model/--target: number of classes, when the model does not say."
+    ),
     trust: str | None = typer.Option(None, help="--model .skops: extra type names to trust, comma-separated."),
     members: str | None = typer.Option(
         None, help="--model/--target: member candidates (.npz with x, y; image folder; CSV, label last)."
@@ -91,6 +120,21 @@ def audit(
     shadow: str | None = typer.Option(None, help="--model/--target: the adversary's shadow pool (same formats)."),
     shadow_arch: str | None = typer.Option(None, help="Architecture of the adversary's models (default: auto)."),
     api_key_env: str | None = typer.Option(None, help="Environment variable holding the remote API key."),
+    protocol: str | None = typer.Option(
+        None, help="Remote protocol: labelleak (default), v2 (KServe/Triton/MLServer), rest."
+    ),
+    model_name: str | None = typer.Option(None, help="v2: the model's name on the server."),
+    rest_spec: str | None = typer.Option(
+        None, help="rest: YAML file describing the API (see examples/rest-spec.yaml)."
+    ),
+    concurrency: int | None = typer.Option(None, help="Requests in flight against a remote target (default 1)."),
+    timeout: float | None = typer.Option(None, help="Seconds to wait for one answer (default 30)."),
+    retries: int | None = typer.Option(None, help="Attempts after the first on errors, 429 and 5xx (default 8)."),
+    max_retry_wait: float | None = typer.Option(
+        None, help="Ceiling of one wait between attempts, Retry-After included (60)."
+    ),
+    max_total_queries: int | None = typer.Option(None, help="Cap on all target queries of the audit, setup included."),
+    estimate: bool = typer.Option(False, "--estimate", help="Print the queries each attack will spend, then exit."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
     no_checkpoint: bool = typer.Option(False, "--no-checkpoint", help="Do not journal queries and results."),
     backend: str | None = typer.Option(None, help="local (default) or ray: candidate shards on Ray workers."),
@@ -103,6 +147,7 @@ def audit(
     """Audit a target (trained here, a model file with --model, or a URL with --target): run the attacks and write
     results.json, scores.csv, roc.png and report.html."""
     _apply_quiet(quiet)
+    from labelleak.oracle.remote.transport import RemoteOutageError
     from labelleak.pipeline import make_config, run_audit
     from labelleak.pipeline.checkpoint import Interrupted
     from labelleak.report import print_audit_table
@@ -142,6 +187,14 @@ def audit(
             shadow=shadow,
             shadow_arch=shadow_arch,
             api_key_env=api_key_env,
+            protocol=protocol,
+            model_name=model_name,
+            rest_spec=rest_spec,
+            concurrency=concurrency,
+            timeout=timeout,
+            retries=retries,
+            max_retry_wait=max_retry_wait,
+            max_total_queries=max_total_queries,
             resume=True if resume else None,
             checkpoint=False if no_checkpoint else None,
             progress=False if quiet else None,
@@ -151,7 +204,16 @@ def audit(
             worker_cpus=worker_cpus,
             worker_gpus=worker_gpus,
         )
+        if estimate:
+            from labelleak.pipeline.estimate import estimate as estimate_queries
+            from labelleak.pipeline.estimate import format_estimate
+
+            typer.echo(format_estimate(estimate_queries(cfg), cfg.max_total_queries))
+            return
         results = run_audit(cfg)
+    except RemoteOutageError as exc:
+        _outage(exc, journaled=not no_checkpoint)
+        return
     except LabelleakError as exc:
         _fail(exc)
         return
@@ -235,6 +297,7 @@ def serve(
     max_batch: int = typer.Option(4096, help="Largest batch one request may carry."),
     rate_limit: float | None = typer.Option(None, help="Requests per second per API key."),
     fault_rate: float = typer.Option(0.0, help="Testing: fraction of predictions answered 500/429 or delayed."),
+    latency: float = typer.Option(0.0, help="Testing: seconds added to every prediction (a slow remote service)."),
 ) -> None:
     """Serve a trained model as a label-only HTTP API (POST /predict answers labels, nothing else)."""
     import os
@@ -260,7 +323,7 @@ def serve(
             n_classes=spec.n_classes,
             api_key=key,
             limits=ServeLimits(max_batch=max_batch, rate_limit=rate_limit),
-            faults=FaultConfig(rate=fault_rate) if fault_rate > 0 else None,
+            faults=FaultConfig(rate=fault_rate, latency=latency) if fault_rate > 0 or latency > 0 else None,
         )
     except LabelleakError as exc:
         _fail(exc)

@@ -27,7 +27,7 @@ import numpy as np
 
 from labelleak._extras import require
 from labelleak.attacks import Attack, AttackResult, ShadowData
-from labelleak.distributed.replicas import HttpReplica, Shipped, replica_of
+from labelleak.distributed.replicas import Shipped, replica_of
 from labelleak.distributed.shards import is_shardable, merge_results, shard_bounds, split_total
 from labelleak.errors import LabelleakError
 from labelleak.logs import get_logger
@@ -58,7 +58,7 @@ class ShardTask:
 
 def run_shard(
     attack: Attack,
-    replica: Shipped | HttpReplica | Callable[[], LabelOracle],
+    replica: Shipped | Callable[[], LabelOracle],
     x: np.ndarray,
     y: np.ndarray,
     shadow: ShadowData | None,
@@ -79,8 +79,6 @@ def run_shard(
     finally:
         if isinstance(oracle, CachedOracle):
             oracle.close()
-        if isinstance(replica, HttpReplica):
-            target.close()  # type: ignore[attr-defined]
     return result, target.queries - before
 
 

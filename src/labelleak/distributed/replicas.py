@@ -2,7 +2,7 @@
 
 * an in-process target (a PyTorch module, a scikit-learn estimator, a callable) is pickled with its oracle, so
   the worker holds a replica of the model (its state_dict travels through Ray's object store);
-* a remote HTTP target is rebuilt from its address and settings: every worker opens its own connection;
+* a remote HTTP target travels as its settings and opens its own connection in the worker;
 * a journaling wrapper (:class:`CachedOracle`) is not sent: each shard keeps its own journal (see ``backend``).
 """
 
@@ -24,48 +24,8 @@ class Shipped:
         return self.oracle
 
 
-@dataclass(frozen=True)
-class HttpReplica:
-    """The settings of an :class:`~labelleak.oracle.http.HttpOracle`; each worker opens its own client.
-
-    The API key travels with the task (through Ray's object store); on a shared cluster prefer a key limited to the
-    audit.
-    """
-
-    url: str
-    api_key: str | None
-    timeout: float
-    retries: int
-    backoff: float
-    max_backoff: float
-    batch_size: int
-
-    def __call__(self) -> LabelOracle:
-        from labelleak.oracle.http import HttpOracle
-
-        return HttpOracle(
-            self.url,
-            api_key=self.api_key,
-            timeout=self.timeout,
-            retries=self.retries,
-            backoff=self.backoff,
-            max_backoff=self.max_backoff,
-            batch_size=self.batch_size,
-        )
-
-
-def replica_of(oracle: LabelOracle) -> Shipped | HttpReplica:
-    """How a worker gets its own copy of ``oracle`` (the journal wrapper, if any, left out)."""
-    inner = oracle.inner if isinstance(oracle, CachedOracle) else oracle
-    if type(inner).__name__ == "HttpOracle":  # no import: httpx belongs to an extra
-        client = inner.client  # type: ignore[attr-defined]
-        return HttpReplica(
-            url=inner.url,  # type: ignore[attr-defined]
-            api_key=client.headers.get("X-API-Key"),
-            timeout=float(client.timeout.read or 30.0),
-            retries=inner.retries,  # type: ignore[attr-defined]
-            backoff=inner.backoff,  # type: ignore[attr-defined]
-            max_backoff=inner.max_backoff,  # type: ignore[attr-defined]
-            batch_size=inner.batch_size,
-        )
-    return Shipped(inner)
+def replica_of(oracle: LabelOracle) -> Shipped:
+    """How a worker gets its own copy of ``oracle`` (the journal wrapper, if any, left out). Remote oracles travel
+    as their settings and open their own HTTP client in the worker (``Transport.__getstate__``); the API key
+    travels with the task through Ray's object store, so on a shared cluster prefer a key limited to the audit."""
+    return Shipped(oracle.inner if isinstance(oracle, CachedOracle) else oracle)

@@ -1,86 +1,154 @@
 """A persistent journal of answered queries: repeated queries cost nothing, and interrupted runs resume.
 
-Every answered sample is stored under a 64-bit content hash of its float32 values. Because labelleak's attacks
-are deterministic given their seed and the oracle's answers, re-running an interrupted attack with the journal
-replays every query it had already made from disk and continues from where it stopped, with exactly the same
-scores and query counts. The journal is an append-only binary file of (hash, label) int64 pairs, flushed at
-regular intervals; a hard kill loses at most the answers of the last interval (asked again on resume), and a torn
-last record is ignored when the file is read back.
+Every answer is stored under the SHA-256 digest of the exact float32 bytes it was asked for, prefixed by their
+shape and dtype, so two different inputs cannot share a key (a 64-bit hash would, at 10^9 queries, give a silent
+wrong label with a few percent probability). Because labelleak's attacks are deterministic given their seed and
+the oracle's answers, re-running an interrupted attack replays every query it had already made from disk and
+continues from where it stopped, with exactly the same scores and query counts.
+
+Two layouts, named by the file's 8-byte header:
+
+* ``rows``: one (digest, label) record per sample. Any repeated sample is found, whatever batch it comes in:
+  the layout for remote targets, where a query costs money and a digest per sample is cheap next to a request.
+* ``batches``: one record per batch (digest of the whole batch, its size, its labels). One SHA-256 pass per batch
+  instead of one call per sample keeps the journal's overhead small for fast in-process targets; a resumed attack
+  sends the same batches in the same order, so the replay finds them all.
+
+The file is append-only and flushed at regular intervals; a hard kill loses at most the answers of the last
+interval (asked again on resume), and a torn last record is ignored when the file is read back. Journals written
+by labelleak before the SHA-256 keys (no header) are refused with a message, never misread.
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import time
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 
+from labelleak.errors import DataFileError
 from labelleak.oracle.base import LabelOracle
-from labelleak.rng import mix64
 
-_RECORD = np.dtype([("hash", "<i8"), ("label", "<i8")])
-
-
-def row_hashes(x: torch.Tensor) -> torch.Tensor:
-    """One 64-bit hash per row of ``x`` (any shape (N, ...)), from its float32 bit patterns and positions."""
-    flat = x.reshape(len(x), -1).to(torch.float32).contiguous()
-    bits = flat.view(torch.int32).to(torch.int64) & 0xFFFFFFFF
-    pos = mix64(torch.arange(flat.shape[1], dtype=torch.int64) + 0x51A3)
-    return mix64(mix64(bits ^ pos[None, :]).sum(dim=1) + flat.shape[1])
+Layout = Literal["rows", "batches"]
+_MAGIC: dict[str, bytes] = {"rows": b"LLJ2ROWS", "batches": b"LLJ2BTCH"}
+_ROW = np.dtype([("key", "S32"), ("label", "<i8")])
+_BATCH_HEAD = 40  # 32-byte digest + int64 number of labels, then that many int64 labels
 
 
-def read_journal(path: str | Path) -> np.ndarray:
-    """The whole (hash, label) records of a journal file; empty when missing, a torn last record dropped."""
-    p = Path(path)
-    raw = p.read_bytes() if p.is_file() else b""
-    return np.frombuffer(raw[: len(raw) - len(raw) % _RECORD.itemsize], dtype=_RECORD).copy()
+def _prefix(shape: tuple[int, ...]) -> bytes:
+    return f"float32{list(shape)}".encode()
 
 
-class _Index:
-    """Sorted (hash, label) arrays plus a small unsorted tail, merged when the tail grows."""
+def row_digests(x: torch.Tensor) -> np.ndarray:
+    """SHA-256 of each row of ``x`` (N, ...) as float32 bytes, prefixed by the row's shape: array of S32."""
+    flat = x.to(torch.float32).contiguous().numpy().reshape(len(x), -1)
+    prefix, width = _prefix(tuple(x.shape[1:])), flat.shape[1] * 4
+    buf = memoryview(flat.tobytes())
+    sha = hashlib.sha256
+    return np.array([sha(prefix + buf[i : i + width]).digest() for i in range(0, len(buf), width)], dtype="S32")
+
+
+def batch_digest(x: torch.Tensor) -> bytes:
+    """SHA-256 of the whole batch ``x`` as float32 bytes, prefixed by its shape (one pass, no per-row calls)."""
+    arr = x.to(torch.float32).contiguous().numpy()
+    h = hashlib.sha256(_prefix(tuple(x.shape)))
+    h.update(arr.data)  # the array's own buffer, C-contiguous: no copy
+    return h.digest()
+
+
+class _RowIndex:
+    """Sorted (digest, label) arrays plus a small unsorted tail, merged when the tail grows."""
 
     def __init__(self, records: np.ndarray) -> None:
-        self._reset(records)
+        self.tail: list[np.ndarray] = []
+        self._load(records)
 
-    def _reset(self, records: np.ndarray) -> None:
-        order = np.argsort(records["hash"], kind="stable")
-        self.keys, self.labels = records["hash"][order], records["label"][order]
-        self.tail_keys: list[np.ndarray] = []
-        self.tail_labels: list[np.ndarray] = []
+    def _load(self, records: np.ndarray) -> None:
+        order = np.argsort(records["key"], kind="stable")
+        self.keys, self.labels = records["key"][order], records["label"][order]
+        self.tail = []
 
     def __len__(self) -> int:
-        return len(self.keys) + sum(len(t) for t in self.tail_keys)
+        return len(self.keys) + sum(len(t) for t in self.tail)
 
-    def add(self, keys: np.ndarray, labels: np.ndarray) -> None:
-        self.tail_keys.append(keys)
-        self.tail_labels.append(labels)
-        if sum(len(t) for t in self.tail_keys) > max(4096, len(self.keys) // 4):
-            merged = np.empty(len(self), dtype=_RECORD)
-            merged["hash"] = np.concatenate([self.keys, *self.tail_keys])
-            merged["label"] = np.concatenate([self.labels, *self.tail_labels])
-            self._reset(merged)
+    def add(self, records: np.ndarray) -> None:
+        self.tail.append(records)
+        if sum(len(t) for t in self.tail) > max(4096, len(self.keys) // 4):
+            merged = np.empty(len(self), dtype=_ROW)
+            merged["key"] = np.concatenate([self.keys, *(t["key"] for t in self.tail)])
+            merged["label"] = np.concatenate([self.labels, *(t["label"] for t in self.tail)])
+            self._load(merged)
 
-    def get(self, hashes: np.ndarray) -> np.ndarray:
-        """Labels for ``hashes`` (-1 where unknown), by sorted search, not a Python loop over samples."""
-        out = np.full(len(hashes), -1, dtype=np.int64)
-        for keys, labels in ((self.keys, self.labels), *zip(self.tail_keys, self.tail_labels)):
-            if len(keys) == 0:
+    def get(self, keys: np.ndarray) -> np.ndarray:
+        """Labels for ``keys`` (-1 where unknown), by sorted search, not a Python loop over samples."""
+        out = np.full(len(keys), -1, dtype=np.int64)
+        parts = [(self.keys, self.labels)]
+        for t in self.tail:
+            order = np.argsort(t["key"])
+            parts.append((t["key"][order], t["label"][order]))
+        for sorted_keys, labels in parts:
+            if len(sorted_keys) == 0:
                 continue
-            if keys is not self.keys:
-                order = np.argsort(keys)
-                keys, labels = keys[order], labels[order]
-            pos = np.clip(np.searchsorted(keys, hashes), 0, len(keys) - 1)
-            hit = keys[pos] == hashes
+            pos = np.clip(np.searchsorted(sorted_keys, keys), 0, len(sorted_keys) - 1)
+            hit = sorted_keys[pos] == keys
             out[hit] = labels[pos[hit]]
         return out
 
 
+def _read_batches(body: bytes) -> tuple[dict[bytes, np.ndarray], int]:
+    """Batch records from ``body`` and the length of its whole records (a torn last one is left out)."""
+    found: dict[bytes, np.ndarray] = {}
+    pos = 0
+    while pos + _BATCH_HEAD <= len(body):
+        n = int(np.frombuffer(body, dtype="<i8", count=1, offset=pos + 32)[0])
+        end = pos + _BATCH_HEAD + 8 * n
+        if n < 0 or end > len(body):
+            break
+        found[body[pos : pos + 32]] = np.frombuffer(body, dtype="<i8", count=n, offset=pos + _BATCH_HEAD).copy()
+        pos = end
+    return found, pos
+
+
+def read_journal(path: str | Path) -> tuple[Layout, np.ndarray, dict[bytes, np.ndarray], int]:
+    """A journal file's layout, its row records, its batch records and the length of its whole records after the
+    header (a torn last record is left out). A missing or empty file reads as an empty ``rows`` journal."""
+    p = Path(path)
+    raw = p.read_bytes() if p.is_file() else b""
+    if not raw:
+        return "rows", np.empty(0, dtype=_ROW), {}, 0
+    by_magic: dict[bytes, Layout] = {m: k for k, m in _MAGIC.items()}  # type: ignore[misc]
+    if raw[:8] not in by_magic:
+        raise DataFileError(
+            f"{p}: a query journal in an older format (64-bit keys) or not a journal; "
+            "delete it, or rerun without --resume"
+        )
+    layout, body = by_magic[raw[:8]], raw[8:]
+    if layout == "rows":
+        whole = len(body) - len(body) % _ROW.itemsize
+        return layout, np.frombuffer(body[:whole], dtype=_ROW).copy(), {}, whole
+    batches, whole = _read_batches(body)
+    return layout, np.empty(0, dtype=_ROW), batches, whole
+
+
 class CachedOracle(LabelOracle):
     """Wraps any oracle with an on-disk journal; counts every sample asked (``queries``) and, apart, the ones
-    that reached the inner oracle (``inner.queries``) and the cache hits (``hits``)."""
+    that reached the inner oracle (``inner.queries``) and the cache hits (``hits``).
+
+    ``lookup=False`` only records answers (no read-back) in the ``batches`` layout: for a fresh run against a
+    cheap in-process target, where a repeated query costs less than looking it up. ``lookup=True`` uses the
+    ``rows`` layout. An existing journal keeps its own layout, and is always read back. The inner oracle's
+    ``max_queries`` is its own: samples answered from the journal do not count against it.
+
+    ``seed`` names other journals that are read back but never written (the shards of a distributed run, see
+    :mod:`labelleak.distributed`): answers found there are not asked again, in whichever layout they were kept
+    (a ``rows`` journal answers any repeated sample, a ``batches`` one the same batches); new answers go to
+    ``path`` only.
+    """
 
     def __init__(
         self,
@@ -96,52 +164,76 @@ class CachedOracle(LabelOracle):
             n_classes=inner.n_classes,
             bounds=inner.bounds,
             batch_size=max(inner.batch_size, 1 << 16),
-            max_queries=inner.max_queries,
         )
         self.inner = inner
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        raw = self.path.read_bytes() if self.path.is_file() else b""
-        whole = len(raw) - len(raw) % _RECORD.itemsize  # a torn last record is dropped
-        # ``seed``: other journals read back but never written (the shards of a distributed run, see
-        # labelleak.distributed): answers found there are not asked again, new answers go to ``path`` only
-        others = [read_journal(s) for s in seed if Path(s) != self.path]
-        self._index = _Index(np.concatenate([np.frombuffer(raw[:whole], dtype=_RECORD), *others]))
-        self._file = self.path.open("r+b" if self.path.is_file() else "wb")
-        self._file.seek(whole)
+        exists = self.path.is_file() and self.path.stat().st_size > 0
+        layout, rows, self._batches, whole = read_journal(self.path)
+        self.layout: Layout = layout if exists else ("rows" if lookup else "batches")
+        self._own_samples = len(rows) + sum(len(v) for v in self._batches.values())
+        for other in seed:
+            if Path(other) != self.path:
+                _, more_rows, more_batches, _ = read_journal(other)
+                rows = np.concatenate([rows, more_rows])
+                self._batches.update(more_batches)
+        self._rows = _RowIndex(rows)
+        self._file = self.path.open("r+b" if exists else "wb")
+        if not exists:
+            self._file.write(_MAGIC[self.layout])
+        self._file.seek(8 + whole)
         self._file.truncate()
-        self._pending: list[np.ndarray] = []
+        self._pending: list[bytes] = []
         self.commit_every = commit_every
         self._last_commit = time.monotonic()
-        # ``lookup=False`` only records answers (no read-back): for a fresh run against a cheap in-process target,
-        # where a repeated query costs less than looking it up; a resumed run reads the journal back
-        self.lookup = lookup or len(self._index) > 0
+        self.lookup = lookup or len(self._rows) > 0 or len(self._batches) > 0
         self.hits = 0
 
     def __len__(self) -> int:
-        return len(self._index) if self.lookup else len(self._index) + sum(len(p) for p in self._pending)
+        """Samples recorded in this oracle's own journal (those still pending a flush included)."""
+        return self._own_samples
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
-        hashes = row_hashes(x).numpy()
-        labels = self._index.get(hashes) if self.lookup else np.full(len(x), -1, dtype=np.int64)
+        batch_key = batch_digest(x) if self.layout == "batches" or self._batches else None
+        if batch_key is not None and self.lookup:
+            known = self._batches.get(batch_key)
+            if known is not None and len(known) == len(x):
+                self.hits += len(x)
+                return torch.from_numpy(known.copy())
+        row_keys = row_digests(x) if self.layout == "rows" else None
+        if self.lookup and len(self._rows):  # known rows: this journal's own, or a seed journal's
+            row_keys = row_digests(x) if row_keys is None else row_keys
+            labels = self._rows.get(row_keys)
+        else:
+            labels = np.full(len(x), -1, dtype=np.int64)
         missing = np.flatnonzero(labels < 0)
         self.hits += len(x) - len(missing)
         if len(missing):
-            answers = self.inner.predict_labels(x[torch.from_numpy(missing)]).numpy()
-            labels[missing] = answers
-            rec = np.empty(len(missing), dtype=_RECORD)
-            rec["hash"], rec["label"] = hashes[missing], answers
-            self._pending.append(rec)
+            labels[missing] = self.inner.predict_labels(x[torch.from_numpy(missing)]).numpy()
+        if self.layout == "rows" and len(missing):
+            assert row_keys is not None
+            rec = np.empty(len(missing), dtype=_ROW)
+            rec["key"], rec["label"] = row_keys[missing], labels[missing]
+            self._rows.add(rec)
+            self._own_samples += len(missing)
+            self._record(rec.tobytes())
+        elif self.layout == "batches":
+            assert batch_key is not None
             if self.lookup:
-                self._index.add(rec["hash"], rec["label"])
-            if time.monotonic() - self._last_commit >= self.commit_every:
-                self.flush()
+                self._batches[batch_key] = labels
+            self._own_samples += len(labels)
+            self._record(batch_key + np.int64(len(labels)).tobytes() + labels.astype("<i8").tobytes())
         return torch.from_numpy(labels)
+
+    def _record(self, data: bytes) -> None:
+        self._pending.append(data)
+        if time.monotonic() - self._last_commit >= self.commit_every:
+            self.flush()
 
     def flush(self) -> None:
         """Append the answers gathered since the last flush to the journal file."""
         for rec in self._pending:
-            self._file.write(rec.tobytes())
+            self._file.write(rec)
         self._pending.clear()
         self._file.flush()
         os.fsync(self._file.fileno())

@@ -11,7 +11,7 @@ from labelleak import __version__
 from labelleak.attacks import Attack, AttackResult, create_attack
 from labelleak.attacks.registry import attack_names, audit_params
 from labelleak.distributed import Executor, LocalExecutor, make_executor
-from labelleak.errors import InvalidInputError, UnknownNameError
+from labelleak.errors import BudgetExhaustedError, InvalidInputError, UnknownNameError
 from labelleak.logs import get_logger
 from labelleak.metrics import (
     auc,
@@ -64,15 +64,28 @@ DATA_FREE_TS = (0, 1, 2, 5, *range(10, 101, 10))  # percentiles swept (finer nea
 
 
 def data_free_threshold(
-    attack: Attack, result: AttackResult, is_member: np.ndarray, oracle: LabelOracle, cfg: AuditConfig
+    attack: Attack,
+    result: AttackResult,
+    is_member: np.ndarray,
+    oracle: LabelOracle,
+    cfg: AuditConfig,
+    *,
+    max_total_queries: int | None = None,
 ) -> dict[str, Any]:
     """Li & Zhang's data-free threshold: attack uniform-noise inputs (non-members by construction), labelled by
-    the target, and use the ``top_t``-th percentile of their scores; a sweep over t is reported as well."""
+    the target, and use the ``top_t``-th percentile of their scores; a sweep over t is reported as well.
+
+    ``max_total_queries`` bounds the target queries spent here (labels and attack together)."""
+    if max_total_queries is not None and max_total_queries < cfg.noise_samples:
+        raise BudgetExhaustedError(
+            f"data-free threshold: {cfg.noise_samples} noise inputs to label, {max_total_queries} queries left"
+        )
     rng = np.random.default_rng(cfg.seed + 7919)
     lo, hi = oracle.bounds
     noise = rng.uniform(lo, hi, size=(cfg.noise_samples, *oracle.input_shape)).astype(np.float32)
     labels = oracle.predict_labels(noise)
-    noise_result = attack(oracle, noise, labels, max_queries_per_sample=cfg.queries)
+    left = None if max_total_queries is None else max_total_queries - len(noise)
+    noise_result = attack(oracle, noise, labels, max_queries_per_sample=cfg.queries, max_total_queries=left)
     reference = noise_result.scores
     threshold = threshold_from_percentile(reference, cfg.top_t)
     sweep = threshold_sweep(is_member, result.scores, reference, ts=DATA_FREE_TS)
@@ -165,12 +178,18 @@ def _attack_entry(
 
 
 def _run_one(
-    name: str, cfg: AuditConfig, setup: AuditSetup, oracle: LabelOracle, executor: Executor | None = None
+    name: str,
+    cfg: AuditConfig,
+    setup: AuditSetup,
+    oracle: LabelOracle,
+    executor: Executor | None = None,
+    left: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Run one attack on the candidates, choose its threshold, and return its entry and raw arrays.
 
     With ``cfg.thresholds`` off, no threshold is calibrated (the attack runs once): AUC and TPR@FPR do not need
-    one, and the balanced accuracy is then the best one on the evaluation data, labelled as such.
+    one, and the balanced accuracy is then the best one on the evaluation data, labelled as such. ``left`` is what
+    the audit's total cap leaves to this attack; ``entry["target_queries"]`` is what it asked of the target.
     """
     attack = create_attack(name, **attack_params(name, cfg, setup))
     # label-only attacks go through the journaling oracle; score and white-box ones need the target itself
@@ -183,13 +202,23 @@ def _run_one(
         setup.y,
         shadow=setup.shadow_data,
         max_queries_per_sample=cfg.queries,
+        max_total_queries=left,
         progress=cfg.progress,
     )
+    spent = int(result.queries.sum()) + result.setup_queries
     threshold, source = _calibrate(attack, result, setup, cfg) if cfg.thresholds else (None, None)
     entry = _attack_entry(result, setup.is_member, threshold, source, cfg)
     arrays = {"scores": result.scores, "queries": result.queries, "status": result.status}
     if "distances" in result.extras and cfg.thresholds:
-        entry["data_free"] = data_free_threshold(attack, result, setup.is_member, oracle, cfg)
+        rest = None if left is None else left - spent
+        try:
+            entry["data_free"] = data_free_threshold(
+                attack, result, setup.is_member, oracle, cfg, max_total_queries=rest
+            )
+            spent += entry["data_free"]["noise_queries"]
+        except BudgetExhaustedError as exc:
+            entry["data_free_skipped"] = f"--max-total-queries: {exc}"
+    entry["target_queries"] = spent
     if "distances" in result.extras:
         arrays.update({f"distance_{k}": v for k, v in result.extras["distances"].items()})
     arrays.update({k: np.asarray(v) for k, v in result.extras.get("per_sample", {}).items()})
@@ -219,20 +248,28 @@ def run_audit(
     if (target is None) != (data is None):
         raise InvalidInputError("run_audit: give both target and data (members, nonmembers, shadow), or neither")
     setup = prepare_oracle(cfg, target, data) if target is not None and data is not None else prepare(cfg, datasets)
-    identity = {**cfg.to_dict(), "inputs": setup.inputs_fingerprint} if setup.inputs_fingerprint else cfg.to_dict()
-    ckpt = Checkpoint(cfg.out, identity, resume=cfg.resume) if cfg.checkpoint else None
-    oracle: LabelOracle = setup.oracle
-    if ckpt:  # remote queries are worth looking up even in a fresh run; local ones only when resuming
-        shards = sorted(ckpt.shard_journals.glob("*.bin"))  # a distributed run's journals: replayed on resume
-        oracle = CachedOracle(setup.oracle, ckpt.journal, lookup=cfg.target is not None or cfg.resume, seed=shards)
-    executor = make_executor(
-        cfg.backend,
-        address=cfg.ray_address,
-        workers=cfg.workers,
-        worker_cpus=cfg.worker_cpus,
-        worker_gpus=cfg.worker_gpus,
-        journal_dir=ckpt.shard_journals if ckpt else None,
-    )
+    try:
+        identity = {**cfg.to_dict(), "inputs": setup.inputs_fingerprint} if setup.inputs_fingerprint else cfg.to_dict()
+        ckpt = Checkpoint(cfg.out, identity, resume=cfg.resume) if cfg.checkpoint else None
+        oracle: LabelOracle = setup.oracle
+        if ckpt:  # remote queries are worth looking up even in a fresh run; local ones only when resuming
+            shards = sorted(ckpt.shard_journals.glob("*.bin"))  # a distributed run's journals: replayed on resume
+            oracle = CachedOracle(setup.oracle, ckpt.journal, lookup=cfg.is_remote or cfg.resume, seed=shards)
+        executor = make_executor(
+            cfg.backend,
+            address=cfg.ray_address,
+            workers=cfg.workers,
+            worker_cpus=cfg.worker_cpus,
+            worker_gpus=cfg.worker_gpus,
+            journal_dir=ckpt.shard_journals if ckpt else None,
+        )
+    except BaseException:
+        for close in setup.closers:
+            close()
+        raise
+    answered_before = len(oracle) if isinstance(oracle, CachedOracle) else 0
+    if cfg.max_total_queries is not None:  # the hard cap: the target oracle refuses a batch that would pass it
+        setup.oracle.max_queries = max(cfg.max_total_queries - answered_before, 0)
     results: dict[str, Any] = {
         "labelleak_version": __version__,
         "dataset": setup.dataset,
@@ -243,12 +280,25 @@ def run_audit(
         "attacks": {},
     }
     finished: dict[str, dict[str, np.ndarray]] = {}
+    skipped: dict[str, str] = {}
     try:
         for name in cfg.attacks:
             saved = ckpt.load(name) if ckpt else None
             if saved is None:
+                left = _left(cfg, results["attacks"])
+                if left is not None and left <= 0:
+                    skipped[name] = f"--max-total-queries {cfg.max_total_queries} spent before this attack"
+                    log.warning("%s: skipped, %s", name, skipped[name])
+                    continue
                 log.info("running %s on %d candidates", name, len(setup.x))
-                saved = _run_one(name, cfg, setup, oracle, executor)
+                try:
+                    saved = _run_one(name, cfg, setup, oracle, executor, left)
+                except BudgetExhaustedError as exc:
+                    if cfg.max_total_queries is None:
+                        raise
+                    skipped[name] = f"--max-total-queries {cfg.max_total_queries}: {exc}"
+                    log.warning("%s: stopped, %s", name, skipped[name])
+                    continue
                 if ckpt:
                     ckpt.save(name, *saved)
             else:
@@ -264,9 +314,31 @@ def run_audit(
             oracle.close()
         for close in setup.closers:
             close()
+    if not finished:
+        raise BudgetExhaustedError(f"no attack could run: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}")
+    if skipped:
+        results["skipped_attacks"] = skipped
+    results["queries_asked"] = sum(int(e.get("target_queries", 0)) for e in results["attacks"].values())
+    if setup.remote is not None:
+        results["remote"] = {
+            **setup.remote.stats(),
+            "journal_hits": oracle.hits if isinstance(oracle, CachedOracle) else 0,
+            "answered_before_resume": answered_before,
+            "max_total_queries": cfg.max_total_queries,
+        }
     results["seconds_total"] = time.perf_counter() - started
     results["provenance"] = provenance(results)
     write_audit_outputs(cfg.out, results, finished, sample_index=setup.sample_index, is_member=setup.is_member)
     if ckpt:
         ckpt.clear_journals()  # finished: every attack's results are stored
     return results
+
+
+def _left(cfg: AuditConfig, done: dict[str, dict[str, Any]]) -> int | None:
+    """What the total cap leaves after the attacks already run (their ``target_queries``); ``None`` if no cap.
+
+    Counted from the finished attacks' entries, not from the journal, so a resumed run gives each attack the same
+    allowance as the first run did, and replays it to the same scores."""
+    if cfg.max_total_queries is None:
+        return None
+    return cfg.max_total_queries - sum(int(e.get("target_queries", 0)) for e in done.values())

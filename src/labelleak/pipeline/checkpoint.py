@@ -16,8 +16,23 @@ import numpy as np
 from labelleak.errors import InvalidInputError
 from labelleak.report.files import jsonable
 
-# keys that may change between a run and its resumption (the backend does not change the results)
-_VOLATILE = {"progress", "resume", "out", "backend", "ray_address", "workers", "worker_cpus", "worker_gpus"}
+# keys that may change between a run and its resumption: how to reach the target and where the work runs, not
+# what is asked of it (the backend does not change the results)
+_VOLATILE = {
+    "progress",
+    "resume",
+    "out",
+    "backend",
+    "ray_address",
+    "workers",
+    "worker_cpus",
+    "worker_gpus",
+    "concurrency",
+    "timeout",
+    "retries",
+    "max_retry_wait",
+    "max_total_queries",
+}
 
 
 class Interrupted(KeyboardInterrupt):

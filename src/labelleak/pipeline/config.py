@@ -18,6 +18,11 @@ from labelleak.oracle.preprocess import LAYOUTS
 
 DEFAULT_ATTACKS = ("gap", "transfer", "boundary-hsja")
 BACKENDS = ("local", "ray")
+PROTOCOLS = ("labelleak", "v2", "rest")
+
+
+def _positive_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool) and v > 0
 
 
 @dataclass
@@ -57,14 +62,23 @@ class AuditConfig:
     shadow: str | None = None
     api_key_env: str | None = None  # name of the environment variable holding the remote API key
     model: str | None = None  # the auditor's own model file (.onnx, .pt2, TorchScript, .skops, a model folder)
-    input_shape: list[int] | None = None  # one sample in the natural space, channels first (read from ONNX if absent)
-    bounds: list[float] | None = None  # natural input range of a model file (default 0,1)
+    # one sample in the natural space, channels first (read from an ONNX file or a remote target's metadata if absent)
+    input_shape: list[int] | None = None
+    bounds: list[float] | None = None  # natural input range of a model file or a remote target (default 0,1)
     mean: list[float] | None = None  # channel-wise normalisation applied inside the oracle
     std: list[float] | None = None
     layout: str = "nchw"  # nhwc: the model takes channels last (Keras/TF exports)
     output: str | None = None  # ONNX output holding the labels or class scores, when there are several
-    n_classes: int | None = None  # when the model file does not say
+    n_classes: int | None = None  # when the model file or the remote metadata does not say
     trust: list[str] = field(default_factory=list)  # extra types a .skops file may load
+    protocol: str = "labelleak"  # remote protocol: labelleak (labelleak serve), v2 (Open Inference), rest (a spec)
+    model_name: str | None = None  # v2: the model's name on the server
+    rest_spec: str | None = None  # rest: YAML file describing the API (url, headers, body, labels path, ...)
+    concurrency: int = 1  # requests in flight against a remote target
+    timeout: float = 30.0  # seconds to wait for one answer
+    retries: int = 8  # attempts after the first, on connection errors, 429 and 5xx
+    max_retry_wait: float = 60.0  # ceiling of one wait between attempts (Retry-After included)
+    max_total_queries: int | None = None  # cap on every query the target answers in this audit, setup included
     defense: str = "none"  # training/output defense of the target, e.g. "l2=5e-4", "dp=8", "memguard"
     checkpoint: bool = True  # journal target answers and finished attacks under OUT/checkpoint
     resume: bool = False
@@ -98,7 +112,7 @@ class AuditConfig:
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 found.append(f"{key}: expected a positive integer, got {v!r}")
-        for key in ("test_size", "reserve_train", "eval_size", "shadow_size", "queries"):
+        for key in ("test_size", "reserve_train", "eval_size", "shadow_size", "queries", "max_total_queries"):
             v = getattr(self, key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 found.append(f"{key}: expected a positive integer or nothing, got {v!r}")
@@ -119,6 +133,7 @@ class AuditConfig:
         if self.target is not None and not str(self.target).startswith(("http://", "https://")):
             found.append(f"target: expected an http(s) URL, got {self.target!r}")
         found.extend(self._backend_problems())
+        found.extend(self._remote_problems())
         if not self.attacks or not all(isinstance(a, str) and a for a in self.attacks):
             found.append(f"attacks: expected a non-empty list of names, got {self.attacks!r}")
         found.extend(self._model_problems())
@@ -168,6 +183,32 @@ class AuditConfig:
         if self.ray_address is not None and self.backend != "ray":
             found.append(f"ray_address: only used with backend 'ray', got backend {self.backend!r}")
         return found
+
+    def _remote_problems(self) -> list[str]:
+        found = []
+        if self.protocol not in PROTOCOLS:
+            found.append(f"protocol: expected one of {', '.join(PROTOCOLS)}, got {self.protocol!r}")
+        if self.protocol == "rest" and not self.rest_spec:
+            found.append("protocol rest: needs rest_spec (--rest-spec FILE)")
+        if self.rest_spec and self.protocol != "rest":
+            found.append(f"rest_spec: only read with protocol rest, got protocol {self.protocol!r}")
+        if self.protocol == "v2" and not self.model_name:
+            found.append("protocol v2: needs model_name (--model-name NAME)")
+        if self.protocol == "v2" and self.target is None:
+            found.append("protocol v2: needs target (--target URL)")
+        if not _positive_int(self.concurrency):
+            found.append(f"concurrency: expected a positive integer, got {self.concurrency!r}")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
+            found.append(f"retries: expected a non-negative integer, got {self.retries!r}")
+        for key in ("timeout", "max_retry_wait"):
+            v = getattr(self, key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
+                found.append(f"{key}: expected a positive number of seconds, got {v!r}")
+        return found
+
+    @property
+    def is_remote(self) -> bool:
+        return self.target is not None or self.protocol == "rest"
 
     def validate(self) -> AuditConfig:
         found = self.problems()

@@ -19,6 +19,7 @@ from labelleak.models import ModelSpec, ModelStore, TrainSettings, accuracy, bui
 from labelleak.models.training import default_device, train_with_report
 from labelleak.oracle import LabelOracle, TorchOracle, TorchScoreOracle
 from labelleak.oracle.defenses import DefendedScoreOracle
+from labelleak.oracle.remote import RemoteOracle
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import parse_defense
 
@@ -54,6 +55,7 @@ class AuditSetup:
     shadow_score_oracle: LabelOracle | None = None
     closers: list = field(default_factory=list)
     inputs_fingerprint: str | None = None  # the auditor's own data (and target), keyed into checkpoints
+    remote: RemoteOracle | None = None  # the remote target's oracle, for its spend statistics
 
 
 def auto_arch(cfg: AuditConfig, input_shape: tuple[int, ...]) -> str:
@@ -251,33 +253,65 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
     )
 
 
+def connect_remote(cfg: AuditConfig) -> RemoteOracle:
+    """The oracle for ``cfg``'s remote target, in its protocol (labelleak, v2 or a REST spec)."""
+    from labelleak.oracle.remote.labelleak import LabelleakOracle
+    from labelleak.oracle.remote.rest import RestOracle, RestSpec
+    from labelleak.oracle.remote.transport import RetryPolicy, Transport
+    from labelleak.oracle.remote.v2 import V2Oracle
+
+    policy = RetryPolicy(timeout=cfg.timeout, retries=cfg.retries, max_wait=cfg.max_retry_wait)
+    if cfg.protocol == "rest":
+        assert cfg.rest_spec is not None
+        return RestOracle.from_spec(RestSpec.load(cfg.rest_spec), policy=policy, concurrency=cfg.concurrency)
+    assert cfg.target is not None
+    api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
+    if cfg.api_key_env and not api_key:
+        raise InvalidInputError(f"api_key_env: environment variable {cfg.api_key_env} is not set")
+    headers = {"X-API-Key": api_key} if api_key else {}
+    transport = Transport(cfg.target, policy=policy, headers=headers, concurrency=cfg.concurrency)
+    try:
+        if cfg.protocol == "v2":
+            assert cfg.model_name is not None
+            return V2Oracle(
+                transport,
+                model_name=cfg.model_name,
+                input_shape=tuple(cfg.input_shape) if cfg.input_shape else None,
+                bounds=(float(cfg.bounds[0]), float(cfg.bounds[1])) if cfg.bounds else None,
+                n_classes=cfg.n_classes,
+            )
+        return LabelleakOracle(transport)
+    except BaseException:
+        transport.close()
+        raise
+
+
 def prepare_remote(cfg: AuditConfig) -> AuditSetup:
-    """A target behind ``cfg.target`` (URL): candidates and the shadow pool come from files."""
-    from labelleak.oracle.http import HttpOracle
+    """A target behind ``cfg.target`` (URL) or a REST spec: candidates and the shadow pool come from files."""
     from labelleak.pipeline.setup_own import load_own_data, setup_from_oracle
 
-    if not cfg.target:
-        raise InvalidInputError("a remote audit needs --target URL")
-    api_key = os.environ.get(cfg.api_key_env) if cfg.api_key_env else None
-    oracle = HttpOracle(cfg.target, api_key=api_key)
+    oracle = connect_remote(cfg)
     try:
         data = load_own_data(cfg, oracle.input_shape, oracle.bounds)
-    except Exception:
+        setup = setup_from_oracle(
+            cfg,
+            oracle,
+            data,
+            dataset={"name": "remote", "source": oracle.url},
+            target={"url": oracle.url, "protocol": oracle.protocol},
+            closers=[oracle.close],
+        )
+    except BaseException:
         oracle.close()
         raise
-    return setup_from_oracle(
-        cfg,
-        oracle,
-        data,
-        dataset={"name": "remote", "source": cfg.target},
-        target={"url": cfg.target},
-        closers=[oracle.close],
-    )
+    setup.remote = oracle
+    return setup
 
 
 def prepare(cfg: AuditConfig, datasets: DatasetCache | None = None) -> AuditSetup:
-    """The setup for ``cfg``: a URL (``target``), a model file (``model``), or a model labelleak trains."""
-    if cfg.target:
+    """The setup for ``cfg``: a remote target (``target`` URL or a REST spec), a model file (``model``), or a model
+    labelleak trains."""
+    if cfg.is_remote:
         return prepare_remote(cfg)
     if cfg.model:
         from labelleak.pipeline.setup_own import prepare_model

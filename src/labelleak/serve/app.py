@@ -6,7 +6,12 @@ and nothing else), ``GET /stats`` (samples served per API key). Bad input always
 (400 malformed, 401 key, 413 too large, 415 content type, 422 shape/range/NaN, 429 rate limit), never a 500.
 
 A fault-injection mode (``faults``) answers a configurable fraction of predictions with 500 or 429, or delays
-them, so clients can be tested for resilience.
+them, and can add a fixed latency to every prediction, so clients can be tested for resilience and concurrency.
+
+The event loop only moves bytes: a body is read as a stream and refused with 413 as soon as it passes the limit
+(whether or not it declared a Content-Length), and parsing, validation and the forward pass run in a worker
+thread, so one large batch does not hold up every other request. The OpenAPI schema (``/openapi.json``) describes
+the ``/predict`` body, so schema-driven fuzzers exercise it.
 """
 
 from __future__ import annotations
@@ -14,14 +19,17 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import math
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from torch import nn
 
 
@@ -37,6 +45,7 @@ class FaultConfig:
     rate: float = 0.0  # fraction of /predict requests that fail or are delayed
     delay: float = 0.05
     seed: int = 0
+    latency: float = 0.0  # seconds added to every /predict answer (a slow remote service, without blocking)
 
 
 @dataclass
@@ -52,8 +61,30 @@ class BadRequest(Exception):
         self.status, self.detail, self.headers = status, detail, headers or {}
 
 
+def _check_npy_header(body: bytes) -> None:
+    """Refuse a ``.npy`` body whose header declares more data than the body holds, before anything is allocated
+    (``np.load`` would otherwise allocate the declared size first)."""
+    fp = io.BytesIO(body)
+    try:
+        version = np.lib.format.read_magic(fp)
+        if version not in ((1, 0), (2, 0)):
+            raise ValueError(f"unsupported .npy format version {version}")
+        read = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+        shape, _, dtype = read(fp, max_header_size=10_000)
+    except Exception as exc:  # any malformed header is the client's fault
+        raise BadRequest(400, f"malformed .npy body: {type(exc).__name__}: {exc}") from None
+    if dtype.kind not in "biuf":
+        raise BadRequest(422, f"inputs must be numeric, got dtype {dtype}")
+    declared = math.prod(shape) * dtype.itemsize
+    if declared != len(body) - fp.tell():
+        raise BadRequest(
+            400, f"malformed .npy body: header declares {declared} bytes of data, body holds {len(body) - fp.tell()}"
+        )
+
+
 def _parse(body: bytes, content_type: str) -> np.ndarray:
     if content_type.startswith("application/x-npy") or content_type.startswith("application/octet-stream"):
+        _check_npy_header(body)
         try:
             arr = np.load(io.BytesIO(body), allow_pickle=False)
         except Exception as exc:  # any malformed .npy is the client's fault
@@ -63,11 +94,13 @@ def _parse(body: bytes, content_type: str) -> np.ndarray:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(400, f"malformed JSON body: {exc}") from None
+        except RecursionError:  # "[[[[...": nested deeper than the parser's stack
+            raise BadRequest(400, "malformed JSON body: nested too deeply") from None
         if not isinstance(payload, dict) or "inputs" not in payload:
             raise BadRequest(400, 'JSON body must be an object with key "inputs"')
         try:
             arr = np.asarray(payload["inputs"], dtype=np.float64)
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValueError, TypeError, OverflowError, RecursionError) as exc:
             raise BadRequest(422, f"inputs must be a rectangular array of numbers ({exc})") from None
     else:
         raise BadRequest(415, f"unsupported content type {content_type!r}; use application/json or application/x-npy")
@@ -83,13 +116,83 @@ def _validate(arr: np.ndarray, shape: tuple[int, ...], bounds: tuple[float, floa
         raise BadRequest(422, "inputs must hold at least one sample")
     if len(arr) > max_batch:
         raise BadRequest(413, f"batch of {len(arr)} samples exceeds max_batch={max_batch}")
-    x = arr.astype(np.float32)
+    with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32 become inf, refused just below
+        x = arr.astype(np.float32)
     if not np.isfinite(x).all():
         raise BadRequest(422, "inputs contain NaN or infinite values")
     lo, hi = bounds
     if x.min() < lo - 1e-5 or x.max() > hi + 1e-5:
         raise BadRequest(422, f"inputs must lie in [{lo}, {hi}], got [{x.min():.4g}, {x.max():.4g}]")
     return x
+
+
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The body, streamed and refused with 413 as soon as it passes ``limit`` bytes: a declared Content-Length is
+    checked first, and a chunked body without one is never held beyond the limit."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise BadRequest(413, f"body of {declared} bytes exceeds {limit}")
+    parts, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise BadRequest(413, f"body of more than {limit} bytes")
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+def predict_openapi(input_shape: tuple[int, ...], bounds: tuple[float, float], max_batch: int) -> dict[str, Any]:
+    """The OpenAPI description of ``POST /predict`` (the route reads its body itself, so it is spelled out)."""
+    sample: dict[str, Any] = {"type": "number", "minimum": bounds[0], "maximum": bounds[1]}
+    for dim in reversed(input_shape):
+        sample = {"type": "array", "items": sample, "minItems": dim, "maxItems": dim}
+    detail = {
+        "content": {
+            "application/json": {
+                "schema": {"type": "object", "required": ["detail"], "properties": {"detail": {"type": "string"}}}
+            }
+        }
+    }
+    errors = {
+        "400": "malformed body",
+        "401": "missing or wrong API key",
+        "413": "body or batch too large",
+        "415": "unsupported content type",
+        "422": "wrong shape, range, NaN or dtype",
+        "429": "rate limit exceeded",
+    }
+    return {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["inputs"],
+                        "properties": {
+                            "inputs": {"type": "array", "items": sample, "minItems": 1, "maxItems": max_batch}
+                        },
+                    }
+                },
+                "application/x-npy": {"schema": {"type": "string", "format": "binary"}},
+            },
+        },
+        "responses": {
+            "200": {
+                "description": "one label per sample, nothing else",
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "required": ["labels"],
+                            "properties": {"labels": {"type": "array", "items": {"type": "integer"}}},
+                        }
+                    }
+                },
+            },
+            **{code: {"description": text, **detail} for code, text in errors.items()},
+        },
+    }
 
 
 def create_app(
@@ -149,16 +252,16 @@ def create_app(
         with state.lock:
             return {"samples_served": dict(state.served)}
 
-    @app.post("/predict")
+    def _answer(body: bytes, content_type: str) -> list[int]:
+        x = _validate(_parse(body, content_type), input_shape, bounds, limits.max_batch)
+        with torch.no_grad():
+            return model(torch.from_numpy(x)).argmax(1).tolist()
+
+    @app.post("/predict", openapi_extra=predict_openapi(input_shape, bounds, limits.max_batch))
     async def predict(request: Request) -> JSONResponse:
         key = _key(request)
         _throttle(key)
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            raise BadRequest(413, f"body of {declared} bytes exceeds {limits.max_body_bytes}")
-        body = await request.body()
-        if len(body) > limits.max_body_bytes:
-            raise BadRequest(413, f"body of {len(body)} bytes exceeds {limits.max_body_bytes}")
+        body = await _read_body(request, limits.max_body_bytes)
         if faults is not None and faults.rate > 0:
             r = float(fault_rng.random())
             if r < faults.rate / 3:
@@ -167,9 +270,9 @@ def create_app(
                 return JSONResponse({"detail": "injected rate limit"}, status_code=429, headers={"Retry-After": "0"})
             if r < faults.rate:
                 await asyncio.sleep(faults.delay)
-        x = _validate(_parse(body, request.headers.get("content-type", "")), input_shape, bounds, limits.max_batch)
-        with torch.no_grad():
-            labels = model(torch.from_numpy(x)).argmax(1).tolist()
+        if faults is not None and faults.latency > 0:
+            await asyncio.sleep(faults.latency)
+        labels = await run_in_threadpool(_answer, body, request.headers.get("content-type", ""))
         with state.lock:
             state.served[key] = state.served.get(key, 0) + len(labels)
         return JSONResponse({"labels": labels})

@@ -1,0 +1,6 @@
+"""Label oracles behind HTTP: the labelleak protocol, the Open Inference Protocol (v2) and REST specs."""
+
+from labelleak.oracle.remote.base import RemoteOracle
+from labelleak.oracle.remote.transport import RemoteOracleError, RemoteOutageError, RetryPolicy, Transport
+
+__all__ = ["RemoteOracle", "RemoteOracleError", "RemoteOutageError", "RetryPolicy", "Transport"]
