@@ -19,7 +19,9 @@ _err = Console(stderr=True)
 
 
 def _fail(exc: Exception) -> None:
-    _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # "[...]" is no markup
     raise typer.Exit(code=2)
 
 
