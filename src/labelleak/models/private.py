@@ -198,7 +198,8 @@ def train_dp(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Opacus warns about secure RNG and full backward hooks
         sched = dp_schedule(len(xt), settings)
-        clip, lr, trials = settings.dp_max_grad_norm, settings.lr, []
+        clip, lr = settings.dp_max_grad_norm, settings.lr
+        trials: list[dict[str, float]] = []
         if settings.dp_tune:
             clip, lr, trials = _tune(model, xt, yt, sched, settings, device)
         bar_text = description + " [DP-SGD]" if progress else None
