@@ -126,7 +126,7 @@ def test_output_defenses_never_change_a_label(defense):
 
 def test_parse_defense():
     plan = parse_defense("l2=1e-3+dropout=0.3+augment")
-    assert plan.train == {"weight_decay": 1e-3, "augment": True} and plan.spec == {"dropout": 0.3}
+    assert plan.train == {"weight_decay": 1e-3, "augment": "auto"} and plan.spec == {"dropout": 0.3}
     assert parse_defense("dp=4").spec == {"groupnorm": True} and parse_defense("dp=4").train["dp_epsilon"] == 4.0
     assert parse_defense("memguard").output.kind == "memguard"
     with pytest.raises(InvalidInputError, match="unknown defense 'l3'"):

@@ -19,7 +19,7 @@ from labelleak.oracle import CallableOracle
 from labelleak.pipeline.plan import experiment_names, fit_to_pool, load_plan
 from labelleak.pipeline.reproduce import run_reproduce
 
-EXPERIMENTS = ["distances", "norms", "queries", "sizes", "threshold", "transfer-ablation"]
+EXPERIMENTS = ["defenses", "distances", "norms", "queries", "sizes", "threshold", "transfer-ablation"]
 
 
 # ---------------------------------------------------------------- randomized smoothing

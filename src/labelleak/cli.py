@@ -23,7 +23,9 @@ _err = Console(stderr=True)
 
 
 def _fail(exc: Exception) -> None:
-    _err.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+    from rich.markup import escape
+
+    _err.print(f"[bold red]error:[/] {escape(str(exc))}", highlight=False, soft_wrap=True)  # "[...]" is no markup
     raise typer.Exit(code=2)
 
 
@@ -226,10 +228,15 @@ def audit(
 
 @app.command()
 def defend(
-    defenses: str = typer.Option(
-        "none,l2=5e-4,dropout=0.5,dp=8,memguard=1",
-        help="Comma-separated defenses; combine with '+', e.g. l2=5e-4+augment.",
+    defenses: str | None = typer.Option(
+        None,
+        help="Comma-separated defenses; combine with '+', e.g. l2=5e-4+augment (default "
+        "none,l2=5e-4,dropout=0.5,dp=8,memguard=1). With --sweep: the families to sweep (default all).",
     ),
+    sweep: bool = typer.Option(False, "--sweep", help="Train each defense family at a grid of strengths."),
+    grid: list[str] = typer.Option([], "--grid", help="Sweep strengths of one family, e.g. --grid l2=[1e-4,1e-3]."),
+    target_tpr: float = typer.Option(0.01, help="Recommend the cheapest defense with label-only TPR@1%FPR below."),
+    target_auc: float | None = typer.Option(None, help="... and, when given, label-only AUC below this."),
     config: Path | None = typer.Option(None, "--config", help="YAML file with audit keys."),
     dataset: str | None = typer.Option(None, help="Dataset (default digits)."),
     data: str | None = typer.Option(None, help="Path of the dataset."),
@@ -243,22 +250,34 @@ def defend(
     seed: int | None = typer.Option(None, help="Seed."),
     out: str = typer.Option("defend-out", help="Output folder."),
     cache_dir: str | None = typer.Option(None, help="Model cache."),
-    backend: str | None = typer.Option(None, help="local (default) or ray: candidate shards on Ray workers."),
+    backend: str | None = typer.Option(None, help="local (default) or ray: targets trained on Ray workers."),
     ray_address: str | None = typer.Option(None, help="Ray cluster: auto or ray://HOST:PORT (default: local Ray)."),
-    workers: int | None = typer.Option(None, help="Ray workers (one candidate shard each)."),
+    workers: int | None = typer.Option(None, help="Ray workers."),
     worker_cpus: float | None = typer.Option(None, help="CPUs per Ray worker (default 1)."),
     worker_gpus: float | None = typer.Option(None, help="GPUs per Ray worker (default 0)."),
+    resume: bool = typer.Option(False, "--resume", help="Skip finished defenses and continue an interrupted one."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
-    """Train the target under each defense, attack it, and write the defense matrix (JSON, CSV, Markdown, PNG)."""
+    """Train the target under each defense, attack it, and write the defense matrix (JSON, CSV, Markdown, PNG)
+    with the cheapest defense that brings the label-only attacks below --target-tpr."""
     _apply_quiet(quiet)
     from rich.markdown import Markdown
 
     from labelleak.pipeline import make_config
+    from labelleak.pipeline.checkpoint import Interrupted
     from labelleak.pipeline.defend import run_defend
+    from labelleak.pipeline.sweep import sweep_defenses
+    from labelleak.recommend import recommend
     from labelleak.report.markdown import matrix_markdown
 
     try:
+        names = [d.strip() for d in defenses.split(",") if d.strip()] if defenses is not None else None
+        if sweep:
+            chosen = sweep_defenses(names, grid)
+        elif grid:
+            raise LabelleakError("--grid needs --sweep")
+        else:
+            chosen = names or ["none", "l2=5e-4", "dropout=0.5", "dp=8", "memguard=1"]
         cfg = make_config(
             config,
             dataset=dataset,
@@ -273,6 +292,7 @@ def defend(
             seed=seed,
             out=out,
             cache_dir=cache_dir,
+            resume=True if resume else None,
             progress=False if quiet else None,
             backend=backend,
             ray_address=ray_address,
@@ -280,12 +300,18 @@ def defend(
             worker_cpus=worker_cpus,
             worker_gpus=worker_gpus,
         )
-        rows = run_defend(cfg, [d.strip() for d in defenses.split(",") if d.strip()])
+        rows = run_defend(cfg, chosen, target_tpr=target_tpr, target_auc=target_auc)
     except LabelleakError as exc:
         _fail(exc)
         return
+    except Interrupted as stop:
+        _err.print(f"interrupted: progress saved in {stop.folder}; run the same command with --resume to continue")
+        raise typer.Exit(code=130) from None
     Console(width=160).print(Markdown(matrix_markdown(rows, list(cfg.attacks))))
-    Console().print(f"matrix written to {out}/ (matrix.json, matrix.csv, matrix.md, privacy_utility.png)")
+    Console().print(recommend(rows, list(cfg.attacks), target_tpr=target_tpr, target_auc=target_auc).statement())
+    Console().print(
+        f"matrix written to {out}/ (matrix.json, matrix.csv, matrix.md, privacy_utility.png, pareto.png, report.html)"
+    )
 
 
 @app.command()
@@ -350,7 +376,7 @@ def _parse_sets(items: list[str]) -> dict:
 @app.command()
 def reproduce(
     experiment: str = typer.Argument(
-        ..., help="sizes, queries, norms, threshold, distances, transfer-ablation, or a YAML plan file."
+        ..., help="sizes, queries, norms, threshold, distances, transfer-ablation, defenses, or a YAML plan file."
     ),
     scale: str = typer.Option("cpu", help="cpu (hours on 2 cores) or paper (the paper's settings; use a GPU)."),
     dataset: str | None = typer.Option(None, help="Dataset in place of the plan's (cifar10)."),

@@ -41,7 +41,7 @@ def train_in_parallel(cfgs: Sequence[Any], executor: Executor) -> list[str]:
             progress=False,
         )
         for c in cfgs
-        if c.target is None
+        if not c.is_remote and c.model is None  # the auditor's own targets need no training
     ]
     log.info("training the models of %d audit(s) on %d worker(s)", len(todo), executor.workers)
     return executor.map(prepare_models, todo)

@@ -1,7 +1,8 @@
 """Training-time defenses, each a small piece that the training loop composes.
 
 * L2 (``weight_decay``) and L1 penalties, dropout (``ModelSpec.dropout``), label smoothing, data augmentation
-  (random horizontal flips and 2-pixel-padded random crops), early stopping on a validation split;
+  chosen per kind of data (flips and padded crops for natural images, small shifts and rotations for digits,
+  none for tabular data), early stopping on a validation split;
 * DP-SGD through Opacus (a target epsilon and delta, or a noise multiplier; clipping norm), with the
   accountant's epsilon reported;
 * adversarial regularisation (Nasr, Shokri & Houmansadr, CCS 2018): an inference model learns to tell the
@@ -16,12 +17,48 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labelleak.errors import InvalidInputError
 
-def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.Tensor:
-    """Random horizontal flip and random crop after zero padding, per sample, for images (B, C, H, W)."""
-    if x.dim() != 4:
+AUGMENT_POLICIES = ("auto", "flips-crops", "shifts", "none")
+
+
+def augment_policy(policy: str, input_shape: tuple[int, ...]) -> str:
+    """The augmentation to apply to samples of ``input_shape`` (one sample: (C, H, W) or (D,)).
+
+    ``auto`` picks what keeps the label: flips and padded crops for natural (3-channel) images, small shifts and
+    rotations for grayscale images such as digits (a flipped 2 is no 2), nothing for tabular data. A forced
+    policy that does not suit the data is refused with ``InvalidInputError``: an hours-long sweep should stop
+    before training, not end in a meaningless row.
+    """
+    if policy not in AUGMENT_POLICIES:
+        raise InvalidInputError(f"augment: unknown policy {policy!r}; choose from {', '.join(AUGMENT_POLICIES)}")
+    image = len(input_shape) == 3
+    natural = image and input_shape[0] == 3
+    if policy == "auto":
+        return "flips-crops" if natural else "shifts" if image else "none"
+    if policy != "none" and not image:
+        raise InvalidInputError(f"augment={policy} needs images (C, H, W), got tabular samples {input_shape}")
+    if policy == "flips-crops" and not natural:
+        raise InvalidInputError(
+            f"augment=flips-crops suits natural 3-channel images, got {input_shape[0]}-channel ones "
+            "(flips change digits' labels); use augment=shifts or augment=auto"
+        )
+    return policy
+
+
+def augment_batch(x: torch.Tensor, gen: torch.Generator, policy: str = "flips-crops") -> torch.Tensor:
+    """Augment a batch of images (B, C, H, W) per sample with a resolved policy (see :func:`augment_policy`)."""
+    if policy == "none" or x.dim() != 4:
         return x
+    if policy == "shifts":
+        return shift_rotate(x, gen)
+    return flip_crop(x, gen)
+
+
+def flip_crop(x: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    """Random horizontal flip, then a random crop after zero padding by H/8 pixels (4 on 32x32, as is usual)."""
     b, _, h, w = x.shape
+    pad = max(1, h // 8)
     flip = torch.rand(b, generator=gen) < 0.5
     x = torch.where(flip[:, None, None, None].to(x.device), torch.flip(x, dims=[3]), x)
     padded = F.pad(x, (pad, pad, pad, pad))
@@ -31,6 +68,20 @@ def augment_batch(x: torch.Tensor, gen: torch.Generator, pad: int = 2) -> torch.
     cols = (dx[:, None] + torch.arange(w)[None, :]).to(x.device)  # (B, W)
     idx_b = torch.arange(b, device=x.device)[:, None, None]
     return padded.permute(0, 2, 3, 1)[idx_b, rows[:, :, None], cols[:, None, :]].permute(0, 3, 1, 2)
+
+
+def shift_rotate(
+    x: torch.Tensor, gen: torch.Generator, max_shift: float = 0.1, max_degrees: float = 10.0
+) -> torch.Tensor:
+    """Random shift by up to ``max_shift`` of the image size and rotation by up to ``max_degrees``, per sample,
+    with bilinear resampling and zero fill: the usual label-preserving augmentation of handwritten digits."""
+    b = x.shape[0]
+    angle = (torch.rand(b, generator=gen) * 2 - 1) * max_degrees * torch.pi / 180
+    shift = (torch.rand(b, 2, generator=gen) * 2 - 1) * 2 * max_shift  # affine_grid's coordinates span [-1, 1]
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, shift[:, 0]], 1), torch.stack([sin, cos, shift[:, 1]], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
 
 
 def l1_penalty(model: nn.Module) -> torch.Tensor:

@@ -26,7 +26,7 @@ class TrainSettings:
     seed: int = 0
     l1: float = 0.0
     label_smoothing: float = 0.0
-    augment: bool = False  # random flips and crops (images)
+    augment: str = "none"  # auto, flips-crops, shifts or none (models/defenses.py: augment_policy); True = auto
     early_stopping: int | None = None  # patience in epochs, on a validation split of val_fraction
     val_fraction: float = 0.1  # also the reference set of adversarial regularisation
     dp_epsilon: float | None = None  # DP-SGD with a target epsilon ...
@@ -35,9 +35,26 @@ class TrainSettings:
     dp_max_grad_norm: float = 1.0
     advreg: float = 0.0  # strength of adversarial regularisation
     relaxloss: float | None = None  # RelaxLoss target loss level alpha
+    # --- DP-SGD recipe (models/private.py); keys of the cache only when DP is on ---
+    dp_batch_size: int = 256  # expected logical batch of Poisson sampling; physical batches are smaller
+    dp_tune: bool = True  # choose clipping norm and lr by a short tuning run on a validation split of the data
+    # --- end of the DP-SGD recipe ---
+
+    def __post_init__(self) -> None:
+        if isinstance(self.augment, bool):  # the former switch: on means the policy that suits the data
+            object.__setattr__(self, "augment", "auto" if self.augment else "none")
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as the model cache keys them: fields added later appear only where they matter, so
+        models cached before them keep their keys."""
+        d = asdict(self)
+        if d["augment"] == "none":
+            d["augment"] = False
+        if not self.uses_dp():
+            del d["dp_batch_size"], d["dp_tune"]
+        else:
+            d["dp_recipe"] = 2  # Poisson sampling, virtual steps, tuning, epochs by budget (models/private.py)
+        return d
 
     def uses_dp(self) -> bool:
         return self.dp_epsilon is not None or self.dp_noise_multiplier is not None
@@ -60,6 +77,8 @@ class TrainSettings:
             bad.append("dp_noise_multiplier must be positive")
         if self.relaxloss is not None and self.relaxloss <= 0:
             bad.append("relaxloss alpha must be positive")
+        if self.dp_batch_size < 1:
+            bad.append("dp_batch_size must be positive")
         if bad:
             raise InvalidInputError("train settings: " + "; ".join(bad))
 
@@ -72,3 +91,6 @@ class TrainReport:
     stopped_early: bool = False
     epsilon: float | None = None
     delta: float | None = None
+    dp: dict[str, Any] | None = (
+        None  # DP-SGD: sample_rate, noise_multiplier, steps, max_grad_norm, lr, tuning (private.py)
+    )

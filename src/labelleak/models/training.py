@@ -97,7 +97,15 @@ def _train(
     description: str,
     progress: bool,
 ) -> tuple[nn.Module, TrainReport]:
-    from labelleak.models.defenses import AdversarialRegulariser, augment_batch, l1_penalty, relaxloss_objective
+    from labelleak.models.defenses import (
+        AdversarialRegulariser,
+        augment_batch,
+        augment_policy,
+        l1_penalty,
+        relaxloss_objective,
+    )
+
+    policy = augment_policy(settings.augment, tuple(x.shape[1:]))
 
     model.to(device).train()
     xt = torch.as_tensor(x, dtype=torch.float32, device=device)
@@ -116,7 +124,7 @@ def _train(
                 idx = order[start : start + settings.batch_size]
                 if len(idx) < 2 and len(order) > 1:
                     continue  # BatchNorm cannot train on a batch of one
-                xb = augment_batch(xt[idx], gen) if settings.augment else xt[idx]
+                xb = augment_batch(xt[idx], gen, policy)
                 logits = model(xb)
                 if settings.relaxloss is not None:
                     loss = relaxloss_objective(logits, yt[idx], settings.relaxloss, step)

@@ -10,11 +10,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from labelleak.distributed.training import executor_for, train_in_parallel
-from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.config import AuditConfig
-from labelleak.pipeline.defenses import parse_defense
+from labelleak.pipeline.defenses import check_defense_for_data, parse_defense
 from labelleak.pipeline.setup import DatasetCache
+from labelleak.pipeline.sweep import family_and_strength, run_audits
+from labelleak.recommend import recommend
 from labelleak.report.outputs import write_defend_outputs
 
 
@@ -23,34 +23,48 @@ def _slug(defense: str) -> str:
 
 
 def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
-    """One row of the matrix: utility, generalisation gap, epsilon and each attack's AUC and TPR@1%FPR."""
+    """One row of the matrix: the defense's family and strength, utility, generalisation gap, epsilon, and each
+    attack's AUC and TPR at 0.1% and 1% FPR with their bootstrap intervals."""
     target = results["target"]
+    family, strength = family_and_strength(defense)
     row: dict[str, Any] = {
         "defense": defense,
+        "family": family,
+        "strength": strength,
         "train_accuracy": target["train_accuracy"],
         "test_accuracy": target["test_accuracy"],
         "gap": target["train_accuracy"] - target["test_accuracy"],
         "epsilon": target.get("epsilon"),
     }
+    nan2 = [float("nan")] * 2
     for name, entry in results["attacks"].items():
         row[f"{name}.auc"] = entry["auc"]
-        row[f"{name}.tpr@1%"] = entry["tpr_at_fpr"]["0.01"]
+        row[f"{name}.auc_low"], row[f"{name}.auc_high"] = entry.get("auc_ci") or nan2
+        for fpr, label in (("0.001", "0.1%"), ("0.01", "1%")):
+            row[f"{name}.tpr@{label}"] = entry["tpr_at_fpr"].get(fpr)
+            ci = (entry.get("tpr_at_fpr_ci") or {}).get(fpr) or nan2
+            row[f"{name}.tpr@{label}_low"], row[f"{name}.tpr@{label}_high"] = ci
         row[f"{name}.threat"] = entry["threat_model"]
     return row
 
 
-def run_defend(cfg: AuditConfig, defenses: list[str]) -> list[dict[str, Any]]:
-    """Audit the target once per defense; write ``matrix.{json,csv,md}``, ``privacy_utility.png`` and
-    ``report.html``."""
-    for d in defenses:
-        parse_defense(d)  # reject a typo before any training starts
-    out = Path(cfg.out)
-    rows = []
-    cfgs = [cfg.replace(defense=d, out=str(out / _slug(d))) for d in defenses]
+def run_defend(
+    cfg: AuditConfig, defenses: list[str], *, target_tpr: float = 0.01, target_auc: float | None = None
+) -> list[dict[str, Any]]:
+    """Audit the target once per defense (each in ``OUT/<defense>``; ``cfg.resume`` skips finished ones); write
+    ``matrix.{json,csv,md}`` with the recommendation (:mod:`labelleak.recommend`), ``privacy_utility.png``,
+    ``pareto.png`` and ``report.html``."""
+    plans = [parse_defense(d) for d in defenses]  # reject a typo before any training starts
+    recommend([], list(cfg.attacks), target_tpr=target_tpr, target_auc=target_auc)  # and a bad target
     datasets = DatasetCache()  # one dataset for every defense: read it once
-    with executor_for(cfg) as executor:  # --backend ray: the defended targets train in parallel, then each audit
-        train_in_parallel(cfgs, executor)
-        for d, c in zip(defenses, cfgs):
-            rows.append(matrix_row(d, run_audit(c, datasets=datasets)))
-    write_defend_outputs(out, cfg.to_dict(), rows, list(cfg.attacks))
+    if not cfg.is_remote and cfg.model is None:
+        shape = datasets.load(cfg.dataset, cfg.data)[0].input_shape
+        for plan in plans:
+            check_defense_for_data(plan, shape)
+    out = Path(cfg.out)
+    configs = [cfg.replace(defense=d, out=str(out / _slug(d))) for d in defenses]
+    results = run_audits(configs, resume=cfg.resume, datasets=datasets)
+    rows = [matrix_row(d, r) for d, r in zip(defenses, results)]
+    rec = recommend(rows, list(cfg.attacks), target_tpr=target_tpr, target_auc=target_auc)
+    write_defend_outputs(out, cfg.to_dict(), rows, list(cfg.attacks), recommendation=rec, target_tpr=target_tpr)
     return rows

@@ -7,6 +7,7 @@ from typing import Any, cast
 
 from labelleak._extras import has_module, missing_extra
 from labelleak.errors import InvalidInputError
+from labelleak.models.defenses import AUGMENT_POLICIES, augment_policy
 from labelleak.oracle.defenses import OutputDefense, OutputKind
 
 # name -> (where it goes, key, default value when given without "=value")
@@ -14,7 +15,7 @@ _DEFENSES: dict[str, tuple[str, str, Any]] = {
     "l2": ("train", "weight_decay", 5e-4),
     "l1": ("train", "l1", 1e-5),
     "label-smoothing": ("train", "label_smoothing", 0.1),
-    "augment": ("train", "augment", True),
+    "augment": ("train", "augment", "auto"),  # or augment=flips-crops|shifts|none
     "early-stopping": ("train", "early_stopping", 5),
     "dp": ("train", "dp_epsilon", 8.0),
     "dp-noise": ("train", "dp_noise_multiplier", 1.0),
@@ -43,6 +44,11 @@ def _value(name: str, raw: str | None, default: Any) -> Any:
         return default
     if isinstance(default, bool):
         raise InvalidInputError(f"defense {name!r} takes no value")
+    if isinstance(default, str):
+        if raw not in AUGMENT_POLICIES:
+            choices = ", ".join(AUGMENT_POLICIES)
+            raise InvalidInputError(f"defense {name!r}: unknown policy {raw!r}; choose from {choices}")
+        return raw
     try:
         return int(raw) if isinstance(default, int) else float(raw)
     except ValueError:
@@ -74,4 +80,11 @@ def parse_defense(text: str, *, seed: int = 0) -> DefensePlan:
         if not has_module("opacus"):  # fail before any model is trained, not when the DP target's turn comes
             raise missing_extra("dp", f"defense {text!r} (DP-SGD)")
         plan.spec["groupnorm"] = True  # DP-SGD needs per-sample gradients: no BatchNorm
+        if "dp_max_grad_norm" in plan.train:
+            plan.train["dp_tune"] = False  # a clipping norm given by hand is used as given, with the audit's lr
     return plan
+
+
+def check_defense_for_data(plan: DefensePlan, input_shape: tuple[int, ...]) -> None:
+    """Refuse, before any training, a defense that cannot suit samples of ``input_shape`` (e.g. flips on digits)."""
+    augment_policy(str(plan.train.get("augment", "none")), tuple(input_shape))

@@ -13,8 +13,11 @@ import numpy as np
 from labelleak._extras import has_module
 from labelleak.attacks import Status
 from labelleak.logs import get_logger
+from labelleak.recommend import Recommendation
+from labelleak.report.defense_matrix import recommendation_markdown
 from labelleak.report.files import jsonable, write_distances_csv, write_json, write_scores_csv, write_table_csv
 from labelleak.report.markdown import matrix_markdown, summary_markdown
+from labelleak.report.pareto import plot_pareto
 from labelleak.report.plots import plot_privacy_utility, plot_roc, plot_series
 
 log = get_logger(__name__)
@@ -85,15 +88,29 @@ def write_audit_outputs(
 
 
 def write_defend_outputs(
-    out: str | Path, config: dict[str, Any], rows: list[dict[str, Any]], attacks: list[str]
+    out: str | Path,
+    config: dict[str, Any],
+    rows: list[dict[str, Any]],
+    attacks: list[str],
+    *,
+    recommendation: Recommendation | None = None,
+    target_tpr: float | None = None,
 ) -> None:
-    """``matrix.{json,csv,md}``, ``privacy_utility.png`` and ``report.html`` of a defense sweep."""
+    """``matrix.{json,csv,md}`` (with the recommendation, when there is one), ``privacy_utility.png``,
+    ``pareto.png`` and ``report.html`` of a defense sweep."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    write_json(out / "matrix.json", {"config": config, "rows": rows})
+    matrix: dict[str, Any] = {"config": config, "rows": rows}
+    markdown = matrix_markdown(rows, attacks)
+    if recommendation is not None:
+        matrix["recommendation"] = recommendation.to_dict()
+        markdown += "\n" + recommendation_markdown(recommendation)
+    write_json(out / "matrix.json", matrix)
     write_table_csv(out / "matrix.csv", rows)
-    (out / "matrix.md").write_text(matrix_markdown(rows, attacks))
+    (out / "matrix.md").write_text(markdown)
     plot_privacy_utility(rows, attacks, out / "privacy_utility.png")
+    recommended = recommendation.defense if recommendation is not None else None
+    plot_pareto(rows, attacks, out / "pareto.png", recommended=recommended, target_tpr=target_tpr)
     write_report_if_available(out)
 
 

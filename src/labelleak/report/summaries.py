@@ -252,6 +252,26 @@ def summarize_transfer_ablation(records: list[RunRecord], out: Path) -> Summary:
     return {"transfer_ablation": rows}, [fig]
 
 
+DEFENSE_TARGET_TPR = 0.01  # the recommendation's bar in `reproduce defenses` (`defend --target-tpr` sets its own)
+
+
+def summarize_defenses(records: list[RunRecord], out: Path) -> Summary:
+    """The defense matrix of a sweep (one row per defense point), the recommendation at TPR@1%FPR < 0.01 and
+    ``pareto.png`` (utility against the strongest label-only attack)."""
+    from labelleak.pipeline.defend import matrix_row
+    from labelleak.recommend import recommend
+    from labelleak.report.pareto import plot_pareto
+
+    rows = [matrix_row(str(r.point["defense"]), r.results) for r in records]
+    attacks = list(dict.fromkeys(a for r in records for a in r.results["attacks"]))
+    rec = recommend(rows, attacks, target_tpr=DEFENSE_TARGET_TPR)
+    keep = ("target_tpr", "found", "defense", "test_accuracy", "accuracy_loss", "baseline_accuracy", "closest")
+    recommendation = {k: v for k, v in rec.to_dict().items() if k in keep}
+    recommendation["statement"] = rec.statement()
+    fig = plot_pareto(rows, attacks, out / "pareto.png", recommended=rec.defense, target_tpr=DEFENSE_TARGET_TPR)
+    return {"defenses": rows, "recommendation": [recommendation]}, [fig]
+
+
 SUMMARIES: dict[str, Callable[[list[RunRecord], Path], Summary]] = {
     "sizes": summarize_sizes,
     "queries": summarize_queries,
@@ -259,4 +279,5 @@ SUMMARIES: dict[str, Callable[[list[RunRecord], Path], Summary]] = {
     "threshold": summarize_threshold,
     "distances": summarize_distances,
     "transfer-ablation": summarize_transfer_ablation,
+    "defenses": summarize_defenses,
 }
