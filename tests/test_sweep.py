@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from labelleak.pipeline.summaries import RunRecord, summarize_defenses
+from labelleak.report.summaries import RunRecord, summarize_defenses
 from typer.testing import CliRunner
 
 from labelleak.cli import app
