@@ -86,12 +86,19 @@ def test_a_journal_seeded_with_other_journals_replays_their_answers(tmp_path, wo
     first = CachedOracle(target, tmp_path / "a.bin")
     first.predict_labels(torch.from_numpy(world["x"][:20]))
     first.close()
+    seeded_size = (tmp_path / "a.bin").stat().st_size
     second = CachedOracle(oracle_for(world, "labels"), tmp_path / "b.bin", lookup=False, seed=[tmp_path / "a.bin"])
     labels = second.predict_labels(torch.from_numpy(world["x"][:30]))
     second.close()
     assert second.hits == 20 and second.inner.queries == 10
     np.testing.assert_array_equal(labels.numpy(), target.predict_labels(world["x"][:30]))
-    assert (tmp_path / "b.bin").stat().st_size == 10 * 16  # only its own new answers are written
+    assert (tmp_path / "a.bin").stat().st_size == seeded_size  # the seed journal is read, never written
+    # b.bin keeps its own layout (one record per batch: the batch's 30 labels) and replays alone
+    assert (tmp_path / "b.bin").stat().st_size == 8 + 32 + 8 + 30 * 8
+    again = CachedOracle(oracle_for(world, "labels"), tmp_path / "b.bin", lookup=False)
+    np.testing.assert_array_equal(again.predict_labels(torch.from_numpy(world["x"][:30])).numpy(), labels.numpy())
+    again.close()
+    assert again.inner.queries == 0
 
 
 def test_model_store_writers_leave_no_temporary_files(tmp_path):

@@ -3,6 +3,7 @@ needs an extra says which one. Slow (it installs packages), so it runs once per 
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import os
 import subprocess
@@ -10,6 +11,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name
 
 ROOT = Path(__file__).resolve().parents[1]
 # packages of the extras (not jinja2: torch itself depends on it)
@@ -24,13 +27,33 @@ def _run(cmd: list[str], *, check: bool = True, timeout: float = 900) -> subproc
     return done
 
 
+def _link_torch(site: Path) -> None:
+    """torch and the packages it needs, linked from this environment into ``site``: the fresh venv starts with torch
+    installed, as a user's does, without copying 700 MB (which took longer than the rest of the test)."""
+    todo, seen = ["torch"], set()
+    while todo:
+        name = canonicalize_name(todo.pop())
+        if name in seen:
+            continue
+        seen.add(name)
+        dist = importlib.metadata.distribution(name)
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is None or req.marker.evaluate({"extra": ""}):
+                todo.append(req.name)
+        for root in {f.parts[0] for f in dist.files or [] if f.parts[0] != ".."}:
+            source, link = Path(str(dist.locate_file(root))), site / root
+            if source.exists() and not link.exists():
+                link.symlink_to(source)
+
+
 @pytest.fixture(scope="module")
 def core_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     venv = tmp_path_factory.mktemp("core") / "venv"
     _run([sys.executable, "-m", "venv", str(venv)])
     py = str(venv / "bin" / "python")
     constraints = str(ROOT / "constraints.txt")
-    _run([py, "-m", "pip", "install", "--quiet", "-c", constraints, "torch==2.13.0"])  # the user's own torch
+    _link_torch(next((venv / "lib").glob("python3.*/site-packages")))  # the user's own torch, already installed
     # the wheel is built with this environment's setuptools (no isolated build env to download), then installed
     # as a user would install it: core dependencies only, resolved from the registry within constraints.txt
     wheels = tmp_path_factory.mktemp("wheel")

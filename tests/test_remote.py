@@ -26,12 +26,16 @@ from typer.testing import CliRunner
 
 from labelleak.attacks import ShadowData, create_attack
 from labelleak.cli import app as cli_app
-from labelleak.errors import BudgetExhaustedError, DataFileError, InvalidInputError
+from labelleak.errors import (
+    BudgetExhaustedError,
+    DataFileError,
+    InvalidInputError,
+    RemoteOracleError,
+    RemoteOutageError,
+)
 from labelleak.oracle import CallableOracle
 from labelleak.oracle.remote.rest import RestOracle, RestSpec, follow, parse_path
 from labelleak.oracle.remote.transport import (
-    RemoteOracleError,
-    RemoteOutageError,
     RetryPolicy,
     Transport,
     retry_after_seconds,
@@ -323,8 +327,9 @@ def test_total_spend_never_passes_the_cap(
     model = LinearModel(n_features=FEATURES, n_classes=CLASSES)
     app = V2App(model, fault_rate=fault_rate)
     oracle = v2_oracle(app, concurrency=concurrency, batch_size=16)
-    monkeypatch.setattr(audit_module, "prepare", lambda cfg: _setup(model, oracle))
-    monkeypatch.setattr(audit_module, "_write_outputs", lambda *args: None)  # files and plots are not the point
+    monkeypatch.setattr(audit_module, "prepare", lambda cfg, datasets=None: _setup(model, oracle))
+    # files and plots are not the point
+    monkeypatch.setattr(audit_module, "write_audit_outputs", lambda *args, **kwargs: None)
     tmp = tmp_path_factory.mktemp("cap")
     cfg = make_config(
         target="http://v2.test",
@@ -357,7 +362,7 @@ def test_cap_skips_what_it_cannot_afford_and_records_remote_stats(tmp_path, monk
     model = LinearModel(n_features=FEATURES, n_classes=CLASSES)
     app = V2App(model, fault_rate=0.3)
     oracle = v2_oracle(app, concurrency=2)
-    monkeypatch.setattr(audit_module, "prepare", lambda cfg: _setup(model, oracle))
+    monkeypatch.setattr(audit_module, "prepare", lambda cfg, datasets=None: _setup(model, oracle))
     cfg = make_config(
         target="http://v2.test",
         protocol="v2",
@@ -452,7 +457,7 @@ def test_remote_options_are_validated_together():
     for part in ("protocol: expected one of labelleak, v2, rest", "concurrency:", "timeout:", "bounds:"):
         assert part in proc.stderr
     proc = _labelleak("audit", "--protocol", "v2", "--input-shape", "a,b")
-    assert proc.returncode == 2 and "--input-shape: expected comma-separated numbers" in proc.stderr
+    assert proc.returncode == 2 and "input_shape: expected positive integers such as 3,32,32, got 'a,b'" in proc.stderr
 
 
 # ---- a REST-spec audit end to end, against a FastAPI app on loopback ----------------------------------------------

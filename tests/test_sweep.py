@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from labelleak.report.summaries import RunRecord, summarize_defenses
 from typer.testing import CliRunner
 
 from labelleak.cli import app
@@ -14,6 +13,7 @@ from labelleak.pipeline import make_config
 from labelleak.pipeline.defend import run_defend
 from labelleak.pipeline.plan import load_plan
 from labelleak.pipeline.sweep import DEFAULT_GRIDS, family_and_strength, parse_grid, sweep_defenses
+from labelleak.report.summaries import RunRecord, summarize_defenses
 
 
 def test_grid_expansion_and_overrides():
@@ -73,7 +73,7 @@ def test_sweep_resume_trains_nothing_and_audits_nothing(tmp_path, monkeypatch):
 
     audits, trainings = [], []
     real_audit, real_train = sweep_mod.run_audit, setup_mod.train_with_report
-    monkeypatch.setattr(sweep_mod, "run_audit", lambda c: audits.append(c.defense) or real_audit(c))
+    monkeypatch.setattr(sweep_mod, "run_audit", lambda c, **kw: audits.append(c.defense) or real_audit(c, **kw))
     monkeypatch.setattr(setup_mod, "train_with_report", lambda *a, **k: trainings.append(1) or real_train(*a, **k))
     first = run_defend(cfg, defenses, target_tpr=0.5)
     assert audits == defenses and len(trainings) == 4  # shadow + none (also top1's) + two l2 targets

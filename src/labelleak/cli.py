@@ -149,7 +149,7 @@ def audit(
     """Audit a target (trained here, a model file with --model, or a URL with --target): run the attacks and write
     results.json, scores.csv, roc.png and report.html."""
     _apply_quiet(quiet)
-    from labelleak.oracle.remote.transport import RemoteOutageError
+    from labelleak.errors import RemoteOutageError
     from labelleak.pipeline import make_config, run_audit
     from labelleak.pipeline.checkpoint import Interrupted
     from labelleak.report import print_audit_table

@@ -28,3 +28,11 @@ class BudgetExhaustedError(LabelleakError, RuntimeError):
 
 class MissingExtraError(LabelleakError, ImportError):
     """A feature needs an optional dependency group (an "extra") that is not installed."""
+
+
+class RemoteOracleError(LabelleakError, RuntimeError):
+    """The remote target answered something unusable (malformed metadata or predictions)."""
+
+
+class RemoteOutageError(RemoteOracleError):
+    """The remote target kept failing after every retry; an audit can be resumed once it is back."""

@@ -8,14 +8,9 @@ from __future__ import annotations
 
 import httpx
 
+from labelleak.errors import RemoteOracleError, RemoteOutageError
 from labelleak.oracle.remote.labelleak import LabelleakOracle, encode_npy
-from labelleak.oracle.remote.transport import (
-    RETRYABLE,
-    RemoteOracleError,
-    RemoteOutageError,
-    RetryPolicy,
-    Transport,
-)
+from labelleak.oracle.remote.transport import RETRYABLE, RetryPolicy, Transport
 
 __all__ = ["RETRYABLE", "HttpOracle", "RemoteOracleError", "RemoteOutageError", "encode_npy"]
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -40,16 +40,20 @@ class AuditResults:
     labelleak_version: str
     seconds_total: float
     out: Path
+    extra: dict[str, Any] = field(default_factory=dict)  # keys beyond the typed ones: provenance, remote spend, ...
+    keys: tuple[str, ...] = ()  # results.json's key order
 
     @classmethod
     def from_dict(cls, results: dict[str, Any], out: str | Path) -> AuditResults:
-        names = {f.name for f in dataclasses.fields(cls)} - {"out"}
-        return cls(**{k: results[k] for k in names}, out=Path(out))
+        names = {f.name for f in dataclasses.fields(cls)} - {"out", "extra", "keys"}
+        extra = {k: v for k, v in results.items() if k not in names}
+        return cls(**{k: results[k] for k in names}, out=Path(out), extra=extra, keys=tuple(results))
 
     def to_dict(self) -> dict[str, Any]:
         """Exactly what ``results.json`` holds (same keys, same order)."""
-        order = ("labelleak_version", "dataset", "config", "split", "target", "shadow", "attacks", "seconds_total")
-        return {k: getattr(self, k) for k in order}
+        typed = ("labelleak_version", "dataset", "config", "split", "target", "shadow", "attacks", "seconds_total")
+        values = {**{k: getattr(self, k) for k in typed}, **self.extra}
+        return {k: values[k] for k in (self.keys or tuple(values))}
 
     def __getitem__(self, key: str) -> Any:
         return self.to_dict()[key]

@@ -7,7 +7,7 @@ import hashlib
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from torch import nn
@@ -19,9 +19,11 @@ from labelleak.models import ModelSpec, ModelStore, TrainSettings, accuracy, bui
 from labelleak.models.training import default_device, train_with_report
 from labelleak.oracle import LabelOracle, TorchOracle, TorchScoreOracle
 from labelleak.oracle.defenses import DefendedScoreOracle
-from labelleak.oracle.remote import RemoteOracle
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import parse_defense
+
+if TYPE_CHECKING:  # the remote oracles need the serve extra (httpx): imported where a remote audit starts
+    from labelleak.oracle.remote import RemoteOracle
 
 
 @dataclass

@@ -16,8 +16,11 @@ def fmt_cell(value: Any) -> str:
 
 
 def fmt_number(value: Any, digits: int = 3) -> str:
-    """A number to ``digits`` decimals; ``None`` and NaN as ``n/a``."""
-    return "n/a" if value is None or value != value else f"{value:.{digits}f}"
+    """A number to ``digits`` decimals; ``None``, NaN and anything not a number (a key an older or remote run
+    lacks) as ``n/a``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        return "n/a"
+    return f"{value:.{digits}f}"
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:

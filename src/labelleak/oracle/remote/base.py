@@ -13,9 +13,9 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from labelleak.errors import InvalidInputError
+from labelleak.errors import InvalidInputError, RemoteOracleError
 from labelleak.oracle.base import LabelOracle
-from labelleak.oracle.remote.transport import RemoteOracleError, Transport
+from labelleak.oracle.remote.transport import Transport
 
 
 def labels_from_output(values: Any, n: int, *, where: str) -> np.ndarray:

@@ -10,8 +10,9 @@ import io
 
 import numpy as np
 
+from labelleak.errors import RemoteOracleError
 from labelleak.oracle.remote.base import RemoteOracle, labels_from_output
-from labelleak.oracle.remote.transport import RemoteOracleError, Transport
+from labelleak.oracle.remote.transport import Transport
 
 
 def encode_npy(x: np.ndarray) -> bytes:

@@ -34,9 +34,9 @@ from typing import Any, TypeGuard
 import numpy as np
 import yaml
 
-from labelleak.errors import DataFileError, InvalidInputError
+from labelleak.errors import DataFileError, InvalidInputError, RemoteOracleError
 from labelleak.oracle.remote.base import RemoteOracle, labels_from_output
-from labelleak.oracle.remote.transport import RemoteOracleError, RetryPolicy, Transport
+from labelleak.oracle.remote.transport import RetryPolicy, Transport
 
 PLACEHOLDER = "$inputs"
 KEYS = ("url", "method", "headers", "body", "inputs", "labels", "batch_size", "input_shape", "bounds", "n_classes")

@@ -20,20 +20,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
 
-import httpx
+from labelleak._extras import missing_extra
+from labelleak.errors import InvalidInputError, RemoteOutageError
 
-from labelleak.errors import InvalidInputError, LabelleakError
+try:
+    import httpx
+except ImportError as exc:  # the HTTP client ships with the serve extra
+    raise missing_extra("serve", "remote targets (--target URL)") from exc
 
 RETRYABLE = frozenset({408, 425, 429, 500, 502, 503, 504})
 T = TypeVar("T")
-
-
-class RemoteOracleError(LabelleakError, RuntimeError):
-    """The remote target answered something unusable (malformed metadata or predictions)."""
-
-
-class RemoteOutageError(RemoteOracleError):
-    """The remote target kept failing after every retry; an audit can be resumed once it is back."""
 
 
 @dataclass(frozen=True)

@@ -19,9 +19,9 @@ from urllib.parse import quote
 
 import numpy as np
 
-from labelleak.errors import InvalidInputError
+from labelleak.errors import InvalidInputError, RemoteOracleError
 from labelleak.oracle.remote.base import RemoteOracle, labels_from_output
-from labelleak.oracle.remote.transport import RemoteOracleError, Transport
+from labelleak.oracle.remote.transport import Transport
 
 FLOAT_TYPES = {"FP16", "FP32", "FP64"}
 WIRE_TYPES = FLOAT_TYPES | {"INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64"}
