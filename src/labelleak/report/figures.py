@@ -10,23 +10,22 @@ import re
 from pathlib import Path
 
 import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from labelleak.metrics import roc
+from labelleak.report.plots import _figure  # Agg canvas per figure: no global backend, no pyplot state
 
 _FLOOR = 1e-4  # where log axes start: rates below it are drawn on the floor
 
 
-def svg(fig: plt.Figure, key: str, alt: str) -> str:
+def svg(fig: Figure, key: str, alt: str) -> str:
     """The figure as an ``<svg>`` element: ids prefixed with ``key`` (several share a page), alt text."""
     fig.tight_layout()
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.hashsalt": f"labelleak-{key}", "svg.fonttype": "none"}):
         fig.savefig(buf, format="svg", metadata={"Date": None})
-    plt.close(fig)
     text = buf.getvalue()
     text = text[text.index("<svg") :]
     # ids unique within the page: several figures share it
@@ -49,7 +48,7 @@ def png_img(path: Path, alt: str) -> str:
     return f'<img class="fig" src="data:image/png;base64,{data}" alt="{html.escape(alt, quote=True)}">'
 
 
-def _log_axes(ax: plt.Axes, xlabel: str, ylabel: str) -> None:
+def _log_axes(ax: Axes, xlabel: str, ylabel: str) -> None:
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlim(_FLOOR, 1)
@@ -61,7 +60,8 @@ def _log_axes(ax: plt.Axes, xlabel: str, ylabel: str) -> None:
 
 def roc_loglog(curves: dict[str, tuple[np.ndarray, np.ndarray, bool]]) -> str:
     """ROC curves on log-log axes; ``curves[name] = (is_member, score, label_only)``; score attacks dashed."""
-    fig, ax = plt.subplots(figsize=(6.4, 5.0))
+    fig = _figure((6.4, 5.0))
+    ax = fig.subplots()
     for name, (m, s, label_only) in curves.items():
         fpr, tpr, _ = roc(m, s)
         if np.isnan(fpr).any():
@@ -85,7 +85,8 @@ def histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], *, bins: int = 
     n = max(1, len(panels))
     cols = min(3, n)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(3.4 * cols, 2.6 * rows), squeeze=False)
+    fig = _figure((3.4 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_axis_off()
     for ax, (name, (members, nonmembers)) in zip(axes.flat, panels.items()):
@@ -107,7 +108,8 @@ def histograms(panels: dict[str, tuple[np.ndarray, np.ndarray]], *, bins: int = 
 
 def by_queries(series: dict[str, list[dict[str, float]]]) -> str:
     """AUC and TPR at 1% FPR against queries per candidate, one line per boundary attack."""
-    fig, (ax_auc, ax_tpr) = plt.subplots(1, 2, figsize=(9.0, 3.6))
+    fig = _figure((9.0, 3.6))
+    ax_auc, ax_tpr = fig.subplots(1, 2)
     for name, rows in series.items():
         q = [r["queries"] for r in rows]
         ax_auc.plot(q, [r["auc"] for r in rows], marker="o", ms=3, label=name)
@@ -127,7 +129,8 @@ def threshold_sweep(sweeps: dict[str, tuple[list[dict[str, float]], float | None
     """Data-free threshold: accuracy, precision and recall against the percentile t of noise scores; the
     shadow-calibrated balanced accuracy as a dashed line."""
     n = max(1, len(sweeps))
-    fig, axes = plt.subplots(1, n, figsize=(4.6 * n, 3.4), squeeze=False)
+    fig = _figure((4.6 * n, 3.4))
+    axes = fig.subplots(1, n, squeeze=False)
     for ax, (name, (sweep, calibrated)) in zip(axes[0], sweeps.items()):
         t = [s["t"] for s in sweep]
         for metric in ("accuracy", "precision", "recall"):
@@ -148,7 +151,8 @@ def threshold_sweep(sweeps: dict[str, tuple[list[dict[str, float]], float | None
 
 def privacy_utility(rows: list[dict], attacks: list[str]) -> str:
     """Each defense as a point: target test accuracy against the best attack AUC (all, and label-only)."""
-    fig, ax = plt.subplots(figsize=(6.4, 4.6))
+    fig = _figure((6.4, 4.6))
+    ax = fig.subplots()
     for r in rows:
         aucs: dict[str, float] = {a: float(r[f"{a}.auc"]) for a in attacks if r.get(f"{a}.auc") is not None}
         label_only = [v for a, v in aucs.items() if r.get(f"{a}.threat") == "label-only"]
