@@ -15,7 +15,10 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from labelleak.metrics import roc
-from labelleak.report.plots import _figure  # Agg canvas per figure: no global backend, no pyplot state
+from labelleak.report.plots import (  # Agg canvas per figure: no global backend, no pyplot state
+    _figure,
+    draw_privacy_utility,
+)
 
 _FLOOR = 1e-4  # where log axes start: rates below it are drawn on the floor
 
@@ -152,23 +155,7 @@ def threshold_sweep(sweeps: dict[str, tuple[list[dict[str, float]], float | None
 def privacy_utility(rows: list[dict], attacks: list[str]) -> str:
     """Each defense as a point: target test accuracy against the best attack AUC (all, and label-only)."""
     fig = _figure((6.4, 4.6))
-    ax = fig.subplots()
-    for r in rows:
-        aucs: dict[str, float] = {a: float(r[f"{a}.auc"]) for a in attacks if r.get(f"{a}.auc") is not None}
-        label_only = [v for a, v in aucs.items() if r.get(f"{a}.threat") == "label-only"]
-        if aucs:
-            best = max(aucs.values())
-            ax.scatter(r["test_accuracy"], best, color="tab:red")
-            ax.annotate(r["defense"], (r["test_accuracy"], best), fontsize=7, xytext=(3, 3), textcoords="offset points")
-        if label_only:
-            ax.scatter(r["test_accuracy"], max(label_only), color="tab:blue", marker="x")
-    ax.scatter([], [], color="tab:red", label="best attack (any threat model)")
-    ax.scatter([], [], color="tab:blue", marker="x", label="best label-only attack")
-    ax.axhline(0.5, color="k", ls=":", lw=0.8)
-    ax.set_xlabel("target test accuracy (utility)")
-    ax.set_ylabel("membership AUC (leakage)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
+    draw_privacy_utility(fig.subplots(), rows, attacks)
     alt = (
         "Privacy-utility plot: each defense as a point, target test accuracy on the x axis against the best "
         "attack's AUC (red dots, any threat model) and the best label-only attack's AUC (blue crosses)."

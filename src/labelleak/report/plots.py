@@ -18,6 +18,7 @@ from labelleak.logs import get_logger
 from labelleak.metrics import auc, roc
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
 log = get_logger(__name__)
@@ -123,23 +124,16 @@ def plot_series(
     return _save(fig, path)
 
 
-@_figure_writer
-def plot_privacy_utility(rows: list[dict[str, Any]], attacks: list[str], path: str | Path) -> Path:
-    """Each defense as a point: test accuracy (utility) against the best attack AUC (leakage)."""
-    fig = _figure((6.5, 4.8))
-    ax = fig.subplots()
+def draw_privacy_utility(ax: Axes, rows: list[dict[str, Any]], attacks: list[str]) -> None:
+    """The privacy-utility points on ``ax``: per defense, the best attack's AUC (red) and the best label-only
+    attack's AUC (blue cross) against test accuracy; shared by the PNG and the HTML report's SVG."""
     for r in rows:
-        aucs = [float(r[f"{a}.auc"]) for a in attacks if r.get(f"{a}.auc") is not None]
-        label_only = [
-            float(r[f"{a}.auc"])
-            for a in attacks
-            if r.get(f"{a}.threat") == "label-only" and r.get(f"{a}.auc") is not None
-        ]
+        aucs = {a: float(r[f"{a}.auc"]) for a in attacks if r.get(f"{a}.auc") is not None}
+        label_only = [v for a, v in aucs.items() if r.get(f"{a}.threat") == "label-only"]
         if aucs:
-            ax.scatter(r["test_accuracy"], max(aucs), color="tab:red")
-            ax.annotate(
-                r["defense"], (r["test_accuracy"], max(aucs)), fontsize=8, xytext=(3, 3), textcoords="offset points"
-            )
+            best = max(aucs.values())
+            ax.scatter(r["test_accuracy"], best, color="tab:red")
+            ax.annotate(r["defense"], (r["test_accuracy"], best), fontsize=8, xytext=(3, 3), textcoords="offset points")
         if label_only:
             ax.scatter(r["test_accuracy"], max(label_only), color="tab:blue", marker="x")
     ax.scatter([], [], color="tab:red", label="best attack (any threat model)")
@@ -149,6 +143,13 @@ def plot_privacy_utility(rows: list[dict[str, Any]], attacks: list[str], path: s
     ax.set_ylabel("membership AUC (leakage)")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
+
+
+@_figure_writer
+def plot_privacy_utility(rows: list[dict[str, Any]], attacks: list[str], path: str | Path) -> Path:
+    """Each defense as a point: test accuracy (utility) against the best attack AUC (leakage)."""
+    fig = _figure((6.5, 4.8))
+    draw_privacy_utility(fig.subplots(), rows, attacks)
     return _save(fig, path)
 
 
