@@ -19,6 +19,7 @@ from labelleak.attacks import create_attack  # noqa: E402
 from labelleak.distributed import LocalExecutor, RayExecutor  # noqa: E402
 from labelleak.oracle import TorchOracle, TorchScoreOracle  # noqa: E402
 from labelleak.oracle.cache import CachedOracle  # noqa: E402
+from labelleak.oracle.remote.transport import TransportStats  # noqa: E402
 from labelleak.pipeline.audit import run_audit  # noqa: E402
 from labelleak.pipeline.config import make_config  # noqa: E402
 
@@ -142,3 +143,40 @@ def test_an_audit_on_ray_writes_the_local_scores(ray_local, tmp_path):
     with np.load(tmp_path / "ray" / "arrays.npz") as z:
         assert int(z["boundary-hsja/queries"].sum()) > 40
     assert not (tmp_path / "ray" / "checkpoint" / "shards").exists()  # journals removed once finished
+
+
+class FakeTransport:
+    """Travels as a real transport does: as its settings, with fresh statistics where it lands."""
+
+    def __init__(self) -> None:
+        self.stats = TransportStats()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+
+class ClientOracle(TorchOracle):
+    """A target behind a client that counts one request per batch, as a remote oracle's transport does."""
+
+    def __init__(self, model) -> None:
+        super().__init__(model, input_shape=SHAPE, n_classes=10, batch_size=64)
+        self.transport = FakeTransport()
+
+    def _predict(self, x):
+        self.transport.stats.add(requests=1, retries=len(x) % 2, wait=0.5)
+        return super()._predict(x)
+
+
+def test_the_workers_client_statistics_reach_the_drivers_oracle(ray_local, world):
+    attack = create_attack("boundary-hsja", max_iter=2, max_eval=30, init_eval=10, init_size=10)
+    run = dict(max_queries_per_sample=80)
+    local = ClientOracle(world["model"])
+    LocalExecutor().run_attack(attack, local, world["x"], world["y"], **run)
+    driver = ClientOracle(world["model"])
+    RayExecutor(workers=2).run_attack(attack, driver, world["x"], world["y"], **run)
+    assert driver.queries == local.queries
+    assert driver.transport.stats.requests >= local.transport.stats.requests > 0  # two clients batch apart
+    assert driver.transport.stats.wait_seconds == pytest.approx(0.5 * driver.transport.stats.requests)

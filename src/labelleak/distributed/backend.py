@@ -64,8 +64,9 @@ def run_shard(
     shadow: ShadowData | None,
     max_queries_per_sample: int | None,
     task: ShardTask,
-) -> tuple[AttackResult, int]:
-    """Attack one shard against this worker's own oracle; returns the result and the queries the target answered."""
+) -> tuple[AttackResult, int, dict[str, float]]:
+    """Attack one shard against this worker's own oracle; returns the result, the queries the target answered,
+    and what this worker's HTTP client spent (empty for an in-process target) for the driver's ``remote`` stats."""
     target = replica()
     target.max_queries = None if task.oracle_cap is None else target.queries + task.oracle_cap
     before = target.queries
@@ -79,7 +80,26 @@ def run_shard(
     finally:
         if isinstance(oracle, CachedOracle):
             oracle.close()
-    return result, target.queries - before
+    return result, target.queries - before, transport_counts(target)
+
+
+def transport_counts(oracle: LabelOracle) -> dict[str, float]:
+    """Requests, retries and retry wait of a remote oracle's client; empty for an in-process one."""
+    stats = getattr(getattr(oracle, "transport", None), "stats", None)
+    if stats is None:
+        return {}
+    return {"requests": stats.requests, "retries": stats.retries, "wait": stats.wait_seconds}
+
+
+def add_transport_counts(oracle: LabelOracle, counts: Sequence[dict[str, float]]) -> None:
+    """Credit the workers' client statistics to the driver's remote oracle, so results.json counts every request."""
+    base = oracle.inner if isinstance(oracle, CachedOracle) else oracle
+    stats = getattr(getattr(base, "transport", None), "stats", None)
+    if stats is None:
+        return
+    for c in counts:
+        if c:
+            stats.add(requests=int(c["requests"]), retries=int(c["retries"]), wait=float(c["wait"]))
 
 
 class Executor(ABC):
@@ -187,8 +207,13 @@ class LocalExecutor(Executor):
         return [fn(item) for item in items]
 
 
-def _apply(fn: Callable[[Any], Any], item: Any) -> Any:
-    return fn(item)
+def _on_worker(threads: int, fn: Callable[..., R], *args: Any) -> R:
+    """Run ``fn`` on a worker with torch using the worker's CPUs. Ray sets ``OMP_NUM_THREADS`` for a task, but
+    torch sizes its pool once per process and Ray reuses a process for tasks of other sizes, so it is set here."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return fn(*args)
 
 
 class RayExecutor(Executor):
@@ -217,6 +242,7 @@ class RayExecutor(Executor):
         if self._owner:
             self._ray.init(address=address, include_dashboard=False, log_to_driver=False)
         self._options = {"num_cpus": worker_cpus, "num_gpus": worker_gpus, "max_retries": max_retries}
+        self._threads = max(1, int(worker_cpus))
 
     def _get(self, refs: list[Any]) -> list[Any]:
         """Results of ``refs``, with a worker's labelleak error raised here as itself (one line, no traceback)."""
@@ -249,26 +275,35 @@ class RayExecutor(Executor):
         started = time.perf_counter()
         tasks = self._tasks(attack, oracle, len(x), self.workers, max_total_queries, self.journal_dir)
         log.info("%s: %d shard(s) on Ray", attack.name, len(tasks))
-        remote = self._ray.remote(run_shard).options(**self._options)
+        remote = self._ray.remote(_on_worker).options(**self._options)
         replica, shadow_ref = replica_of(oracle), self._ray.put(shadow)
         refs = [
             remote.remote(
-                attack, replica, x[t.start : t.stop], y[t.start : t.stop], shadow_ref, max_queries_per_sample, t
+                self._threads,
+                run_shard,
+                attack,
+                replica,
+                x[t.start : t.stop],
+                y[t.start : t.stop],
+                shadow_ref,
+                max_queries_per_sample,
+                t,
             )
             for t in tasks
         ]
         done = self._get(refs)
-        asked = sum(q for _, q in done)
+        asked = sum(q for _, q, _ in done)
         oracle.queries += asked
         if isinstance(oracle, CachedOracle):
             oracle.inner.queries += asked
+        add_transport_counts(oracle, [c for _, _, c in done])
         if len(done) == 1:
             return replace_seconds(done[0][0], time.perf_counter() - started)
-        return merge_results([r for r, _ in done], seconds=time.perf_counter() - started)
+        return merge_results([r for r, _, _ in done], seconds=time.perf_counter() - started)
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
-        remote = self._ray.remote(_apply).options(**self._options)
-        return self._get([remote.remote(fn, item) for item in items])
+        remote = self._ray.remote(_on_worker).options(**self._options)
+        return self._get([remote.remote(self._threads, fn, item) for item in items])
 
     def close(self) -> None:
         if self._owner and self._ray.is_initialized():
