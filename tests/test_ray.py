@@ -3,6 +3,7 @@ worker killed mid-attack costs only its shard's unjournaled progress, and an aud
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -131,15 +132,23 @@ def test_an_audit_on_ray_writes_the_local_scores(ray_local, tmp_path):
         max_eval=30,
         init_eval=10,
         init_size=10,
-        thresholds=False,
+        noise_samples=20,
         n_boot=5,
         progress=False,
         cache_dir=str(tmp_path / "cache"),
     )
-    run_audit(make_config(out=str(tmp_path / "local"), **common))
-    run_audit(make_config(out=str(tmp_path / "ray"), backend="ray", workers=2, **common))
+    ran = {
+        "local": run_audit(make_config(out=str(tmp_path / "local"), **common)),
+        "ray": run_audit(make_config(out=str(tmp_path / "ray"), backend="ray", workers=2, **common)),
+    }
     local, remote = (tmp_path / "local" / "scores.csv").read_text(), (tmp_path / "ray" / "scores.csv").read_text()
     assert local == remote and local.count("\n") == 2 * 40 + 1
+    # the shadow-model calibration and the data-free threshold run sharded too, to the same thresholds
+    hsja = {k: r["attacks"]["boundary-hsja"] for k, r in ran.items()}
+    assert hsja["ray"]["threshold"] == hsja["local"]["threshold"]
+    assert hsja["ray"]["threshold_source"] == "shadow-model-attack"
+    assert json.dumps(hsja["ray"]["data_free"]) == json.dumps(hsja["local"]["data_free"])  # NaN-safe
+    assert hsja["ray"]["target_queries"] == hsja["local"]["target_queries"]
     with np.load(tmp_path / "ray" / "arrays.npz") as z:
         assert int(z["boundary-hsja/queries"].sum()) > 40
     assert not (tmp_path / "ray" / "checkpoint" / "shards").exists()  # journals removed once finished

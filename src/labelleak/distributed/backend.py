@@ -16,6 +16,7 @@ already paid for.
 
 from __future__ import annotations
 
+import copy
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
@@ -106,6 +107,11 @@ class Executor(ABC):
     """Runs attacks on candidates and training jobs; ``with`` closes it."""
 
     workers: int = 1
+
+    def unjournaled(self) -> Executor:
+        """This executor for queries that must not enter the target's journal (the adversary's own shadow model
+        answers them); the same workers, nothing to close."""
+        return self
 
     @abstractmethod
     def run_attack(
@@ -300,6 +306,11 @@ class RayExecutor(Executor):
         if len(done) == 1:
             return replace_seconds(done[0][0], time.perf_counter() - started)
         return merge_results([r for r, _, _ in done], seconds=time.perf_counter() - started)
+
+    def unjournaled(self) -> RayExecutor:
+        twin = copy.copy(self)
+        twin.journal_dir, twin._owner = None, False  # the twin never shuts Ray down
+        return twin
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
         remote = self._ray.remote(_on_worker).options(**self._options)

@@ -71,6 +71,7 @@ def data_free_threshold(
     cfg: AuditConfig,
     *,
     max_total_queries: int | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Li & Zhang's data-free threshold: attack uniform-noise inputs (non-members by construction), labelled by
     the target, and use the ``top_t``-th percentile of their scores; a sweep over t is reported as well.
@@ -85,7 +86,9 @@ def data_free_threshold(
     noise = rng.uniform(lo, hi, size=(cfg.noise_samples, *oracle.input_shape)).astype(np.float32)
     labels = oracle.predict_labels(noise)
     left = None if max_total_queries is None else max_total_queries - len(noise)
-    noise_result = attack(oracle, noise, labels, max_queries_per_sample=cfg.queries, max_total_queries=left)
+    noise_result = (executor or LocalExecutor()).run_attack(
+        attack, oracle, noise, labels, max_queries_per_sample=cfg.queries, max_total_queries=left
+    )
     reference = noise_result.scores
     threshold = threshold_from_percentile(reference, cfg.top_t)
     sweep = threshold_sweep(is_member, result.scores, reference, ts=DATA_FREE_TS)
@@ -102,11 +105,14 @@ def data_free_threshold(
     }
 
 
-def _calibrate(attack: Attack, result: AttackResult, setup: AuditSetup, cfg: AuditConfig) -> tuple[float, str]:
+def _calibrate(
+    attack: Attack, result: AttackResult, setup: AuditSetup, cfg: AuditConfig, executor: Executor | None = None
+) -> tuple[float, str]:
     """Threshold by best balanced accuracy on data whose membership the adversary knows.
 
     Attacks that train their own shadow model report its members/non-members scores (``extras["calibration"]``);
-    the others are run once more against the adversary's shadow model, whose members are shadow-train.
+    the others are run once more against the adversary's shadow model, whose members are shadow-train (sharded
+    like the attack itself, but never journaled: the target's journal holds only the target's answers).
     """
     cal = result.extras.get("calibration")
     if cal is not None:
@@ -118,8 +124,12 @@ def _calibrate(attack: Attack, result: AttackResult, setup: AuditSetup, cfg: Aud
         n_in = min(n, len(sd.x_train))  # a small shadow pool may hold fewer members than there are candidates
         x = np.concatenate([sd.x_train[:n], sd.x_test[:n]])
         y = np.concatenate([sd.y_train[:n], sd.y_test[:n]])
-        cal_result = attack(
-            _oracle_for(attack, setup, shadow=True), x, y, shadow=sd, max_queries_per_sample=cfg.queries
+        cal_result = (
+            (executor or LocalExecutor())
+            .unjournaled()
+            .run_attack(
+                attack, _oracle_for(attack, setup, shadow=True), x, y, shadow=sd, max_queries_per_sample=cfg.queries
+            )
         )
         m_s, n_s = cal_result.scores[:n_in], cal_result.scores[n_in:]
         source = "shadow-model-attack"
@@ -206,14 +216,14 @@ def _run_one(
         progress=cfg.progress,
     )
     spent = int(result.queries.sum()) + result.setup_queries
-    threshold, source = _calibrate(attack, result, setup, cfg) if cfg.thresholds else (None, None)
+    threshold, source = _calibrate(attack, result, setup, cfg, executor) if cfg.thresholds else (None, None)
     entry = _attack_entry(result, setup.is_member, threshold, source, cfg)
     arrays = {"scores": result.scores, "queries": result.queries, "status": result.status}
     if "distances" in result.extras and cfg.thresholds:
         rest = None if left is None else left - spent
         try:
             entry["data_free"] = data_free_threshold(
-                attack, result, setup.is_member, oracle, cfg, max_total_queries=rest
+                attack, result, setup.is_member, oracle, cfg, max_total_queries=rest, executor=executor
             )
             spent += entry["data_free"]["noise_queries"]
         except BudgetExhaustedError as exc:
