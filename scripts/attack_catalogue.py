@@ -54,8 +54,8 @@ FAMILIES = [
         "1 (+ one setup query per shadow sample; online: one per shadow sample per epoch, plus the shadow-test set)",
         "Li & Zhang, *Membership Leakage in Label-Only Exposures*, CCS 2021, Sec. 4.",
         "The audit passes the target's training recipe (`--arch`/`shadow_arch`, `--width`, `--epochs`, `lr`, "
-        "`batch_size`, `lr_schedule`), `--seed`, `relabel` and `relabel_epochs`. The shadow model's scores on its own members and non-members "
-        "(`extras['calibration']`) give a threshold without touching the candidates.",
+        "`batch_size`, `lr_schedule`), `--seed`, `relabel` and `relabel_epochs`. The shadow model's scores on its "
+        "own members and non-members (`extras['calibration']`) give a threshold without touching the candidates.",
     ),
     Family(
         "BoundaryAttack",
