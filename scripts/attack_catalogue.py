@@ -48,12 +48,14 @@ FAMILIES = [
         "The adversary relabels its shadow set with the target's answers, trains a shadow model on those labels "
         "(so it imitates the target) and scores a candidate by the shadow model's fit: minus its loss "
         "(`transfer`), minus its entropy (`transfer-entropy`) or its confidence (`transfer-confidence`). "
-        "Candidates the target labels wrongly get the lowest score.",
-        "1 (+ one setup query per shadow sample)",
+        "Candidates the target labels wrongly get the lowest score. With `relabel=online` (the official code's "
+        "shadow training) the target labels a RandAugment view of each shadow image every batch of every epoch, "
+        "and the checkpoint that agrees best with the target on the shadow-test images is kept.",
+        "1 (+ one setup query per shadow sample; online: one per shadow sample per epoch, plus the shadow-test set)",
         "Li & Zhang, *Membership Leakage in Label-Only Exposures*, CCS 2021, Sec. 4.",
         "The audit passes the target's training recipe (`--arch`/`shadow_arch`, `--width`, `--epochs`, `lr`, "
-        "`batch_size`, `lr_schedule`) and `--seed`. The shadow model's scores on its own members and non-members "
-        "(`extras['calibration']`) give a threshold without touching the candidates.",
+        "`batch_size`, `lr_schedule`), `--seed`, `relabel` and `relabel_epochs`. The shadow model's scores on its "
+        "own members and non-members (`extras['calibration']`) give a threshold without touching the candidates.",
     ),
     Family(
         "BoundaryAttack",

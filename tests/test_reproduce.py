@@ -286,7 +286,9 @@ def test_transfer_ablation_varies_shadow_architecture_and_size(tiny_images, tmp_
         shadow_size=[40, 80],
     )
     rows = summary["tables"]["transfer_ablation"]
-    assert {(r["shadow_arch"], r["shadow_size"]) for r in rows} == {(a, s) for a in ("mlp", "cnn2") for s in (40, 80)}
+    assert {(r["shadow_arch"], r["shadow_size"], r["relabel"]) for r in rows} == {
+        (a, s, relabel) for a in ("mlp", "cnn2") for s in (40, 80) for relabel in ("once", "online")
+    }
     assert all(0 <= r["shadow_label_agreement"] <= 1 for r in rows)
 
 

@@ -15,10 +15,11 @@ from labelleak.attacks.whitebox import WhiteBoxBoundary
 
 # the audit's seed and shadow recipe reach every attack that takes them; other settings are declared here
 _SEARCH = ("max_iter", "max_eval", "init_eval", "init_size")
+_RELABEL = ("relabel", "relabel_epochs")  # transfer: online relabelling (attacks/_relabel.py)
 register_attack("gap", GapAttack)
-register_attack("transfer", TransferAttack, score="loss")
-register_attack("transfer-entropy", TransferAttack, score="entropy")
-register_attack("transfer-confidence", TransferAttack, score="confidence")
+register_attack("transfer", TransferAttack, score="loss", settings=_RELABEL)
+register_attack("transfer-entropy", TransferAttack, score="entropy", settings=_RELABEL)
+register_attack("transfer-confidence", TransferAttack, score="confidence", settings=_RELABEL)
 register_attack("boundary-hsja", BoundaryAttack, settings=_SEARCH, method="hsja", norm="l2")
 register_attack("boundary-hsja-linf", BoundaryAttack, settings=_SEARCH, method="hsja", norm="linf")
 register_attack("boundary-qeba", BoundaryAttack, settings=_SEARCH, method="qeba", norm="l2")

@@ -55,6 +55,8 @@ AUDIT_SETTINGS: dict[str, AuditSetting] = {
     "smoothing_sigma": AuditSetting("sigma", _key("smoothing_sigma")),
     "smoothing_n": AuditSetting("n", _key("smoothing_n")),
     "smoothing_alpha": AuditSetting("alpha", _key("smoothing_alpha")),
+    "relabel": AuditSetting("relabel", _key("relabel")),
+    "relabel_epochs": AuditSetting("relabel_epochs", _key("relabel_epochs")),
 }
 _AUTOMATIC = ("seed", "shadow_recipe")  # given to every attack whose constructor has a parameter of that name
 

@@ -77,6 +77,12 @@ class QueryLedger:
             room = min(room, max(self.max_total - self.total, 0) // len(owners))
         return room
 
+    def setup_room(self, *, reserve: int = 0) -> int | None:
+        """Setup queries the total cap still allows while keeping ``reserve`` for the candidates (``None``: no cap)."""
+        if self.max_total is None:
+            return None
+        return max(self.max_total - self.total - reserve, 0)
+
     def charge(self, owners: torch.Tensor) -> None:
         """Charge one query to each entry of ``owners`` (candidate indices), or raise without charging."""
         counts = torch.bincount(owners, minlength=len(self.used))

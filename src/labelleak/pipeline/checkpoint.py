@@ -34,6 +34,15 @@ _VOLATILE = {
     "max_total_queries",
 }
 
+# keys added after runs were saved, with the value every earlier run implicitly had: at that value they are left out
+# of a run's identity, so results and checkpoints saved before they existed stay valid
+ADDED_LATER: dict[str, Any] = {"relabel": "once", "relabel_epochs": None}
+
+
+def run_identity(config: dict[str, Any]) -> dict[str, Any]:
+    """The part of an audit config that decides its results: no volatile keys, no later-added key at its old value."""
+    return {k: v for k, v in config.items() if k not in _VOLATILE and not (k in ADDED_LATER and v == ADDED_LATER[k])}
+
 
 class Interrupted(KeyboardInterrupt):
     """The audit was interrupted; its progress is saved in ``folder``."""
@@ -48,9 +57,7 @@ class Checkpoint:
 
     def __init__(self, out: str | Path, config: dict[str, Any], *, resume: bool) -> None:
         self.folder = Path(out) / "checkpoint"
-        fingerprint = hashlib.sha256(
-            json.dumps({k: v for k, v in config.items() if k not in _VOLATILE}, sort_keys=True, default=str).encode()
-        ).hexdigest()
+        fingerprint = hashlib.sha256(json.dumps(run_identity(config), sort_keys=True, default=str).encode()).hexdigest()
         meta = self.folder / "config.json"
         if resume and meta.is_file():
             saved = json.loads(meta.read_text()).get("fingerprint")

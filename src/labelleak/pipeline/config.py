@@ -19,6 +19,7 @@ from labelleak.oracle.preprocess import LAYOUTS
 DEFAULT_ATTACKS = ("gap", "transfer", "boundary-hsja")
 BACKENDS = ("local", "ray")
 PROTOCOLS = ("labelleak", "v2", "rest")
+RELABEL = ("once", "online")  # how the transfer attacks label their shadow set
 
 
 def _positive_int(v: Any) -> bool:
@@ -52,6 +53,8 @@ class AuditConfig:
     top_t: float = 50.0  # data-free threshold: percentile of random-noise distances
     noise_samples: int = 100  # random-noise inputs attacked for the data-free threshold
     lira_models: int = 8  # reference models of LiRA
+    relabel: str = "once"  # transfer attacks: label the shadow set once, or "online" (augmented views every batch)
+    relabel_epochs: int | None = None  # epochs of online relabelling (default: epochs)
     smoothing_sigma: float = 0.25  # randomized smoothing (Cohen et al. 2019): noise level, samples, error rate
     smoothing_n: int = 1000
     smoothing_alpha: float = 0.001
@@ -124,6 +127,10 @@ class AuditConfig:
             found.append(f"smoothing_sigma: expected a positive number, got {self.smoothing_sigma!r}")
         if not isinstance(self.smoothing_alpha, (int, float)) or not 0 < self.smoothing_alpha < 1:
             found.append(f"smoothing_alpha: expected a number between 0 and 1, got {self.smoothing_alpha!r}")
+        if self.relabel not in RELABEL:
+            found.append(f"relabel: expected {' or '.join(RELABEL)}, got {self.relabel!r}")
+        if self.relabel_epochs is not None and not _positive_int(self.relabel_epochs):
+            found.append(f"relabel_epochs: expected a positive integer or nothing, got {self.relabel_epochs!r}")
         if self.lr_schedule not in LR_SCHEDULES:
             found.append(f"lr_schedule: expected {' or '.join(LR_SCHEDULES)}, got {self.lr_schedule!r}")
         if not isinstance(self.top_t, (int, float)) or not 0 <= self.top_t <= 100:

@@ -2,8 +2,9 @@
 
 The bounds come from sizes and budgets only (no model is trained and the target is not contacted): every attack
 runs under the per-candidate budget ``queries``, so ``candidates x min(queries, what the attack asks per
-candidate)`` bounds its main run; the transfer attacks also relabel the shadow-train set, and the boundary
-attacks' data-free threshold labels ``noise_samples`` random inputs and attacks them under the same budget.
+candidate)`` bounds its main run; the transfer attacks also relabel the shadow-train set (with ``relabel:
+online``, once per epoch, plus the held-out shadow-test set), and the boundary attacks' data-free threshold
+labels ``noise_samples`` random inputs and attacks them under the same budget.
 Calibration runs against the adversary's own shadow model and costs the target nothing.
 """
 
@@ -43,6 +44,14 @@ def candidate_sizes(cfg: AuditConfig) -> tuple[int, int]:
     return n_members + n_nonmembers, cfg.shadow_size or cfg.train_size
 
 
+def _relabel_queries(cfg: AuditConfig, shadow_train: int) -> int:
+    """Setup queries of a transfer attack: the shadow-train set once, or online one view of each shadow-train
+    image per epoch plus the held-out shadow-test set (as large as shadow-train)."""
+    if cfg.relabel != "online":
+        return shadow_train
+    return (cfg.relabel_epochs or cfg.epochs) * shadow_train + shadow_train
+
+
 def estimate(cfg: AuditConfig) -> list[dict[str, Any]]:
     """One row per attack: candidates, per-candidate bound, setup and data-free queries, and the total
     (``None`` where unbounded: no per-candidate budget for an iterative attack)."""
@@ -50,7 +59,7 @@ def estimate(cfg: AuditConfig) -> list[dict[str, Any]]:
     rows = []
     for name in cfg.attacks:
         per: int | None = 1 if name.startswith(ONE_QUERY) else cfg.queries
-        setup = shadow_train if name.startswith("transfer") else 0
+        setup = _relabel_queries(cfg, shadow_train) if name.startswith("transfer") else 0
         noise: int | None = 0
         if name.startswith(DISTANCE) and cfg.thresholds:
             noise = None if per is None else cfg.noise_samples * (1 + per)

@@ -22,7 +22,7 @@ from labelleak.distributed.training import executor_for, train_in_parallel
 from labelleak.errors import DataFileError
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
-from labelleak.pipeline.checkpoint import _VOLATILE
+from labelleak.pipeline.checkpoint import run_identity
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.plan import fit_to_pool, load_plan
 from labelleak.pipeline.setup import DatasetCache
@@ -34,8 +34,7 @@ log = get_logger(__name__)
 
 
 def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    strip = lambda d: {k: v for k, v in jsonable(d).items() if k not in _VOLATILE}  # noqa: E731
-    return strip(a) == strip(b)
+    return run_identity(jsonable(a)) == run_identity(jsonable(b))
 
 
 def _finished_results(cfg: AuditConfig) -> dict[str, Any] | None:

@@ -229,7 +229,7 @@ def summarize_distances(records: list[RunRecord], out: Path) -> Summary:
 
 
 def summarize_transfer_ablation(records: list[RunRecord], out: Path) -> Summary:
-    """Transfer-attack AUC for each shadow architecture and shadow-set size."""
+    """Transfer-attack AUC for each shadow architecture, shadow-set size and way of relabelling (once, online)."""
     rows = []
     for r in records:
         for name, entry in r.results["attacks"].items():
@@ -237,13 +237,17 @@ def summarize_transfer_ablation(records: list[RunRecord], out: Path) -> Summary:
                 {
                     "shadow_arch": r.point.get("shadow_arch", r.results["config"].get("shadow_arch")),
                     "shadow_size": r.results["split"].get("shadow_train"),
+                    "relabel": r.results["config"].get("relabel", "once"),  # runs saved before the key: once
                     "attack": name,
                     "shadow_label_agreement": entry.get("shadow_label_agreement"),
                     **_attack_row(entry),
                 }
             )
+    lines = [
+        {**row, "line": f"{row['shadow_arch']}" + ("" if row["relabel"] == "once" else " (online)")} for row in rows
+    ]
     fig = plot_series(
-        _series(rows, "shadow_arch", "shadow_size", "auc"),
+        _series(lines, "line", "shadow_size", "auc"),
         out / "auc_by_shadow.png",
         xlabel="shadow training-set size",
         ylabel="transfer-attack ROC AUC",
