@@ -19,7 +19,7 @@ from labelleak.oracle import CallableOracle
 from labelleak.pipeline.plan import experiment_names, fit_to_pool, load_plan
 from labelleak.pipeline.reproduce import run_reproduce
 
-EXPERIMENTS = ["defenses", "distances", "norms", "queries", "sizes", "threshold", "transfer-ablation"]
+EXPERIMENTS = ["defenses", "distances", "lowfpr", "norms", "queries", "sizes", "threshold", "transfer-ablation"]
 
 
 # ---------------------------------------------------------------- randomized smoothing
@@ -132,7 +132,7 @@ def test_plan_overrides_replace_grid_axes_and_reject_unknown_names(tmp_path):
     # a narrowed grid keeps the full plan's reserve: its targets are the full experiment's (same split, cache hits)
     assert all(r.config.epochs == 2 and r.config.reserve_train == 3000 for r in plan.runs)
     assert {r.config.reserve_train for r in load_plan("sizes", overrides={"train_size": [5000]}).runs} == {5000}
-    with pytest.raises(UnknownNameError, match="choose from defenses, distances, norms"):
+    with pytest.raises(UnknownNameError, match="choose from defenses, distances, lowfpr, norms"):
         load_plan("nope")
     with pytest.raises(InvalidInputError, match="scale: expected one of cpu, paper"):
         load_plan("sizes", scale="huge")

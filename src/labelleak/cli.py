@@ -376,7 +376,8 @@ def _parse_sets(items: list[str]) -> dict:
 @app.command()
 def reproduce(
     experiment: str = typer.Argument(
-        ..., help="sizes, queries, norms, threshold, distances, transfer-ablation, defenses, or a YAML plan file."
+        ...,
+        help="sizes, queries, norms, threshold, distances, transfer-ablation, defenses, lowfpr, or a YAML plan file.",
     ),
     scale: str = typer.Option("cpu", help="cpu (hours on 2 cores) or paper (the paper's settings; use a GPU)."),
     dataset: str | None = typer.Option(None, help="Dataset in place of the plan's (cifar10)."),

@@ -18,8 +18,9 @@ import numpy as np
 import torch
 
 from labelleak import __version__
+from labelleak.attacks import attack_names
 from labelleak.distributed.training import executor_for, train_in_parallel
-from labelleak.errors import DataFileError
+from labelleak.errors import DataFileError, UnknownNameError
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.checkpoint import run_identity
@@ -71,6 +72,12 @@ def run_reproduce(
     name = Path(experiment).stem if str(experiment).endswith((".yaml", ".yml")) else str(experiment)
     out = Path(out or Path("reproduce-out") / f"{name}-{scale}")
     plan = load_plan(experiment, scale=scale, overrides={**(overrides or {}), "progress": progress}, out=out / "runs")
+    # checked before any data is loaded or model trained: otherwise it stops the plan after hours of earlier runs
+    unknown = sorted({a for run in plan.runs for a in run.config.attacks} - set(attack_names()))
+    if unknown:
+        raise UnknownNameError(
+            f"experiment {plan.name}: unknown attack(s) {', '.join(unknown)}; choose from {', '.join(attack_names())}"
+        )
     first = plan.runs[0].config
     datasets = DatasetCache()  # every run reads the same file: load it once, for this call only
     dataset, _, _ = datasets.load(first.dataset, first.data)

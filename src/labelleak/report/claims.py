@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from labelleak.report.lowfpr import fpr_label
+
 Rows = list[dict[str, Any]]
 Claim = dict[str, str]
 
@@ -154,6 +156,24 @@ def _transfer(tables: dict[str, Rows]) -> list[Claim]:
     ]
 
 
+def _lowfpr(tables: dict[str, Rows]) -> list[Claim]:
+    claims = []
+    for r in tables.get("goal", []):
+        what = "the goal" if r["fpr"] >= 0.01 else "the stretch goal"
+        claims.append(
+            _claim(
+                f"A label-only attack reaches half of online LiRA's TPR at {fpr_label(r['fpr'])} FPR ({what})",
+                f"the best label-only attack within {r['goal_queries']:,} queries per candidate has at least "
+                f"{r['goal_ratio']} times LiRA's TPR on the same candidates",
+                f"{r['best_label_only'] or 'no label-only attack'}: TPR {r['tpr']:.3f} vs LiRA {r['lira_tpr']:.3f}, "
+                f"ratio {r['ratio']:.2f} [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]",
+                int(bool(r["met"])),
+                1,
+            )
+        )
+    return claims
+
+
 CHECKS: dict[str, Callable[[dict[str, Rows]], list[Claim]]] = {
     "sizes": _sizes,
     "queries": _queries,
@@ -161,6 +181,7 @@ CHECKS: dict[str, Callable[[dict[str, Rows]], list[Claim]]] = {
     "threshold": _threshold,
     "distances": _distances,
     "transfer-ablation": _transfer,
+    "lowfpr": _lowfpr,
 }
 
 

@@ -60,6 +60,24 @@ def sizes_pivot(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _with_interval(row: dict[str, Any], key: str) -> str:
+    return f"{fmt_cell(row.get(key))} [{fmt_cell(row.get(f'{key}_low'))}, {fmt_cell(row.get(f'{key}_high'))}]"
+
+
+def lowfpr_markdown(rows: list[dict[str, Any]]) -> str:
+    """The low-FPR table in short: ``value [95% interval]`` cells and the cost columns (the CSV has them flat)."""
+    head = ["attack", "threat model", "candidates", "TPR@0.1%FPR", "TPR@1%FPR", "AUC"]
+    head += ["target queries / candidate", "setup queries", "reference models", "seconds"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["attack"], fmt_cell(r.get("threat_model")), f"{r['n_members']} + {r['n_nonmembers']}"]
+        cells += [_with_interval(r, k) for k in ("tpr@0.1%", "tpr@1%", "auc")]
+        cells += [fmt_number(r.get("queries_per_candidate"), 1), fmt_cell(r.get("setup_queries"))]
+        cells += [fmt_cell(r.get("reference_models")), fmt_number(r.get("seconds"), 0)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def matrix_markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
     """The defense x attack matrix: utility, gap, epsilon and each attack's AUC / TPR@1%FPR."""
     head = ["defense", "test acc", "gap", "epsilon"] + [f"{a} AUC / TPR@1%" for a in attacks]
@@ -95,8 +113,20 @@ def summary_markdown(summary: dict[str, Any], tables: dict[str, list[dict[str, A
         )
     for name, rows in tables.items():
         parts.append(f"## {name}\n")
-        parts.append(sizes_pivot(rows) if summary["kind"] == "sizes" else markdown_table(rows))
+        if summary["kind"] == "sizes":
+            parts.append(sizes_pivot(rows))
+        elif summary["kind"] == "lowfpr" and name == "lowfpr":
+            parts.append(lowfpr_markdown(rows))
+        else:
+            parts.append(markdown_table(rows))
         if summary["kind"] == "sizes":
             parts.append("\nCells: AUC [95% bootstrap CI] / TPR at 1% FPR.\n")
+    if summary["kind"] == "lowfpr":
+        parts.append(
+            "Brackets and columns `_low`, `_high`: 95% bootstrap interval. `lira_ratio` and `goal` compare each "
+            "attack with online LiRA on the candidates both scored (paired bootstrap). Target queries per candidate "
+            "are the mean; setup queries (in all) are those that belong to no candidate, such as labelling the "
+            "adversary's data.\n"
+        )
     parts.append("\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures) + "\n")
     return "\n".join(parts)

@@ -15,7 +15,7 @@ import numpy as np
 
 from labelleak._extras import has_module
 from labelleak.logs import get_logger
-from labelleak.metrics import auc, roc
+from labelleak.metrics import auc, roc, tpr_at_fpr
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -190,6 +190,47 @@ def plot_bars(
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3, axis="y")
     ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+@_figure_writer
+def plot_roc_loglog(
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    path: str | Path,
+    *,
+    title: str = "",
+    marks: tuple[float, ...] = (0.001, 0.01),
+) -> Path:
+    """Every attack's ROC in one log-log panel, the low-FPR regime; dotted lines at the FPRs in ``marks``.
+
+    ``curves`` maps a label to ``(is_member, score)``; attacks may have different numbers of non-members. A point
+    at FPR 0 cannot sit on a log axis: it is drawn at half the smallest non-zero FPR of all curves, the left edge.
+    """
+    fig = _figure((7.5, 5.8))
+    ax = fig.subplots()
+    drawn = {label: roc(m, s) for label, (m, s) in curves.items()}
+    drawn = {k: v for k, v in drawn.items() if not np.isnan(v[0]).any()}
+    edge = 0.5 * min((1.0 / max(int((~np.asarray(curves[k][0], bool)).sum()), 1) for k in drawn), default=1e-3)
+    for i, (label, (fpr, tpr, _)) in enumerate(drawn.items()):
+        m, s = curves[label]
+        members = int(np.asarray(m, bool).sum())
+        lows = " / ".join(f"{tpr_at_fpr(m, s, f):.3f}" for f in marks)
+        text = f"{label}: {lows} ({members} + {len(m) - members})"
+        # the colour cycle has 10 colours: later curves are dashed, so that no two look alike
+        ax.plot(np.maximum(fpr, edge), np.maximum(tpr, edge), label=text, lw=1.2, ls="-" if i < 10 else "--")
+    for f in marks:
+        ax.axvline(f, color="grey", ls=":", lw=0.8)
+    ax.plot([edge, 1], [edge, 1], "k--", lw=0.8, label="chance")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(edge, 1)
+    ax.set_ylim(edge, 1)
+    ax.set_xlabel("false-positive rate")
+    ax.set_ylabel("true-positive rate")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right", title=f"TPR at {' / '.join(f'{f * 100:g}%' for f in marks)} FPR")
     if title:
         ax.set_title(title)
     return _save(fig, path)

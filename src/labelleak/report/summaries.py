@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from labelleak.metrics import auc, precision_recall
+from labelleak.report.lowfpr import summarize_lowfpr
 from labelleak.report.plots import plot_bars, plot_histograms, plot_series
 
 
@@ -284,4 +285,5 @@ SUMMARIES: dict[str, Callable[[list[RunRecord], Path], Summary]] = {
     "distances": summarize_distances,
     "transfer-ablation": summarize_transfer_ablation,
     "defenses": summarize_defenses,
+    "lowfpr": summarize_lowfpr,
 }
