@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from labelleak import __version__
-from labelleak.attacks import Attack, AttackResult, create_attack
+from labelleak.attacks import Attack, AttackResult, ShadowData, create_attack
 from labelleak.attacks.registry import attack_names, audit_params
 from labelleak.distributed import Executor, LocalExecutor, make_executor
 from labelleak.errors import BudgetExhaustedError, InvalidInputError, UnknownNameError
@@ -71,6 +71,7 @@ def data_free_threshold(
     cfg: AuditConfig,
     *,
     max_total_queries: int | None = None,
+    shadow: ShadowData | None = None,
 ) -> dict[str, Any]:
     """Li & Zhang's data-free threshold: attack uniform-noise inputs (non-members by construction), labelled by
     the target, and use the ``top_t``-th percentile of their scores; a sweep over t is reported as well.
@@ -85,7 +86,9 @@ def data_free_threshold(
     noise = rng.uniform(lo, hi, size=(cfg.noise_samples, *oracle.input_shape)).astype(np.float32)
     labels = oracle.predict_labels(noise)
     left = None if max_total_queries is None else max_total_queries - len(noise)
-    noise_result = attack(oracle, noise, labels, max_queries_per_sample=cfg.queries, max_total_queries=left)
+    noise_result = attack(
+        oracle, noise, labels, shadow=shadow, max_queries_per_sample=cfg.queries, max_total_queries=left
+    )
     reference = noise_result.scores
     threshold = threshold_from_percentile(reference, cfg.top_t)
     sweep = threshold_sweep(is_member, result.scores, reference, ts=DATA_FREE_TS)
@@ -213,7 +216,7 @@ def _run_one(
         rest = None if left is None else left - spent
         try:
             entry["data_free"] = data_free_threshold(
-                attack, result, setup.is_member, oracle, cfg, max_total_queries=rest
+                attack, result, setup.is_member, oracle, cfg, max_total_queries=rest, shadow=setup.shadow_data
             )
             spent += entry["data_free"]["noise_queries"]
         except BudgetExhaustedError as exc:

@@ -1,0 +1,109 @@
+"""What the adversary's own data and shadow model give a boundary search, at no query cost.
+
+* :func:`nearest_other_class`: the adversary's samples of other classes nearest to each candidate (L2 in the
+  input space): starting points whose label probably differs.
+* :func:`shadow_adversarial`: the shadow model's white-box adversarial example (DDN), pushed ``overshoot`` times
+  further along its perturbation so that it probably crosses the target's boundary too.
+* :func:`margin_prior`: the shadow model's input gradient of ``logsumexp_{k != y} s_k - s_y`` (towards the other
+  classes), the transfer prior of :mod:`labelleak.attacks.guided`.
+
+Every model evaluation and distance computation runs on rows sorted by content key in fixed-size chunks, so a
+candidate's result does not depend on which other candidates share the call or on their order.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from labelleak.attacks.guided import PriorFn, in_key_order
+from labelleak.attacks.whitebox import ddn
+from labelleak.rng import content_keys
+
+_CHUNK = 256  # candidates per model call
+
+
+def _chunked(fn: PriorFn, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    return torch.cat([fn(x[i : i + _CHUNK], y[i : i + _CHUNK]) for i in range(0, len(x), _CHUNK)]) if len(x) else x
+
+
+def nearest_other_class(
+    x: torch.Tensor, y: torch.Tensor, pool_x: torch.Tensor, pool_y: torch.Tensor, k: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The ``k`` samples of ``pool_x`` (P, *shape) whose label differs from each candidate's, nearest first.
+
+    Returns starts (N, k, *shape) and which of them exist (N, k) (fewer than ``k`` pool samples of other classes).
+    """
+    n = len(x)
+    flat = pool_x.reshape(len(pool_x), -1).to(torch.float64)
+    sq = (flat**2).sum(1)
+    k_eff = min(k, len(pool_x))
+
+    def nearest(rows: torch.Tensor) -> torch.Tensor:
+        out = []
+        for i in range(0, len(rows), _CHUNK):
+            r = rows[i : i + _CHUNK]
+            xr = x[r].reshape(len(r), -1).to(torch.float64)
+            d2 = (xr**2).sum(1, keepdim=True) + sq[None, :] - 2 * xr @ flat.T
+            d2 = torch.where(pool_y[None, :] == y[r][:, None], math.inf, d2)
+            out.append(torch.sort(d2, dim=1, stable=True).indices[:, :k_eff])
+        return torch.cat(out) if out else torch.empty(0, k_eff, dtype=torch.int64)
+
+    idx = in_key_order(content_keys(x), nearest, torch.arange(n))  # (N, k_eff)
+    valid = pool_y[idx] != y[:, None]
+    starts = torch.zeros(n, k, *x.shape[1:])
+    starts[:, :k_eff] = pool_x[idx].to(torch.float32)
+    mask = torch.zeros(n, k, dtype=torch.bool)
+    mask[:, :k_eff] = valid
+    return starts, mask
+
+
+def shadow_adversarial(
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    *,
+    bounds: tuple[float, float],
+    steps: int = 100,
+    overshoot: float = 2.0,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Starting points (N, *shape) from the shadow model's DDN adversarial examples and where DDN found one (N,)."""
+    model.eval()
+    device = next(model.parameters()).device
+    found = torch.zeros(len(x), dtype=torch.bool)
+
+    def attack(rows: torch.Tensor) -> torch.Tensor:
+        deltas = []
+        for i in range(0, len(rows), _CHUNK):
+            r = rows[i : i + _CHUNK]
+            delta, ok = ddn(
+                model, x[r].to(device), y[r].to(device), steps=steps, gamma=0.05, init_norm=1.0, bounds=bounds
+            )
+            deltas.append(delta.detach().cpu())
+            found[r] = ok.cpu()
+        return torch.cat(deltas) if deltas else torch.empty_like(x)
+
+    delta = in_key_order(content_keys(x), attack, torch.arange(len(x)))
+    return torch.clamp(x + overshoot * delta, bounds[0], bounds[1]), found
+
+
+def margin_prior(model: nn.Module) -> PriorFn:
+    """The prior: gradient of the shadow model's log-odds of any other class against the label, per row."""
+    model.eval()
+    device = next(model.parameters()).device
+
+    def one(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        xs = x.to(device).detach().requires_grad_(True)
+        logits = model(xs).double()
+        own = logits.gather(1, y.to(device)[:, None]).squeeze(1)
+        others = logits.scatter(1, y.to(device)[:, None], -math.inf).logsumexp(1)
+        (grad,) = torch.autograd.grad((others - own).sum(), xs)
+        return grad.detach().cpu()
+
+    def prior(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        with torch.enable_grad():
+            return _chunked(one, x, y)
+
+    return prior
