@@ -29,7 +29,7 @@ register_attack(
     method="hsja",
     norm="l2",
     starts=4,
-    shadow_start=True,
+    shadow_starts=3,
     prior="shadow",
 )
 register_attack("boundary-whitebox", WhiteBoxBoundary)

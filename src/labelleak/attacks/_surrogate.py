@@ -2,8 +2,8 @@
 
 * :func:`nearest_other_class`: the adversary's samples of other classes nearest to each candidate (L2 in the
   input space): starting points whose label probably differs.
-* :func:`shadow_adversarial`: the shadow model's white-box adversarial example (DDN), pushed ``overshoot`` times
-  further along its perturbation so that it probably crosses the target's boundary too.
+* :func:`shadow_face_starts`: points beyond the shadow model's nearest class faces, linearised at the candidate
+  (white-box adversarial examples of the shadow model, one per face).
 * :func:`margin_prior`: the shadow model's input gradient of ``logsumexp_{k != y} s_k - s_y`` (towards the other
   classes), the transfer prior of :mod:`labelleak.attacks.guided`.
 
@@ -19,7 +19,6 @@ import torch
 from torch import nn
 
 from labelleak.attacks.guided import PriorFn, in_key_order
-from labelleak.attacks.whitebox import ddn
 from labelleak.rng import content_keys
 
 _CHUNK = 256  # candidates per model call
@@ -60,33 +59,59 @@ def nearest_other_class(
     return starts, mask
 
 
-def shadow_adversarial(
+def shadow_face_starts(
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
+    m: int,
     *,
     bounds: tuple[float, float],
-    steps: int = 100,
     overshoot: float = 2.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Starting points (N, *shape) from the shadow model's DDN adversarial examples and where DDN found one (N,)."""
+    """Starting points towards the shadow model's ``m`` nearest class faces, nearest first: (N, m, *shape), (N, m).
+
+    For each other class j the shadow's margin ``s_y - s_j`` is linearised at the candidate (DeepFool's first step,
+    Moosavi-Dezfooli et al., CVPR 2016): the face lies at ``gap_j / |grad_j|`` along ``grad_j``; the start is
+    ``overshoot`` times that far (at least 1% of the input range), so that it probably crosses the target's face too.
+    """
     model.eval()
     device = next(model.parameters()).device
-    found = torch.zeros(len(x), dtype=torch.bool)
+    n_classes = None
 
-    def attack(rows: torch.Tensor) -> torch.Tensor:
-        deltas = []
+    def faces(rows: torch.Tensor) -> torch.Tensor:
+        nonlocal n_classes
+        out = []
         for i in range(0, len(rows), _CHUNK):
             r = rows[i : i + _CHUNK]
-            delta, ok = ddn(
-                model, x[r].to(device), y[r].to(device), steps=steps, gamma=0.05, init_norm=1.0, bounds=bounds
+            xs = x[r].to(device).detach().requires_grad_(True)
+            with torch.enable_grad():
+                logits = model(xs).double()
+                own = logits.gather(1, y[r].to(device)[:, None]).squeeze(1)
+                grads = [
+                    torch.autograd.grad((logits[:, j] - own).sum(), xs, retain_graph=True)[0].reshape(len(r), -1)
+                    for j in range(logits.shape[1])
+                ]
+            g = torch.stack(grads, 1).detach().cpu().to(torch.float64)  # (R, K, D)
+            gap = (own[:, None] - logits).detach().cpu()  # (R, K)
+            norm = g.norm(dim=2).clamp_min(1e-12)
+            dist = (gap.clamp_min(0) / norm).clamp_min(0.01 * (bounds[1] - bounds[0]))
+            dist = torch.where(torch.arange(logits.shape[1])[None, :] == y[r][:, None], math.inf, dist)
+            order = torch.sort(dist, dim=1, stable=True).indices[:, :m]
+            step = (overshoot * dist / norm)[:, :, None] * g
+            pts = x[r].reshape(len(r), 1, -1).to(torch.float64) + step.gather(
+                1, order[:, :, None].expand(-1, -1, g.shape[2])
             )
-            deltas.append(delta.detach().cpu())
-            found[r] = ok.cpu()
-        return torch.cat(deltas) if deltas else torch.empty_like(x)
+            ok = torch.isfinite(dist.gather(1, order))
+            out.append(torch.cat([pts.clamp(bounds[0], bounds[1]).to(torch.float32), ok[:, :, None].float()], 2))
+        return torch.cat(out) if out else torch.empty(0, m, math.prod(x.shape[1:]) + 1)
 
-    delta = in_key_order(content_keys(x), attack, torch.arange(len(x)))
-    return torch.clamp(x + overshoot * delta, bounds[0], bounds[1]), found
+    packed = in_key_order(content_keys(x), faces, torch.arange(len(x)))  # (N, m', D + 1)
+    k = packed.shape[1]
+    starts = torch.zeros(len(x), m, *x.shape[1:])
+    starts[:, :k] = packed[:, :, :-1].reshape(len(x), k, *x.shape[1:])
+    valid = torch.zeros(len(x), m, dtype=torch.bool)
+    valid[:, :k] = packed[:, :, -1] > 0
+    return starts, valid
 
 
 def margin_prior(model: nn.Module) -> PriorFn:

@@ -6,7 +6,7 @@ dropped: those the target misclassifies get score 0 (they are already across the
 no adversarial start point is found get the largest finite score (the diameter of the input box in the score
 norm), status ``FAILED``.
 
-With ``starts``, ``shadow_start`` or ``prior="shadow"`` the search is guided by the adversary's own data and shadow
+With ``starts``, ``shadow_starts`` or ``prior="shadow"`` the search is guided by the adversary's own data and shadow
 model (:mod:`labelleak.attacks.guided`): several verified starting points and the shadow model's gradient as a
 prior for the gradient-direction estimate. ``boundary-guided`` is that attack with all three on.
 
@@ -24,7 +24,7 @@ import numpy as np
 import torch
 
 from labelleak.attacks._shadow import ShadowRecipe
-from labelleak.attacks._surrogate import margin_prior, nearest_other_class, shadow_adversarial
+from labelleak.attacks._surrogate import margin_prior, nearest_other_class, shadow_face_starts
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.attacks.guided import GuidedSearch, PriorFn
 from labelleak.attacks.hsja import BoundarySearch, HopSkipJump, Norm, box_diameter, lp_distance
@@ -65,10 +65,10 @@ class BoundaryAttack(Attack):
         milestones: query counts per candidate at which the best distance so far is recorded.
         seed: seeds the random directions (per candidate, independent of batch order) and the shadow model.
         starts: the adversary's own samples of other classes tried as starting points, nearest first (0: none).
-        shadow_start: also start from the shadow model's white-box (DDN) adversarial example.
+        shadow_starts: points beyond the shadow model's nearest class faces tried as starting points (0: none).
         prior: ``"shadow"`` biases the gradient-direction estimate with the shadow model's input gradient.
         start_tol: relative precision of each start's coarse binary search before the best one is kept.
-        shadow_recipe: how the shadow model of ``shadow_start`` and ``prior`` is trained (on the shadow-train part
+        shadow_recipe: how the shadow model of ``shadow_starts`` and ``prior`` is trained (on the shadow-train part
             with its own labels: no target queries).
     """
 
@@ -87,7 +87,7 @@ class BoundaryAttack(Attack):
         milestones: tuple[int, ...] = DEFAULT_MILESTONES,
         seed: int = 0,
         starts: int = 0,
-        shadow_start: bool = False,
+        shadow_starts: int = 0,
         prior: Literal["none", "shadow"] = "none",
         start_tol: float = 1 / 64,
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
@@ -96,7 +96,7 @@ class BoundaryAttack(Attack):
         self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
         self.init_size, self.gamma, self.ratio = init_size, gamma, ratio
         self.milestones, self.seed = tuple(milestones), seed
-        self.starts, self.shadow_start, self.prior = starts, shadow_start, prior
+        self.starts, self.shadow_starts, self.prior = starts, shadow_starts, prior
         self.start_tol, self.shadow_recipe = start_tol, shadow_recipe
         self.name = f"boundary-{method}" + ("-linf" if norm == "linf" else "")
 
@@ -180,11 +180,12 @@ class BoundaryAttack(Attack):
 
     @property
     def guided(self) -> bool:
-        return self.starts > 0 or self.shadow_start or self.prior == "shadow"
+        return self.starts > 0 or self.shadow_starts > 0 or self.prior == "shadow"
 
     def _check_guidance(self) -> None:
-        if isinstance(self.starts, bool) or not isinstance(self.starts, int) or self.starts < 0:
-            raise InvalidInputError(f"starts: expected a non-negative integer, got {self.starts!r}")
+        for name, value in (("starts", self.starts), ("shadow_starts", self.shadow_starts)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInputError(f"{name}: expected a non-negative integer, got {value!r}")
         if self.prior not in ("none", "shadow"):
             raise InvalidInputError(f"prior: expected 'none' or 'shadow', got {self.prior!r}")
 
@@ -205,7 +206,7 @@ class BoundaryAttack(Attack):
             return engine.search(oracle, x, y, rows, milestones=self.milestones, on_iteration=tick)
         if shadow is None:
             raise InvalidInputError(
-                f"{self.name}: starts, shadow_start and prior='shadow' need the adversary's data "
+                f"{self.name}: starts, shadow_starts and prior='shadow' need the adversary's data "
                 "(shadow=ShadowData(...))"
             )
         parts: list[tuple[torch.Tensor, torch.Tensor]] = []
@@ -214,7 +215,7 @@ class BoundaryAttack(Attack):
             pool_y = torch.as_tensor(np.concatenate([shadow.y_train, shadow.y_test]), dtype=torch.int64)
             parts.append(nearest_other_class(x, y, pool_x, pool_y, self.starts))
         prior: PriorFn | None = None
-        if self.shadow_start or self.prior == "shadow":
+        if self.shadow_starts > 0 or self.prior == "shadow":
             model = self.shadow_recipe.train(
                 shadow.x_train,
                 shadow.y_train,
@@ -224,13 +225,17 @@ class BoundaryAttack(Attack):
                 description=f"shadow ({self.name})",
                 progress=progress,
             )
-            if self.shadow_start:
-                point, ok = shadow_adversarial(model, x, y, bounds=oracle.bounds)
-                parts.insert(0, (point[:, None], ok[:, None]))
+            if self.shadow_starts > 0:
+                parts.insert(0, shadow_face_starts(model, x, y, self.shadow_starts, bounds=oracle.bounds))
             if self.prior == "shadow":
                 prior = margin_prior(model)
         starts = torch.cat([p for p, _ in parts], dim=1) if parts else None
         valid = torch.cat([v for _, v in parts], dim=1) if parts else None
-        return GuidedSearch(engine, start_tol=self.start_tol).search(
+        return GuidedSearch(
+            engine,
+            start_tol=self.start_tol,
+            memory=getattr(self, "_memory", True),
+            tighten=getattr(self, "_tighten", 16.0),
+        ).search(
             oracle, x, y, rows, starts=starts, valid=valid, prior=prior, milestones=self.milestones, on_iteration=tick
         )

@@ -166,6 +166,7 @@ class _Run:
         self.keys = content_keys(self.x0)
         self.stream = KeyedStream(attack.seed)
         self.theta = attack.gamma / (self.d**1.5 if attack.norm == "l2" else self.d**2)
+        self.search_theta = self.theta  # binary-search threshold (the guided search tightens it)
         self.adv = self.x0.clone()
         self.dist = torch.full((self.n,), math.inf)
         self.found = torch.zeros(self.n, dtype=torch.bool)
@@ -257,10 +258,10 @@ class _Run:
         """Move ``self.adv[rows]`` (adversarial) towards the originals until within the theta threshold."""
         target = self.adv[rows].clone()
         if self.a.norm == "l2":
-            high, thr = torch.ones(len(rows)), torch.full((len(rows),), self.theta)
+            high, thr = torch.ones(len(rows)), torch.full((len(rows),), self.search_theta)
         else:
             high = lp_distance(target - self.x0[rows], "linf")
-            thr = torch.clamp(high * self.theta, max=self.theta)
+            thr = torch.clamp(high * self.search_theta, max=self.search_theta)
         low = torch.zeros(len(rows))
         for _ in range(64):
             open_ = torch.nonzero(high - low > thr).flatten()
@@ -278,7 +279,7 @@ class _Run:
 
     def _reserve(self) -> int:
         """Queries kept back for one step search and one binary search."""
-        return 2 + math.ceil(math.log2(1.0 / self.theta))
+        return 2 + math.ceil(math.log2(1.0 / self.search_theta))
 
     def _gradient(self, rows: torch.Tensor, counts: torch.Tensor, delta: torch.Tensor, t: int) -> torch.Tensor:
         """Monte-Carlo estimate of the boundary normal at ``adv[rows]`` with baseline subtraction (Eq. 16)."""
@@ -294,11 +295,13 @@ class _Run:
     def _estimate(
         self, rows: torch.Tensor, counts: torch.Tensor, delta: torch.Tensor, t: int, prior: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Raw estimate (R, D) = mean of phi_i u_i minus the baseline, and the sum of <u_i, prior>^2 per row (R,)
-        (zeros without a ``prior`` (R, D)): what :mod:`labelleak.attacks.guided` needs to weigh a prior."""
+        """Raw estimate (R, D) = mean of phi_i u_i minus the baseline, and the sums of <u_i, b>^2 (R, m) over the
+        directions b of ``prior`` (R, m, D) (zeros without one): what :mod:`labelleak.attacks.guided` needs to weigh
+        prior directions."""
         r = len(rows)
         s_phiu, s_u = torch.zeros(r, self.d), torch.zeros(r, self.d)
-        s_phi, s_up2 = torch.zeros(r), torch.zeros(r)
+        s_phi = torch.zeros(r)
+        s_up2 = torch.zeros(r, 0 if prior is None else prior.shape[1])
         chunk = max(1, self.a.chunk_elements // max(1, r * self.d))
         base = self.adv[rows]
         directions = self.a.directions(t, int(counts.max()), self.shape)  # (max count, D)
@@ -317,16 +320,17 @@ class _Run:
             s_phiu += (phi[:, :, None] * u).sum(1)
             s_u += (valid[:, :, None] * u).sum(1)
             s_phi += phi.sum(1)
-            if prior is not None:
-                s_up2 += ((u * prior[:, None, :]).sum(2) ** 2 * valid).sum(1)
+            for j in range(s_up2.shape[1]):  # elementwise, for the same reason
+                assert prior is not None
+                s_up2[:, j] += ((u * prior[:, None, j, :]).sum(2) ** 2 * valid).sum(1)
         n = counts.to(torch.float32).clamp_min(1)
         mean_phi = s_phi / n
         uniform = mean_phi.abs() == 1.0  # all answers equal: no baseline (as in the reference code)
         return torch.where(uniform[:, None], s_phiu, s_phiu - mean_phi[:, None] * s_u) / n[:, None], s_up2
 
-    def _step(self, rows: torch.Tensor, update: torch.Tensor, t: int) -> None:
-        """Geometric step search from xi = dist / sqrt(t), halving until still adversarial."""
-        eps = self.dist[rows] / math.sqrt(t)
+    def _step(self, rows: torch.Tensor, update: torch.Tensor, t: int, eps: torch.Tensor | None = None) -> None:
+        """Geometric step search from xi = ``eps`` (default dist / sqrt(t)), halving until still adversarial."""
+        eps = self.dist[rows] / math.sqrt(t) if eps is None else eps.clone()
         pending = torch.ones(len(rows), dtype=torch.bool)
         new = self.adv[rows].clone()
         for _ in range(_MAX_HALVINGS):

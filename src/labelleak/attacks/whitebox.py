@@ -11,7 +11,6 @@ query per candidate, so its cost is comparable with the label-only attacks'.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -23,46 +22,6 @@ from labelleak.errors import InvalidInputError
 from labelleak.oracle.backends import TorchOracle
 from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle
-
-
-def ddn(
-    model: torch.nn.Module,
-    x: torch.Tensor,
-    y: torch.Tensor,
-    *,
-    steps: int,
-    gamma: float,
-    init_norm: float,
-    bounds: tuple[float, float],
-    on_step: Callable[[], None] | None = None,
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """DDN on ``model`` for candidates ``x`` (N, *shape) of labels ``y``: the smallest adversarial perturbation
-    seen per row (N, *shape) and whether one was seen (N,). ``on_step`` runs before each forward pass (to charge
-    a query budget)."""
-    lo, hi = bounds
-    flat = lambda t: t.reshape(len(t), -1)  # noqa: E731
-    delta = torch.zeros_like(x, requires_grad=True)
-    eps = torch.full((len(x),), float(init_norm), device=x.device)
-    best = torch.full((len(x),), math.inf, device=x.device)
-    best_delta = torch.zeros_like(x)
-    for i in range(steps):
-        alpha = 0.01 + (1.0 - 0.01) * (1 + math.cos(math.pi * i / steps)) / 2
-        logits = model(x + delta)
-        if on_step is not None:
-            on_step()
-        adv = logits.argmax(1) != y
-        norm = flat(delta.detach()).norm(dim=1)
-        improve = adv & (norm < best)
-        best = torch.where(improve, norm, best)
-        best_delta[improve] = delta.detach()[improve]
-        (grad,) = torch.autograd.grad(F.cross_entropy(logits, y, reduction="sum"), delta)
-        g = grad / flat(grad).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (grad.dim() - 1))
-        with torch.no_grad():
-            d = delta + alpha * g
-            eps = torch.where(adv, eps * (1 - gamma), eps * (1 + gamma))
-            d = d * (eps / flat(d).norm(dim=1).clamp_min(1e-12)).view(-1, *[1] * (d.dim() - 1))
-            delta.copy_(torch.clamp(x + d, lo, hi) - x)
-    return best_delta, torch.isfinite(best)
 
 
 class WhiteBoxBoundary(Attack):
@@ -94,24 +53,36 @@ class WhiteBoxBoundary(Attack):
         correct = oracle.query(x, everyone) == y
         rows = torch.nonzero(correct).flatten()
         steps, refine = self._affordable_steps(oracle, rows)
-        best_delta, found = ddn(
-            model,
-            x[rows].to(device),
-            y[rows].to(device),
-            steps=steps,
-            gamma=self.gamma,
-            init_norm=self.init_norm,
-            bounds=(lo, hi),
-            on_step=lambda: oracle.ledger.charge(rows),
-        )
-        dist = self._refine(oracle, rows, x[rows], y[rows], best_delta.cpu(), found.cpu(), refine)
+        xs, ys = x[rows].to(device), y[rows].to(device)
+        flat = lambda t: t.reshape(len(t), -1)  # noqa: E731
+        delta = torch.zeros_like(xs, requires_grad=True)
+        eps = torch.full((len(rows),), float(self.init_norm), device=device)
+        best = torch.full((len(rows),), math.inf, device=device)
+        best_delta = torch.zeros_like(xs)
+        for i in range(steps):
+            alpha = 0.01 + (1.0 - 0.01) * (1 + math.cos(math.pi * i / steps)) / 2
+            logits = model(xs + delta)
+            oracle.ledger.charge(rows)
+            adv = logits.argmax(1) != ys
+            norm = flat(delta.detach()).norm(dim=1)
+            improve = adv & (norm < best)
+            best = torch.where(improve, norm, best)
+            best_delta[improve] = delta.detach()[improve]
+            (grad,) = torch.autograd.grad(F.cross_entropy(logits, ys, reduction="sum"), delta)
+            g = grad / flat(grad).norm(dim=1).clamp_min(1e-12).view(-1, *[1] * (grad.dim() - 1))
+            with torch.no_grad():
+                d = delta + alpha * g
+                eps = torch.where(adv, eps * (1 - self.gamma), eps * (1 + self.gamma))
+                d = d * (eps / flat(d).norm(dim=1).clamp_min(1e-12)).view(-1, *[1] * (d.dim() - 1))
+                delta.copy_(torch.clamp(xs + d, lo, hi) - xs)
+        dist = self._refine(oracle, rows, x[rows], y[rows], best_delta.cpu(), torch.isfinite(best).cpu(), refine)
 
         scores = np.zeros(n)
         status = np.full(n, Status.OK, dtype=np.int8)
         status[~correct.numpy()] = Status.MISCLASSIFIED
         found = torch.isfinite(dist)
         r = rows.numpy()
-        scores[r] = np.where(found.numpy(), dist.numpy(), box_diameter(oracle.bounds, math.prod(x.shape[1:]), "l2"))
+        scores[r] = np.where(found.numpy(), dist.numpy(), box_diameter(oracle.bounds, flat(x).shape[1], "l2"))
         status[r[~found.numpy()]] = Status.FAILED
         if steps < self.steps:  # the budget cut the search short
             status[r[found.numpy()]] = Status.BUDGET_HIT
