@@ -54,7 +54,9 @@ def test_declared_settings_reach_their_parameters():
     assert create_attack("lira", **audit_params("lira", cfg)).n_reference == 3
     smoothing = create_attack("smoothing", **audit_params("smoothing", cfg))
     assert (smoothing.n, smoothing.sigma, smoothing.alpha) == (50, 0.4, 0.01)
-    assert audit_params("boundary-qeba", cfg) == {
+    boundary = audit_params("boundary-qeba", cfg)
+    assert isinstance(boundary.pop("shadow_recipe"), ShadowRecipe)  # for its options starts/prior (issue 17)
+    assert boundary == {
         "max_iter": 9,
         "max_eval": 10_000,
         "init_eval": 100,

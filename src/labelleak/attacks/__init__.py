@@ -23,6 +23,16 @@ register_attack("transfer-confidence", TransferAttack, score="confidence", setti
 register_attack("boundary-hsja", BoundaryAttack, settings=_SEARCH, method="hsja", norm="l2")
 register_attack("boundary-hsja-linf", BoundaryAttack, settings=_SEARCH, method="hsja", norm="linf")
 register_attack("boundary-qeba", BoundaryAttack, settings=_SEARCH, method="qeba", norm="l2")
+register_attack(
+    "boundary-guided",
+    BoundaryAttack,
+    settings=_SEARCH,
+    method="hsja",
+    norm="l2",
+    starts=4,
+    shadow_starts=3,
+    prior="shadow",
+)
 register_attack("boundary-whitebox", WhiteBoxBoundary)
 register_attack("augmentation", AugmentationAttack)
 register_attack("noise", NoiseAttack)

@@ -6,6 +6,10 @@ dropped: those the target misclassifies get score 0 (they are already across the
 no adversarial start point is found get the largest finite score (the diameter of the input box in the score
 norm), status ``FAILED``.
 
+With ``starts``, ``shadow_starts`` or ``prior="shadow"`` the search is guided by the adversary's own data and shadow
+model (:mod:`labelleak.attacks.guided`): several verified starting points and the shadow model's gradient as a
+prior for the gradient-direction estimate. ``boundary-guided`` is that attack with all three on.
+
 ``extras`` carries the perturbation size in every norm (``distances``) and each candidate's best score within
 each query milestone (``milestone_scores``), so one run yields the whole AUC-vs-queries curve.
 """
@@ -13,13 +17,17 @@ each query milestone (``milestone_scores``), so one run yields the whole AUC-vs-
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Literal, TypedDict
 
 import numpy as np
 import torch
 
+from labelleak.attacks._shadow import ShadowRecipe
+from labelleak.attacks._surrogate import margin_prior, nearest_other_class, shadow_face_starts
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
-from labelleak.attacks.hsja import HopSkipJump, Norm, lp_distance
+from labelleak.attacks.guided import GuidedSearch, PriorFn
+from labelleak.attacks.hsja import BoundarySearch, HopSkipJump, Norm, box_diameter, lp_distance
 from labelleak.attacks.qeba import QEBA
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.budget import BudgetedOracle
@@ -27,12 +35,6 @@ from labelleak.progress import progress_bar
 
 DEFAULT_MILESTONES = (100, 200, 500, 1000, 2000, 5000, 10_000, 20_000)
 ScoreNorm = Literal["l0", "l1", "l2", "linf"]
-
-
-def box_diameter(bounds: tuple[float, float], d: int, norm: str) -> float:
-    """Largest possible perturbation size in ``norm`` inside the box ``bounds`` in ``d`` dimensions."""
-    span = bounds[1] - bounds[0]
-    return {"l0": float(d), "l1": span * d, "l2": span * math.sqrt(d), "linf": span}[norm]
 
 
 class _SearchParams(TypedDict):
@@ -61,7 +63,13 @@ class BoundaryAttack(Attack):
         gamma: HopSkipJump's binary-search threshold parameter (paper default).
         ratio: QEBA's downsampling factor.
         milestones: query counts per candidate at which the best distance so far is recorded.
-        seed: seeds the random directions (per candidate, independent of batch order).
+        seed: seeds the random directions (per candidate, independent of batch order) and the shadow model.
+        starts: the adversary's own samples of other classes tried as starting points, nearest first (0: none).
+        shadow_starts: points beyond the shadow model's nearest class faces tried as starting points (0: none).
+        prior: ``"shadow"`` biases the gradient-direction estimate with the shadow model's input gradient.
+        start_tol: relative precision of each start's coarse binary search before the best one is kept.
+        shadow_recipe: how the shadow model of ``shadow_starts`` and ``prior`` is trained (on the shadow-train part
+            with its own labels: no target queries).
     """
 
     def __init__(
@@ -78,11 +86,18 @@ class BoundaryAttack(Attack):
         ratio: int = 4,
         milestones: tuple[int, ...] = DEFAULT_MILESTONES,
         seed: int = 0,
+        starts: int = 0,
+        shadow_starts: int = 0,
+        prior: Literal["none", "shadow"] = "none",
+        start_tol: float = 1 / 64,
+        shadow_recipe: ShadowRecipe = ShadowRecipe(),
     ) -> None:
         self.method, self.norm, self.score_norm = method, norm, score_norm
         self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
         self.init_size, self.gamma, self.ratio = init_size, gamma, ratio
         self.milestones, self.seed = tuple(milestones), seed
+        self.starts, self.shadow_starts, self.prior = starts, shadow_starts, prior
+        self.start_tol, self.shadow_recipe = start_tol, shadow_recipe
         self.name = f"boundary-{method}" + ("-linf" if norm == "linf" else "")
 
     def engine(self) -> HopSkipJump:
@@ -124,7 +139,7 @@ class BoundaryAttack(Attack):
                         info=f"{len(rows)} candidates, {total / max(n, 1):.0f} queries/sample",
                     )
 
-            found = engine.search(oracle, x[rows], y[rows], rows, milestones=self.milestones, on_iteration=tick)
+            found = self._search(engine, oracle, x[rows], y[rows], rows, shadow, tick, progress)
 
         flat = x.reshape(n, -1)
         delta = torch.zeros_like(flat)
@@ -159,5 +174,68 @@ class BoundaryAttack(Attack):
                 "score_norm": score_norm,
                 "score_ceiling": ceiling,
                 "iterations": found.iterations,
+                **found.stats,
             },
+        )
+
+    @property
+    def guided(self) -> bool:
+        return self.starts > 0 or self.shadow_starts > 0 or self.prior == "shadow"
+
+    def _check_guidance(self) -> None:
+        for name, value in (("starts", self.starts), ("shadow_starts", self.shadow_starts)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise InvalidInputError(f"{name}: expected a non-negative integer, got {value!r}")
+        if self.prior not in ("none", "shadow"):
+            raise InvalidInputError(f"prior: expected 'none' or 'shadow', got {self.prior!r}")
+
+    def _search(
+        self,
+        engine: HopSkipJump,
+        oracle: BudgetedOracle,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        rows: torch.Tensor,
+        shadow: ShadowData | None,
+        tick: Callable[[int, int], None],
+        progress: bool,
+    ) -> BoundarySearch:
+        """The plain search, or the guided one when the attack uses the adversary's data or shadow model."""
+        self._check_guidance()
+        if not self.guided:
+            return engine.search(oracle, x, y, rows, milestones=self.milestones, on_iteration=tick)
+        if shadow is None:
+            raise InvalidInputError(
+                f"{self.name}: starts, shadow_starts and prior='shadow' need the adversary's data "
+                "(shadow=ShadowData(...))"
+            )
+        parts: list[tuple[torch.Tensor, torch.Tensor]] = []
+        if self.starts > 0:
+            pool_x = torch.as_tensor(np.concatenate([shadow.x_train, shadow.x_test]), dtype=torch.float32)
+            pool_y = torch.as_tensor(np.concatenate([shadow.y_train, shadow.y_test]), dtype=torch.int64)
+            parts.append(nearest_other_class(x, y, pool_x, pool_y, self.starts))
+        prior: PriorFn | None = None
+        if self.shadow_starts > 0 or self.prior == "shadow":
+            model = self.shadow_recipe.train(
+                shadow.x_train,
+                shadow.y_train,
+                input_shape=oracle.input_shape,
+                n_classes=oracle.n_classes,
+                seed=self.seed,
+                description=f"shadow ({self.name})",
+                progress=progress,
+            )
+            if self.shadow_starts > 0:
+                parts.insert(0, shadow_face_starts(model, x, y, self.shadow_starts, bounds=oracle.bounds))
+            if self.prior == "shadow":
+                prior = margin_prior(model)
+        starts = torch.cat([p for p, _ in parts], dim=1) if parts else None
+        valid = torch.cat([v for _, v in parts], dim=1) if parts else None
+        return GuidedSearch(
+            engine,
+            start_tol=self.start_tol,
+            memory=getattr(self, "_memory", True),
+            tighten=getattr(self, "_tighten", 16.0),
+        ).search(
+            oracle, x, y, rows, starts=starts, valid=valid, prior=prior, milestones=self.milestones, on_iteration=tick
         )

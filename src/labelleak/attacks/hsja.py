@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
@@ -52,6 +52,7 @@ class BoundarySearch:
     found: torch.Tensor  # (N,) bool
     best_at: torch.Tensor  # (M, N) best distance within each milestone's query budget (inf: none yet)
     iterations: int
+    stats: dict[str, float] = field(default_factory=dict)  # search diagnostics (e.g. how often a prior was used)
 
 
 def lp_distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
@@ -65,6 +66,12 @@ def lp_distance(delta: torch.Tensor, norm: str) -> torch.Tensor:
     if norm == "linf":
         return delta.abs().amax(1)
     raise InvalidInputError(f"norm: expected l0, l1, l2 or linf, got {norm!r}")
+
+
+def box_diameter(bounds: tuple[float, float], d: int, norm: str) -> float:
+    """Largest possible perturbation size in ``norm`` inside the box ``bounds`` in ``d`` dimensions."""
+    span = bounds[1] - bounds[0]
+    return {"l0": float(d), "l1": span * d, "l2": span * math.sqrt(d), "linf": span}[norm]
 
 
 class HopSkipJump:
@@ -159,6 +166,7 @@ class _Run:
         self.keys = content_keys(self.x0)
         self.stream = KeyedStream(attack.seed)
         self.theta = attack.gamma / (self.d**1.5 if attack.norm == "l2" else self.d**2)
+        self.search_theta = self.theta  # binary-search threshold (the guided search tightens it)
         self.adv = self.x0.clone()
         self.dist = torch.full((self.n,), math.inf)
         self.found = torch.zeros(self.n, dtype=torch.bool)
@@ -190,16 +198,20 @@ class _Run:
 
     # -- phases --------------------------------------------------------------------------------------------
     def initialise(self) -> None:
+        self._start_from_noise(torch.arange(self.n))
+
+    def _start_from_noise(self, pending: torch.Tensor) -> None:
+        """Random-noise starts for the candidates ``pending`` (none found yet), then blend and binary searches."""
         noise = torch.empty_like(self.x0)
         for r in range(self.a.init_size):
-            rows = self._serve(torch.nonzero(~self.found).flatten())
+            rows = self._serve(pending[~self.found[pending]])
             if len(rows) == 0:
                 break
             cand = self.lo + (self.hi - self.lo) * self._init_noise(rows, r)
             hit = self._is_adv(rows, cand)
             noise[rows[hit]] = cand[hit]
             self.found[rows[hit]] = True
-        rows = torch.nonzero(self.found).flatten()
+        rows = pending[self.found[pending]]
         self._offer(rows, noise[rows])
         self.adv[rows] = self._blend(rows, noise[rows])
         self._binary_search(rows)
@@ -246,10 +258,10 @@ class _Run:
         """Move ``self.adv[rows]`` (adversarial) towards the originals until within the theta threshold."""
         target = self.adv[rows].clone()
         if self.a.norm == "l2":
-            high, thr = torch.ones(len(rows)), torch.full((len(rows),), self.theta)
+            high, thr = torch.ones(len(rows)), torch.full((len(rows),), self.search_theta)
         else:
             high = lp_distance(target - self.x0[rows], "linf")
-            thr = torch.clamp(high * self.theta, max=self.theta)
+            thr = torch.clamp(high * self.search_theta, max=self.search_theta)
         low = torch.zeros(len(rows))
         for _ in range(64):
             open_ = torch.nonzero(high - low > thr).flatten()
@@ -267,13 +279,29 @@ class _Run:
 
     def _reserve(self) -> int:
         """Queries kept back for one step search and one binary search."""
-        return 2 + math.ceil(math.log2(1.0 / self.theta))
+        return 2 + math.ceil(math.log2(1.0 / self.search_theta))
 
     def _gradient(self, rows: torch.Tensor, counts: torch.Tensor, delta: torch.Tensor, t: int) -> torch.Tensor:
         """Monte-Carlo estimate of the boundary normal at ``adv[rows]`` with baseline subtraction (Eq. 16)."""
+        grad, _ = self._estimate(rows, counts, delta, t, None)
+        return self._direction(grad)
+
+    def _direction(self, grad: torch.Tensor) -> torch.Tensor:
+        """The update direction from a raw estimate (R, D): unit length (L2) or its sign (Linf)."""
+        if self.a.norm == "linf":
+            return torch.sign(grad)
+        return grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+    def _estimate(
+        self, rows: torch.Tensor, counts: torch.Tensor, delta: torch.Tensor, t: int, prior: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Raw estimate (R, D) = mean of phi_i u_i minus the baseline, and the sums of <u_i, b>^2 (R, m) over the
+        directions b of ``prior`` (R, m, D) (zeros without one): what :mod:`labelleak.attacks.guided` needs to weigh
+        prior directions."""
         r = len(rows)
         s_phiu, s_u = torch.zeros(r, self.d), torch.zeros(r, self.d)
         s_phi = torch.zeros(r)
+        s_up2 = torch.zeros(r, 0 if prior is None else prior.shape[1])
         chunk = max(1, self.a.chunk_elements // max(1, r * self.d))
         base = self.adv[rows]
         directions = self.a.directions(t, int(counts.max()), self.shape)  # (max count, D)
@@ -292,17 +320,17 @@ class _Run:
             s_phiu += (phi[:, :, None] * u).sum(1)
             s_u += (valid[:, :, None] * u).sum(1)
             s_phi += phi.sum(1)
+            for j in range(s_up2.shape[1]):  # elementwise, for the same reason
+                assert prior is not None
+                s_up2[:, j] += ((u * prior[:, None, j, :]).sum(2) ** 2 * valid).sum(1)
         n = counts.to(torch.float32).clamp_min(1)
         mean_phi = s_phi / n
         uniform = mean_phi.abs() == 1.0  # all answers equal: no baseline (as in the reference code)
-        grad = torch.where(uniform[:, None], s_phiu, s_phiu - mean_phi[:, None] * s_u) / n[:, None]
-        if self.a.norm == "linf":
-            return torch.sign(grad)
-        return grad / grad.norm(dim=1, keepdim=True).clamp_min(1e-12)
+        return torch.where(uniform[:, None], s_phiu, s_phiu - mean_phi[:, None] * s_u) / n[:, None], s_up2
 
-    def _step(self, rows: torch.Tensor, update: torch.Tensor, t: int) -> None:
-        """Geometric step search from xi = dist / sqrt(t), halving until still adversarial."""
-        eps = self.dist[rows] / math.sqrt(t)
+    def _step(self, rows: torch.Tensor, update: torch.Tensor, t: int, eps: torch.Tensor | None = None) -> None:
+        """Geometric step search from xi = ``eps`` (default dist / sqrt(t)), halving until still adversarial."""
+        eps = self.dist[rows] / math.sqrt(t) if eps is None else eps.clone()
         pending = torch.ones(len(rows), dtype=torch.bool)
         new = self.adv[rows].clone()
         for _ in range(_MAX_HALVINGS):

@@ -17,8 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
-from labelleak.attacks.boundary import box_diameter
-from labelleak.attacks.hsja import lp_distance
+from labelleak.attacks.hsja import box_diameter, lp_distance
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.backends import TorchOracle
 from labelleak.oracle.base import LabelOracle

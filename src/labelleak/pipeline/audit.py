@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from labelleak import __version__
-from labelleak.attacks import Attack, AttackResult, create_attack
+from labelleak.attacks import Attack, AttackResult, ShadowData, create_attack
 from labelleak.attacks.registry import attack_names, audit_params
 from labelleak.distributed import Executor, LocalExecutor, make_executor
 from labelleak.errors import BudgetExhaustedError, InvalidInputError, UnknownNameError
@@ -71,6 +71,7 @@ def data_free_threshold(
     cfg: AuditConfig,
     *,
     max_total_queries: int | None = None,
+    shadow: ShadowData | None = None,
     executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Li & Zhang's data-free threshold: attack uniform-noise inputs (non-members by construction), labelled by
@@ -87,7 +88,7 @@ def data_free_threshold(
     labels = oracle.predict_labels(noise)
     left = None if max_total_queries is None else max_total_queries - len(noise)
     noise_result = (executor or LocalExecutor()).run_attack(
-        attack, oracle, noise, labels, max_queries_per_sample=cfg.queries, max_total_queries=left
+        attack, oracle, noise, labels, shadow=shadow, max_queries_per_sample=cfg.queries, max_total_queries=left
     )
     reference = noise_result.scores
     threshold = threshold_from_percentile(reference, cfg.top_t)
@@ -223,7 +224,14 @@ def _run_one(
         rest = None if left is None else left - spent
         try:
             entry["data_free"] = data_free_threshold(
-                attack, result, setup.is_member, oracle, cfg, max_total_queries=rest, executor=executor
+                attack,
+                result,
+                setup.is_member,
+                oracle,
+                cfg,
+                max_total_queries=rest,
+                shadow=setup.shadow_data,
+                executor=executor,
             )
             spent += entry["data_free"]["noise_queries"]
         except BudgetExhaustedError as exc:

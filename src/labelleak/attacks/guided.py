@@ -1,0 +1,301 @@
+"""Guided boundary search: HopSkipJump (or QEBA) with several starting points and a transfer prior.
+
+Plain HopSkipJump starts from random noise and converges to *a* face of the decision region, not always the
+nearest one; on a multinomial model a large share of candidates ends on a farther face. The adversary has its own
+data and a shadow model, and :class:`GuidedSearch` uses both:
+
+* **Multi-start.** Each candidate gets up to S starting points (the adversary's own samples of other classes,
+  nearest first, and points beyond the shadow model's nearest class faces; see :mod:`labelleak.attacks._surrogate`).
+  Each is verified by one query and refined by a coarse binary search on the segment from the candidate
+  (``start_tol``), all starts of all candidates in the same batches; HopSkipJump then continues from the nearest
+  verified boundary point. A candidate without a verified start falls back to HopSkipJump's noise start.
+  Budget rule (measured in ``bench/bench_distance.py``): at most ``S * (1 + ceil(log2(1 / start_tol)))`` queries
+  go to ranking the starts, the rest to the search from the best one.
+* **Transfer prior** (as in the prior-guided random-gradient-free estimators of Cheng et al., NeurIPS 2019, and
+  the biased sampling of Brunner et al., ICCV 2019). At each boundary point the shadow model's gradient ``p``
+  (unit) is weighed against the sign answers HopSkipJump already collects: ``alpha = sqrt(pi/2) * mean(phi_i
+  <u_i, p>) / sqrt(mean(<u_i, p>^2))`` estimates the cosine between ``p`` and the target's boundary normal (exact
+  for Gaussian directions and a locally flat boundary), and the update is ``alpha p + sqrt(1 - alpha^2) c e``,
+  ``e`` the unit part of HopSkipJump's estimate orthogonal to ``p`` and ``c`` its expected cosine with the true
+  orthogonal part. Where ``alpha`` is not significantly positive (z-score below ``min_z``) the prior disagrees
+  with the target and the plain HopSkipJump estimate is used instead. The prior costs no queries.
+
+Scores stay independent of batch order: starts are chosen per candidate, the budget of several starts of one
+candidate is shared by rank (never exceeding it), and the shadow model is always evaluated on rows sorted by
+their content key, so the batch it sees does not depend on the candidates' order.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+
+from labelleak.attacks.hsja import BoundarySearch, HopSkipJump, _Run, lp_distance
+from labelleak.errors import InvalidInputError
+from labelleak.oracle.budget import BudgetedOracle
+
+# (points (R, *shape), their original labels (R,)) -> direction (R, *shape) towards the adversarial side
+PriorFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+
+def orthonormal(directions: torch.Tensor) -> torch.Tensor:
+    """Gram-Schmidt over the m directions of each row of (R, m, D); a direction that is (nearly) zero or inside the
+    span of the earlier ones becomes a zero row."""
+    basis = directions.clone()
+    for j in range(basis.shape[1]):
+        for i in range(j):
+            basis[:, j] -= (basis[:, j] * basis[:, i]).sum(1, keepdim=True) * basis[:, i]
+        norm = basis[:, j].norm(dim=1, keepdim=True)
+        scale = directions[:, j].norm(dim=1, keepdim=True).clamp_min(1e-30)
+        basis[:, j] = torch.where(norm > 1e-3 * scale, basis[:, j] / norm.clamp_min(1e-30), 0.0)
+    return basis
+
+
+def mix_prior(
+    v: torch.Tensor, basis: torch.Tensor, n: torch.Tensor, s_up2: torch.Tensor, *, min_z: float
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Combine HopSkipJump's raw estimate ``v`` (R, D) with prior directions ``basis`` (R, m, D), orthonormal.
+
+    ``n`` (R,) counts the sign answers behind ``v``; ``s_up2`` (R, m) sums ``<u_i, b_j>^2`` over their directions.
+    Each prior direction whose estimated cosine with the boundary normal is significantly positive (z-score at
+    least ``min_z``) enters with that cosine; the rest of the unit budget goes to ``v``'s part orthogonal to them,
+    weighted by its expected cosine. Rows where no prior direction qualifies keep ``v`` (plain HopSkipJump).
+    Returns the (unnormalised) direction, whether a prior was used (R,) and the cosines (R, m).
+    """
+    n = n.to(v.dtype).clamp_min(1)
+    real = basis.abs().sum(2) > 0  # (R, m)
+    mean_up2 = (s_up2 / n[:, None]).clamp_min(1e-30)
+    along = (v[:, None, :] * basis).sum(2)  # mean of phi_i <u_i, b_j>, baseline subtracted
+    alpha = (math.sqrt(math.pi / 2) * along / mean_up2.sqrt()).clamp(-1.0, 1.0) * real
+    keep = real & (alpha * (2 * n[:, None] / math.pi).sqrt() >= min_z)
+    a = alpha * keep
+    a = a / a.norm(dim=1, keepdim=True).clamp_min(1.0)  # at most unit length
+    rest = (1 - (a**2).sum(1)).clamp_min(0)
+    ortho = v - ((along * keep)[:, :, None] * basis).sum(1)
+    e = ortho / ortho.norm(dim=1, keepdim=True).clamp_min(1e-30)
+    per_direction = (mean_up2 * real).sum(1) / real.sum(1).clamp_min(1)  # E<u, b>^2 of one direction, about 1/D
+    signal = (2 / math.pi) * per_direction * rest  # energy of the orthogonal part of v
+    c = (signal / (signal + 1 / n)).sqrt()
+    mixed = (a[:, :, None] * basis).sum(1) + (rest.sqrt() * c)[:, None] * e
+    used = keep.any(1)
+    return torch.where(used[:, None], mixed, v), used, alpha
+
+
+def in_key_order(keys: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
+    """``fn(rows)`` evaluated on ``rows`` sorted by ``keys`` (content keys) and put back in their order, so a model
+    inside ``fn`` sees the same batch whatever the order of the candidates."""
+    order = torch.sort(keys, stable=True).indices
+    out = fn(rows[order])
+    back = torch.empty_like(out)
+    back[order] = out
+    return back
+
+
+def group_rank(groups: torch.Tensor) -> torch.Tensor:
+    """Position of each entry within its run of equal values in the sorted (N,) tensor ``groups``."""
+    first = torch.searchsorted(groups, groups)
+    return torch.arange(len(groups)) - first
+
+
+class GuidedSearch:
+    """Multi-start and prior-guided search around an ``engine`` (a :class:`HopSkipJump` or QEBA).
+
+    Args:
+        engine: supplies the norm, iterations, sample counts, directions and seed.
+        start_tol: relative width (on the segment candidate-start) at which a start's coarse binary search stops.
+        min_z: z-score of a prior direction's agreement below which it is left out (none left: plain estimate).
+        memory: also use the previous iteration's estimate as a prior direction (it is tested like the shadow's).
+        tighten: the binary searches stop ``tighten`` times closer to the boundary than HopSkipJump's threshold
+            theta (while the probe radius delta keeps HopSkipJump's value): at HopSkipJump's own threshold the
+            boundary point can lie as far inside the adversarial side as a typical probe reaches, so most sign
+            answers are +1 and carry little information; 16 costs 4 more queries per binary search.
+    """
+
+    def __init__(
+        self,
+        engine: HopSkipJump,
+        *,
+        start_tol: float = 1 / 64,
+        min_z: float = 2.0,
+        memory: bool = True,
+        tighten: float = 16.0,
+    ) -> None:
+        if not 0 < start_tol < 1:
+            raise InvalidInputError(f"start_tol: expected a number between 0 and 1, got {start_tol!r}")
+        if not tighten >= 1:
+            raise InvalidInputError(f"tighten: expected a number of at least 1, got {tighten!r}")
+        self.engine, self.start_tol, self.min_z, self.memory = engine, start_tol, min_z, memory
+        self.tighten = tighten
+
+    def search(
+        self,
+        oracle: BudgetedOracle,
+        x0: torch.Tensor,
+        labels: torch.Tensor,
+        owners: torch.Tensor,
+        *,
+        starts: torch.Tensor | None = None,
+        valid: torch.Tensor | None = None,
+        prior: PriorFn | None = None,
+        milestones: tuple[int, ...] = (),
+        on_iteration: Callable[[int, int], None] | None = None,
+    ) -> BoundarySearch:
+        """As :meth:`HopSkipJump.search`, from ``starts`` (N, S, *shape) where ``valid`` (N, S) and with ``prior``."""
+        self.engine.check_shape(tuple(oracle.input_shape))
+        run = _GuidedRun(self, oracle, x0, labels, owners, milestones, starts, valid, prior)
+        run.initialise()
+        t = 0
+        for t in range(1, self.engine.max_iter + 1):
+            if not run.iterate(t):
+                break
+            if on_iteration is not None:
+                on_iteration(t, int(oracle.ledger.total))
+        return BoundarySearch(run.best_adv.reshape(x0.shape), run.found.clone(), run.best_at, t, run.stats())
+
+
+class _GuidedRun(_Run):
+    def __init__(
+        self,
+        search: GuidedSearch,
+        oracle: BudgetedOracle,
+        x0: torch.Tensor,
+        labels: torch.Tensor,
+        owners: torch.Tensor,
+        milestones: tuple[int, ...],
+        starts: torch.Tensor | None,
+        valid: torch.Tensor | None,
+        prior: PriorFn | None,
+    ) -> None:
+        super().__init__(search.engine, oracle, x0, labels, owners, milestones)
+        self.g, self.prior = search, prior
+        self.starts = None if starts is None else starts.reshape(self.n, -1, self.d).to(torch.float32)
+        if self.starts is not None and valid is None:
+            valid = torch.ones(self.starts.shape[:2], dtype=torch.bool)
+        self.valid = valid
+        self.started = torch.zeros(self.n, dtype=torch.bool)
+        self.search_theta = self.theta / search.tighten
+        self.confidence = torch.full((self.n,), math.nan)
+        self.last = torch.zeros(self.n, self.d)  # the previous iteration's estimate: a prior for the next one
+        self.n_steps = self.n_prior = 0
+        self.alpha_sum = 0.0
+
+    def stats(self) -> dict[str, float]:
+        out = {"started_share": float(self.started.float().mean()) if self.n else 0.0}
+        if self.prior is not None or self.g.memory:
+            out["prior_used_share"] = self.n_prior / max(self.n_steps, 1)
+        if self.prior is not None:
+            out["prior_alpha_mean"] = self.alpha_sum / max(self.n_steps, 1)
+        return out
+
+    # -- multi-start ---------------------------------------------------------------------------------------
+    def initialise(self) -> None:
+        if self.starts is not None and self.valid is not None and self.starts.shape[1] > 0:
+            self._start_from_points(self.starts, self.valid)
+        self._start_from_noise(torch.nonzero(~self.found).flatten())
+
+    def _afford(self, cand: torch.Tensor) -> torch.Tensor:
+        """Mask over entries ``cand`` (sorted candidate rows, repeats allowed) that can pay one query each."""
+        owners = self.owners[cand]
+        ledger = self.oracle.ledger
+        return ledger.affordable(1, owners) & (group_rank(cand) < ledger.remaining(owners))
+
+    def _offer_many(self, cand: torch.Tensor, points: torch.Tensor) -> None:
+        """Offer adversarial ``points`` of sorted rows ``cand`` (repeats allowed): the nearest per row."""
+        if len(cand) == 0:
+            return
+        dist = lp_distance(points - self.x0[cand], self.a.norm)
+        least = torch.full((self.n,), math.inf).scatter_reduce(0, cand, dist, "amin")
+        pick = torch.nonzero(dist == least[cand]).flatten()
+        first = torch.ones(len(pick), dtype=torch.bool)
+        first[1:] = cand[pick[1:]] != cand[pick[:-1]]
+        pick = pick[first]
+        self._offer(cand[pick], points[pick])
+
+    def _start_from_points(self, starts: torch.Tensor, valid: torch.Tensor) -> None:
+        """Verify each start, binary-search its segment coarsely, keep the nearest boundary point per row."""
+        cand, slot = torch.nonzero(valid, as_tuple=True)  # sorted by candidate, then by start
+        target = starts[cand, slot]
+        asked = torch.nonzero(self._afford(cand)).flatten()
+        hit = self._is_adv(cand[asked], target[asked])
+        good = asked[hit]
+        self._offer_many(cand[good], target[good])
+        cand, target = cand[good], target[good]
+        low, high = torch.zeros(len(cand)), torch.ones(len(cand))
+        while True:
+            open_ = torch.nonzero(high - low > self.g.start_tol).flatten()
+            open_ = open_[self._afford(cand[open_])]
+            if len(open_) == 0:
+                break
+            mid = (high[open_] + low[open_]) / 2
+            pts = (1 - mid[:, None]) * self.x0[cand[open_]] + mid[:, None] * target[open_]
+            adv = self._is_adv(cand[open_], pts)
+            high[open_] = torch.where(adv, mid, high[open_])
+            low[open_] = torch.where(adv, low[open_], mid)
+            self._offer_many(cand[open_[adv]], pts[adv])
+        # continue from each row's nearest verified boundary point
+        ends = (1 - high[:, None]) * self.x0[cand] + high[:, None] * target
+        dist = lp_distance(ends - self.x0[cand], self.a.norm)
+        least = torch.full((self.n,), math.inf).scatter_reduce(0, cand, dist, "amin")
+        pick = torch.nonzero(dist == least[cand]).flatten()
+        rows = cand[pick]
+        first = torch.ones(len(pick), dtype=torch.bool)
+        first[1:] = rows[1:] != rows[:-1]
+        rows, pick = rows[first], pick[first]
+        self.adv[rows] = ends[pick]
+        self.found[rows] = True
+        self.started[rows] = True
+        self._binary_search(rows)
+
+    # -- transfer prior ------------------------------------------------------------------------------------
+    def _prior_at(self, rows: torch.Tensor) -> torch.Tensor:
+        """Prior directions (R, D) at ``adv[rows]`` from the shadow model, evaluated in content-key order."""
+        assert self.prior is not None
+        prior = self.prior
+
+        def at(sub: torch.Tensor) -> torch.Tensor:
+            pts = self.adv[sub].reshape(len(sub), *self.shape)
+            return prior(pts, self.labels[sub]).reshape(len(sub), self.d).to(torch.float32)
+
+        return in_key_order(self.keys[rows], at, rows)
+
+    def _gradient(self, rows: torch.Tensor, counts: torch.Tensor, delta: torch.Tensor, t: int) -> torch.Tensor:
+        directions = []
+        if self.prior is not None:
+            directions.append(self._prior_at(rows))
+        if self.g.memory:
+            directions.append(self.last[rows])
+        if not directions:
+            return super()._gradient(rows, counts, delta, t)
+        basis = orthonormal(torch.stack(directions, 1))
+        v, s_up2 = self._estimate(rows, counts, delta, t, basis)
+        mixed, used, alpha = mix_prior(v, basis, counts, s_up2, min_z=self.g.min_z)
+        self.last[rows] = mixed / mixed.norm(dim=1, keepdim=True).clamp_min(1e-30)
+        # with a prior, |mixed| is the expected cosine between the estimate and the boundary normal
+        self.confidence[rows] = torch.where(used, mixed.norm(dim=1).clamp(0.0, 0.999), math.nan)
+        self.n_steps += len(rows)
+        self.n_prior += int(used.sum())
+        if self.prior is not None:
+            self.alpha_sum += float(alpha[:, 0].sum())
+        return self._direction(mixed)
+
+    def _step(self, rows: torch.Tensor, update: torch.Tensor, t: int, eps: torch.Tensor | None = None) -> None:
+        """HopSkipJump's step, lengthened where the direction is trusted.
+
+        On a flat boundary at distance D, a boundary point whose perturbation makes angle theta with the normal,
+        stepped by eps along an estimate at angle phi from it and projected back along the ray from the original,
+        lands at tan(theta') with E tan^2(theta') = (D^2 tan^2 theta + eps^2 sin^2 phi) / (D + eps cos phi)^2,
+        smallest at eps = D tan^2(theta) cos(phi) / sin^2(phi). cos(phi) is the prior-weighted estimate's expected
+        cosine; theta is read off the estimate itself. The step is the larger of that and HopSkipJump's
+        dist / sqrt(t), at most 10 dist.
+        """
+        hsja = self.dist[rows] / math.sqrt(t)
+        cos_phi = self.confidence[rows]
+        pert = self.adv[rows] - self.x0[rows]
+        cos_theta = ((pert * update).sum(1) / (pert.norm(dim=1) * update.norm(dim=1)).clamp_min(1e-30)).clamp(1e-3, 1)
+        tan2 = 1 / cos_theta**2 - 1
+        depth = self.dist[rows] * cos_theta  # D, the distance to the estimated face
+        best = depth * tan2 * cos_phi / (1 - cos_phi**2)
+        eps = torch.where(torch.isfinite(best), torch.minimum(torch.maximum(best, hsja), 10 * self.dist[rows]), hsja)
+        super()._step(rows, update, t, eps)
