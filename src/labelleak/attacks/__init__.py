@@ -3,6 +3,7 @@
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, AttackResult, RawScores, ShadowData, Status
 from labelleak.attacks.boundary import BoundaryAttack
+from labelleak.attacks.dhattack import DHAttack
 from labelleak.attacks.gap import GapAttack
 from labelleak.attacks.lira import LiRA
 from labelleak.attacks.oslo import OSLO
@@ -12,6 +13,7 @@ from labelleak.attacks.score_based import MetricAttack, ShadowNNAttack
 from labelleak.attacks.smoothing import SmoothingRadius
 from labelleak.attacks.transfer import TransferAttack
 from labelleak.attacks.whitebox import WhiteBoxBoundary
+from labelleak.attacks.yoqo import YOQO
 
 # the audit's seed and shadow recipe reach every attack that takes them; other settings are declared here
 _SEARCH = ("max_iter", "max_eval", "init_eval", "init_size")
@@ -43,6 +45,9 @@ for _metric in ("loss", "confidence", "entropy", "mentropy"):
 register_attack("score-nn", ShadowNNAttack)
 register_attack("lira", LiRA, settings=("lira_models",), online=True)
 register_attack("lira-offline", LiRA, settings=("lira_models",), online=False)
+register_attack("dhattack", DHAttack, settings=("lira_models",))
+register_attack("yoqo", YOQO, settings=("lira_models",), online=True)
+register_attack("yoqo-offline", YOQO, settings=("lira_models",), online=False)
 
 __all__ = [
     "OSLO",
@@ -50,6 +55,7 @@ __all__ = [
     "AttackResult",
     "AugmentationAttack",
     "BoundaryAttack",
+    "DHAttack",
     "LiRA",
     "MetricAttack",
     "NoiseAttack",
@@ -62,6 +68,7 @@ __all__ = [
     "Status",
     "TransferAttack",
     "WhiteBoxBoundary",
+    "YOQO",
     "attack_names",
     "attack_settings",
     "audit_params",

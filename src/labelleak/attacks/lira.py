@@ -1,7 +1,8 @@
 """LiRA, the likelihood-ratio attack (Carlini et al., "Membership Inference Attacks From First Principles",
 S&P 2022), online and offline.
 
-K reference models are trained on random halves of a reference pool. For a candidate (x, y) the attack compares
+K reference models are trained on random halves of a reference pool (:mod:`labelleak.attacks._reference`, shared
+with the other reference-calibrated attacks). For a candidate (x, y) the attack compares
 the target's logit-scaled confidence phi = log p_y - log(1 - p_y) (their Eq. 4, computed stably) with the
 distribution of phi over reference models that did (IN) and did not (OUT) train on x:
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from labelleak.attacks._reference import train_reference_models
 from labelleak.attacks._shadow import ShadowRecipe, probabilities
 from labelleak.attacks.base import Attack, RawScores, ShadowData
 from labelleak.attacks.score_based import score_status, served_probabilities
@@ -25,7 +27,6 @@ from labelleak.errors import InvalidInputError
 from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle
 from labelleak.oracle.scores import require_scores
-from labelleak.progress import progress_bar
 
 
 def logit_confidence(p: torch.Tensor, y: torch.Tensor) -> np.ndarray:
@@ -68,29 +69,20 @@ class LiRA(Attack):
         assert shadow is not None
         if self.n_reference < 2:
             raise InvalidInputError(f"lira: n_reference must be at least 2, got {self.n_reference}")
-        n = len(x)
-        pool_x = np.concatenate([shadow.x_train, shadow.x_test])
-        pool_y = np.concatenate([shadow.y_train, shadow.y_test])
-        if self.online:
-            pool_x, pool_y = np.concatenate([x.numpy(), pool_x]), np.concatenate([y.numpy(), pool_y])
-        rng = np.random.default_rng(self.seed)
-        phis = np.empty((self.n_reference, n))
-        inside = np.zeros((self.n_reference, n), dtype=bool)
-        with progress_bar("LiRA reference models", self.n_reference, enabled=progress) as bar:
-            for k in range(self.n_reference):
-                half = rng.permutation(len(pool_x))[: len(pool_x) // 2]
-                model = self.shadow_recipe.train(
-                    pool_x[half],
-                    pool_y[half],
-                    input_shape=oracle.input_shape,
-                    n_classes=oracle.n_classes,
-                    seed=self.seed + 1 + k,
-                )
-                phis[k] = logit_confidence(probabilities(model, x), y)
-                if self.online:
-                    inside[k, half[half < n]] = True
-                if bar is not None:
-                    bar.update(bar.task_ids[0], advance=1)
+        refs = train_reference_models(
+            x,
+            y,
+            shadow,
+            n_reference=self.n_reference,
+            online=self.online,
+            recipe=self.shadow_recipe,
+            input_shape=oracle.input_shape,
+            n_classes=oracle.n_classes,
+            seed=self.seed,
+            progress=progress,
+        )
+        phis = np.stack([logit_confidence(probabilities(model, x), y) for model in refs.models])
+        inside = refs.inside
 
         p, served = served_probabilities(oracle, x)
         scores = self._score(logit_confidence(p, y), phis, inside)
