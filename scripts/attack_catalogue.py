@@ -155,6 +155,30 @@ FAMILIES = [
         "Carlini et al., *Membership Inference Attacks From First Principles*, S&P 2022.",
         "The audit sets `n_reference` from `lira_models` (default 8).",
     ),
+    Family(
+        "DHAttack",
+        "DHAttack (fixed-path boundary distance, per-sample calibration)",
+        "The distance to the target's decision boundary along a fixed path (from the candidate towards the "
+        "nearest shadow sample the target labels differently), found by a log-scale bisection; reference models "
+        "distilled from the target's labels on the shadow data run the same search in process, and the score is "
+        "the candidate's distance in standard deviations of its own OUT Gaussian. Misclassified candidates get a "
+        "negative (signed) distance.",
+        "`max_queries` (default 15) plus the shadow set's labels once (setup)",
+        "Li et al., hard-label membership inference with decision boundary distance and reference models, USENIX "
+        "Security 2025 (facts taken from the issue's summary: no paper text was available).",
+        "The audit sets `n_reference` from `lira_models`.",
+    ),
+    Family(
+        "YOQO",
+        "YOQO (one query per candidate)",
+        "A query sample crafted on the reference models so that models trained on the candidate keep its label "
+        "and the others move to their top wrong label; the target's one answer is scored by the likelihood ratio "
+        "of that answer under the IN and OUT models (online, `yoqo`) or its surprise under the OUT models "
+        "(`yoqo-offline`).",
+        "1",
+        "Wu et al., *You Only Query Once: An Efficient Label-Only Membership Inference Attack*, ICLR 2024.",
+        "The audit sets `n_reference` from `lira_models`.",
+    ),
 ]
 
 THREAT_MODELS = {
