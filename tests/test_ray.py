@@ -17,6 +17,7 @@ ray = pytest.importorskip("ray")
 from _distributed_world import PER_CANDIDATE, SHAPE, digits_world  # noqa: E402
 
 from labelleak.attacks import create_attack  # noqa: E402
+from labelleak.attacks._shadow import ShadowRecipe  # noqa: E402
 from labelleak.distributed import LocalExecutor, RayExecutor  # noqa: E402
 from labelleak.oracle import TorchOracle, TorchScoreOracle  # noqa: E402
 from labelleak.oracle.cache import CachedOracle  # noqa: E402
@@ -70,6 +71,32 @@ def test_an_attack_that_cannot_be_sharded_runs_whole_on_one_worker(ray_local, wo
     )
     assert arrays(remote) == arrays(local)
     assert remote.setup_queries == local.setup_queries == len(world["shadow"].x_train)
+
+
+class CountingRayExecutor(RayExecutor):
+    """Records the training jobs it sends to the workers."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.jobs: list[int] = []
+
+    def map(self, fn, items):
+        self.jobs.append(len(items))
+        return super().map(fn, items)
+
+
+@pytest.mark.parametrize("name", ["lira", "lira-offline"])
+def test_reference_models_train_on_the_workers_to_the_local_scores(ray_local, world, name):
+    recipe = ShadowRecipe(arch="mlp", epochs=3, batch_size=32)
+    attack = create_attack(name, n_reference=4, shadow_recipe=recipe, seed=0)
+    run = dict(shadow=world["shadow"])
+    local = LocalExecutor().run_attack(attack, oracle_for(world, "scores"), world["x"], world["y"], **run)
+    ray_run = CountingRayExecutor(workers=2)
+    remote = ray_run.run_attack(attack, oracle_for(world, "scores"), world["x"], world["y"], **run)
+    assert ray_run.jobs == [4]  # the four models were Ray tasks, the attack itself ran in the driver
+    # a 1-thread worker and the 2-thread driver sum gradients in another order: equal up to rounding, not bytes
+    np.testing.assert_allclose(remote.scores, local.scores, rtol=1e-4, atol=1e-6)
+    assert remote.params == local.params and attack.train_map is None  # the caller's attack is left as it was
 
 
 class DyingOracle(TorchOracle):

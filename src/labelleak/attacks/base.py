@@ -11,6 +11,7 @@ import dataclasses
 import inspect
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any, ClassVar, final
@@ -100,6 +101,10 @@ class Attack(ABC):
     name: str = "attack"  # labels results; the registry sets the registered name
     threat_model: ClassVar[str] = "label-only"
     needs_shadow: ClassVar[bool] = False
+    trains_reference_models: ClassVar[bool] = False
+    # how an attack that trains reference models maps its training jobs (``map``-like; None: the builtin map).
+    # Not a hyperparameter: an executor sets it on its own copy to train the models on its workers.
+    train_map: Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]] | None = None
 
     def get_params(self) -> dict[str, Any]:
         """The constructor arguments, read back from the attributes of the same name."""

@@ -197,6 +197,7 @@ class DHAttack(Attack):
         seed: seeds the reference models (the paths need no randomness).
     """
 
+    trains_reference_models = True
     name = "dhattack"
     needs_shadow = True
 
@@ -243,6 +244,7 @@ class DHAttack(Attack):
             input_shape=oracle.input_shape,
             n_classes=oracle.n_classes,
             seed=self.seed,
+            map_fn=self.train_map,
             progress=progress,
         )
         flat = x.reshape(len(x), -1).to(torch.float32)

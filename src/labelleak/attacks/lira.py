@@ -45,6 +45,7 @@ class LiRA(Attack):
     """Likelihood-ratio attack with ``n_reference`` reference models (``online`` or offline), each trained by
     ``shadow_recipe``."""
 
+    trains_reference_models = True
     name = "lira"
     threat_model = "scores"
     needs_shadow = True
@@ -79,6 +80,7 @@ class LiRA(Attack):
             input_shape=oracle.input_shape,
             n_classes=oracle.n_classes,
             seed=self.seed,
+            map_fn=self.train_map,
             progress=progress,
         )
         phis = np.stack([logit_confidence(probabilities(model, x), y) for model in refs.models])

@@ -139,6 +139,7 @@ class YOQO(Attack):
         seed: seeds the reference models.
     """
 
+    trains_reference_models = True
     name = "yoqo"
     needs_shadow = True
 
@@ -189,6 +190,7 @@ class YOQO(Attack):
             input_shape=oracle.input_shape,
             n_classes=oracle.n_classes,
             seed=self.seed,
+            map_fn=self.train_map,
             progress=progress,
         )
         models = [m.eval() for m in refs.models]

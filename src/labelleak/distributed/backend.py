@@ -5,7 +5,9 @@ An attack that scores each candidate on its own (:func:`~labelleak.distributed.s
 into one shard of consecutive candidates per worker; every worker rebuilds the target from a replica
 (:mod:`labelleak.distributed.replicas`) and attacks its shard with the same per-candidate budget, and the shards'
 results are concatenated in candidate order. Because the attacks' randomness is keyed by candidate content, the
-scores, statuses and query counts equal those of one process. Other attacks run whole on one worker.
+scores, statuses and query counts equal those of one process. An attack that trains reference models (``lira``,
+``dhattack``, ``yoqo``, ...) runs in the driver and trains its models on the workers (``Attack.train_map``);
+other attacks run whole on one worker.
 
 Fault tolerance: a shard whose worker dies is retried by Ray (``max_retries``). With a checkpoint, each shard
 journals the target's answers to its own file ``OUT/checkpoint/shards/<attack>-<i>-of-<k>.bin`` (one writer per
@@ -278,6 +280,19 @@ class RayExecutor(Executor):
         max_total_queries: int | None = None,
         progress: bool = False,
     ) -> AttackResult:
+        if attack.trains_reference_models and not is_shardable(attack):
+            # runs in the driver (its models are the work): the reference models train on the workers
+            twin = copy.copy(attack)
+            twin.train_map = self.map
+            return twin(
+                oracle,
+                x,
+                y,
+                shadow=shadow,
+                max_queries_per_sample=max_queries_per_sample,
+                max_total_queries=max_total_queries,
+                progress=progress,
+            )
         started = time.perf_counter()
         tasks = self._tasks(attack, oracle, len(x), self.workers, max_total_queries, self.journal_dir)
         log.info("%s: %d shard(s) on Ray", attack.name, len(tasks))
