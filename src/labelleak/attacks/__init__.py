@@ -3,6 +3,7 @@
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, AttackResult, RawScores, ShadowData, Status
 from labelleak.attacks.boundary import BoundaryAttack
+from labelleak.attacks.boundary_lira import BoundaryLiRA
 from labelleak.attacks.gap import GapAttack
 from labelleak.attacks.lira import LiRA
 from labelleak.attacks.oslo import OSLO
@@ -32,6 +33,8 @@ for _metric in ("loss", "confidence", "entropy", "mentropy"):
 register_attack("score-nn", ShadowNNAttack)
 register_attack("lira", LiRA, settings=("lira_models",), online=True)
 register_attack("lira-offline", LiRA, settings=("lira_models",), online=False)
+register_attack("boundary-lira", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=True)
+register_attack("boundary-lira-offline", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=False)
 
 __all__ = [
     "OSLO",
@@ -39,6 +42,7 @@ __all__ = [
     "AttackResult",
     "AugmentationAttack",
     "BoundaryAttack",
+    "BoundaryLiRA",
     "LiRA",
     "MetricAttack",
     "NoiseAttack",
