@@ -8,6 +8,7 @@ from labelleak.attacks.gap import GapAttack
 from labelleak.attacks.lira import LiRA
 from labelleak.attacks.oslo import OSLO
 from labelleak.attacks.registry import attack_names, attack_settings, audit_params, create_attack, register_attack
+from labelleak.attacks.rmia import RMIA
 from labelleak.attacks.robustness import AugmentationAttack, NoiseAttack
 from labelleak.attacks.score_based import MetricAttack, ShadowNNAttack
 from labelleak.attacks.smoothing import SmoothingRadius
@@ -33,6 +34,7 @@ for _metric in ("loss", "confidence", "entropy", "mentropy"):
 register_attack("score-nn", ShadowNNAttack)
 register_attack("lira", LiRA, settings=("lira_models",), online=True)
 register_attack("lira-offline", LiRA, settings=("lira_models",), online=False)
+register_attack("rmia", RMIA, settings=("lira_models",), online=False)
 register_attack("boundary-lira", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=True)
 register_attack("boundary-lira-offline", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=False)
 
@@ -49,6 +51,7 @@ __all__ = [
     "ShadowNNAttack",
     "SmoothingRadius",
     "GapAttack",
+    "RMIA",
     "RawScores",
     "ShadowData",
     "ShadowRecipe",
