@@ -4,8 +4,8 @@ Measured side by side in one run (same target, same candidates, same models):
 
 (a) HSJA (``boundary-hsja``) on the CIFAR-10 CPU-scale target of ``labelleak reproduce queries`` (its cpu plan:
     CNN7 at width 0.25; the target is trained once, or loaded from the model cache), ``--candidates`` of them;
-(b) training 4 LiRA reference models (the LiRA recipe: the target's architecture on random halves of the shadow
-    pool; no model cache, so every run trains).
+(b) training 4 LiRA reference models through ``train_reference_models`` with each executor's ``map`` (the path an
+    audit takes: the target's architecture on random halves of the shadow pool; no model cache, so every run trains).
 
 For each: seconds with the local backend, Ray with 1 worker, Ray with 2 workers; ``speedup_2_over_1`` and
 ``ray_overhead_1_worker`` (ray-1 / local - 1) are written as JSON to bench/results/scale-<time>.json. The HSJA
@@ -25,10 +25,10 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from labelleak.attacks import create_attack
+from labelleak.attacks._reference import train_reference_models
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.data.loaders import DEFAULT_CIFAR10_PLACES
 from labelleak.distributed import LocalExecutor, RayExecutor
@@ -112,15 +112,8 @@ def warm(_: int) -> None:
     import labelleak.attacks  # noqa: F401
 
 
-def lira_job(job: tuple) -> int:
-    recipe, x, y, shape, n_classes, seed = job
-    recipe.train(x, y, input_shape=shape, n_classes=n_classes, seed=seed)
-    return seed
-
-
 def bench_lira(cfg, setup, k: int, executors: dict) -> dict:
-    sd = setup.shadow_data
-    pool_x, pool_y = np.concatenate([sd.x_train, sd.x_test]), np.concatenate([sd.y_train, sd.y_test])
+    """The audit's own path: ``train_reference_models`` with each executor's ``map`` (Ray: one task per model)."""
     recipe = ShadowRecipe(
         arch=setup.arch,
         width=cfg.width,
@@ -128,13 +121,27 @@ def bench_lira(cfg, setup, k: int, executors: dict) -> dict:
         lr=cfg.lr,
         batch_size=cfg.batch_size,
         lr_schedule=cfg.lr_schedule,
-    )
-    rng = np.random.default_rng(cfg.seed)
-    halves = [rng.permutation(len(pool_x))[: len(pool_x) // 2] for _ in range(k)]
+    )  # no cache_dir: every run trains
     shape, n_classes = setup.oracle.input_shape, setup.oracle.n_classes
-    jobs = [(recipe, pool_x[h], pool_y[h], shape, n_classes, cfg.seed + 1 + i) for i, h in enumerate(halves)]
-    seconds = {name: timed(lambda ex=ex: ex.map(lira_job, jobs))[0] for name, ex in executors.items()}
-    return {"models": k, "epochs": cfg.epochs, "pool": len(pool_x), **ratios(seconds)}
+    x, y = torch.from_numpy(setup.x[:2]), torch.from_numpy(setup.y[:2])
+
+    def train(ex) -> None:
+        train_reference_models(
+            x,
+            y,
+            setup.shadow_data,
+            n_reference=k,
+            online=False,
+            recipe=recipe,
+            input_shape=shape,
+            n_classes=n_classes,
+            seed=cfg.seed,
+            map_fn=ex.map,
+        )
+
+    seconds = {name: timed(lambda ex=ex: train(ex))[0] for name, ex in executors.items()}
+    sd = setup.shadow_data
+    return {"models": k, "epochs": cfg.epochs, "pool": len(sd.x_train) + len(sd.x_test), **ratios(seconds)}
 
 
 def main() -> None:

@@ -156,6 +156,31 @@ FAMILIES = [
         "The audit sets `n_reference` from `lira_models` (default 8).",
     ),
     Family(
+        "BoundaryLiRA",
+        "Boundary-LiRA (label-only LiRA over the boundary distance)",
+        "Each candidate's HopSkipJump boundary distance is measured on the target and, with the same search and "
+        "per-candidate budget, on every reference model in process; the log distance gets a Gaussian per "
+        "candidate from the models trained with it (IN) and without it (OUT), and the score is the likelihood "
+        "ratio (online, `boundary-lira`) or the OUT z-score (`boundary-lira-offline`). Misclassified candidates "
+        "get a signed (negative) distance instead of a tied constant.",
+        "the HSJA budget on the target (`queries`); the reference models' searches cost no target query",
+        "Carlini et al., *Membership Inference Attacks From First Principles*, S&P 2022 (the calibration); "
+        "Chen, Jordan & Wainwright, *HopSkipJumpAttack*, IEEE S&P 2020 (the search).",
+        "The audit sets `n_reference` from `lira_models` and the search budget from `max_iter`, `max_eval`, "
+        "`init_eval`, `init_size`.",
+    ),
+    Family(
+        "RMIA",
+        "RMIA (relative membership inference)",
+        "The candidate's likelihood ratio `p(y|x) / mean over reference models` is compared with that of "
+        "population samples z from the adversary's data; the score is the share of z the candidate dominates by a "
+        "factor `gamma`. Offline, the IN side is approximated linearly from the OUT models (`offline_a`). "
+        "Score-based: the strongest score-based reference beside LiRA.",
+        "1 score query, plus the population once (setup)",
+        "Zarifzadeh, Liu, Mishra & Shokri, *Low-Cost High-Power Membership Inference Attacks*, ICML 2024.",
+        "The audit sets `n_reference` from `lira_models`.",
+    ),
+    Family(
         "DHAttack",
         "DHAttack (fixed-path boundary distance, per-sample calibration)",
         "The distance to the target's decision boundary along a fixed path (from the candidate towards the "

@@ -67,7 +67,6 @@ def test_lowfpr_plan_description_says_how_many_boundary_candidates_and_why():
     assert "zero false positives" in plan.description
 
 
-@pytest.mark.xfail(strict=False, reason="until lowfpr-a/lowfpr-b merge")
 def test_every_attack_of_the_lowfpr_plan_is_registered():
     missing = {a for r in load_plan("lowfpr").runs for a in r.config.attacks} - set(attack_names())
     assert missing == set()

@@ -51,11 +51,21 @@ def test_online_candidates_are_in_exactly_the_halves_that_hold_them():
         half = rng.permutation(pool)[: pool // 2]
         np.testing.assert_array_equal(refs.halves[k], half)
         expected = np.zeros(n, bool)
-        expected[half[half < n]] = True
+        expected[refs.order[half[half < n]]] = True
         np.testing.assert_array_equal(refs.inside[k], expected)
     # each model trains on half the pool, so a candidate is IN for about half of the models
     assert refs.inside.mean() == pytest.approx(0.5, abs=0.15)
     assert all(not m.training for m in refs.models)
+
+
+def test_online_models_do_not_depend_on_the_candidates_order():
+    x, y, shadow = _data()
+    perm = np.random.default_rng(1).permutation(len(x))
+    a, b = _train(x, y, shadow), _train(x[perm], y[perm], shadow)
+    np.testing.assert_array_equal(b.inside, a.inside[:, perm])
+    probe = torch.rand(5, 5)
+    for ma, mb in zip(a.models, b.models):
+        torch.testing.assert_close(ma(probe), mb(probe))
 
 
 def test_offline_candidates_are_never_in_and_never_trained_on(fits):

@@ -3,11 +3,13 @@
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, AttackResult, RawScores, ShadowData, Status
 from labelleak.attacks.boundary import BoundaryAttack
+from labelleak.attacks.boundary_lira import BoundaryLiRA
 from labelleak.attacks.dhattack import DHAttack
 from labelleak.attacks.gap import GapAttack
 from labelleak.attacks.lira import LiRA
 from labelleak.attacks.oslo import OSLO
 from labelleak.attacks.registry import attack_names, attack_settings, audit_params, create_attack, register_attack
+from labelleak.attacks.rmia import RMIA
 from labelleak.attacks.robustness import AugmentationAttack, NoiseAttack
 from labelleak.attacks.score_based import MetricAttack, ShadowNNAttack
 from labelleak.attacks.smoothing import SmoothingRadius
@@ -48,6 +50,9 @@ register_attack("lira-offline", LiRA, settings=("lira_models",), online=False)
 register_attack("dhattack", DHAttack, settings=("lira_models",))
 register_attack("yoqo", YOQO, settings=("lira_models",), online=True)
 register_attack("yoqo-offline", YOQO, settings=("lira_models",), online=False)
+register_attack("rmia", RMIA, settings=("lira_models",), online=False)
+register_attack("boundary-lira", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=True)
+register_attack("boundary-lira-offline", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=False)
 
 __all__ = [
     "OSLO",
@@ -56,12 +61,14 @@ __all__ = [
     "AugmentationAttack",
     "BoundaryAttack",
     "DHAttack",
+    "BoundaryLiRA",
     "LiRA",
     "MetricAttack",
     "NoiseAttack",
     "ShadowNNAttack",
     "SmoothingRadius",
     "GapAttack",
+    "RMIA",
     "RawScores",
     "ShadowData",
     "ShadowRecipe",

@@ -1,8 +1,10 @@
 """Reference models shared by the attacks that calibrate per example (LiRA, boundary-LiRA, RMIA, DHAttack, YOQO).
 
 K models are trained on seeded random halves of a pool: the adversary's shadow data (train + test) and, online,
-the candidates in front of it. Model k trains on ``halves[k]`` with seed ``seed + 1 + k``; the halves are drawn
-one after another from ``np.random.default_rng(seed)``. Every attack that asks for the same recipe, seed, data
+the candidates in front of it, in a canonical order (by content key, then label), so that a candidate's IN/OUT
+models, and so its score, do not depend on the order in which the candidates come. Model k trains on
+``halves[k]`` with seed ``seed + 1 + k``; the halves are drawn one after another from
+``np.random.default_rng(seed)``. Every attack that asks for the same recipe, seed, data
 and K therefore gets the same models, and with the recipe's ``cache_dir`` they are trained once: the recipe's
 model cache keys each model by recipe, data digest and seed.
 
@@ -14,7 +16,7 @@ values and :func:`train_reference_job` is a top-level function.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -25,6 +27,7 @@ from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import ShadowData
 from labelleak.errors import InvalidInputError
 from labelleak.progress import progress_bar
+from labelleak.rng import content_keys
 
 MapFn = Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]]
 
@@ -34,7 +37,8 @@ class ReferenceModels:
     """K trained reference models and who was in whose training set.
 
     ``inside[k, i]`` is True when candidate i was in model k's training set (all False offline); ``seeds[k]`` is
-    model k's training seed and ``halves[k]`` its training rows of the pool (candidates first when online).
+    model k's training seed and ``halves[k]`` its training rows of the pool. Online, pool row j < N is candidate
+    ``order[j]``; the shadow data follows.
     """
 
     models: list[torch.nn.Module]  # K models, eval mode
@@ -42,6 +46,7 @@ class ReferenceModels:
     seeds: tuple[int, ...] = ()
     halves: tuple[np.ndarray, ...] = ()
     online: bool = False
+    order: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def k(self) -> int:
@@ -75,15 +80,26 @@ def train_reference_job(job: ReferenceJob) -> nn.Module:
     return model.eval()
 
 
+def canonical_order(x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """A permutation of the candidates that depends on their contents only: by content key, then label (two
+    different candidates share both with probability about N^2 / 2^33)."""
+    keys = content_keys(x).numpy()
+    return np.lexsort((y.numpy(), keys)).astype(np.int64)
+
+
 def reference_pool(
     x: torch.Tensor, y: torch.Tensor, shadow: ShadowData, *, online: bool
-) -> tuple[np.ndarray, np.ndarray]:
-    """The data reference models draw from: shadow train + test, preceded by the candidates when ``online``."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The data reference models draw from: shadow train + test, preceded when ``online`` by the candidates in
+    :func:`canonical_order`; and that order (empty offline)."""
     pool_x = np.concatenate([shadow.x_train, shadow.x_test])
     pool_y = np.concatenate([shadow.y_train, shadow.y_test])
-    if online:
-        pool_x, pool_y = np.concatenate([x.numpy(), pool_x]), np.concatenate([y.numpy(), pool_y])
-    return pool_x, pool_y
+    if not online:
+        return pool_x, pool_y, np.zeros(0, dtype=np.int64)
+    order = canonical_order(x, y)
+    pool_x = np.concatenate([x.numpy()[order], pool_x])
+    pool_y = np.concatenate([y.numpy()[order], pool_y])
+    return pool_x, pool_y, order
 
 
 def train_reference_models(
@@ -110,7 +126,7 @@ def train_reference_models(
     if n_reference < 2:
         raise InvalidInputError(f"n_reference: expected at least 2 reference models, got {n_reference}")
     n = len(x)
-    pool_x, pool_y = reference_pool(x, y, shadow, online=online)
+    pool_x, pool_y, order = reference_pool(x, y, shadow, online=online)
     if len(pool_x) < 2:
         raise InvalidInputError(f"reference models: the pool has {len(pool_x)} sample(s); give more shadow data")
     rng = np.random.default_rng(seed)
@@ -123,7 +139,7 @@ def train_reference_models(
     inside = np.zeros((n_reference, n), dtype=bool)
     if online:
         for k, half in enumerate(halves):
-            inside[k, half[half < n]] = True
+            inside[k, order[half[half < n]]] = True
     models: list[nn.Module] = []
     with progress_bar("reference models", n_reference, enabled=progress) as bar:
         for model in (map_fn or map)(train_reference_job, jobs):
@@ -132,4 +148,4 @@ def train_reference_models(
                 bar.update(bar.task_ids[0], advance=1)
     if len(models) != n_reference:
         raise InvalidInputError(f"map_fn returned {len(models)} models for {n_reference} jobs")
-    return ReferenceModels(models=models, inside=inside, seeds=seeds, halves=halves, online=online)
+    return ReferenceModels(models=models, inside=inside, seeds=seeds, halves=halves, online=online, order=order)
