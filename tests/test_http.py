@@ -307,11 +307,18 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
         time.sleep(0.05)
 
 
-@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
-def test_interrupted_audit_resumes_to_identical_scores(tmp_path, sig):
-    cache = ["--cache-dir", str(tmp_path / "cache")]
-    reference = _labelleak(*RESUMABLE, *cache, "--out", str(tmp_path / "ref"))
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory) -> Path:
+    """The RESUMABLE audit run once without interruption (its model cache beside it), shared by both signals."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    reference = _labelleak(*RESUMABLE, "--cache-dir", str(folder / "cache"), "--out", str(folder / "ref"))
     assert reference.returncode == 0, reference.stderr
+    return folder
+
+
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
+def test_interrupted_audit_resumes_to_identical_scores(tmp_path, sig, uninterrupted):
+    cache = ["--cache-dir", str(uninterrupted / "cache")]  # the target is loaded, not trained again
     out = tmp_path / "run"
     # a shell that starts jobs in the background sets SIGINT to "ignore", which the child would inherit
     restore = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
@@ -331,8 +338,8 @@ def test_interrupted_audit_resumes_to_identical_scores(tmp_path, sig):
     assert not (out / "scores.csv").exists()
     resumed = _labelleak(*RESUMABLE, *cache, "--out", str(out), "--resume")
     assert resumed.returncode == 0, resumed.stderr
-    assert (out / "scores.csv").read_bytes() == (tmp_path / "ref" / "scores.csv").read_bytes()
-    ref = json.loads((tmp_path / "ref" / "results.json").read_text())["attacks"]["boundary-hsja"]
+    assert (out / "scores.csv").read_bytes() == (uninterrupted / "ref" / "scores.csv").read_bytes()
+    ref = json.loads((uninterrupted / "ref" / "results.json").read_text())["attacks"]["boundary-hsja"]
     got = json.loads((out / "results.json").read_text())["attacks"]["boundary-hsja"]
     assert got["queries_per_sample"] == ref["queries_per_sample"] and got["auc"] == ref["auc"]
 
