@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.datasets import load_digits
 
-from labelleak.attacks import ShadowData
+from labelleak.attacks import ShadowData, ShadowRecipe
 from labelleak.models import ModelSpec, TrainSettings, build_model, init_model, train_model
 
 SHAPE = (1, 8, 8)
@@ -18,6 +18,7 @@ PER_CANDIDATE = [
     ("boundary-hsja", HSJA, 120, "labels"),
     ("boundary-hsja-linf", HSJA, 120, "labels"),
     ("boundary-qeba", HSJA, 120, "labels"),
+    ("boundary-guided", dict(**HSJA, shadow_recipe=ShadowRecipe(**RECIPE)), 120, "labels"),
     ("boundary-whitebox", dict(steps=8, refine_steps=4), 20, "labels"),
     ("augmentation", dict(kind="translate", d=1), 5, "labels"),
     ("noise", dict(n_noise=10, sigma=0.2), 11, "labels"),

@@ -50,7 +50,12 @@ def arrays(result):
     return result.scores.tobytes(), result.status.tobytes(), result.queries.tobytes()
 
 
-@pytest.mark.parametrize("name,params,budget,kind", PER_CANDIDATE, ids=[c[0] for c in PER_CANDIDATE])
+# boundary-guided trains its shadow model in every shard: a 1-thread worker's model equals the 2-thread driver's only
+# up to rounding, which moves its starts (byte-identical across local shards: tests/test_distributed.py)
+ON_WORKERS = [c for c in PER_CANDIDATE if c[0] != "boundary-guided"]
+
+
+@pytest.mark.parametrize("name,params,budget,kind", ON_WORKERS, ids=[c[0] for c in ON_WORKERS])
 def test_two_ray_workers_give_the_local_arrays(ray_local, world, name, params, budget, kind):
     attack = create_attack(name, **params)
     run = dict(shadow=world["shadow"], max_queries_per_sample=budget)

@@ -182,11 +182,13 @@ class _GuidedRun(_Run):
         self.alpha_sum = 0.0
 
     def stats(self) -> dict[str, float]:
-        out = {"started_share": float(self.started.float().mean()) if self.n else 0.0}
+        """Counts and sums over candidates (so that shards add up; divide by ``guided_steps`` for shares/means):
+        candidates started from a point, gradient steps taken, steps that used a prior, sum of prior cosines."""
+        out: dict[str, float] = {"started": int(self.started.sum())}
         if self.prior is not None or self.g.memory:
-            out["prior_used_share"] = self.n_prior / max(self.n_steps, 1)
+            out["guided_steps"], out["prior_steps"] = self.n_steps, self.n_prior
         if self.prior is not None:
-            out["prior_alpha_mean"] = self.alpha_sum / max(self.n_steps, 1)
+            out["prior_alpha_sum"] = self.alpha_sum
         return out
 
     # -- multi-start ---------------------------------------------------------------------------------------

@@ -39,7 +39,8 @@ _PER_CANDIDATE: tuple[type[Attack], ...] = (
     OSLO,
     MetricAttack,
 )
-_SUM_KEYS = {"abstained"}  # scalar extras that count candidates: added over shards
+# scalar extras that count or sum over candidates: added over shards
+_SUM_KEYS = {"abstained", "started", "guided_steps", "prior_steps", "prior_alpha_sum"}
 _MAX_KEYS = {"iterations"}  # scalar extras that report the longest run: the largest shard value
 
 
