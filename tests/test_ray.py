@@ -220,3 +220,16 @@ def test_the_workers_client_statistics_reach_the_drivers_oracle(ray_local, world
     assert driver.queries == local.queries
     assert driver.transport.stats.requests >= local.transport.stats.requests > 0  # two clients batch apart
     assert driver.transport.stats.wait_seconds == pytest.approx(0.5 * driver.transport.stats.requests)
+
+
+def _stamped(seconds: float) -> tuple[float, float]:
+    start = time.monotonic()
+    time.sleep(seconds)
+    return start, time.monotonic()
+
+
+@pytest.mark.parametrize("workers", [1, 2])
+def test_map_keeps_at_most_workers_jobs_in_flight(ray_local, workers):
+    spans = RayExecutor(workers=workers).map(_stamped, [0.4] * 4)
+    most = max(sum(s <= start < e for s, e in spans) for start, _ in spans)  # jobs running at any job's start
+    assert most <= workers  # the 2-CPU instance would otherwise run two 1-CPU jobs at once for workers=1

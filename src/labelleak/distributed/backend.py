@@ -328,8 +328,18 @@ class RayExecutor(Executor):
         return twin
 
     def map(self, fn: Callable[[T], R], items: Sequence[T]) -> list[R]:
+        """``fn`` over ``items`` with at most ``workers`` tasks in flight (Ray alone would start as many as the
+        cluster's CPUs allow, so ``--workers`` would not bound training jobs)."""
         remote = self._ray.remote(_on_worker).options(**self._options)
-        return self._get([remote.remote(self._threads, fn, item) for item in items])
+        refs: list[Any] = []
+        in_flight: list[Any] = []
+        for item in items:
+            if len(in_flight) >= self.workers:
+                _, in_flight = self._ray.wait(in_flight, num_returns=1)
+            ref = remote.remote(self._threads, fn, item)
+            refs.append(ref)
+            in_flight.append(ref)
+        return self._get(refs)
 
     def close(self) -> None:
         if self._owner and self._ray.is_initialized():
