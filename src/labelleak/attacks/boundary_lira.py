@@ -140,8 +140,13 @@ class BoundaryLiRA(Attack):
     Args:
         online: candidates are IN for about half of the reference models (else offline: OUT for all).
         n_reference: reference models K (the audit's ``lira_models``).
-        norm, max_iter, max_eval, init_eval, init_size, gamma: the HopSkipJump search, as in ``boundary-hsja``;
-            the call's per-candidate budget caps the search on the target and on every reference model alike.
+        norm: the search's norm, as in ``boundary-hsja``.
+        max_iter: HopSkipJump iterations; the call's per-candidate budget caps the search on the target and on
+            every reference model alike.
+        max_eval: most gradient-estimation queries per iteration.
+        init_eval: gradient-estimation queries of the first iteration.
+        init_size: random draws tried for a starting point.
+        gamma: HopSkipJump's binary-search tolerance factor.
         transform: ``"log"`` (default, see above), ``"sqrt"`` or ``"none"``.
         variance: ``"global"`` (default) or ``"per-example"``.
         shadow_recipe: how reference models are trained; seed: their halves and seeds, and the search's.

@@ -53,7 +53,8 @@ class TransferAttack(Attack):
             one query per candidate: it stops before a batch the cap cannot pay (``extras["relabel_budget_hit"]``)
             and raises ``BudgetExhaustedError`` when the cap cannot pay the held-out set and one epoch.
         relabel_epochs: epochs of online relabelling (``None``: the recipe's epochs).
-        augment_ops, augment_magnitude: RandAugment's N and M (0..30) for the online views.
+        augment_ops: RandAugment's N (operations per view) for the online views.
+        augment_magnitude: RandAugment's M (0..30) for the online views.
 
     ``extras["calibration"]`` holds the shadow model's scores on its own members (shadow train) and non-members
     (shadow test), from which a threshold can be chosen without touching the target's candidates.
