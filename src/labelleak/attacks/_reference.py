@@ -24,8 +24,9 @@ import torch
 from torch import nn
 
 from labelleak.attacks._shadow import ShadowRecipe
-from labelleak.attacks.base import ShadowData
+from labelleak.attacks.base import Attack, ShadowData
 from labelleak.errors import InvalidInputError
+from labelleak.oracle.budget import BudgetedOracle
 from labelleak.progress import progress_bar
 from labelleak.rng import content_keys
 
@@ -149,3 +150,39 @@ def train_reference_models(
     if len(models) != n_reference:
         raise InvalidInputError(f"map_fn returned {len(models)} models for {n_reference} jobs")
     return ReferenceModels(models=models, inside=inside, seeds=seeds, halves=halves, online=online, order=order)
+
+
+class ReferenceModelAttack(Attack):
+    """An attack calibrated by reference models: ``n_reference``, ``online``, ``shadow_recipe`` and ``seed`` pick
+    them, and the executor's ``train_map`` (Ray: one task per model) trains them."""
+
+    trains_reference_models = True
+    n_reference: int
+    online: bool
+    shadow_recipe: ShadowRecipe
+    seed: int
+
+    def _reference_models(
+        self,
+        oracle: BudgetedOracle,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        shadow: ShadowData,
+        *,
+        online: bool | None = None,
+        progress: bool = False,
+    ) -> ReferenceModels:
+        """This attack's reference models on ``shadow`` (``online`` overrides the attack's own setting)."""
+        return train_reference_models(
+            x,
+            y,
+            shadow,
+            n_reference=self.n_reference,
+            online=self.online if online is None else online,
+            recipe=self.shadow_recipe,
+            input_shape=oracle.input_shape,
+            n_classes=oracle.n_classes,
+            seed=self.seed,
+            map_fn=self.train_map,
+            progress=progress,
+        )

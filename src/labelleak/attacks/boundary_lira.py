@@ -40,9 +40,9 @@ from typing import Literal
 import numpy as np
 import torch
 
-from labelleak.attacks._reference import train_reference_models
+from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._shadow import ShadowRecipe
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.attacks.boundary import box_diameter
 from labelleak.attacks.hsja import HopSkipJump, Norm, lp_distance
 from labelleak.errors import InvalidInputError
@@ -134,7 +134,7 @@ def likelihood_scores(
     return logpdf(t, mu_in, s_in) - logpdf(t, mu_out, s_out)
 
 
-class BoundaryLiRA(Attack):
+class BoundaryLiRA(ReferenceModelAttack):
     """Label-only LiRA over the HopSkipJump boundary distance (see the module docstring).
 
     Args:
@@ -152,7 +152,6 @@ class BoundaryLiRA(Attack):
         shadow_recipe: how reference models are trained; seed: their halves and seeds, and the search's.
     """
 
-    trains_reference_models = True
     threat_model = "label-only"
     needs_shadow = True
 
@@ -199,19 +198,7 @@ class BoundaryLiRA(Attack):
         if self.variance not in ("global", "per-example"):
             raise InvalidInputError(f"variance: expected 'global' or 'per-example', got {self.variance!r}")
         engine = self.engine()
-        refs = train_reference_models(
-            x,
-            y,
-            shadow,
-            n_reference=self.n_reference,
-            online=self.online,
-            recipe=self.shadow_recipe,
-            input_shape=oracle.input_shape,
-            n_classes=oracle.n_classes,
-            seed=self.seed,
-            map_fn=self.train_map,
-            progress=progress,
-        )
+        refs = self._reference_models(oracle, x, y, shadow, progress=progress)
         d_target, status = signed_distances(engine, oracle, x, y)
         cap = oracle.ledger.max_per_sample
         d_ref = np.empty((refs.k, len(x)))

@@ -42,9 +42,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelleak.attacks._reference import train_reference_models
+from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._shadow import ShadowRecipe
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
@@ -185,7 +185,7 @@ def gaussian_scores(d: np.ndarray, ref: np.ndarray, *, shrinkage: float) -> tupl
     return (d - mu) / sigma, mu, sigma
 
 
-class DHAttack(Attack):
+class DHAttack(ReferenceModelAttack):
     """Fixed-path boundary distance, scored against a per-sample Gaussian over distilled OUT reference models.
 
     Args:
@@ -197,7 +197,6 @@ class DHAttack(Attack):
         seed: seeds the reference models (the paths need no randomness).
     """
 
-    trains_reference_models = True
     name = "dhattack"
     needs_shadow = True
 
@@ -234,19 +233,7 @@ class DHAttack(Attack):
         assert shadow is not None
         self._check()
         distilled = self.distill(oracle, shadow)
-        refs = train_reference_models(
-            x,
-            y,
-            distilled,
-            n_reference=self.n_reference,
-            online=False,
-            recipe=self.shadow_recipe,
-            input_shape=oracle.input_shape,
-            n_classes=oracle.n_classes,
-            seed=self.seed,
-            map_fn=self.train_map,
-            progress=progress,
-        )
+        refs = self._reference_models(oracle, x, y, distilled, online=False, progress=progress)
         flat = x.reshape(len(x), -1).to(torch.float32)
         pool_x = np.concatenate([distilled.x_train, distilled.x_test])
         pool_x_t = torch.as_tensor(pool_x, dtype=torch.float32).reshape(len(pool_x), -1)

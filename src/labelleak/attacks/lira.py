@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from labelleak.attacks._reference import train_reference_models
+from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._shadow import ShadowRecipe, probabilities
-from labelleak.attacks.base import Attack, RawScores, ShadowData
+from labelleak.attacks.base import RawScores, ShadowData
 from labelleak.attacks.score_based import score_status, served_probabilities
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.base import LabelOracle
@@ -41,11 +41,10 @@ def _gauss_logpdf(v: np.ndarray, mu: np.ndarray, sigma: float) -> np.ndarray:
     return -0.5 * ((v - mu) / sigma) ** 2 - np.log(sigma)
 
 
-class LiRA(Attack):
+class LiRA(ReferenceModelAttack):
     """Likelihood-ratio attack with ``n_reference`` reference models (``online`` or offline), each trained by
     ``shadow_recipe``."""
 
-    trains_reference_models = True
     name = "lira"
     threat_model = "scores"
     needs_shadow = True
@@ -70,19 +69,7 @@ class LiRA(Attack):
         assert shadow is not None
         if self.n_reference < 2:
             raise InvalidInputError(f"lira: n_reference must be at least 2, got {self.n_reference}")
-        refs = train_reference_models(
-            x,
-            y,
-            shadow,
-            n_reference=self.n_reference,
-            online=self.online,
-            recipe=self.shadow_recipe,
-            input_shape=oracle.input_shape,
-            n_classes=oracle.n_classes,
-            seed=self.seed,
-            map_fn=self.train_map,
-            progress=progress,
-        )
+        refs = self._reference_models(oracle, x, y, shadow, progress=progress)
         phis = np.stack([logit_confidence(probabilities(model, x), y) for model in refs.models])
         inside = refs.inside
 

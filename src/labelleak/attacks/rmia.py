@@ -24,9 +24,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from labelleak.attacks._reference import train_reference_models
+from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._shadow import ShadowRecipe, probabilities
-from labelleak.attacks.base import Attack, RawScores, ShadowData
+from labelleak.attacks.base import RawScores, ShadowData
 from labelleak.attacks.score_based import score_status, served_probabilities
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.base import LabelOracle
@@ -48,7 +48,7 @@ def rmia_scores(ratio_x: np.ndarray, ratio_z: np.ndarray, gamma: float) -> np.nd
     return np.asarray((count + 0.5 * np.tanh(np.log(np.maximum(ratio_x, _EPS)))) / len(z))
 
 
-class RMIA(Attack):
+class RMIA(ReferenceModelAttack):
     """Relative membership inference against ``population`` samples z (see the module docstring).
 
     Args:
@@ -59,7 +59,6 @@ class RMIA(Attack):
         n_population: population samples z drawn (seeded) from the shadow data; ``None``: all of it.
     """
 
-    trains_reference_models = True
     threat_model = "scores"
     needs_shadow = True
 
@@ -101,19 +100,7 @@ class RMIA(Attack):
             raise InvalidInputError(f"n_population: expected a positive integer or None, got {self.n_population}")
         zx, zy = self._population(shadow)
         z, z_labels = torch.from_numpy(np.ascontiguousarray(zx, dtype=np.float32)), torch.from_numpy(zy).long()
-        refs = train_reference_models(
-            x,
-            y,
-            shadow,
-            n_reference=self.n_reference,
-            online=self.online,
-            recipe=self.shadow_recipe,
-            input_shape=oracle.input_shape,
-            n_classes=oracle.n_classes,
-            seed=self.seed,
-            map_fn=self.train_map,
-            progress=progress,
-        )
+        refs = self._reference_models(oracle, x, y, shadow, progress=progress)
         ref_x = np.stack([true_label_probability(probabilities(m, x), y) for m in refs.models])  # (K, N)
         ref_z = np.stack([true_label_probability(probabilities(m, z), z_labels) for m in refs.models])  # (K, M)
         if self.online:

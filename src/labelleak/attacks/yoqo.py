@@ -38,9 +38,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from labelleak.attacks._reference import train_reference_models
+from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._shadow import ShadowRecipe
-from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
@@ -125,7 +125,7 @@ def answer_scores(hit: np.ndarray, ref_hits: np.ndarray, inside: np.ndarray, *, 
     return np.where(hit, np.log(p_in) - np.log(p_out), np.log1p(-p_in) - np.log1p(-p_out))
 
 
-class YOQO(Attack):
+class YOQO(ReferenceModelAttack):
     """One crafted query per candidate; the crafted point separates IN from OUT reference models.
 
     Args:
@@ -139,7 +139,6 @@ class YOQO(Attack):
         seed: seeds the reference models.
     """
 
-    trains_reference_models = True
     name = "yoqo"
     needs_shadow = True
 
@@ -180,19 +179,7 @@ class YOQO(Attack):
     ) -> RawScores:
         assert shadow is not None
         alpha = self._check()
-        refs = train_reference_models(
-            x,
-            y,
-            shadow,
-            n_reference=self.n_reference,
-            online=self.online,
-            recipe=self.shadow_recipe,
-            input_shape=oracle.input_shape,
-            n_classes=oracle.n_classes,
-            seed=self.seed,
-            map_fn=self.train_map,
-            progress=progress,
-        )
+        refs = self._reference_models(oracle, x, y, shadow, progress=progress)
         models = [m.eval() for m in refs.models]
         for m in models:
             for p in m.parameters():
