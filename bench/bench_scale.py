@@ -7,7 +7,8 @@ Measured side by side in one run (same target, same candidates, same models):
 (b) training 4 LiRA reference models through ``train_reference_models`` with each executor's ``map`` (the path an
     audit takes: the target's architecture on random halves of the shadow pool; no model cache, so every run trains).
 
-For each: seconds with the local backend, Ray with 1 worker, Ray with 2 workers; ``speedup_2_over_1`` and
+First, the machine's own ceiling: how much more forward-pass work two 1-thread processes do than one (no Ray);
+no backend can beat it. For each job: seconds with the local backend, Ray with 1 worker, Ray with 2 workers; ``speedup_2_over_1`` and
 ``ray_overhead_1_worker`` (ray-1 / local - 1) are written as JSON to bench/results/scale-<time>.json. The HSJA
 runs are checked to give byte-identical scores across backends.
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -107,6 +109,35 @@ def bench_hsja(cfg, setup, n: int, executors: dict) -> dict:
     }
 
 
+def machine_ceiling(model_dir: str, seconds: float = 20.0) -> dict:
+    """What two cores give without Ray: one 1-thread process running the target's forward pass, then two at once.
+
+    ``ceiling`` = work done by two processes / work done by one in the same time; the Ray speed-up cannot beat it.
+    """
+    code = (
+        "import sys, time, torch\n"
+        "from labelleak.models.store import load_model\n"
+        "torch.set_num_threads(1)\n"
+        "model, spec, _ = load_model(sys.argv[1])\n"
+        "x = torch.rand(256, *spec.input_shape)\n"
+        "end, n = time.perf_counter() + float(sys.argv[2]), 0\n"
+        "with torch.no_grad():\n"
+        "    while time.perf_counter() < end:\n"
+        "        model.eval()(x); n += 1\n"
+        "print(n)\n"
+    )
+
+    def run(processes: int) -> int:
+        procs = [
+            subprocess.Popen([sys.executable, "-c", code, model_dir, str(seconds)], stdout=subprocess.PIPE, text=True)
+            for _ in range(processes)
+        ]
+        return sum(int(p.communicate()[0]) for p in procs)
+
+    one, two = run(1), run(2)
+    return {"forwards_1_process": one, "forwards_2_processes": two, "ceiling": two / one}
+
+
 def warm(_: int) -> None:
     """Start a worker and import labelleak there, so worker start-up is not timed."""
     import labelleak.attacks  # noqa: F401
@@ -170,6 +201,7 @@ def main() -> None:
     report = {
         "setting": "smoke (digits)" if args.smoke else "cifar10 cpu plan (reproduce queries)",
         "machine_cpus": 2,
+        "machine_ceiling": machine_ceiling(setup.target["model_dir"], 5.0 if args.smoke else 20.0),
         "hsja": bench_hsja(cfg, setup, min(args.candidates, len(setup.x)), executors),
         "lira_reference_models": bench_lira(cfg, setup, args.models, executors),
     }

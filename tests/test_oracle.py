@@ -126,3 +126,21 @@ def test_score_oracle_protocol_decides_who_may_serve_scores(linear_model):
     with pytest.raises(InvalidInputError, match="CallableOracle returns labels only"):
         BudgetedOracle(labels_only, ledger).query_proba(x, torch.arange(2))
     assert ledger.total == 0
+
+
+@pytest.mark.parametrize("arch,shape", [("cnn7", (3, 32, 32)), ("mlp", (64,))])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_a_samples_logits_do_not_depend_on_its_batch(arch, shape, threads):
+    """Unpadded, chunks of under 12 rows take another kernel path (measured: 6th-digit differences)."""
+    torch.manual_seed(0)
+    model = build_model(ModelSpec(arch=arch, input_shape=shape, n_classes=10, width=0.25))
+    oracle = TorchOracle(model.eval(), input_shape=shape, n_classes=10, batch_size=256)
+    x = torch.rand(64, *shape, generator=torch.Generator().manual_seed(1))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        together = oracle.logits(x)
+        alone = torch.cat([oracle.logits(x[i : i + k]) for i, k in ((0, 1), (1, 2), (3, 3), (6, 5), (11, 9))])
+    finally:
+        torch.set_num_threads(before)
+    assert torch.equal(alone, together[:20])

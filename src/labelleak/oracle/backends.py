@@ -23,11 +23,26 @@ def default_batch_size(model: nn.Module, device: torch.device) -> int:
     return 256 if has_conv else 1024
 
 
+# CPU kernels (oneDNN convolutions, small-M matrix products) take another code path for a handful of rows, and that
+# path's logits depend on the thread count: measured on every labelleak architecture, chunks of 1 to 11 rows differ
+# in the 6th digit from the same rows inside a chunk of 256, chunks of 12 to 256 rows agree bit for bit at 1 and 2
+# threads. Padding small chunks keeps a candidate's label independent of its batch, shard and worker.
+MIN_CHUNK_ROWS = 16
+
+
+def _pad_rows(x: torch.Tensor, rows: int) -> torch.Tensor:
+    """``x`` with its last row repeated up to ``rows`` rows (rows stay independent in eval mode)."""
+    if len(x) == 0 or len(x) >= rows:
+        return x
+    return torch.cat([x, x[-1:].expand(rows - len(x), *x.shape[1:])])
+
+
 class TorchOracle(LabelOracle):
     """Labels from ``argmax`` of a PyTorch classifier's logits; the model is put in eval mode.
 
     A model handed over in train mode would let BatchNorm statistics and dropout change the answers between
-    queries, so the oracle warns and switches it to eval mode.
+    queries, so the oracle warns and switches it to eval mode. Chunks under ``MIN_CHUNK_ROWS`` rows are padded
+    (the padding is neither answered nor counted) so that a sample's answer never depends on its batch.
     """
 
     def __init__(
@@ -55,14 +70,17 @@ class TorchOracle(LabelOracle):
         self.device = dev
         self.model.to(self.device)
 
+    def _forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(_pad_rows(x, MIN_CHUNK_ROWS).to(self.device))[: len(x)]
+
     @torch.no_grad()
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x.to(self.device)).argmax(dim=1).cpu()
+        return self._forward(x).argmax(dim=1).cpu()
 
     @torch.no_grad()
     def logits(self, x: torch.Tensor) -> torch.Tensor:
         """Raw logits (for white-box references and score-based baselines, never for label-only attacks)."""
-        return self.model(x.to(self.device)).float().cpu()
+        return self._forward(x).float().cpu()
 
 
 class SklearnOracle(LabelOracle):

@@ -40,7 +40,7 @@ class TorchScoreOracle(TorchOracle):
         """Probabilities (N, n_classes) for ``x``; counted and validated like label queries."""
         xt = self._admit(x)
         out = [
-            torch.softmax(self.model(xt[i : i + self.batch_size].to(self.device)).double(), 1).cpu()
+            torch.softmax(self._forward(xt[i : i + self.batch_size]).double(), 1).cpu()
             for i in range(0, len(xt), self.batch_size)
         ]
         self.queries += len(xt)
