@@ -8,9 +8,9 @@ Measured side by side in one run (same target, same candidates, same models):
     audit takes: the target's architecture on random halves of the shadow pool; no model cache, so every run trains).
 
 First, the machine's own ceiling: how much more forward-pass work two 1-thread processes do than one (no Ray);
-no backend can beat it. For each job: seconds with the local backend, Ray with 1 worker, Ray with 2 workers; ``speedup_2_over_1`` and
-``ray_overhead_1_worker`` (ray-1 / local - 1) are written as JSON to bench/results/scale-<time>.json. The HSJA
-runs are checked to give byte-identical scores across backends.
+no backend can beat it. For each job: seconds with the local backend, Ray with 1 worker, Ray with 2 workers;
+``speedup_2_over_1`` and ``ray_overhead_1_worker`` (ray-1 / local - 1) are written as JSON to
+bench/results/scale-<time>.json. The HSJA runs are checked to give byte-identical scores across backends.
 
     PYTHONPATH=src python bench/bench_scale.py                     # the real measurement (an hour or more on 2 cores)
     PYTHONPATH=src python bench/bench_scale.py --smoke             # digits, seconds: checks that the script works
