@@ -119,11 +119,12 @@ def machine_ceiling(model_dir: str, seconds: float = 20.0) -> dict:
         "from labelleak.models.store import load_model\n"
         "torch.set_num_threads(1)\n"
         "model, spec, _ = load_model(sys.argv[1])\n"
+        "model.eval()\n"
         "x = torch.rand(256, *spec.input_shape)\n"
         "end, n = time.perf_counter() + float(sys.argv[2]), 0\n"
         "with torch.no_grad():\n"
         "    while time.perf_counter() < end:\n"
-        "        model.eval()(x); n += 1\n"
+        "        model(x); n += 1\n"
         "print(n)\n"
     )
 
