@@ -13,6 +13,7 @@ from labelleak.data import (
     load_image_folder,
     load_npz,
     load_tabular,
+    public_part,
 )
 from labelleak.errors import DataFileError, InvalidInputError, UnknownNameError
 
@@ -182,3 +183,19 @@ def test_split_is_disjoint_deterministic_and_validated():
         four_way_split(60, SplitSizes(10, 11, 20, 20), seed=0)
     with pytest.raises(InvalidInputError, match="non-negative"):
         four_way_split(60, SplitSizes(-1, 1, 0, 0), seed=0)
+
+
+def test_public_part_lies_outside_every_part_and_every_reserved_member():
+    sizes = SplitSizes(10, 10, 20, 20)
+    split = four_way_split(200, sizes, seed=3, reserve_train=40)
+    public = public_part(200, sizes, 30, seed=3, reserve_train=40)
+    # the members a 40-member target of the same seed would have: the public part must miss them too
+    larger = four_way_split(200, SplitSizes(40, 10, 20, 20), seed=3, reserve_train=40)
+    used = np.concatenate([larger.target_train, split.target_test, split.shadow_train, split.shadow_test])
+    assert len(public) == 30 and len(np.unique(public)) == 30
+    assert not np.intersect1d(public, used).size and np.isin(split.target_train, larger.target_train).all()
+    assert np.array_equal(public, public_part(200, sizes, 30, seed=3, reserve_train=40))
+    with pytest.raises(InvalidInputError, match="31 samples asked, but the pool of 120 has only 30"):
+        public_part(120, sizes, 31, seed=3, reserve_train=40)
+    with pytest.raises(InvalidInputError, match="positive number"):
+        public_part(200, sizes, 0, seed=3)

@@ -135,6 +135,32 @@ def test_parse_defense():
         parse_defense("l2=lots")
     with pytest.raises(InvalidInputError, match="only one output defense"):
         parse_defense("top1+round=2")
+    public = parse_defense("dp=8+public=500")
+    assert public.public == 500 and public.train["dp_epsilon"] == 8.0 and parse_defense("l2").public == 0
+    with pytest.raises(InvalidInputError, match="'public': expected a positive number"):
+        parse_defense("public=0")
+
+
+def test_training_from_a_pretrained_model_starts_from_its_weights(tmp_path):
+    from labelleak.models import ModelStore
+    from labelleak.pipeline.setup import train_or_load
+
+    x, y = _noisy()
+    spec = ModelSpec("mlp", (10,), 2, hidden=(32,))
+    store, tr, te = ModelStore(tmp_path), np.arange(100), np.arange(200, 240)
+    pre = train_or_load(store, x, y, "fp", spec, TrainSettings(**BASE), np.arange(100, 200), te, role="p",
+                        progress=False)  # fmt: skip
+    frozen = TrainSettings(epochs=1, lr=1e-12, batch_size=32)  # a step too small to move any weight
+    tuned = train_or_load(store, x, y, "fp", spec, frozen, tr, te, role="t", progress=False, init=pre)
+    fresh = train_or_load(store, x, y, "fp", spec, frozen, tr, te, role="t", progress=False)
+    state, start = tuned.model.state_dict(), pre.model.state_dict()
+    assert all(torch.allclose(state[k], start[k]) for k in start)
+    assert not all(torch.allclose(fresh.model.state_dict()[k], start[k]) for k in start)
+    # the two targets differ only by their start, and their cache keys tell them apart
+    assert (
+        tuned.path != fresh.path
+        and json.loads((tuned.path / "config.json").read_text())["meta"]["settings"]["init"] == pre.path.name
+    )
 
 
 def test_defend_command_writes_the_matrix(tmp_path):

@@ -45,6 +45,10 @@ def test_cheapest_point_below_the_target_wins_and_the_strongest_attack_decides()
     rows[3]["hsja.auc"] = 0.58
     rows[2]["gap.auc"] = rows[2]["hsja.auc"] = 0.51
     assert recommend(rows, ATTACKS, target_tpr=0.01, target_auc=0.55).defense == "dp=8"
+    # a point more accurate than none (public pre-training) is stated as a gain, not a negative loss
+    rows.append(_row("dp=8+public=500", 0.85, 0.002, 0.004))
+    better = recommend(rows, ATTACKS, target_tpr=0.01)
+    assert better.defense == "dp=8+public=500" and "0.050 above none" in better.statement()
 
 
 def test_ties_in_accuracy_go_to_lower_leakage_then_to_the_earlier_row():

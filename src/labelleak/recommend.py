@@ -49,9 +49,11 @@ class Recommendation:
             f" and AUC < {self.target_auc:g}" if self.target_auc is not None else ""
         )
         if self.found and self.strongest is not None:
+            loss = self.accuracy_loss or 0.0
             return (
                 f"Cheapest defense with every label-only attack at {bar}: {self.defense} (test accuracy "
-                f"{self.test_accuracy:.3f}, {self.accuracy_loss:.3f} below {self.baseline}; strongest attack "
+                f"{self.test_accuracy:.3f}, {abs(loss):.3f} {'below' if loss >= 0 else 'above'} "
+                f"{self.baseline}; strongest attack "
                 f"{self.strongest.tpr_attack} at TPR@1%FPR {self.strongest.tpr:.3f}, "
                 f"{self.strongest.auc_attack} at AUC {self.strongest.auc:.3f})."
             )

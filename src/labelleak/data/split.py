@@ -38,6 +38,13 @@ class Split:
         return {p: int(len(getattr(self, p))) for p in PARTS}
 
 
+def _reserved_and_total(sizes: SplitSizes, reserve_train: int | None) -> tuple[int, int]:
+    reserved = sizes.target_train if reserve_train is None else int(reserve_train)
+    if reserved < sizes.target_train:
+        raise InvalidInputError(f"split: reserve_train {reserved} is smaller than target_train {sizes.target_train}")
+    return reserved, sizes.total() - sizes.target_train + reserved
+
+
 def four_way_split(n_pool: int, sizes: SplitSizes, *, seed: int, reserve_train: int | None = None) -> Split:
     """Shuffle ``range(n_pool)`` with ``seed`` and cut it into the four parts, in order.
 
@@ -53,10 +60,7 @@ def four_way_split(n_pool: int, sizes: SplitSizes, *, seed: int, reserve_train: 
             raise InvalidInputError(f"split size {name}: expected a non-negative integer, got {value!r}")
     if sizes.target_train == 0 or sizes.target_test == 0:
         raise InvalidInputError("split: target_train and target_test must both be at least 1")
-    reserved = sizes.target_train if reserve_train is None else int(reserve_train)
-    if reserved < sizes.target_train:
-        raise InvalidInputError(f"split: reserve_train {reserved} is smaller than target_train {sizes.target_train}")
-    total = sizes.total() - sizes.target_train + reserved
+    reserved, total = _reserved_and_total(sizes, reserve_train)
     if total > n_pool:
         raise InvalidInputError(
             f"split: the four parts need {total} samples ({asdict(sizes)}, {reserved} reserved for members) but the "
@@ -67,3 +71,21 @@ def four_way_split(n_pool: int, sizes: SplitSizes, *, seed: int, reserve_train: 
     parts = np.split(order, cuts)  # each part stays in shuffled order: its first k are a random subset
     parts[0] = parts[0][: sizes.target_train]
     return Split(parts[0], parts[1], parts[2], parts[3], seed=seed)
+
+
+def public_part(n_pool: int, sizes: SplitSizes, n: int, *, seed: int, reserve_train: int | None = None) -> np.ndarray:
+    """``n`` pool indices outside the four parts of ``four_way_split`` with the same arguments (and outside the
+    members reserved for larger targets): data the target's owner may treat as public, e.g. to pre-train a model
+    before fine-tuning it with DP-SGD. No candidate and no sample of the adversary is among them.
+
+    Raises ``InvalidInputError`` if the pool holds fewer than ``n`` samples beyond the four parts.
+    """
+    _, total = _reserved_and_total(sizes, reserve_train)
+    if n < 1:
+        raise InvalidInputError(f"public data: expected a positive number of samples, got {n}")
+    if total + n > n_pool:
+        raise InvalidInputError(
+            f"public data: {n} samples asked, but the pool of {n_pool} has only {n_pool - total} beyond the four "
+            "parts; ask for fewer"
+        )
+    return np.random.default_rng(seed).permutation(n_pool)[total : total + n]

@@ -20,7 +20,9 @@ classification through scale"; Ponomareva et al. 2023, "How to DP-fy ML"):
   for half the epochs at the final run's noise multiplier and sample rate, and the pair with the best validation
   accuracy wins (ties: the first in grid order). The final model then trains on all the target's data. No
   candidate non-member and no adversary data is ever used; as in most practice, the tuning run's own privacy cost
-  is not accounted (Papernot & Steinke, ICLR 2022, bound it).
+  is not accounted (Papernot & Steinke, ICLR 2022, bound it). A model pre-trained on public data
+  (``settings.init``, the ``public=N`` defense modifier) is tuned over ``LR_FACTORS_FINETUNE`` instead:
+  fine-tuning takes smaller steps.
 
 The optimiser is Adam on clipped, noised per-sample gradients (DP-Adam).
 """
@@ -48,6 +50,7 @@ PHYSICAL_BATCH = 64  # largest batch whose per-sample gradients are held at once
 MAX_NOISE = 2.0  # noise multiplier above which the epochs are cut instead (see dp_schedule)
 CLIP_GRID = (0.1, 1.0)
 LR_FACTORS = (1.0, 3.0)
+LR_FACTORS_FINETUNE = (0.1, 1.0)  # a pre-trained model (settings.init) is fine-tuned with smaller steps
 
 
 @dataclass(frozen=True)
@@ -168,7 +171,7 @@ def _tune(
     short = DPSchedule(1.0 / per_epoch, per_epoch, max(1, sched.epochs // 2), sched.noise_multiplier)
     trials = []
     for clip in CLIP_GRID:
-        for factor in LR_FACTORS:
+        for factor in LR_FACTORS_FINETUNE if settings.init else LR_FACTORS:
             lr = settings.lr * factor
             trial, _ = _dp_run(
                 copy.deepcopy(model), x[train], y[train], short, clip=clip, lr=lr, settings=settings, device=device,

@@ -39,6 +39,7 @@ class TrainSettings:
     dp_batch_size: int = 256  # expected logical batch of Poisson sampling; physical batches are smaller
     dp_tune: bool = True  # choose clipping norm and lr by a short tuning run on a validation split of the data
     # --- end of the DP-SGD recipe ---
+    init: str | None = None  # cache key of the model training starts from (public pre-training); key only when set
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, bool):  # the former switch: on means the policy that suits the data
@@ -50,6 +51,8 @@ class TrainSettings:
         d = asdict(self)
         if d["augment"] == "none":
             d["augment"] = False
+        if self.init is None:
+            del d["init"]
         if not self.uses_dp():
             del d["dp_batch_size"], d["dp_tune"]
         else:

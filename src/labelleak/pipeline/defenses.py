@@ -1,4 +1,5 @@
-"""Parsing defense specifications such as ``l2=5e-4``, ``dropout=0.5``, ``dp=8`` or ``l2=5e-4+augment``."""
+"""Parsing defense specifications such as ``l2=5e-4``, ``dropout=0.5``, ``dp=8``, ``l2=5e-4+augment`` or
+``dp=8+public=10000`` (DP-SGD fine-tuning of a model pre-trained on 10,000 public samples)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ _DEFENSES: dict[str, tuple[str, str, Any]] = {
     "memguard": ("output", "memguard", 1.0),
     "top1": ("output", "top1", 0.0),
     "round": ("output", "round", 2.0),
+    # not a defense by itself: pre-train on this many public samples first (the pool outside the four parts)
+    "public": ("public", "public", 10000),
 }
 DEFENSE_NAMES = ("none", *_DEFENSES)
 
@@ -37,6 +40,7 @@ class DefensePlan:
     train: dict[str, Any] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=dict)
     output: OutputDefense = field(default_factory=OutputDefense)
+    public: int = 0  # samples of public pre-training before the target's own (defended) training; 0: none
 
 
 def _value(name: str, raw: str | None, default: Any) -> Any:
@@ -71,6 +75,10 @@ def parse_defense(text: str, *, seed: int = 0) -> DefensePlan:
             plan.train[key] = value
         elif where == "spec":
             plan.spec[key] = value
+        elif where == "public":
+            if value < 1:
+                raise InvalidInputError(f"defense 'public': expected a positive number of samples, got {value}")
+            plan.public = value
         else:
             if plan.output.kind != "none":
                 raise InvalidInputError("only one output defense (memguard, top1, round) at a time")

@@ -3,6 +3,7 @@ remote one (candidate files + an HTTP oracle). Both end as the same :class:`Audi
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import os
 from dataclasses import dataclass, field, replace
@@ -13,7 +14,7 @@ import numpy as np
 from torch import nn
 
 from labelleak.attacks.base import ShadowData
-from labelleak.data import Dataset, SplitSizes, four_way_split, load_dataset
+from labelleak.data import Dataset, SplitSizes, four_way_split, load_dataset, public_part
 from labelleak.errors import InvalidInputError
 from labelleak.models import ModelSpec, ModelStore, TrainSettings, accuracy, build_model, init_model, model_key
 from labelleak.models.training import default_device, train_with_report
@@ -83,8 +84,12 @@ def train_or_load(
     *,
     role: str,
     progress: bool,
+    init: TrainedModel | None = None,
 ) -> TrainedModel:
-    """Load the model trained on ``train_idx`` with these settings from ``store``, or train and save it."""
+    """Load the model trained on ``train_idx`` with these settings from ``store``, or train and save it; with
+    ``init``, training starts from that model's weights (its cache key joins this model's)."""
+    if init is not None:
+        settings = replace(settings, init=init.path.name)
     key = model_key(
         dataset=fingerprint, train=_indices_hash(train_idx), spec=spec.to_dict(), settings=settings.to_dict()
     )
@@ -92,7 +97,11 @@ def train_or_load(
     if hit is not None:
         model, cached, report = hit[0], True, dict(hit[2].get("report", {}))
     else:
-        model = init_model(lambda: build_model(spec), settings.seed)
+        model = (
+            copy.deepcopy(init.model).train()
+            if init is not None
+            else init_model(lambda: build_model(spec), settings.seed)
+        )
         model, rep = train_with_report(
             model,
             x[train_idx],
@@ -171,12 +180,8 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
     dataset, x, fingerprint = (datasets.load if datasets else load_prepared)(cfg.dataset, cfg.data)
     shadow_size = cfg.shadow_size or cfg.train_size
     test_size = cfg.test_size or cfg.train_size
-    split = four_way_split(
-        len(dataset),
-        SplitSizes(cfg.train_size, test_size, shadow_size, shadow_size),
-        seed=cfg.seed,
-        reserve_train=cfg.reserve_train,
-    )
+    sizes = SplitSizes(cfg.train_size, test_size, shadow_size, shadow_size)
+    split = four_way_split(len(dataset), sizes, seed=cfg.seed, reserve_train=cfg.reserve_train)
     plan = parse_defense(cfg.defense, seed=cfg.seed)
     spec = ModelSpec(auto_arch(cfg, dataset.input_shape), dataset.input_shape, dataset.n_classes, cfg.width)
     defended_spec = replace(spec, **plan.spec)
@@ -185,6 +190,13 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         build_model(replace(spec, arch=cfg.shadow_arch))
     store, y = ModelStore(cfg.cache_dir), dataset.y
     settings = _settings(cfg)
+    pretrained = None
+    if plan.public:  # the owner's public pre-training: ordinary training on data outside the four parts
+        public_idx = public_part(len(dataset), sizes, plan.public, seed=cfg.seed, reserve_train=cfg.reserve_train)
+        pretrained = train_or_load(
+            store, x, y, fingerprint, defended_spec, settings, public_idx, split.target_test,
+            role="public pre-training", progress=cfg.progress,
+        )  # fmt: skip
     target = train_or_load(
         store,
         x,
@@ -196,6 +208,7 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         split.target_test,
         role="target",
         progress=cfg.progress,
+        init=pretrained,
     )
     # the adversary trains its shadow model the ordinary way: it does not know the defense
     shadow = train_or_load(
@@ -236,6 +249,11 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
             "epsilon": target.report.get("epsilon"),
             "delta": target.report.get("delta"),
             "epochs_run": target.report.get("epochs_run"),
+            **(
+                {"public_pretraining": {"samples": plan.public, "test_accuracy": pretrained.test_accuracy}}
+                if pretrained is not None
+                else {}
+            ),
         },
         shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
         arch=cfg.shadow_arch or spec.arch,
