@@ -38,6 +38,11 @@ class Split:
         return {p: int(len(getattr(self, p))) for p in PARTS}
 
 
+def _shuffled(n_pool: int, seed: int) -> np.ndarray:
+    """The one shuffle of the pool that the four parts and the public part are both cut from."""
+    return np.random.default_rng(seed).permutation(n_pool)
+
+
 def _reserved_and_total(sizes: SplitSizes, reserve_train: int | None) -> tuple[int, int]:
     reserved = sizes.target_train if reserve_train is None else int(reserve_train)
     if reserved < sizes.target_train:
@@ -66,7 +71,7 @@ def four_way_split(n_pool: int, sizes: SplitSizes, *, seed: int, reserve_train: 
             f"split: the four parts need {total} samples ({asdict(sizes)}, {reserved} reserved for members) but the "
             f"pool has only {n_pool}; reduce --train-size/--test-size/--shadow-size"
         )
-    order = np.random.default_rng(seed).permutation(n_pool)[:total]
+    order = _shuffled(n_pool, seed)[:total]
     cuts = np.cumsum([reserved, sizes.target_test, sizes.shadow_train])
     parts = np.split(order, cuts)  # each part stays in shuffled order: its first k are a random subset
     parts[0] = parts[0][: sizes.target_train]
@@ -88,4 +93,4 @@ def public_part(n_pool: int, sizes: SplitSizes, n: int, *, seed: int, reserve_tr
             f"public data: {n} samples asked, but the pool of {n_pool} has only {n_pool - total} beyond the four "
             "parts; ask for fewer"
         )
-    return np.random.default_rng(seed).permutation(n_pool)[total : total + n]
+    return _shuffled(n_pool, seed)[total : total + n]
