@@ -181,7 +181,7 @@ def main() -> None:
     ap.add_argument("--smoke", action="store_true", help="tiny digits setting: checks the script, measures nothing")
     ap.add_argument("--data", help="CIFAR-10 .npz (default: looked for in ../shared/data)")
     ap.add_argument("--candidates", type=int, default=40, help="HSJA candidates (default 40)")
-    ap.add_argument("--models", type=int, default=4, help="LiRA reference models (default 4)")
+    ap.add_argument("--models", type=int, default=4, help="LiRA reference models (default 4; 0 skips that job)")
     ap.add_argument("--cache-dir", default=".labelleak-cache")
     ap.add_argument("--out", default="bench-scale-out")
     args = ap.parse_args()
@@ -204,8 +204,9 @@ def main() -> None:
         "machine_cpus": 2,
         "machine_ceiling": machine_ceiling(setup.target["model_dir"], 5.0 if args.smoke else 20.0),
         "hsja": bench_hsja(cfg, setup, min(args.candidates, len(setup.x)), executors),
-        "lira_reference_models": bench_lira(cfg, setup, args.models, executors),
     }
+    if args.models > 0:
+        report["lira_reference_models"] = bench_lira(cfg, setup, args.models, executors)
     ray.shutdown()
     RESULTS.mkdir(exist_ok=True)
     path = RESULTS / f"scale-{'smoke-' if args.smoke else ''}{time.strftime('%Y%m%d-%H%M%S')}.json"

@@ -9,9 +9,12 @@ from conftest import LinearModel
 
 from labelleak.attacks import Status, create_attack
 from labelleak.attacks.boundary import BoundaryAttack, box_diameter
+from labelleak.attacks.hsja import HopSkipJump
+from labelleak.attacks.qeba import QEBA
 from labelleak.errors import InvalidInputError
 from labelleak.metrics import threshold_from_percentile, threshold_sweep
 from labelleak.oracle import CallableOracle, TorchOracle
+from labelleak.oracle.budget import BudgetedOracle, QueryLedger
 
 FAST = dict(max_iter=15, max_eval=500, init_eval=50)
 
@@ -70,6 +73,31 @@ def test_same_seed_same_scores_and_batch_order_does_not_matter(linear_model, lin
     np.testing.assert_array_equal(c.scores, a.scores[perm])
     d = create_attack("boundary-hsja", **FAST, seed=5)(linear_oracle, x, y)
     assert not np.array_equal(d.scores, a.scores)
+
+
+@pytest.mark.parametrize("engine", ["hsja", "qeba"])
+def test_a_candidates_search_does_not_depend_on_the_other_candidates_in_its_batch(engine):
+    # the gradient estimate works in memory-bounded chunks; their size must not follow the batch's row count,
+    # or a shard of candidates sums its directions in another order than the whole batch and drifts apart
+    d = 3 * 4 * 4
+    model = LinearModel(n_features=d, n_classes=3, seed=5)
+    oracle = CallableOracle(
+        lambda x: model(x.reshape(len(x), -1)), input_shape=(3, 4, 4), n_classes=3, bounds=(-10.0, 10.0)
+    )
+    x = (np.random.default_rng(1).normal(size=(24, d)) * 0.5).astype(np.float32)
+    x0, y = torch.tensor(x).reshape(-1, 3, 4, 4), torch.tensor(model(x))
+    search = HopSkipJump if engine == "hsja" else QEBA
+    kwargs = {} if engine == "hsja" else {"ratio": 2}
+
+    def run(rows: slice) -> torch.Tensor:
+        n = len(x0[rows])
+        found = search(max_iter=6, max_eval=300, init_eval=60, seed=2, chunk_elements=4096, **kwargs).search(
+            BudgetedOracle(oracle, QueryLedger(n)), x0[rows], y[rows], torch.arange(n)
+        )
+        return found.adv
+
+    whole = run(slice(None))
+    np.testing.assert_array_equal(torch.cat([run(slice(0, 5)), run(slice(5, None))]).numpy(), whole.numpy())
 
 
 def test_misclassified_and_failed_candidates_are_flagged(linear_model):

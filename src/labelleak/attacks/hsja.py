@@ -42,6 +42,7 @@ Norm = Literal["l2", "linf"]
 _INIT_STEP = 1 << 20  # step ids of the random-noise initialisation rounds
 _MAX_HALVINGS = 30
 _BLEND_TOL = 1e-3
+_DIRECTION_BLOCK = 32  # gradient-estimation directions summed per block (a multiple of 16, see _estimate)
 
 
 @dataclass
@@ -302,27 +303,31 @@ class _Run:
         s_phiu, s_u = torch.zeros(r, self.d), torch.zeros(r, self.d)
         s_phi = torch.zeros(r)
         s_up2 = torch.zeros(r, 0 if prior is None else prior.shape[1])
-        chunk = max(1, self.a.chunk_elements // max(1, r * self.d))
-        base = self.adv[rows]
-        directions = self.a.directions(t, int(counts.max()), self.shape)  # (max count, D)
-        for first in range(0, int(counts.max()), chunk):
-            count = min(chunk, int(counts.max()) - first)
-            u = directions[first : first + count]
-            pert = torch.clamp(base[:, None, :] + delta[:, None, None] * u[None], self.lo, self.hi)
-            u = (pert - base[:, None, :]) / delta[:, None, None]
-            valid = torch.arange(first, first + count)[None, :] < counts[:, None]  # (R, count)
-            row_of = torch.arange(r)[:, None].expand(r, count)[valid]
-            hit = self._is_adv(rows[row_of], pert[valid])
-            phi = torch.zeros(r, count)
-            phi[valid] = hit.to(torch.float32) * 2 - 1
-            # elementwise products and per-row sums (not a batched matmul): a row's result must not depend on
-            # which other rows share the batch, or scores would change with batch order
-            s_phiu += (phi[:, :, None] * u).sum(1)
-            s_u += (valid[:, :, None] * u).sum(1)
-            s_phi += phi.sum(1)
-            for j in range(s_up2.shape[1]):  # elementwise, for the same reason
-                assert prior is not None
-                s_up2[:, j] += ((u * prior[:, None, j, :]).sum(2) ** 2 * valid).sum(1)
+        # Directions are summed in blocks of a fixed size and rows are chunked to bound memory: a row's sums then
+        # follow the same order whichever rows share its batch (a block size that shrank as the batch grew made
+        # a shard's scores drift from the whole batch's). Blocks are always full; the unused tail is masked.
+        total = -(-int(counts.max()) // _DIRECTION_BLOCK) * _DIRECTION_BLOCK
+        directions = self.a.directions(t, total, self.shape)  # (total, D); a multiple of 16 rows keeps torch's
+        row_chunk = max(1, self.a.chunk_elements // (_DIRECTION_BLOCK * self.d))  # normal draws prefix-stable
+        for top in range(0, r, row_chunk):
+            part = torch.arange(top, min(top + row_chunk, r))
+            base, part_counts = self.adv[rows[part]], counts[part]
+            for first in range(0, int(part_counts.max()), _DIRECTION_BLOCK):
+                u = directions[first : first + _DIRECTION_BLOCK]
+                pert = torch.clamp(base[:, None, :] + delta[part, None, None] * u[None], self.lo, self.hi)
+                u = (pert - base[:, None, :]) / delta[part, None, None]
+                valid = torch.arange(first, first + _DIRECTION_BLOCK)[None, :] < part_counts[:, None]  # (P, block)
+                row_of = torch.arange(len(part))[:, None].expand(len(part), _DIRECTION_BLOCK)[valid]
+                hit = self._is_adv(rows[part[row_of]], pert[valid])
+                phi = torch.zeros(len(part), _DIRECTION_BLOCK)
+                phi[valid] = hit.to(torch.float32) * 2 - 1
+                # elementwise products and per-row sums (not a batched matmul), for the same reason
+                s_phiu[part] += (phi[:, :, None] * u).sum(1)
+                s_u[part] += (valid[:, :, None] * u).sum(1)
+                s_phi[part] += phi.sum(1)
+                for j in range(s_up2.shape[1]):
+                    assert prior is not None
+                    s_up2[part, j] += ((u * prior[part, None, j, :]).sum(2) ** 2 * valid).sum(1)
         n = counts.to(torch.float32).clamp_min(1)
         mean_phi = s_phi / n
         uniform = mean_phi.abs() == 1.0  # all answers equal: no baseline (as in the reference code)
