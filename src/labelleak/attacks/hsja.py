@@ -303,31 +303,45 @@ class _Run:
         s_phiu, s_u = torch.zeros(r, self.d), torch.zeros(r, self.d)
         s_phi = torch.zeros(r)
         s_up2 = torch.zeros(r, 0 if prior is None else prior.shape[1])
-        # Directions are summed in blocks of a fixed size and rows are chunked to bound memory: a row's sums then
-        # follow the same order whichever rows share its batch (a block size that shrank as the batch grew made
-        # a shard's scores drift from the whole batch's). Blocks are always full; the unused tail is masked.
-        total = -(-int(counts.max()) // _DIRECTION_BLOCK) * _DIRECTION_BLOCK
-        directions = self.a.directions(t, total, self.shape)  # (total, D); a multiple of 16 rows keeps torch's
-        row_chunk = max(1, self.a.chunk_elements // (_DIRECTION_BLOCK * self.d))  # normal draws prefix-stable
+        # Directions are summed in blocks of a fixed size, and per row the block sums are added in order: a row's
+        # sums then follow the same order whichever rows share its batch (a block size that shrank as the batch
+        # grew made a shard's scores drift from the whole batch's). Rows are chunked and several blocks go to
+        # the oracle in one call to bound memory; blocks are always full, their unused tail masked.
+        block = _DIRECTION_BLOCK
+        n_blocks = -(-int(counts.max()) // block)
+        # a whole number of blocks (a multiple of 16 rows) keeps torch's normal draws prefix-stable
+        directions = self.a.directions(t, n_blocks * block, self.shape)
+        row_chunk = max(1, self.a.chunk_elements // (block * self.d))
         for top in range(0, r, row_chunk):
             part = torch.arange(top, min(top + row_chunk, r))
-            base, part_counts = self.adv[rows[part]], counts[part]
-            for first in range(0, int(part_counts.max()), _DIRECTION_BLOCK):
-                u = directions[first : first + _DIRECTION_BLOCK]
+            p, base, part_counts = len(part), self.adv[rows[part]], counts[part]
+            per_call = max(1, self.a.chunk_elements // (p * block * self.d))
+            part_blocks = -(-int(part_counts.max()) // block)
+            for b0 in range(0, part_blocks, per_call):
+                nb = min(per_call, part_blocks - b0)
+                first, width = b0 * block, nb * block
+                u = directions[first : first + width]
                 pert = torch.clamp(base[:, None, :] + delta[part, None, None] * u[None], self.lo, self.hi)
                 u = (pert - base[:, None, :]) / delta[part, None, None]
-                valid = torch.arange(first, first + _DIRECTION_BLOCK)[None, :] < part_counts[:, None]  # (P, block)
-                row_of = torch.arange(len(part))[:, None].expand(len(part), _DIRECTION_BLOCK)[valid]
+                valid = torch.arange(first, first + width)[None, :] < part_counts[:, None]  # (P, width)
+                row_of = torch.arange(p)[:, None].expand(p, width)[valid]
                 hit = self._is_adv(rows[part[row_of]], pert[valid])
-                phi = torch.zeros(len(part), _DIRECTION_BLOCK)
+                phi = torch.zeros(p, width)
                 phi[valid] = hit.to(torch.float32) * 2 - 1
-                # elementwise products and per-row sums (not a batched matmul), for the same reason
-                s_phiu[part] += (phi[:, :, None] * u).sum(1)
-                s_u[part] += (valid[:, :, None] * u).sum(1)
-                s_phi[part] += phi.sum(1)
-                for j in range(s_up2.shape[1]):
-                    assert prior is not None
-                    s_up2[part, j] += ((u * prior[part, None, j, :]).sum(2) ** 2 * valid).sum(1)
+                # elementwise products and per-block sums (not a batched matmul), for the same reason
+                phiu = (phi[:, :, None] * u).reshape(p, nb, block, self.d).sum(2)
+                vu = (valid[:, :, None] * u).reshape(p, nb, block, self.d).sum(2)
+                up2 = [
+                    ((u * prior[part, None, j, :]).sum(2) ** 2 * valid).reshape(p, nb, block).sum(2)
+                    for j in range(s_up2.shape[1])
+                    if prior is not None
+                ]
+                for k in range(nb):
+                    s_phiu[part] += phiu[:, k]
+                    s_u[part] += vu[:, k]
+                    for j, sq in enumerate(up2):
+                        s_up2[part, j] += sq[:, k]
+                s_phi[part] += phi.sum(1)  # sums of +-1 and 0: exact in any order
         n = counts.to(torch.float32).clamp_min(1)
         mean_phi = s_phi / n
         uniform = mean_phi.abs() == 1.0  # all answers equal: no baseline (as in the reference code)
