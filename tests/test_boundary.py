@@ -75,7 +75,9 @@ def test_same_seed_same_scores_and_batch_order_does_not_matter(linear_model, lin
     assert not np.array_equal(d.scores, a.scores)
 
 
-@pytest.mark.parametrize(("engine", "chunk_elements"), [("hsja", 4096), ("hsja", 1 << 16), ("qeba", 4096)])
+@pytest.mark.parametrize(
+    ("engine", "chunk_elements"), [("hsja", 4096), ("hsja", 1 << 16), ("hsja-linf", 4096), ("qeba", 4096)]
+)
 def test_a_candidates_search_does_not_depend_on_the_other_candidates_in_its_batch(engine, chunk_elements):
     # the gradient estimate works in memory-bounded chunks; their size must not follow the batch's row count,
     # or a shard of candidates sums its directions in another order than the whole batch and drifts apart
@@ -86,8 +88,8 @@ def test_a_candidates_search_does_not_depend_on_the_other_candidates_in_its_batc
     )
     x = (np.random.default_rng(1).normal(size=(24, d)) * 0.5).astype(np.float32)
     x0, y = torch.tensor(x).reshape(-1, 3, 4, 4), torch.tensor(model(x))
-    search = HopSkipJump if engine == "hsja" else QEBA
-    kwargs = {} if engine == "hsja" else {"ratio": 2}
+    search = QEBA if engine == "qeba" else HopSkipJump
+    kwargs = {"hsja": {}, "hsja-linf": {"norm": "linf"}, "qeba": {"ratio": 2}}[engine]
 
     def run(rows: slice) -> torch.Tensor:
         n = len(x0[rows])
