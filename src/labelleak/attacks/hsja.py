@@ -308,7 +308,7 @@ class _Run:
         # grew made a shard's scores drift from the whole batch's). Rows are chunked and several blocks go to
         # the oracle in one call to bound memory; blocks are always full, their unused tail masked.
         block = _DIRECTION_BLOCK
-        n_blocks = -(-int(counts.max()) // block)
+        n_blocks = math.ceil(int(counts.max()) / block)
         # a whole number of blocks (a multiple of 16 rows) keeps torch's normal draws prefix-stable
         directions = self.a.directions(t, n_blocks * block, self.shape)
         row_chunk = max(1, self.a.chunk_elements // (block * self.d))
@@ -316,7 +316,7 @@ class _Run:
             part = torch.arange(top, min(top + row_chunk, r))
             p, base, part_counts = len(part), self.adv[rows[part]], counts[part]
             per_call = max(1, self.a.chunk_elements // (p * block * self.d))
-            part_blocks = -(-int(part_counts.max()) // block)
+            part_blocks = math.ceil(int(part_counts.max()) / block)
             for b0 in range(0, part_blocks, per_call):
                 nb = min(per_call, part_blocks - b0)
                 first, width = b0 * block, nb * block
@@ -331,11 +331,14 @@ class _Run:
                 # elementwise products and per-block sums (not a batched matmul), for the same reason
                 phiu = (phi[:, :, None] * u).reshape(p, nb, block, self.d).sum(2)
                 vu = (valid[:, :, None] * u).reshape(p, nb, block, self.d).sum(2)
-                up2 = [
-                    ((u * prior[part, None, j, :]).sum(2) ** 2 * valid).reshape(p, nb, block).sum(2)
-                    for j in range(s_up2.shape[1])
-                    if prior is not None
-                ]
+                up2 = (
+                    []
+                    if prior is None
+                    else [
+                        ((u * prior[part, None, j, :]).sum(2) ** 2 * valid).reshape(p, nb, block).sum(2)
+                        for j in range(prior.shape[1])
+                    ]
+                )
                 for k in range(nb):
                     s_phiu[part] += phiu[:, k]
                     s_u[part] += vu[:, k]
