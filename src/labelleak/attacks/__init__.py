@@ -36,6 +36,7 @@ register_attack(
     starts=4,
     shadow_starts=3,
     prior="shadow",
+    refine=True,
 )
 register_attack("boundary-whitebox", WhiteBoxBoundary)
 register_attack("augmentation", AugmentationAttack)

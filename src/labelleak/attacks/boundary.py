@@ -68,6 +68,9 @@ class BoundaryAttack(Attack):
         shadow_starts: points beyond the shadow model's nearest class faces tried as starting points (0: none).
         prior: ``"shadow"`` biases the gradient-direction estimate with the shadow model's input gradient.
         start_tol: relative precision of each start's coarse binary search before the best one is kept.
+        refine: once the direction estimate is trusted (within 45 degrees of the boundary normal), sample the
+            next estimate's directions orthogonal to it (see :mod:`labelleak.attacks.guided`): L2 HopSkipJump
+            only, needs no adversary's data; QEBA and Linf searches ignore it.
         shadow_recipe: how the shadow model of ``shadow_starts`` and ``prior`` is trained (on the shadow-train part
             with its own labels: no target queries).
     """
@@ -91,13 +94,14 @@ class BoundaryAttack(Attack):
         prior: Literal["none", "shadow"] = "none",
         start_tol: float = 1 / 64,
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
+        refine: bool = False,
     ) -> None:
         self.method, self.norm, self.score_norm = method, norm, score_norm
         self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
         self.init_size, self.gamma, self.ratio = init_size, gamma, ratio
         self.milestones, self.seed = tuple(milestones), seed
         self.starts, self.shadow_starts, self.prior = starts, shadow_starts, prior
-        self.start_tol, self.shadow_recipe = start_tol, shadow_recipe
+        self.start_tol, self.shadow_recipe, self.refine = start_tol, shadow_recipe, refine
         self.name = f"boundary-{method}" + ("-linf" if norm == "linf" else "")
 
     def engine(self) -> HopSkipJump:
@@ -180,6 +184,10 @@ class BoundaryAttack(Attack):
 
     @property
     def guided(self) -> bool:
+        return self.uses_shadow or self.refine
+
+    @property
+    def uses_shadow(self) -> bool:
         return self.starts > 0 or self.shadow_starts > 0 or self.prior == "shadow"
 
     def _check_guidance(self) -> None:
@@ -188,6 +196,8 @@ class BoundaryAttack(Attack):
                 raise InvalidInputError(f"{name}: expected a non-negative integer, got {value!r}")
         if self.prior not in ("none", "shadow"):
             raise InvalidInputError(f"prior: expected 'none' or 'shadow', got {self.prior!r}")
+        if not isinstance(self.refine, bool):
+            raise InvalidInputError(f"refine: expected true or false, got {self.refine!r}")
 
     def _search(
         self,
@@ -204,18 +214,18 @@ class BoundaryAttack(Attack):
         self._check_guidance()
         if not self.guided:
             return engine.search(oracle, x, y, rows, milestones=self.milestones, on_iteration=tick)
-        if shadow is None:
+        if shadow is None and self.uses_shadow:
             raise InvalidInputError(
                 f"{self.name}: starts, shadow_starts and prior='shadow' need the adversary's data "
                 "(shadow=ShadowData(...))"
             )
         parts: list[tuple[torch.Tensor, torch.Tensor]] = []
-        if self.starts > 0:
+        if self.starts > 0 and shadow is not None:
             pool_x = torch.as_tensor(np.concatenate([shadow.x_train, shadow.x_test]), dtype=torch.float32)
             pool_y = torch.as_tensor(np.concatenate([shadow.y_train, shadow.y_test]), dtype=torch.int64)
             parts.append(nearest_other_class(x, y, pool_x, pool_y, self.starts))
         prior: PriorFn | None = None
-        if self.shadow_starts > 0 or self.prior == "shadow":
+        if (self.shadow_starts > 0 or self.prior == "shadow") and shadow is not None:
             model = self.shadow_recipe.train(
                 shadow.x_train,
                 shadow.y_train,
@@ -236,6 +246,7 @@ class BoundaryAttack(Attack):
             start_tol=self.start_tol,
             memory=getattr(self, "_memory", True),
             tighten=getattr(self, "_tighten", 16.0),
+            refine=self.refine,
         ).search(
             oracle, x, y, rows, starts=starts, valid=valid, prior=prior, milestones=self.milestones, on_iteration=tick
         )
