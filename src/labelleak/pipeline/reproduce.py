@@ -86,6 +86,7 @@ def run_reproduce(
         raise DataFileError(f"experiment {plan.name}: unknown kind {plan.kind!r}; known: {sorted(SUMMARIES)}")
     started = time.perf_counter()
     records = []
+    read_back = 0
     with executor_for(first) as executor:  # --backend ray: every run's target trains in parallel first
         cfgs = [run.config.replace(resume=resume) for run in plan.runs]
         train_in_parallel([c for c in cfgs if not (resume and _finished_results(c))], executor)
@@ -94,6 +95,8 @@ def run_reproduce(
             log.info("[%d/%d] %s%s", i, len(plan.runs), run.folder, ": finished earlier" if results else "")
             if results is None:
                 results = run_audit(cfg, datasets=datasets)
+            else:
+                read_back += 1
             records.append(RunRecord(run.point, run.group, results, _load_arrays(Path(cfg.out))))
     out.mkdir(parents=True, exist_ok=True)
     tables, drawn = SUMMARIES[plan.kind](records, out)
@@ -113,7 +116,12 @@ def run_reproduce(
         "dataset": f"{dataset.name} ({dataset.source}, {len(dataset)} samples)",
         "pool": plan.pool,
         "device": device,
-        "seconds": time.perf_counter() - started,
+        "seconds": time.perf_counter() - started,  # this invocation only
+        "runs_read_back": read_back,
+        # the attacks' own times, kept in each audit's results and checkpoints: they add up across resumed runs
+        "attack_seconds": sum(
+            float(entry.get("seconds") or 0.0) for r in records for entry in r.results.get("attacks", {}).values()
+        ),
         "runs": [
             {"point": r.point, "group": r.group, "folder": r.folder, "config": r.config.to_dict()} for r in plan.runs
         ],

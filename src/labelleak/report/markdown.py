@@ -64,6 +64,18 @@ def _with_interval(row: dict[str, Any], key: str) -> str:
     return f"{fmt_cell(row.get(key))} [{fmt_cell(row.get(f'{key}_low'))}, {fmt_cell(row.get(f'{key}_high'))}]"
 
 
+def wall_time_note(summary: dict[str, Any]) -> str:
+    """Why the wall time can be short: audits read back by ``--resume`` ran in an earlier invocation."""
+    back = summary.get("runs_read_back") or 0
+    if not back:
+        return ""
+    n = len(summary["runs"])
+    return (
+        f" (this invocation; {back} of {n} audits were read back from an earlier one); the attacks took "
+        f"{summary.get('attack_seconds', 0.0):.0f} s in all"
+    )
+
+
 def lowfpr_markdown(rows: list[dict[str, Any]]) -> str:
     """The low-FPR table in short: ``value [95% interval]`` cells and the cost columns (the CSV has them flat)."""
     head = ["attack", "threat model", "candidates", "TPR@0.1%FPR", "TPR@1%FPR", "AUC"]
@@ -102,7 +114,7 @@ def summary_markdown(summary: dict[str, Any], tables: dict[str, list[dict[str, A
     n = len(summary["runs"])
     parts.append(
         f"Dataset: {summary['dataset']}; {n} audit{'s' if n != 1 else ''}; wall time "
-        f"{summary['seconds']:.0f} s on {summary['device']}.\n"
+        f"{summary['seconds']:.0f} s on {summary['device']}{wall_time_note(summary)}.\n"
     )
     pool = summary.get("pool") or {}
     if pool.get("factor", 1.0) < 1.0:
