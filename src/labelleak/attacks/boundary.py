@@ -184,7 +184,7 @@ class BoundaryAttack(Attack):
 
     @property
     def guided(self) -> bool:
-        return self.uses_shadow or self.refine
+        return self.uses_shadow or (self.refine and self.method == "hsja" and self.norm == "l2")
 
     @property
     def uses_shadow(self) -> bool:

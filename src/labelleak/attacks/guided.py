@@ -45,6 +45,7 @@ from labelleak.oracle.budget import BudgetedOracle
 # (points (R, *shape), their original labels (R,)) -> direction (R, *shape) towards the adversarial side
 PriorFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 _REFINE_BELOW = 1.0  # complement sampling only for a direction trusted within 45 degrees of the normal
+_TAN_FLOOR = 1e-6  # a refined angle's tangent never reaches 0 (kappa would vanish)
 
 
 def orthonormal(directions: torch.Tensor) -> torch.Tensor:
@@ -366,15 +367,31 @@ class _GuidedRun(_Run):
         v = (s_phiu - mean_phi[:, None] * s_u) / n[:, None]
         e = v / v.norm(dim=1, keepdim=True).clamp_min(1e-30)
         signal = 4 * torch.exp(-(a**2)) / (2 * math.pi) / self.d  # |E[phi u]|^2 = (2 pdf(a))^2 / d
-        c = (signal / (signal + 1 / n)).sqrt()
+        noise = (1 - mean_phi**2).clamp_min(1 / n) / n  # the baseline-subtracted mean's variance, summed
+        c = (signal / (signal + noise)).sqrt()
         new = nh + (estimate * c)[:, None] * e
         new = new / new.norm(dim=1, keepdim=True).clamp_min(1e-30)
         trusted = (mean_phi * n.sqrt() > self.g.min_z) & (estimate < _REFINE_BELOW)
         self.last[rows] = torch.where(trusted[:, None], new, nh)
-        self.tan[rows] = torch.where(trusted, estimate * (1 - c**2).sqrt(), math.nan)
+        self.tan[rows] = torch.where(trusted, (estimate * (1 - c**2).sqrt()).clamp_min(_TAN_FLOOR), math.nan)
         self.confidence[rows] = torch.where(trusted, 1 / (1 + self.tan[rows] ** 2).sqrt(), math.nan)
         self.n_refine += int(trusted.sum())
-        return self.last[rows].clone()
+        # a contradicted direction (+1 not the majority) is not stepped along; one that is only too far off is
+        return torch.where((mean_phi > 0)[:, None], self.last[rows], 0.0)
+
+    def _l2_threshold(self, rows: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """For refined rows, a fixed share of the distance rather than of the segment to ``target``.
+
+        A refined row's steps can be ten times the distance long; stopping at ``search_theta`` of that segment
+        would leave the point ten times deeper on the adversarial side, which the refined estimate reads as a
+        smaller angle.
+        """
+        thr = super()._l2_threshold(rows, target)
+        if not self.g.refine:
+            return thr
+        length = lp_distance(target - self.x0[rows], "l2").clamp_min(1e-30)
+        share = torch.where(torch.isfinite(self.tan[rows]), (self.dist[rows] / length).clamp(max=1.0), 1.0)
+        return thr * torch.nan_to_num(share, nan=1.0, posinf=1.0)
 
     def _step(self, rows: torch.Tensor, update: torch.Tensor, t: int, eps: torch.Tensor | None = None) -> None:
         """HopSkipJump's step, lengthened where the direction is trusted.

@@ -255,11 +255,15 @@ class _Run:
             return (1 - alpha[:, None]) * x0 + alpha[:, None] * target
         return torch.minimum(torch.maximum(target, x0 - alpha[:, None]), x0 + alpha[:, None])
 
+    def _l2_threshold(self, rows: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        """The L2 binary search's stopping width per row, as a share of the segment from the original to ``target``."""
+        return torch.full((len(rows),), self.search_theta)
+
     def _binary_search(self, rows: torch.Tensor) -> None:
         """Move ``self.adv[rows]`` (adversarial) towards the originals until within the theta threshold."""
         target = self.adv[rows].clone()
         if self.a.norm == "l2":
-            high, thr = torch.ones(len(rows)), torch.full((len(rows),), self.search_theta)
+            high, thr = torch.ones(len(rows)), self._l2_threshold(rows, target)
         else:
             high = lp_distance(target - self.x0[rows], "linf")
             thr = torch.clamp(high * self.search_theta, max=self.search_theta)

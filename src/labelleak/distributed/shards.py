@@ -40,7 +40,7 @@ _PER_CANDIDATE: tuple[type[Attack], ...] = (
     MetricAttack,
 )
 # scalar extras that count or sum over candidates: added over shards
-_SUM_KEYS = {"abstained", "started", "guided_steps", "prior_steps", "prior_alpha_sum"}
+_SUM_KEYS = {"abstained", "started", "guided_steps", "prior_steps", "prior_alpha_sum", "refine_steps"}
 _MAX_KEYS = {"iterations"}  # scalar extras that report the longest run: the largest shard value
 
 
