@@ -170,8 +170,11 @@ def test_model_file_audit_resumes_and_refuses_a_changed_model(tmp_path):
     (tmp_path / "out").rename(tmp_path / "first")
     full = runner.invoke(app, args)
     assert full.exit_code == 0 and (tmp_path / "out" / "scores.csv").read_text() == scores
+    assert "attacks_from_checkpoint" not in json.loads((tmp_path / "out" / "results.json").read_text())
     again = runner.invoke(app, args + ["--resume"])
     assert again.exit_code == 0 and (tmp_path / "out" / "scores.csv").read_text() == scores
+    resumed = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert resumed["attacks_from_checkpoint"] == ["gap", "boundary-hsja"]  # said, so wall times can be read
     _tabular_onnx(tmp_path / "m.onnx", 1)  # same name, other weights
     changed = runner.invoke(app, args + ["--resume"])
     assert changed.exit_code == 2 and "--resume: the options differ" in changed.output

@@ -321,6 +321,7 @@ def run_audit(
                     ckpt.save(name, *saved)
             else:
                 log.info("%s: loaded from the checkpoint", name)
+                results.setdefault("attacks_from_checkpoint", []).append(name)
             results["attacks"][name], finished[name] = saved
     except KeyboardInterrupt:
         if ckpt:

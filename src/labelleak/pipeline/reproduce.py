@@ -86,7 +86,7 @@ def run_reproduce(
         raise DataFileError(f"experiment {plan.name}: unknown kind {plan.kind!r}; known: {sorted(SUMMARIES)}")
     started = time.perf_counter()
     records = []
-    read_back = 0
+    read_back = attacks_back = 0
     with executor_for(first) as executor:  # --backend ray: every run's target trains in parallel first
         cfgs = [run.config.replace(resume=resume) for run in plan.runs]
         train_in_parallel([c for c in cfgs if not (resume and _finished_results(c))], executor)
@@ -95,8 +95,10 @@ def run_reproduce(
             log.info("[%d/%d] %s%s", i, len(plan.runs), run.folder, ": finished earlier" if results else "")
             if results is None:
                 results = run_audit(cfg, datasets=datasets)
+                attacks_back += len(results.get("attacks_from_checkpoint", []))
             else:
                 read_back += 1
+                attacks_back += len(results.get("attacks", {}))
             records.append(RunRecord(run.point, run.group, results, _load_arrays(Path(cfg.out))))
     out.mkdir(parents=True, exist_ok=True)
     tables, drawn = SUMMARIES[plan.kind](records, out)
@@ -118,7 +120,9 @@ def run_reproduce(
         "device": device,
         "seconds": time.perf_counter() - started,  # this invocation only
         "runs_read_back": read_back,
-        # the attacks' own times, kept in each audit's results and checkpoints: they add up across resumed runs
+        "attacks_read_back": attacks_back,
+        # the attacks' own run times (searches, their reference models; not target training or threshold
+        # calibration), kept with each attack's results and checkpoint: they add up across resumed invocations
         "attack_seconds": sum(
             float(entry.get("seconds") or 0.0) for r in records for entry in r.results.get("attacks", {}).values()
         ),

@@ -65,14 +65,15 @@ def _with_interval(row: dict[str, Any], key: str) -> str:
 
 
 def wall_time_note(summary: dict[str, Any]) -> str:
-    """Why the wall time can be short: audits read back by ``--resume`` ran in an earlier invocation."""
-    back = summary.get("runs_read_back") or 0
-    if not back:
+    """Why the wall time can be short: results read back by ``--resume`` were computed in an earlier invocation."""
+    if not summary.get("attacks_read_back"):
         return ""
-    n = len(summary["runs"])
+    runs = f"{summary.get('runs_read_back', 0)} of {len(summary['runs'])} audits and "
+    seconds = summary.get("attack_seconds", 0.0)
     return (
-        f" (this invocation; {back} of {n} audits were read back from an earlier one); the attacks took "
-        f"{summary.get('attack_seconds', 0.0):.0f} s in all"
+        f" (this invocation; {runs if summary.get('runs_read_back') else ''}"
+        f"{summary['attacks_read_back']} attack results were read back from an earlier one); the attacks' own run "
+        f"times (without target training and threshold calibration) add up to {seconds:.0f} s"
     )
 
 
