@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -137,3 +140,29 @@ def test_stabilise_is_odd_monotone_and_rejects_unknown_options(world):
             _attack(world, "boundary-lira", **bad)(world["x"][:2], world["y"][:2])
     with pytest.raises(InvalidInputError, match="needs shadow data"):
         create_attack("boundary-lira")(world["oracle"], world["x"], world["y"])
+
+
+def test_reference_searches_are_cached_so_a_rerun_searches_only_the_target(world, monkeypatch):
+    import labelleak.attacks.boundary_lira as module
+
+    searches = Path(world["recipe"]["cache_dir"]) / "reference-searches"
+    shutil.rmtree(searches, ignore_errors=True)  # other tests' searches; the models stay cached
+    monkeypatch.setattr(module, "signed_distances", counting := _Counting(module.signed_distances))
+    first = _attack(world, "boundary-lira-offline")(world["x"], world["y"])
+    assert counting.calls == 5  # the target and 4 reference models
+    saved = sorted(searches.glob("*.npz"))
+    assert len(saved) == 4
+    saved[0].write_bytes(b"torn")  # a damaged entry is searched again, not trusted
+    again = _attack(world, "boundary-lira-offline")(world["x"], world["y"])
+    assert counting.calls == 5 + 2
+    np.testing.assert_array_equal(again.scores, first.scores)
+    assert again.extras["reference_queries"] == first.extras["reference_queries"]
+
+
+class _Counting:
+    def __init__(self, fn):
+        self.fn, self.calls = fn, 0
+
+    def __call__(self, *args, **kwargs):
+        self.calls += 1
+        return self.fn(*args, **kwargs)

@@ -34,18 +34,24 @@ also pools the variance for small K).
 
 from __future__ import annotations
 
+import hashlib
 import math
+import os
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
+from torch import nn
 
+from labelleak import __version__
 from labelleak.attacks._reference import ReferenceModelAttack
-from labelleak.attacks._shadow import ShadowRecipe
+from labelleak.attacks._shadow import ShadowRecipe, _digest
 from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.attacks.boundary import box_diameter
 from labelleak.attacks.hsja import HopSkipJump, Norm, lp_distance
 from labelleak.errors import InvalidInputError
+from labelleak.models.store import model_key
 from labelleak.oracle.backends import TorchOracle
 from labelleak.oracle.budget import BudgetedOracle, QueryLedger
 from labelleak.progress import progress_bar
@@ -189,6 +195,54 @@ class BoundaryLiRA(ReferenceModelAttack):
             seed=self.seed,
         )
 
+    def _reference_search(
+        self,
+        engine: HopSkipJump,
+        model: nn.Module,
+        oracle: BudgetedOracle,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        cap: int | None,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """The signed distances, statuses and query count of one reference model's search, read from the
+        recipe's cache when it was run before: a reference search costs as much as the target's, and an
+        interrupted run would otherwise redo every finished one (only target queries are journaled)."""
+
+        def search() -> tuple[np.ndarray, np.ndarray, int]:
+            local = TorchOracle(model, input_shape=oracle.input_shape, n_classes=oracle.n_classes, bounds=oracle.bounds)
+            ledger = QueryLedger(len(x), max_per_sample=cap)
+            d, status = signed_distances(engine, BudgetedOracle(local, ledger), x, y)
+            return d, status, ledger.total
+
+        if self.shadow_recipe.cache_dir is None:
+            return search()
+        weights = hashlib.sha256()
+        for name, tensor in model.state_dict().items():
+            weights.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+        key = model_key(
+            role="reference-search",
+            version=__version__,
+            model=weights.hexdigest(),
+            x=_digest(x),
+            y=_digest(y),
+            engine={k: v for k, v in vars(engine).items()},
+            cap=cap,
+            bounds=list(oracle.bounds),
+        )
+        path = Path(self.shadow_recipe.cache_dir) / "reference-searches" / f"{key}.npz"
+        if path.is_file():
+            try:
+                with np.load(path, allow_pickle=False) as saved:
+                    return saved["d"], saved["status"], int(saved["queries"])
+            except (OSError, KeyError, ValueError):
+                pass  # a torn or foreign file: search again and overwrite it
+        d, status, spent = search()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+        np.savez(tmp, d=d, status=status, queries=np.int64(spent))
+        os.replace(tmp, path)
+        return d, status, spent
+
     def _run(
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
     ) -> RawScores:
@@ -206,12 +260,8 @@ class BoundaryLiRA(ReferenceModelAttack):
         ref_queries = 0
         with progress_bar(f"{self.name}: reference searches", refs.k, enabled=progress) as bar:
             for k, model in enumerate(refs.models):
-                local = TorchOracle(
-                    model, input_shape=oracle.input_shape, n_classes=oracle.n_classes, bounds=oracle.bounds
-                )
-                ledger = QueryLedger(len(x), max_per_sample=cap)
-                d_ref[k], ref_status[k] = signed_distances(engine, BudgetedOracle(local, ledger), x, y)
-                ref_queries += ledger.total
+                d_ref[k], ref_status[k], spent = self._reference_search(engine, model, oracle, x, y, cap)
+                ref_queries += spent
                 if bar is not None:
                     bar.update(bar.task_ids[0], advance=1)
         positive = np.abs(d_ref[np.isfinite(d_ref) & (d_ref != 0)])
