@@ -197,7 +197,8 @@ class _GuidedRun(_Run):
 
     def stats(self) -> dict[str, float]:
         """Counts and sums over candidates (so that shards add up; divide by ``guided_steps`` for shares/means):
-        candidates started from a point, gradient steps taken, steps that used a prior, sum of prior cosines."""
+        candidates started from a point, isotropic (prior-mixed) gradient steps, those that used a prior, the sum
+        of prior cosines, and the complement-sampled steps (``refine_steps``, not among ``guided_steps``)."""
         out: dict[str, float] = {"started": int(self.started.sum())}
         if self.prior is not None or self.g.memory:
             out["guided_steps"], out["prior_steps"] = self.n_steps, self.n_prior
