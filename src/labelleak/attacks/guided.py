@@ -38,7 +38,7 @@ from collections.abc import Callable
 
 import torch
 
-from labelleak.attacks.hsja import _DIRECTION_BLOCK, BoundarySearch, HopSkipJump, _Run, lp_distance
+from labelleak.attacks.hsja import BoundarySearch, HopSkipJump, _Run, lp_distance
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.budget import BudgetedOracle
 
@@ -329,37 +329,16 @@ class _GuidedRun(_Run):
         """
         nh, tan = self.last[rows], self.tan[rows]
         kappa = tan / math.sqrt(self.d)
-        r = len(rows)
-        s_phiu, s_u, s_phi = torch.zeros(r, self.d), torch.zeros(r, self.d), torch.zeros(r)
-        block = _DIRECTION_BLOCK
-        n_blocks = math.ceil(int(counts.max()) / block)
-        directions = self.a.directions(t, n_blocks * block, self.shape)
-        row_chunk = max(1, self.a.chunk_elements // (block * self.d))
-        for top in range(0, r, row_chunk):
-            part = torch.arange(top, min(top + row_chunk, r))
-            p, base, part_counts, n_p = len(part), self.adv[rows[part]], counts[part], nh[part]
-            per_call = max(1, self.a.chunk_elements // (p * block * self.d))
-            part_blocks = math.ceil(int(part_counts.max()) / block)
-            for b0 in range(0, part_blocks, per_call):
-                nb = min(per_call, part_blocks - b0)
-                first, width = b0 * block, nb * block
-                g = directions[first : first + width]
-                u = g[None] - (g[None] * n_p[:, None, :]).sum(2, keepdim=True) * n_p[:, None, :]
-                step = delta[part, None, None] * (u + kappa[part, None, None] * n_p[:, None, :])
-                pert = torch.clamp(base[:, None, :] + step, self.lo, self.hi)
-                u = (pert - base[:, None, :]) / delta[part, None, None]
-                u = u - (u * n_p[:, None, :]).sum(2, keepdim=True) * n_p[:, None, :]  # the box may clip
-                valid = torch.arange(first, first + width)[None, :] < part_counts[:, None]
-                row_of = torch.arange(p)[:, None].expand(p, width)[valid]
-                hit = self._is_adv(rows[part[row_of]], pert[valid])
-                phi = torch.zeros(p, width)
-                phi[valid] = hit.to(torch.float32) * 2 - 1
-                phiu = (phi[:, :, None] * u).reshape(p, nb, block, self.d).sum(2)
-                vu = (valid[:, :, None] * u).reshape(p, nb, block, self.d).sum(2)
-                for k in range(nb):
-                    s_phiu[part] += phiu[:, k]
-                    s_u[part] += vu[:, k]
-                s_phi[part] += phi.sum(1)
+
+        def probe(part: torch.Tensor, base: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            n_p = nh[part]
+            u = g[None] - (g[None] * n_p[:, None, :]).sum(2, keepdim=True) * n_p[:, None, :]
+            step = delta[part, None, None] * (u + kappa[part, None, None] * n_p[:, None, :])
+            pert = torch.clamp(base[:, None, :] + step, self.lo, self.hi)
+            u = (pert - base[:, None, :]) / delta[part, None, None]
+            return pert, u - (u * n_p[:, None, :]).sum(2, keepdim=True) * n_p[:, None, :]  # the box may clip
+
+        s_phiu, s_u, s_phi, _ = self._sign_sums(rows, counts, t, probe)
         n = counts.to(torch.float32).clamp_min(1)
         mean_phi = s_phi / n
         share = ((1 + mean_phi) / 2).clamp(0.5 / n, 1 - 0.5 / n)

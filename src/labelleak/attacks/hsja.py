@@ -303,6 +303,30 @@ class _Run:
         """Raw estimate (R, D) = mean of phi_i u_i minus the baseline, and the sums of <u_i, b>^2 (R, m) over the
         directions b of ``prior`` (R, m, D) (zeros without one): what :mod:`labelleak.attacks.guided` needs to weigh
         prior directions."""
+
+        def probe(part: torch.Tensor, base: torch.Tensor, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            pert = torch.clamp(base[:, None, :] + delta[part, None, None] * g[None], self.lo, self.hi)
+            return pert, (pert - base[:, None, :]) / delta[part, None, None]
+
+        s_phiu, s_u, s_phi, s_up2 = self._sign_sums(rows, counts, t, probe, prior)
+        n = counts.to(torch.float32).clamp_min(1)
+        mean_phi = s_phi / n
+        uniform = mean_phi.abs() == 1.0  # all answers equal: no baseline (as in the reference code)
+        return torch.where(uniform[:, None], s_phiu, s_phiu - mean_phi[:, None] * s_u) / n[:, None], s_up2
+
+    def _sign_sums(
+        self,
+        rows: torch.Tensor,
+        counts: torch.Tensor,
+        t: int,
+        probe: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]],
+        prior: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Query ``counts`` probes per row and sum phi u, u and phi (and <u, b>^2 per ``prior`` direction b).
+
+        ``probe(part, base, g)`` turns iteration t's shared directions ``g`` (W, D) into the probe points (P, W, D)
+        around the boundary points ``base`` (P, D) of the rows ``rows[part]`` and the directions (P, W, D) to sum.
+        """
         r = len(rows)
         s_phiu, s_u = torch.zeros(r, self.d), torch.zeros(r, self.d)
         s_phi = torch.zeros(r)
@@ -324,9 +348,7 @@ class _Run:
             for b0 in range(0, part_blocks, per_call):
                 nb = min(per_call, part_blocks - b0)
                 first, width = b0 * block, nb * block
-                u = directions[first : first + width]
-                pert = torch.clamp(base[:, None, :] + delta[part, None, None] * u[None], self.lo, self.hi)
-                u = (pert - base[:, None, :]) / delta[part, None, None]
+                pert, u = probe(part, base, directions[first : first + width])
                 valid = torch.arange(first, first + width)[None, :] < part_counts[:, None]  # (P, width)
                 row_of = torch.arange(p)[:, None].expand(p, width)[valid]
                 hit = self._is_adv(rows[part[row_of]], pert[valid])
@@ -349,10 +371,7 @@ class _Run:
                     for j, sq in enumerate(up2):
                         s_up2[part, j] += sq[:, k]
                 s_phi[part] += phi.sum(1)  # sums of +-1 and 0: exact in any order
-        n = counts.to(torch.float32).clamp_min(1)
-        mean_phi = s_phi / n
-        uniform = mean_phi.abs() == 1.0  # all answers equal: no baseline (as in the reference code)
-        return torch.where(uniform[:, None], s_phiu, s_phiu - mean_phi[:, None] * s_u) / n[:, None], s_up2
+        return s_phiu, s_u, s_phi, s_up2
 
     def _step(self, rows: torch.Tensor, update: torch.Tensor, t: int, eps: torch.Tensor | None = None) -> None:
         """Geometric step search from xi = ``eps`` (default dist / sqrt(t)), halving until still adversarial."""
