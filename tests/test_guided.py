@@ -230,3 +230,85 @@ def test_refine_needs_no_adversary_data_and_leaves_qeba_and_linf_unchanged():
         assert "refine_steps" not in runs[1].extras
     with pytest.raises(InvalidInputError, match="refine"):
         create_attack("boundary-hsja", refine="yes")(oracle, x, y)
+
+
+def _start_run(oracle, x, y, *, doublings, budget=None):
+    ledger = QueryLedger(len(x), max_per_sample=budget)
+    search = GuidedSearch(HopSkipJump(max_iter=0, seed=0), start_doublings=doublings)
+    run = _GuidedRun(
+        search,
+        BudgetedOracle(oracle, ledger),
+        torch.tensor(x),
+        torch.tensor(y),
+        torch.arange(len(x)),
+        (),
+        None,
+        None,
+        None,
+    )
+    return run, ledger
+
+
+def test_a_start_short_of_the_boundary_is_pushed_out_along_its_direction():
+    model, oracle, x, y, normal = _binary_problem(n=10)
+    exact = torch.tensor(model.boundary_distance(x), dtype=torch.float32)
+    towards = torch.where(torch.tensor(y == 0)[:, None], normal, -normal) / normal.norm()
+    # a shadow that puts the face at a fifth of the target's distance: twice that still keeps the label
+    short = torch.tensor(x) + (0.4 * exact)[:, None] * towards
+    starts, valid, grow = (
+        short[:, None],
+        torch.ones(len(x), 1, dtype=torch.bool),
+        torch.ones(len(x), 1, dtype=torch.bool),
+    )
+    fixed, used_fixed = _start_run(oracle, x, y, doublings=0)
+    fixed.grow = grow
+    fixed._start_from_points(starts, valid)
+    assert not fixed.started.any() and int(used_fixed.used.max()) == 1  # one verification query, then nothing
+    pushed, ledger = _start_run(oracle, x, y, doublings=5)
+    pushed.grow = grow
+    pushed._start_from_points(starts, valid)
+    assert pushed.started.all()
+    # 0.4 -> 0.8 -> 1.6 times the distance: three verification queries, the third crosses
+    err = pushed.dist / exact - 1
+    assert (err > -1e-4).all() and (err < 3e-3).all(), err  # then the binary search lands on the boundary
+    not_grown, _ = _start_run(oracle, x, y, doublings=5)  # the same start without the grow mark is not pushed
+    not_grown.grow = torch.zeros_like(grow)
+    not_grown._start_from_points(starts, valid)
+    assert not not_grown.started.any()
+    with pytest.raises(InvalidInputError, match="start_doublings"):
+        GuidedSearch(HopSkipJump(), start_doublings=-1)
+
+
+def test_pushing_starts_out_respects_the_budget():
+    model, oracle, x, y, normal = _binary_problem(n=6)
+    exact = torch.tensor(model.boundary_distance(x), dtype=torch.float32)
+    towards = torch.where(torch.tensor(y == 0)[:, None], normal, -normal) / normal.norm()
+    starts = (torch.tensor(x) + (0.01 * exact)[:, None] * towards)[:, None].repeat(1, 3, 1)  # far too short
+    run, ledger = _start_run(oracle, x, y, doublings=20, budget=7)
+    run.grow = torch.ones(len(x), 3, dtype=torch.bool)
+    run._start_from_points(starts, torch.ones(len(x), 3, dtype=torch.bool))
+    assert int(ledger.used.max()) <= 7
+
+
+def test_the_binary_search_starts_from_a_known_bracket():
+    model, oracle, x, y, normal = _binary_problem(n=8)
+    exact = torch.tensor(model.boundary_distance(x), dtype=torch.float32)
+    towards = torch.where(torch.tensor(y == 0)[:, None], normal, -normal) / normal.norm()
+    far = torch.tensor(x) + (exact / 0.98)[:, None] * towards  # the boundary at 98% of the segment
+    results = []
+    for low in (None, torch.full((len(x),), 0.97)):  # what a start's coarse search leaves: [low, 1] is narrow
+        run, ledger = _start_run(oracle, x, y, doublings=0)
+        run.adv[:] = far
+        run._binary_search(torch.arange(len(x)), low)
+        results.append((run.dist.clone(), int(ledger.used.sum())))
+    (d_plain, q_plain), (d_known, q_known) = results
+    for d in (d_plain, d_known):  # both stop within the tightened threshold (1 / 16^1.5 / 16 of the segment)
+        assert ((d / exact - 1) > -1e-4).all() and ((d / exact - 1) < 3e-3).all(), d / exact - 1
+    assert q_known <= q_plain - 4 * len(x)  # [0.97, 1] instead of [0, 1]: log2(1 / 0.03), about 5 queries fewer
+
+
+def test_auto_picks_qeba_only_for_images_with_a_rich_low_resolution_grid():
+    attack = create_attack("boundary-guided")
+    assert attack.resolved_method((3, 32, 32)) == "qeba" and isinstance(attack.engine((3, 32, 32)), QEBA)
+    assert attack.resolved_method((1, 8, 8)) == "hsja" and attack.resolved_method((64,)) == "hsja"
+    assert create_attack("boundary-hsja").resolved_method((3, 32, 32)) == "hsja"

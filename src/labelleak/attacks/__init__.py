@@ -31,10 +31,11 @@ register_attack(
     "boundary-guided",
     BoundaryAttack,
     settings=_SEARCH,
-    method="hsja",
+    method="auto",
     norm="l2",
     starts=4,
     shadow_starts=3,
+    start_doublings=5,
     prior="shadow",
     refine=True,
 )

@@ -53,7 +53,8 @@ class BoundaryAttack(Attack):
     """Score = distance to the decision boundary found by a label-only attack (HSJA or QEBA).
 
     Args:
-        method: ``"hsja"`` or ``"qeba"``.
+        method: ``"hsja"``, ``"qeba"`` or ``"auto"``: QEBA on images whose low-resolution grid (H / ``ratio`` x
+            W / ``ratio``) has at least 8 x 8 cells, HopSkipJump otherwise (tabular inputs, small images).
         norm: the attack's norm (``"l2"`` or ``"linf"``).
         score_norm: the norm of the score (default: the attack's own).
         max_iter: HopSkipJump iterations (paper default).
@@ -68,6 +69,8 @@ class BoundaryAttack(Attack):
         shadow_starts: points beyond the shadow model's nearest class faces tried as starting points (0: none).
         prior: ``"shadow"`` biases the gradient-direction estimate with the shadow model's input gradient.
         start_tol: relative precision of each start's coarse binary search before the best one is kept.
+        start_doublings: how often a shadow start that keeps the target's label is pushed twice as far out along
+            its direction (one query each) before it is given up.
         refine: once the direction estimate is trusted (within 45 degrees of the boundary normal), sample the
             next estimate's directions orthogonal to it (see :mod:`labelleak.attacks.guided`): L2 HopSkipJump
             only, needs no adversary's data; QEBA and Linf searches ignore it.
@@ -78,7 +81,7 @@ class BoundaryAttack(Attack):
     def __init__(
         self,
         *,
-        method: Literal["hsja", "qeba"] = "hsja",
+        method: Literal["hsja", "qeba", "auto"] = "hsja",
         norm: Norm = "l2",
         score_norm: ScoreNorm | None = None,
         max_iter: int = 50,
@@ -95,6 +98,7 @@ class BoundaryAttack(Attack):
         start_tol: float = 1 / 64,
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
         refine: bool = False,
+        start_doublings: int = 0,
     ) -> None:
         self.method, self.norm, self.score_norm = method, norm, score_norm
         self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
@@ -102,9 +106,19 @@ class BoundaryAttack(Attack):
         self.milestones, self.seed = tuple(milestones), seed
         self.starts, self.shadow_starts, self.prior = starts, shadow_starts, prior
         self.start_tol, self.shadow_recipe, self.refine = start_tol, shadow_recipe, refine
+        self.start_doublings = start_doublings
         self.name = f"boundary-{method}" + ("-linf" if norm == "linf" else "")
 
-    def engine(self) -> HopSkipJump:
+    def resolved_method(self, shape: tuple[int, ...] | None = None) -> str:
+        """``method``, with ``"auto"`` decided for inputs of ``shape``: QEBA's subspace needs an image large enough
+        that its low-resolution grid still has 8 x 8 cells (CIFAR-10 at ``ratio`` 4: yes; digits: no)."""
+        if self.method != "auto":
+            return self.method
+        image = shape is not None and len(shape) == 3 and min(shape[1:]) // max(self.ratio, 1) >= 8
+        return "qeba" if image else "hsja"
+
+    def engine(self, shape: tuple[int, ...] | None = None) -> HopSkipJump:
+        """The search engine for inputs of ``shape`` (needed only to decide ``method="auto"``)."""
         common: _SearchParams = dict(
             norm=self.norm,
             max_iter=self.max_iter,
@@ -114,11 +128,12 @@ class BoundaryAttack(Attack):
             gamma=self.gamma,
             seed=self.seed,
         )
-        if self.method == "hsja":
+        method = self.resolved_method(shape)
+        if method == "hsja":
             return HopSkipJump(**common)
-        if self.method == "qeba":
+        if method == "qeba":
             return QEBA(ratio=self.ratio, **common)
-        raise InvalidInputError(f"method: expected 'hsja' or 'qeba', got {self.method!r}")
+        raise InvalidInputError(f"method: expected 'hsja', 'qeba' or 'auto', got {self.method!r}")
 
     def _run(
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
@@ -126,7 +141,7 @@ class BoundaryAttack(Attack):
         score_norm = self.score_norm or self.norm
         if score_norm not in ("l0", "l1", "l2", "linf"):
             raise InvalidInputError(f"score_norm: expected l0, l1, l2 or linf, got {score_norm!r}")
-        engine = self.engine()
+        engine = self.engine(tuple(oracle.input_shape))
         n = len(x)
         served = oracle.ledger.affordable(1)
         idx = torch.nonzero(served).flatten()
@@ -184,14 +199,18 @@ class BoundaryAttack(Attack):
 
     @property
     def guided(self) -> bool:
-        return self.uses_shadow or (self.refine and self.method == "hsja" and self.norm == "l2")
+        return self.uses_shadow or (self.refine and self.method != "qeba" and self.norm == "l2")
 
     @property
     def uses_shadow(self) -> bool:
         return self.starts > 0 or self.shadow_starts > 0 or self.prior == "shadow"
 
     def _check_guidance(self) -> None:
-        for name, value in (("starts", self.starts), ("shadow_starts", self.shadow_starts)):
+        for name, value in (
+            ("starts", self.starts),
+            ("shadow_starts", self.shadow_starts),
+            ("start_doublings", self.start_doublings),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
                 raise InvalidInputError(f"{name}: expected a non-negative integer, got {value!r}")
         if self.prior not in ("none", "shadow"):
@@ -241,12 +260,26 @@ class BoundaryAttack(Attack):
                 prior = margin_prior(model)
         starts = torch.cat([p for p, _ in parts], dim=1) if parts else None
         valid = torch.cat([v for _, v in parts], dim=1) if parts else None
+        grow = None
+        if valid is not None and self.shadow_starts > 0 and shadow is not None:
+            grow = torch.zeros_like(valid)
+            grow[:, : self.shadow_starts] = True  # the shadow's starts come first; own samples are not pushed
         return GuidedSearch(
             engine,
             start_tol=self.start_tol,
             memory=getattr(self, "_memory", True),
             tighten=getattr(self, "_tighten", 16.0),
             refine=self.refine,
+            start_doublings=self.start_doublings,
         ).search(
-            oracle, x, y, rows, starts=starts, valid=valid, prior=prior, milestones=self.milestones, on_iteration=tick
+            oracle,
+            x,
+            y,
+            rows,
+            starts=starts,
+            valid=valid,
+            grow=grow,
+            prior=prior,
+            milestones=self.milestones,
+            on_iteration=tick,
         )

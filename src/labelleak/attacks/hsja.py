@@ -259,15 +259,17 @@ class _Run:
         """The L2 binary search's stopping width per row, as a share of the segment from the original to ``target``."""
         return torch.full((len(rows),), self.search_theta)
 
-    def _binary_search(self, rows: torch.Tensor) -> None:
-        """Move ``self.adv[rows]`` (adversarial) towards the originals until within the theta threshold."""
+    def _binary_search(self, rows: torch.Tensor, low: torch.Tensor | None = None) -> None:
+        """Move ``self.adv[rows]`` (adversarial) towards the originals until within the theta threshold.
+
+        ``low`` (L2 only): per row, a share of the segment from the original already known to keep the label."""
         target = self.adv[rows].clone()
         if self.a.norm == "l2":
             high, thr = torch.ones(len(rows)), self._l2_threshold(rows, target)
         else:
             high = lp_distance(target - self.x0[rows], "linf")
             thr = torch.clamp(high * self.search_theta, max=self.search_theta)
-        low = torch.zeros(len(rows))
+        low = low.clone() if low is not None and self.a.norm == "l2" else torch.zeros(len(rows))
         for _ in range(64):
             open_ = torch.nonzero(high - low > thr).flatten()
             open_ = open_[self.oracle.ledger.affordable(1, self.owners[rows[open_]])]
