@@ -7,7 +7,8 @@
     cannot be nearer than the nearest boundary). The guided attack's shadow model is a linear model trained on the
     adversary's own samples (labelled by the target's rule, no target queries).
 (b) The CIFAR-10 CPU-scale 1,000-member target of ``labelleak reproduce queries``: AUC and TPR@1%FPR against
-    queries per candidate for boundary-hsja and boundary-guided, each read off one run at the largest budget.
+    queries per candidate for boundary-hsja, boundary-qeba and boundary-guided, each read off one run at the
+    largest budget, and guided's AUC at each budget minus HSJA's at the largest (paired bootstrap interval).
 
     PYTHONPATH=src python bench/bench_distance.py                  # (a) and (b); (b) needs ../shared/data/cifar10.npz
     PYTHONPATH=src python bench/bench_distance.py --part linear    # (a) only
@@ -146,34 +147,61 @@ def cifar_curves(args: argparse.Namespace) -> dict[str, Any]:
     setup = prepare(cfg)
     budgets = tuple(args.cifar_budgets)
     out: dict[str, Any] = {"budgets": list(budgets), "candidates": int(len(setup.x))}
-    for name in ("boundary-hsja", "boundary-guided"):
+    member = np.asarray(setup.is_member, dtype=bool)
+    scores: dict[str, dict[int, np.ndarray]] = {}
+    for name in ("boundary-hsja", "boundary-qeba", "boundary-guided"):
         params = {**attack_params(name, cfg, setup), "milestones": budgets}
         res = create_attack(name, **params)(
             setup.oracle, setup.x, setup.y, shadow=setup.shadow_data, max_queries_per_sample=max(budgets)
         )
+        scores[name] = {b: res.extras["milestone_scores"][b] for b in budgets}
         curve = []
         for b in budgets:
-            s = res.extras["milestone_scores"][b]
-            curve.append(
-                {"queries": b, "auc": auc(setup.is_member, s), "tpr_at_1pct_fpr": tpr_at_fpr(setup.is_member, s, 0.01)}
-            )
+            s = scores[name][b]
+            curve.append({"queries": b, "auc": auc(member, s), "tpr_at_1pct_fpr": tpr_at_fpr(member, s, 0.01)})
         out[name] = {
             "curve": curve,
             "seconds": res.seconds,
-            **{k: v for k, v in res.extras.items() if k.startswith("prior_")},
+            **{k: v for k, v in res.extras.items() if k.startswith("prior_") or k.endswith("steps")},
         }
+    reference = scores["boundary-hsja"][max(budgets)]
+    out["guided_minus_hsja_at_max"] = [
+        {"queries": b, **paired_auc_difference(member, scores["boundary-guided"][b], reference)} for b in budgets
+    ]
     return out
 
 
+def paired_auc_difference(member: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int = 1000) -> dict[str, float]:
+    """AUC(a) - AUC(b) on the same candidates, with a paired percentile-bootstrap 95% interval (each resample
+    draws members and non-members separately and scores both attacks on it)."""
+    rng = np.random.default_rng(0)
+    members, others = np.flatnonzero(member), np.flatnonzero(~member)
+    diffs = np.empty(n_boot)
+    for i in range(n_boot):
+        sel = np.r_[rng.choice(members, len(members)), rng.choice(others, len(others))]
+        diffs[i] = auc(member[sel], a[sel]) - auc(member[sel], b[sel])
+    low, high = np.quantile(diffs, [0.025, 0.975])
+    return {"difference": auc(member, a) - auc(member, b), "low": float(low), "high": float(high)}
+
+
 def cifar_table(res: dict[str, Any]) -> str:
+    top = max(res["budgets"])
     lines = [
-        "| queries/candidate | HSJA AUC | guided AUC | HSJA TPR@1%FPR | guided TPR@1%FPR |",
-        "|---|---|---|---|---|",
+        "| queries/candidate | HSJA AUC | QEBA AUC | guided AUC | HSJA TPR@1%FPR | QEBA TPR@1%FPR | guided TPR@1%FPR "
+        f"| guided AUC - HSJA AUC at {top} (paired 95% CI) |",
+        "|---|---|---|---|---|---|---|---|",
     ]
-    for h, g in zip(res["boundary-hsja"]["curve"], res["boundary-guided"]["curve"]):
+    curves = zip(
+        res["boundary-hsja"]["curve"],
+        res["boundary-qeba"]["curve"],
+        res["boundary-guided"]["curve"],
+        res["guided_minus_hsja_at_max"],
+    )
+    for h, q, g, d in curves:
         lines.append(
-            f"| {h['queries']} | {h['auc']:.3f} | {g['auc']:.3f} "
-            f"| {h['tpr_at_1pct_fpr']:.3f} | {g['tpr_at_1pct_fpr']:.3f} |"
+            f"| {h['queries']} | {h['auc']:.3f} | {q['auc']:.3f} | {g['auc']:.3f} "
+            f"| {h['tpr_at_1pct_fpr']:.3f} | {q['tpr_at_1pct_fpr']:.3f} | {g['tpr_at_1pct_fpr']:.3f} "
+            f"| {d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] |"
         )
     return "\n".join(lines)
 
