@@ -268,7 +268,7 @@ def test_a_start_short_of_the_boundary_is_pushed_out_along_its_direction():
     pushed.grow = grow
     pushed._start_from_points(starts, valid)
     assert pushed.started.all()
-    # 0.4 -> 0.8 -> 1.6 times the distance: three verification queries, the third crosses
+    # 0.4 -> 0.8 -> 1.6 times the distance: the third try crosses
     err = pushed.dist / exact - 1
     assert (err > -1e-4).all() and (err < 3e-3).all(), err  # then the binary search lands on the boundary
     not_grown, _ = _start_run(oracle, x, y, doublings=5)  # the same start without the grow mark is not pushed
@@ -312,3 +312,54 @@ def test_auto_picks_qeba_only_for_images_with_a_rich_low_resolution_grid():
     assert attack.resolved_method((3, 32, 32)) == "qeba" and isinstance(attack.engine((3, 32, 32)), QEBA)
     assert attack.resolved_method((1, 8, 8)) == "hsja" and attack.resolved_method((64,)) == "hsja"
     assert create_attack("boundary-hsja").resolved_method((3, 32, 32)) == "hsja"
+
+
+class _NoBracket(_GuidedRun):
+    def _binary_search(self, rows, low=None):
+        super()._binary_search(rows, None)
+
+
+def test_the_start_s_coarse_bracket_reaches_the_binary_search():
+    model, oracle, x, y, normal = _binary_problem(n=8)
+    exact = torch.tensor(model.boundary_distance(x), dtype=torch.float32)
+    towards = torch.where(torch.tensor(y == 0)[:, None], normal, -normal) / normal.norm()
+    starts = (torch.tensor(x) + (3 * exact)[:, None] * towards)[:, None]
+    used = []
+    for kind in (_GuidedRun, _NoBracket):
+        ledger = QueryLedger(len(x))
+        run = kind(
+            GuidedSearch(HopSkipJump(max_iter=0)),
+            BudgetedOracle(oracle, ledger),
+            torch.tensor(x),
+            torch.tensor(y),
+            torch.arange(len(x)),
+            (),
+            None,
+            None,
+            None,
+        )
+        run._start_from_points(starts, torch.ones(len(x), 1, dtype=torch.bool))
+        assert ((run.dist / exact - 1) < 3e-3).all()
+        used.append(ledger.used.clone())
+    assert (used[0] <= used[1] - 4).all(), used  # the coarse search's 1/64 bracket saves about 6 queries
+
+
+def test_auto_resolves_to_qeba_on_images_and_says_so():
+    image_model = LinearModel(n_features=3 * 32 * 32, n_classes=2, seed=0)
+    images = CallableOracle(image_model, input_shape=(3, 32, 32), n_classes=2, bounds=(-10.0, 10.0))
+    x = (np.random.default_rng(0).normal(size=(4, 3, 32, 32)) * 0.5).astype(np.float32)
+    y = image_model(x)
+    # no adversary data and refine on: QEBA ignores refine, so the search is plain QEBA (not the guided one)
+    res = create_attack("boundary-guided", starts=0, shadow_starts=0, prior="none", max_iter=2, seed=0)(
+        images, x, y, max_queries_per_sample=150
+    )
+    assert res.extras["method"] == "qeba" and "refine_steps" not in res.extras and "started" not in res.extras
+    plain = create_attack("boundary-qeba", max_iter=2, seed=0)(images, x, y, max_queries_per_sample=150)
+    np.testing.assert_array_equal(res.scores, plain.scores)
+    tabular = create_attack("boundary-guided", starts=0, shadow_starts=0, prior="none", max_iter=2, seed=0)(
+        images.__class__(image_model, input_shape=(3072,), n_classes=2, bounds=(-10.0, 10.0)),
+        x.reshape(4, -1),
+        y,
+        max_queries_per_sample=150,
+    )
+    assert tabular.extras["method"] == "hsja" and "refine_steps" in tabular.extras

@@ -193,13 +193,15 @@ class BoundaryAttack(Attack):
                 "score_norm": score_norm,
                 "score_ceiling": ceiling,
                 "iterations": found.iterations,
+                "method": "qeba" if isinstance(engine, QEBA) else "hsja",  # what method="auto" resolved to
                 **found.stats,
             },
         )
 
-    @property
-    def guided(self) -> bool:
-        return self.uses_shadow or (self.refine and self.method != "qeba" and self.norm == "l2")
+    def guided(self, engine: HopSkipJump) -> bool:
+        """Whether the search around ``engine`` is guided: with the adversary's data, or refined (L2 HopSkipJump)."""
+        refines = self.refine and engine.norm == "l2" and type(engine).directions is HopSkipJump.directions
+        return self.uses_shadow or refines
 
     @property
     def uses_shadow(self) -> bool:
@@ -231,7 +233,7 @@ class BoundaryAttack(Attack):
     ) -> BoundarySearch:
         """The plain search, or the guided one when the attack uses the adversary's data or shadow model."""
         self._check_guidance()
-        if not self.guided:
+        if not self.guided(engine):
             return engine.search(oracle, x, y, rows, milestones=self.milestones, on_iteration=tick)
         if shadow is None and self.uses_shadow:
             raise InvalidInputError(

@@ -14,8 +14,8 @@ data and a shadow model, and :class:`GuidedSearch` uses both:
   distance keep the target's label), so a start marked ``grow`` that keeps the label is pushed out along its
   direction, twice as far each time, up to ``start_doublings`` times (one query each): the direction, which is
   what the shadow knows, is kept, and the scale is found with the target.
-  Budget rule (measured in ``bench/bench_distance.py``): at most ``S * (1 + ceil(log2(1 / start_tol)))`` queries
-  go to ranking the starts, the rest to the search from the best one.
+  Budget rule (measured in ``bench/bench_distance.py``): at most ``S * (1 + ceil(log2(1 / start_tol)))`` queries,
+  plus ``start_doublings`` per growable start, go to ranking the starts, the rest to the search from the best one.
 * **Transfer prior** (as in the prior-guided random-gradient-free estimators of Cheng et al., NeurIPS 2019, and
   the biased sampling of Brunner et al., ICCV 2019). At each boundary point the shadow model's gradient ``p``
   (unit) is weighed against the sign answers HopSkipJump already collects: ``alpha = sqrt(pi/2) * mean(phi_i
@@ -168,6 +168,8 @@ class GuidedSearch:
         """As :meth:`HopSkipJump.search`, from ``starts`` (N, S, *shape) where ``valid`` (N, S) and with ``prior``;
         ``grow`` (N, S) marks the starts that may be pushed out (``start_doublings``)."""
         self.engine.check_shape(tuple(oracle.input_shape))
+        if grow is not None and (valid is None or grow.shape != valid.shape):
+            raise InvalidInputError("grow: expected one flag per start, the shape of valid")
         run = _GuidedRun(self, oracle, x0, labels, owners, milestones, starts, valid, prior, grow)
         run.initialise()
         t = 0
@@ -259,7 +261,10 @@ class _GuidedRun(_Run):
             if k > 0:
                 pending = pending[growable[pending]]
                 base = self.x0[cand[pending]]
-                target[pending] = torch.clamp(base + 2.0**k * (first_try[pending] - base), self.lo, self.hi)
+                pushed = torch.clamp(base + 2.0**k * (first_try[pending] - base), self.lo, self.hi)
+                moved = (pushed != target[pending]).any(1)  # a start clamped still by the box is not asked again
+                pending, pushed = pending[moved], pushed[moved]
+                target[pending] = pushed
             asked = pending[self._afford(cand[pending])]
             if len(asked) == 0:
                 break
