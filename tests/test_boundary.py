@@ -194,7 +194,7 @@ def test_bad_parameters():
         BoundaryAttack(norm="l3").engine()
     with pytest.raises(InvalidInputError, match="max_eval: expected a positive integer"):
         BoundaryAttack(max_eval=0).engine()
-    with pytest.raises(InvalidInputError, match="method: expected 'hsja' or 'qeba'"):
+    with pytest.raises(InvalidInputError, match="method: expected 'hsja', 'qeba' or 'auto'"):
         BoundaryAttack(method="boundary").engine()
 
 
