@@ -157,6 +157,13 @@ def test_reference_searches_are_cached_so_a_rerun_searches_only_the_target(world
     assert counting.calls == 5 + 2
     np.testing.assert_array_equal(again.scores, first.scores)
     assert again.extras["reference_queries"] == first.extras["reference_queries"]
+    # an edit to the search code (here: HopSkipJump's module) makes every cached search stale
+    source = module.inspect.getsource
+    monkeypatch.setattr(
+        module.inspect, "getsource", lambda m: source(m) + ("# edited" if m.__name__.endswith(".hsja") else "")
+    )
+    _attack(world, "boundary-lira-offline")(world["x"], world["y"])
+    assert counting.calls == 7 + 5
 
 
 class _Counting:

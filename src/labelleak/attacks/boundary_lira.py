@@ -35,8 +35,10 @@ also pools the variance for small K).
 from __future__ import annotations
 
 import hashlib
+import inspect
 import math
 import os
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -140,6 +142,16 @@ def likelihood_scores(
     return logpdf(t, mu_in, s_in) - logpdf(t, mu_out, s_out)
 
 
+def _search_code(engine: HopSkipJump) -> str:
+    """Digest of the source of the search: the engine's classes' modules and this one. A cached reference search
+    is then reused only by the code that made it (the package version alone does not change between commits)."""
+    modules = {c.__module__ for c in type(engine).__mro__ if c.__module__.startswith("labelleak")} | {__name__}
+    digest = hashlib.sha256()
+    for name in sorted(modules):
+        digest.update(inspect.getsource(sys.modules[name]).encode())
+    return digest.hexdigest()
+
+
 class BoundaryLiRA(ReferenceModelAttack):
     """Label-only LiRA over the HopSkipJump boundary distance (see the module docstring).
 
@@ -226,6 +238,7 @@ class BoundaryLiRA(ReferenceModelAttack):
             x=_digest(x),
             y=_digest(y),
             engine={k: v for k, v in vars(engine).items()},
+            code=_search_code(engine),
             cap=cap,
             bounds=list(oracle.bounds),
         )
