@@ -232,10 +232,15 @@ def test_refine_needs_no_adversary_data_and_leaves_qeba_and_linf_unchanged():
         create_attack("boundary-hsja", refine="yes")(oracle, x, y)
 
 
-def _start_run(oracle, x, y, *, doublings, budget=None):
+def _towards_adversarial(y, normal):
+    """Unit normal of the binary problem's boundary, pointing from each row's class to the other."""
+    return torch.where(torch.tensor(y == 0)[:, None], normal, -normal) / normal.norm()
+
+
+def _start_run(oracle, x, y, *, doublings, budget=None, kind=None):
     ledger = QueryLedger(len(x), max_per_sample=budget)
     search = GuidedSearch(HopSkipJump(max_iter=0, seed=0), start_doublings=doublings)
-    run = _GuidedRun(
+    run = (kind or _GuidedRun)(
         search,
         BudgetedOracle(oracle, ledger),
         torch.tensor(x),
@@ -252,7 +257,7 @@ def _start_run(oracle, x, y, *, doublings, budget=None):
 def test_a_start_short_of_the_boundary_is_pushed_out_along_its_direction():
     model, oracle, x, y, normal = _binary_problem(n=10)
     exact = torch.tensor(model.boundary_distance(x), dtype=torch.float32)
-    towards = torch.where(torch.tensor(y == 0)[:, None], normal, -normal) / normal.norm()
+    towards = _towards_adversarial(y, normal)
     # a shadow that puts the face at a fifth of the target's distance: twice that still keeps the label
     short = torch.tensor(x) + (0.4 * exact)[:, None] * towards
     starts, valid, grow = (
@@ -282,7 +287,7 @@ def test_a_start_short_of_the_boundary_is_pushed_out_along_its_direction():
 def test_pushing_starts_out_respects_the_budget():
     model, oracle, x, y, normal = _binary_problem(n=6)
     exact = torch.tensor(model.boundary_distance(x), dtype=torch.float32)
-    towards = torch.where(torch.tensor(y == 0)[:, None], normal, -normal) / normal.norm()
+    towards = _towards_adversarial(y, normal)
     starts = (torch.tensor(x) + (0.01 * exact)[:, None] * towards)[:, None].repeat(1, 3, 1)  # far too short
     run, ledger = _start_run(oracle, x, y, doublings=20, budget=7)
     run.grow = torch.ones(len(x), 3, dtype=torch.bool)
@@ -293,7 +298,7 @@ def test_pushing_starts_out_respects_the_budget():
 def test_the_binary_search_starts_from_a_known_bracket():
     model, oracle, x, y, normal = _binary_problem(n=8)
     exact = torch.tensor(model.boundary_distance(x), dtype=torch.float32)
-    towards = torch.where(torch.tensor(y == 0)[:, None], normal, -normal) / normal.norm()
+    towards = _towards_adversarial(y, normal)
     far = torch.tensor(x) + (exact / 0.98)[:, None] * towards  # the boundary at 98% of the segment
     results = []
     for low in (None, torch.full((len(x),), 0.97)):  # what a start's coarse search leaves: [low, 1] is narrow
@@ -322,22 +327,11 @@ class _NoBracket(_GuidedRun):
 def test_the_start_s_coarse_bracket_reaches_the_binary_search():
     model, oracle, x, y, normal = _binary_problem(n=8)
     exact = torch.tensor(model.boundary_distance(x), dtype=torch.float32)
-    towards = torch.where(torch.tensor(y == 0)[:, None], normal, -normal) / normal.norm()
+    towards = _towards_adversarial(y, normal)
     starts = (torch.tensor(x) + (3 * exact)[:, None] * towards)[:, None]
     used = []
     for kind in (_GuidedRun, _NoBracket):
-        ledger = QueryLedger(len(x))
-        run = kind(
-            GuidedSearch(HopSkipJump(max_iter=0)),
-            BudgetedOracle(oracle, ledger),
-            torch.tensor(x),
-            torch.tensor(y),
-            torch.arange(len(x)),
-            (),
-            None,
-            None,
-            None,
-        )
+        run, ledger = _start_run(oracle, x, y, doublings=0, kind=kind)
         run._start_from_points(starts, torch.ones(len(x), 1, dtype=torch.bool))
         assert ((run.dist / exact - 1) < 3e-3).all()
         used.append(ledger.used.clone())

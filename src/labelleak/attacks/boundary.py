@@ -26,7 +26,7 @@ import torch
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks._surrogate import margin_prior, nearest_other_class, shadow_face_starts
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
-from labelleak.attacks.guided import GuidedSearch, PriorFn
+from labelleak.attacks.guided import GuidedSearch, PriorFn, can_refine
 from labelleak.attacks.hsja import BoundarySearch, HopSkipJump, Norm, box_diameter, lp_distance
 from labelleak.attacks.qeba import QEBA
 from labelleak.errors import InvalidInputError
@@ -193,15 +193,14 @@ class BoundaryAttack(Attack):
                 "score_norm": score_norm,
                 "score_ceiling": ceiling,
                 "iterations": found.iterations,
-                "method": "qeba" if isinstance(engine, QEBA) else "hsja",  # what method="auto" resolved to
+                "method": self.resolved_method(tuple(oracle.input_shape)),  # what method="auto" resolved to
                 **found.stats,
             },
         )
 
     def guided(self, engine: HopSkipJump) -> bool:
         """Whether the search around ``engine`` is guided: with the adversary's data, or refined (L2 HopSkipJump)."""
-        refines = self.refine and engine.norm == "l2" and type(engine).directions is HopSkipJump.directions
-        return self.uses_shadow or refines
+        return self.uses_shadow or (self.refine and can_refine(engine))
 
     @property
     def uses_shadow(self) -> bool:
@@ -263,7 +262,7 @@ class BoundaryAttack(Attack):
         starts = torch.cat([p for p, _ in parts], dim=1) if parts else None
         valid = torch.cat([v for _, v in parts], dim=1) if parts else None
         grow = None
-        if valid is not None and self.shadow_starts > 0 and shadow is not None:
+        if valid is not None and self.shadow_starts > 0:
             grow = torch.zeros_like(valid)
             grow[:, : self.shadow_starts] = True  # the shadow's starts come first; own samples are not pushed
         return GuidedSearch(

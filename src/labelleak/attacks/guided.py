@@ -53,6 +53,12 @@ _REFINE_BELOW = 1.0  # complement sampling only for a direction trusted within 4
 _TAN_FLOOR = 1e-6  # a refined angle's tangent never reaches 0 (kappa would vanish)
 
 
+def can_refine(engine: HopSkipJump) -> bool:
+    """Whether complement sampling applies to ``engine``: it assumes HopSkipJump's isotropic Gaussian directions
+    (not QEBA's subspace) and the L2 norm."""
+    return engine.norm == "l2" and type(engine).directions is HopSkipJump.directions
+
+
 def orthonormal(directions: torch.Tensor) -> torch.Tensor:
     """Gram-Schmidt over the m directions of each row of (R, m, D); a direction that is (nearly) zero or inside the
     span of the earlier ones becomes a zero row."""
@@ -148,8 +154,7 @@ class GuidedSearch:
         if isinstance(start_doublings, bool) or not isinstance(start_doublings, int) or start_doublings < 0:
             raise InvalidInputError(f"start_doublings: expected a non-negative integer, got {start_doublings!r}")
         self.tighten, self.start_doublings = tighten, start_doublings
-        # complement sampling assumes HopSkipJump's isotropic Gaussian directions (not QEBA's subspace) and L2
-        self.refine = refine and engine.norm == "l2" and type(engine).directions is HopSkipJump.directions
+        self.refine = refine and can_refine(engine)
 
     def search(
         self,
