@@ -7,14 +7,17 @@
     cannot be nearer than the nearest boundary). The guided attack's shadow model is a linear model trained on the
     adversary's own samples (labelled by the target's rule, no target queries).
 (b) The CIFAR-10 CPU-scale 1,000-member target of ``labelleak reproduce queries``: AUC and TPR@1%FPR against
-    queries per candidate for boundary-hsja, boundary-qeba and boundary-guided, each read off one run at the
-    largest budget, and guided's AUC at each budget minus HSJA's at the largest (paired bootstrap interval).
+    queries per candidate for boundary-hsja, boundary-qeba and boundary-guided (``--attacks``), each read off one
+    run at the largest budget, plus boundary-guided in a run capped at ``--cap`` queries (default 200, issue 17's
+    goal); guided's AUC and TPR@1%FPR minus HSJA's at the largest budget, with paired bootstrap intervals.
 
     PYTHONPATH=src python bench/bench_distance.py                  # (a) and (b); (b) needs ../shared/data/cifar10.npz
     PYTHONPATH=src python bench/bench_distance.py --part linear    # (a) only
     PYTHONPATH=src python bench/bench_distance.py --quick          # seconds: tiny (a), (b) on a tiny digits target
+    PYTHONPATH=src python bench/bench_distance.py --part cifar --candidates 1000 --attacks boundary-hsja
 
-Writes distance.md and distance.json under bench/results/distance/ (``--out``).
+Writes distance.md, distance.json and (part b) the raw scores cifar_scores.npz under bench/results/distance/
+(``--out``).
 """
 
 from __future__ import annotations
@@ -138,71 +141,102 @@ def cifar_config(args: argparse.Namespace) -> Any:
     return load_plan("queries", scale="cpu", overrides=overrides, out=str(Path(args.out) / "audit")).runs[0].config
 
 
+CIFAR_ATTACKS = ("boundary-hsja", "boundary-qeba", "boundary-guided")
+
+
 def cifar_curves(args: argparse.Namespace) -> dict[str, Any]:
-    """AUC and TPR@1%FPR per query budget for boundary-hsja and boundary-guided (one run each)."""
+    """AUC and TPR@1%FPR per query budget: one run per attack at the largest budget, read at milestones, plus
+    boundary-guided capped at ``--cap`` queries (the search then plans its gradient samples for that budget)."""
     from labelleak.pipeline.audit import attack_params
     from labelleak.pipeline.setup import prepare
 
     cfg = cifar_config(args)
     setup = prepare(cfg)
-    budgets = tuple(args.cifar_budgets)
-    out: dict[str, Any] = {"budgets": list(budgets), "candidates": int(len(setup.x))}
+    top = max(args.cifar_budgets)
+    runs = [(name, name, top) for name in args.attacks]
+    if args.cap:
+        runs.append((f"boundary-guided@{args.cap}", "boundary-guided", args.cap))
     member = np.asarray(setup.is_member, dtype=bool)
+    out: dict[str, Any] = {"budgets": list(args.cifar_budgets), "candidates": int(len(setup.x)), "runs": {}}
     scores: dict[str, dict[int, np.ndarray]] = {}
-    for name in ("boundary-hsja", "boundary-qeba", "boundary-guided"):
+    for label, name, budget in runs:
+        budgets = tuple(b for b in args.cifar_budgets if b < budget) + (budget,)
         params = {**attack_params(name, cfg, setup), "milestones": budgets}
         res = create_attack(name, **params)(
-            setup.oracle, setup.x, setup.y, shadow=setup.shadow_data, max_queries_per_sample=max(budgets)
+            setup.oracle, setup.x, setup.y, shadow=setup.shadow_data, max_queries_per_sample=budget
         )
-        scores[name] = {b: res.extras["milestone_scores"][b] for b in budgets}
-        curve = []
-        for b in budgets:
-            s = scores[name][b]
-            curve.append({"queries": b, "auc": auc(member, s), "tpr_at_1pct_fpr": tpr_at_fpr(member, s, 0.01)})
-        out[name] = {
-            "curve": curve,
+        scores[label] = {b: res.extras["milestone_scores"][b] for b in budgets}
+        out["runs"][label] = {
+            "attack": name,
+            "budget": budget,
+            "curve": [{"queries": b, **rates(member, s)} for b, s in scores[label].items()],
             "seconds": res.seconds,
             **{k: v for k, v in res.extras.items() if k.startswith("prior_") or k.endswith("steps")},
         }
-    reference = scores["boundary-hsja"][max(budgets)]
-    out["guided_minus_hsja_at_max"] = [
-        {"queries": b, **paired_auc_difference(member, scores["boundary-guided"][b], reference)} for b in budgets
-    ]
+    # raw scores, one array per run and milestone, so other metrics can be read without rerunning
+    arrays = {f"{label}/{b}": s for label, by_budget in scores.items() for b, s in by_budget.items()}
+    np.savez_compressed(Path(args.out) / "cifar_scores.npz", member=member, **arrays)
+    if "boundary-hsja" in scores:
+        reference = scores["boundary-hsja"][top]
+        out["against_hsja_at_max"] = [
+            {"run": label, "queries": b, **paired_difference(member, s, reference)}
+            for label in scores
+            if label.startswith("boundary-guided")
+            for b, s in scores[label].items()
+        ]
     return out
 
 
-def paired_auc_difference(member: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int = 1000) -> dict[str, float]:
-    """AUC(a) - AUC(b) on the same candidates, with a paired percentile-bootstrap 95% interval (each resample
-    draws members and non-members separately and scores both attacks on it)."""
+def rates(member: np.ndarray, s: np.ndarray) -> dict[str, float]:
+    return {
+        "auc": auc(member, s),
+        "tpr_at_1pct_fpr": tpr_at_fpr(member, s, 0.01),
+        "tpr_at_0.1pct_fpr": tpr_at_fpr(member, s, 0.001),
+    }
+
+
+def paired_difference(member: np.ndarray, a: np.ndarray, b: np.ndarray, n_boot: int = 1000) -> dict[str, float]:
+    """AUC(a) - AUC(b) and TPR@1%FPR(a) - TPR@1%FPR(b) on the same candidates, with paired percentile-bootstrap
+    95% intervals (each resample draws members and non-members separately and scores both attacks on it)."""
     rng = np.random.default_rng(0)
     members, others = np.flatnonzero(member), np.flatnonzero(~member)
-    diffs = np.empty(n_boot)
+    metrics = {"auc": auc, "tpr_at_1pct_fpr": lambda m, s: tpr_at_fpr(m, s, 0.01)}
+    diffs = np.empty((n_boot, len(metrics)))
     for i in range(n_boot):
         sel = np.r_[rng.choice(members, len(members)), rng.choice(others, len(others))]
-        diffs[i] = auc(member[sel], a[sel]) - auc(member[sel], b[sel])
-    low, high = np.quantile(diffs, [0.025, 0.975])
-    return {"difference": auc(member, a) - auc(member, b), "low": float(low), "high": float(high)}
+        diffs[i] = [f(member[sel], a[sel]) - f(member[sel], b[sel]) for f in metrics.values()]
+    out: dict[str, float] = {}
+    for j, (key, f) in enumerate(metrics.items()):
+        low, high = np.quantile(diffs[:, j], [0.025, 0.975])
+        out.update({f"{key}_difference": f(member, a) - f(member, b), f"{key}_low": low, f"{key}_high": high})
+    return {k: float(v) for k, v in out.items()}
 
 
 def cifar_table(res: dict[str, Any]) -> str:
-    top = max(res["budgets"])
-    lines = [
-        "| queries/candidate | HSJA AUC | QEBA AUC | guided AUC | HSJA TPR@1%FPR | QEBA TPR@1%FPR | guided TPR@1%FPR "
-        f"| guided AUC - HSJA AUC at {top} (paired 95% CI) |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    curves = zip(
-        res["boundary-hsja"]["curve"],
-        res["boundary-qeba"]["curve"],
-        res["boundary-guided"]["curve"],
-        res["guided_minus_hsja_at_max"],
-    )
-    for h, q, g, d in curves:
-        lines.append(
-            f"| {h['queries']} | {h['auc']:.3f} | {q['auc']:.3f} | {g['auc']:.3f} "
-            f"| {h['tpr_at_1pct_fpr']:.3f} | {q['tpr_at_1pct_fpr']:.3f} | {g['tpr_at_1pct_fpr']:.3f} "
-            f"| {d['difference']:+.3f} [{d['low']:+.3f}, {d['high']:+.3f}] |"
-        )
+    runs = res["runs"]
+    head = " | ".join(f"{label} {m}" for label in runs for m in ("AUC", "TPR@1%FPR"))
+    lines = [f"| queries/candidate | {head} |", "|---" * (1 + 2 * len(runs)) + "|"]
+    for b in res["budgets"]:
+        cells = []
+        for run in runs.values():
+            point = next((c for c in run["curve"] if c["queries"] == b), None)
+            cells += [f"{point['auc']:.3f}", f"{point['tpr_at_1pct_fpr']:.3f}"] if point else ["", ""]
+        lines.append(f"| {b} | " + " | ".join(cells) + " |")
+    if "against_hsja_at_max" in res:
+        top = max(res["budgets"])
+        lines += [
+            "",
+            f"| run | queries/candidate | AUC - HSJA AUC at {top} (paired 95% CI) "
+            f"| TPR@1%FPR - HSJA's at {top} (paired 95% CI) |",
+            "|---|---|---|---|",
+        ]
+        for d in res["against_hsja_at_max"]:
+            lines.append(
+                f"| {d['run']} | {d['queries']} "
+                f"| {d['auc_difference']:+.3f} [{d['auc_low']:+.3f}, {d['auc_high']:+.3f}] "
+                f"| {d['tpr_at_1pct_fpr_difference']:+.3f} [{d['tpr_at_1pct_fpr_low']:+.3f}, "
+                f"{d['tpr_at_1pct_fpr_high']:+.3f}] |"
+            )
     return "\n".join(lines)
 
 
@@ -212,11 +246,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--quick", action="store_true", help="tiny sizes: checks that the script works")
     ap.add_argument("--candidates", type=int, default=200, help="linear: candidates per model; cifar: per class")
     ap.add_argument("--seeds", type=int, default=1, help="linear models per configuration")
+    ap.add_argument("--attacks", default=",".join(CIFAR_ATTACKS), help="cifar: attacks run at the largest budget")
+    ap.add_argument("--cap", type=int, default=200, help="cifar: also run boundary-guided capped here (0: not)")
     ap.add_argument("--data", default=None)
     ap.add_argument("--cache-dir", default=".labelleak-cache")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args(argv)
     args.cifar_budgets = (20, 50) if args.quick else CIFAR_BUDGETS
+    args.attacks = [a for a in args.attacks.split(",") if a]
+    if unknown := set(args.attacks) - set(CIFAR_ATTACKS):
+        ap.error(f"--attacks: unknown {sorted(unknown)}; choose from {', '.join(CIFAR_ATTACKS)}")
+    if args.quick:
+        args.cap = min(args.cap, 20)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {}
