@@ -357,3 +357,31 @@ def test_auto_resolves_to_qeba_on_images_and_says_so():
         max_queries_per_sample=150,
     )
     assert tabular.extras["method"] == "hsja" and "refine_steps" in tabular.extras
+
+
+class _NoPruning(_GuidedRun):
+    def _can_win(self, cand, target, share):
+        return torch.ones(len(cand), dtype=torch.bool)
+
+
+def test_a_start_that_cannot_win_is_not_searched_further():
+    model, oracle, x, y, normal = _binary_problem(n=8)
+    exact = torch.tensor(model.boundary_distance(x), dtype=torch.float32)
+    towards = _towards_adversarial(y, normal)
+    side = torch.randn(len(x), towards.shape[1], generator=torch.Generator().manual_seed(0))
+    side -= (side * towards).sum(1, keepdim=True) * towards
+    tilted = (towards + math.sqrt(3) * side / side.norm(dim=1, keepdim=True)) / 2  # 60 degrees off the normal
+    near = torch.tensor(x) + (1.1 * exact)[:, None] * towards  # its ray meets the boundary at the distance
+    far = torch.tensor(x) + (3 * exact)[:, None] * tilted  # its ray meets it at twice the distance
+    starts, valid = torch.stack([near, far], 1), torch.ones(len(x), 2, dtype=torch.bool)
+    results = []
+    for kind in (_GuidedRun, _NoPruning):
+        run, ledger = _start_run(oracle, x, y, doublings=0, kind=kind)
+        run._start_from_points(starts, valid)
+        results.append((run.adv.clone(), ledger.used.clone()))
+    (adv, used), (adv_all, used_all) = results
+    # the far start's first midpoint (1.5 times the distance) keeps the label and is already farther than the
+    # near start's verified point: its other five bisection steps are skipped, and the same start is kept
+    torch.testing.assert_close(adv, adv_all)
+    assert (used <= used_all - 4).all(), (used, used_all)
+

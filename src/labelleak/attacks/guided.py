@@ -255,21 +255,33 @@ class _GuidedRun(_Run):
 
     def _start_from_points(self, starts: torch.Tensor, valid: torch.Tensor) -> None:
         """Verify each start (pushing growable ones out while they keep the label), binary-search its segment
-        coarsely, keep the nearest boundary point per row."""
+        coarsely, keep the nearest boundary point per row.
+
+        Branch and bound: a start whose known non-adversarial part of the segment already reaches as far as the
+        row's nearest verified point cannot end nearer, so it is neither pushed further nor searched further. The
+        start kept is the one the full ranking would keep (up to ties); only queries that could not change it are
+        saved.
+        """
         cand, slot = torch.nonzero(valid, as_tuple=True)  # sorted by candidate, then by start
         first_try = starts[cand, slot]
         target = first_try.clone()
         growable = torch.zeros(len(cand), dtype=torch.bool) if self.grow is None else self.grow[cand, slot]
         crossed = torch.zeros(len(cand), dtype=torch.bool)
+        low = torch.zeros(len(cand))  # share of each segment known to keep the label
         pending = torch.arange(len(cand))  # entries (sorted by candidate) still keeping the label
         for k in range(1 + self.g.start_doublings):
             if k > 0:
                 pending = pending[growable[pending]]
+                pending = pending[self._can_win(cand[pending], target[pending], torch.ones(len(pending)))]
                 base = self.x0[cand[pending]]
-                pushed = torch.clamp(base + 2.0**k * (first_try[pending] - base), self.lo, self.hi)
+                free = base + 2.0**k * (first_try[pending] - base)
+                pushed = torch.clamp(free, self.lo, self.hi)
                 moved = (pushed != target[pending]).any(1)  # a start clamped still by the box is not asked again
-                pending, pushed = pending[moved], pushed[moved]
+                # unclamped now and before, the point just asked lies halfway along the new segment
+                halfway = (pushed == free).all(1) & ((low[pending] == 0.5) | (k == 1))
+                pending, pushed, halfway = pending[moved], pushed[moved], halfway[moved]
                 target[pending] = pushed
+                low[pending] = torch.where(halfway, 0.5, 0.0)
             asked = pending[self._afford(cand[pending])]
             if len(asked) == 0:
                 break
@@ -278,10 +290,11 @@ class _GuidedRun(_Run):
             self._offer_many(cand[asked[hit]], target[asked[hit]])
             pending = asked[~hit]
         good = torch.nonzero(crossed).flatten()
-        cand, target = cand[good], target[good]
-        low, high = torch.zeros(len(cand)), torch.ones(len(cand))
+        cand, target, low = cand[good], target[good], low[good]
+        high = torch.ones(len(cand))
         while True:
             open_ = torch.nonzero(high - low > self.g.start_tol).flatten()
+            open_ = open_[self._can_win(cand[open_], target[open_], low[open_])]
             open_ = open_[self._afford(cand[open_])]
             if len(open_) == 0:
                 break
@@ -304,6 +317,12 @@ class _GuidedRun(_Run):
         self.found[rows] = True
         self.started[rows] = True
         self._binary_search(rows, low[pick] / high[pick])  # low/high of the segment to the start kept the label
+
+    def _can_win(self, cand: torch.Tensor, target: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
+        """Mask over entries: the ``share`` of the segment from the candidate to ``target`` known to keep the label
+        is still shorter than the row's nearest verified adversarial point (otherwise the entry cannot win)."""
+        known = share * lp_distance(target - self.x0[cand], self.a.norm)
+        return known < self.best_dist[cand]
 
     # -- transfer prior ------------------------------------------------------------------------------------
     def _prior_at(self, rows: torch.Tensor) -> torch.Tensor:
