@@ -385,3 +385,20 @@ def test_a_start_that_cannot_win_is_not_searched_further():
     torch.testing.assert_close(adv, adv_all)
     assert (used <= used_all - 4).all(), (used, used_all)
 
+
+def test_shadow_starts_auto_takes_the_nearest_face_on_images_and_three_elsewhere():
+    attack = create_attack("boundary-guided")
+    assert attack.shadow_starts == "auto"
+    assert attack.resolved_shadow_starts((3, 32, 32)) == 1
+    assert attack.resolved_shadow_starts((1, 8, 8)) == 3 and attack.resolved_shadow_starts((64,)) == 3
+    assert create_attack("boundary-guided", shadow_starts=2).resolved_shadow_starts((3, 32, 32)) == 2
+    _, oracle, x, y, shadow = _problem(n=8)
+    common = dict(max_iter=3, init_eval=20, seed=0, shadow_recipe=RECIPE)
+    auto = create_attack("boundary-guided", **common)(oracle, x, y, shadow=shadow, max_queries_per_sample=200)
+    three = create_attack("boundary-guided", shadow_starts=3, **common)(
+        oracle, x, y, shadow=shadow, max_queries_per_sample=200
+    )
+    np.testing.assert_array_equal(auto.scores, three.scores)
+    assert auto.extras["shadow_starts"] == 3
+    with pytest.raises(InvalidInputError, match="shadow_starts: expected a non-negative integer or 'auto'"):
+        create_attack("boundary-guided", shadow_starts="many")(oracle, x, y, shadow=shadow)

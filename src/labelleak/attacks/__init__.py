@@ -34,7 +34,7 @@ register_attack(
     method="auto",
     norm="l2",
     starts=4,
-    shadow_starts=3,
+    shadow_starts="auto",
     start_doublings=5,
     prior="shadow",
     refine=True,
