@@ -402,3 +402,47 @@ def test_shadow_starts_auto_takes_the_nearest_face_on_images_and_three_elsewhere
     assert auto.extras["shadow_starts"] == 3
     with pytest.raises(InvalidInputError, match="shadow_starts: expected a non-negative integer or 'auto'"):
         create_attack("boundary-guided", shadow_starts="many")(oracle, x, y, shadow=shadow)
+
+
+def _bent_problem():
+    """2-D, box [-1, 1]: start A = (0.6, 0.3) keeps the label and its pushes leave the box; start B = (0, 0.65) is
+    adversarial at 0.65. Only A's clamped (bent) segment reaches the region 0.5 < angle < 0.6, r >= 0.5."""
+
+    def labels(x):
+        r, angle = np.hypot(x[:, 0], x[:, 1]), np.arctan2(x[:, 1], x[:, 0])
+        return (((x[:, 0] < 0.1) & (x[:, 1] >= 0.64)) | ((angle > 0.5) & (angle < 0.6) & (r >= 0.5))).astype(np.int64)
+
+    oracle = CallableOracle(labels, input_shape=(2,), n_classes=2, bounds=(-1.0, 1.0))
+    x, y = np.zeros((1, 2), dtype=np.float32), np.zeros(1, dtype=np.int64)
+    return oracle, x, y, torch.tensor([[[0.6, 0.3], [0.0, 0.65]]])
+
+
+def test_a_push_the_box_clamps_is_never_pruned():
+    oracle, x, y, starts = _bent_problem()
+    found = []
+    for kind in (_GuidedRun, _NoPruning):
+        run, _ = _start_run(oracle, x, y, doublings=3, kind=kind)
+        run.grow = torch.tensor([[True, False]])
+        run._start_from_points(starts, torch.ones(1, 2, dtype=torch.bool))
+        found.append(float(run.dist[0]))
+    # A's first push (1.0, 0.6) is clamped: its bent segment ends near 0.5, nearer than B's 0.65
+    assert found[0] == pytest.approx(found[1]) and found[0] < 0.6, found
+
+
+class _NothingKnown(_GuidedRun):
+    def _pushed_share(self, pushed, free):
+        return torch.zeros(len(pushed))
+
+
+def test_an_unclamped_push_starts_its_bisection_at_the_point_asked_before():
+    model, oracle, x, y, normal = _binary_problem(n=8)
+    exact = torch.tensor(model.boundary_distance(x), dtype=torch.float32)
+    short = torch.tensor(x) + (0.4 * exact)[:, None] * _towards_adversarial(y, normal)  # crosses at 1.6x
+    runs = []
+    for kind in (_GuidedRun, _NothingKnown):
+        run, ledger = _start_run(oracle, x, y, doublings=5, kind=kind)
+        run.grow = torch.ones(len(x), 1, dtype=torch.bool)
+        run._start_from_points(short[:, None], torch.ones(len(x), 1, dtype=torch.bool))
+        assert ((run.dist / exact - 1) < 3e-3).all()
+        runs.append(ledger.used.clone())
+    assert (runs[0] < runs[1]).all(), runs  # [0.5, 1] of the last segment was known: one bisection step fewer

@@ -258,9 +258,9 @@ class _GuidedRun(_Run):
         coarsely, keep the nearest boundary point per row.
 
         Branch and bound: a start whose known non-adversarial part of the segment already reaches as far as the
-        row's nearest verified point cannot end nearer, so it is neither pushed further nor searched further. The
-        start kept is the one the full ranking would keep (up to ties); only queries that could not change it are
-        saved.
+        row's nearest verified point cannot end nearer, so it is neither pushed further nor searched further. With
+        enough budget the start kept is the one the full ranking would keep (up to ties); only queries that could
+        not change it are saved (under a tight budget they go to the other starts).
         """
         cand, slot = torch.nonzero(valid, as_tuple=True)  # sorted by candidate, then by start
         first_try = starts[cand, slot]
@@ -272,16 +272,17 @@ class _GuidedRun(_Run):
         for k in range(1 + self.g.start_doublings):
             if k > 0:
                 pending = pending[growable[pending]]
-                pending = pending[self._can_win(cand[pending], target[pending], torch.ones(len(pending)))]
                 base = self.x0[cand[pending]]
                 free = base + 2.0**k * (first_try[pending] - base)
                 pushed = torch.clamp(free, self.lo, self.hi)
                 moved = (pushed != target[pending]).any(1)  # a start clamped still by the box is not asked again
-                # unclamped now and before, the point just asked lies halfway along the new segment
-                halfway = (pushed == free).all(1) & ((low[pending] == 0.5) | (k == 1))
-                pending, pushed, halfway = pending[moved], pushed[moved], halfway[moved]
+                known = self._pushed_share(pushed, free)
+                pending, pushed, known = pending[moved], pushed[moved], known[moved]
+                # a clamped push bends the segment, so nothing on it is known and it is never pruned here
+                alive = self._can_win(cand[pending], pushed, known)
+                pending, pushed, known = pending[alive], pushed[alive], known[alive]
                 target[pending] = pushed
-                low[pending] = torch.where(halfway, 0.5, 0.0)
+                low[pending] = known
             asked = pending[self._afford(cand[pending])]
             if len(asked) == 0:
                 break
@@ -317,6 +318,11 @@ class _GuidedRun(_Run):
         self.found[rows] = True
         self.started[rows] = True
         self._binary_search(rows, low[pick] / high[pick])  # low/high of the segment to the start kept the label
+
+    def _pushed_share(self, pushed: torch.Tensor, free: torch.Tensor) -> torch.Tensor:
+        """The share of each pushed start's segment known to keep the label: where the box did not clamp the push
+        (nor, being convex, the one before), the point asked last lies halfway along it; elsewhere nothing."""
+        return torch.where((pushed == free).all(1), 0.5, 0.0)
 
     def _can_win(self, cand: torch.Tensor, target: torch.Tensor, share: torch.Tensor) -> torch.Tensor:
         """Mask over entries: the ``share`` of the segment from the candidate to ``target`` known to keep the label
