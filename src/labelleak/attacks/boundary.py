@@ -70,8 +70,8 @@ class BoundaryAttack(Attack):
             ``"auto"``: the nearest face only on images (where ``method="auto"`` picks QEBA), the three nearest
             otherwise. Measured in ``bench/bench_distance.py``: on CIFAR-10 a CNN shadow's farther faces verify
             nearer along their ray for some candidates, yet the search from them ends farther within 200 queries
-            (AUC 0.914 with three, 0.924 with one, 1,000 + 1,000 candidates); on linear targets the shadow is
-            nearly exact and the third face is needed (90% within 5% at 100 features / 10 classes).
+            (AUC 0.914 with three, 0.923 with one, 1,000 + 1,000 candidates, 200 queries); on linear targets the
+            shadow is nearly exact and the third face is needed (90% within 5% at 100 features / 10 classes).
         prior: ``"shadow"`` biases the gradient-direction estimate with the shadow model's input gradient.
         start_tol: relative precision of each start's coarse binary search before the best one is kept.
         start_doublings: how often a shadow start that keeps the target's label is pushed twice as far out along
