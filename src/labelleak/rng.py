@@ -9,7 +9,7 @@ That makes scores invariant to batch order and makes checkpoint/resume exact. Th
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -39,6 +39,20 @@ def content_keys(x: torch.Tensor) -> torch.Tensor:
     pos = torch.arange(flat.shape[1], dtype=torch.int64)
     mixed = hash32(bits ^ hash32(pos + 0x9E3779B9))
     return hash32(mixed.sum(dim=1) & _MASK32)
+
+
+def in_content_order(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """``fn`` applied to the rows of ``x`` sorted by content key, its rows put back in ``x``'s order.
+
+    A float32 model's rounding can depend on a row's position in its batch (the matrix kernels block rows); in
+    key order every sample is evaluated in the same place whatever the order of the others, so a candidate's
+    score does not change when the candidates are permuted.
+    """
+    order = torch.sort(content_keys(x), stable=True).indices
+    out = fn(x[order])
+    back = torch.empty_like(out)
+    back[order] = out
+    return back
 
 
 _M1 = -4658895280553007687  # 0xBF58476D1CE4E5B9 (splitmix64) as a signed int64

@@ -13,6 +13,7 @@ from torch import nn
 from labelleak.errors import InvalidInputError
 from labelleak.models.settings import TrainReport, TrainSettings
 from labelleak.progress import progress_bar
+from labelleak.rng import in_content_order
 
 
 def default_device() -> torch.device:
@@ -179,8 +180,15 @@ def predict_logits(model: nn.Module, x: np.ndarray | torch.Tensor, *, batch_size
     model.eval()
     device = next(model.parameters()).device
     xt = torch.as_tensor(x, dtype=torch.float32)
-    outs = [model(xt[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(xt), batch_size)]
-    return torch.cat(outs) if outs else torch.empty(0)
+    if len(xt) == 0:
+        return torch.empty(0)
+
+    def batches(rows: torch.Tensor) -> torch.Tensor:
+        return torch.cat(
+            [model(rows[i : i + batch_size].to(device)).float().cpu() for i in range(0, len(rows), batch_size)]
+        )
+
+    return in_content_order(xt, batches)  # the same logits for a sample whatever the order of the others
 
 
 def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray) -> float:

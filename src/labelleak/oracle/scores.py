@@ -14,6 +14,7 @@ import torch
 
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.backends import TorchOracle
+from labelleak.rng import in_content_order
 
 
 @runtime_checkable
@@ -39,12 +40,20 @@ class TorchScoreOracle(TorchOracle):
     def predict_proba(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
         """Probabilities (N, n_classes) for ``x``; counted and validated like label queries."""
         xt = self._admit(x)
-        out = [
-            torch.softmax(self._forward(xt[i : i + self.batch_size]).double(), 1).cpu()
-            for i in range(0, len(xt), self.batch_size)
-        ]
+        if len(xt) == 0:
+            return torch.empty(0, self.n_classes, dtype=torch.float64)
+
+        def batches(rows: torch.Tensor) -> torch.Tensor:
+            return torch.cat(
+                [
+                    torch.softmax(self._forward(rows[i : i + self.batch_size]).double(), 1).cpu()
+                    for i in range(0, len(rows), self.batch_size)
+                ]
+            )
+
+        out = in_content_order(xt, batches)  # the same probabilities for a sample whatever the order of the others
         self.queries += len(xt)
-        return torch.cat(out) if out else torch.empty(0, self.n_classes, dtype=torch.float64)
+        return out
 
 
 def require_scores(oracle: object, attack_name: str) -> None:
