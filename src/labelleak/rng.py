@@ -41,6 +41,16 @@ def content_keys(x: torch.Tensor) -> torch.Tensor:
     return hash32(mixed.sum(dim=1) & _MASK32)
 
 
+def in_key_order(keys: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
+    """``fn(rows)`` evaluated on ``rows`` sorted by ``keys`` (content keys) and put back in their order, so a model
+    inside ``fn`` sees the same batch whatever the order of the candidates."""
+    order = torch.sort(keys, stable=True).indices
+    out = fn(rows[order])
+    back = torch.empty_like(out)
+    back[order] = out
+    return back
+
+
 def in_content_order(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
     """``fn`` applied to the rows of ``x`` sorted by content key, its rows put back in ``x``'s order.
 
@@ -48,11 +58,7 @@ def in_content_order(x: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor]
     key order every sample is evaluated in the same place whatever the order of the others, so a candidate's
     score does not change when the candidates are permuted.
     """
-    order = torch.sort(content_keys(x), stable=True).indices
-    out = fn(x[order])
-    back = torch.empty_like(out)
-    back[order] = out
-    return back
+    return in_key_order(content_keys(x), fn, x)
 
 
 _M1 = -4658895280553007687  # 0xBF58476D1CE4E5B9 (splitmix64) as a signed int64

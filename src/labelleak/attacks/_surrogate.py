@@ -18,8 +18,8 @@ import math
 import torch
 from torch import nn
 
-from labelleak.attacks.guided import PriorFn, in_key_order
-from labelleak.rng import content_keys
+from labelleak.attacks.guided import PriorFn
+from labelleak.rng import content_keys, in_key_order
 
 _CHUNK = 256  # candidates per model call
 

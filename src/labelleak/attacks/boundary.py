@@ -155,7 +155,8 @@ class BoundaryAttack(Attack):
         score_norm = self.score_norm or self.norm
         if score_norm not in ("l0", "l1", "l2", "linf"):
             raise InvalidInputError(f"score_norm: expected l0, l1, l2 or linf, got {score_norm!r}")
-        engine = self.engine(tuple(oracle.input_shape))
+        shape = tuple(oracle.input_shape)
+        engine = self.engine(shape)
         n = len(x)
         served = oracle.ledger.affordable(1)
         idx = torch.nonzero(served).flatten()
@@ -207,8 +208,8 @@ class BoundaryAttack(Attack):
                 "score_norm": score_norm,
                 "score_ceiling": ceiling,
                 "iterations": found.iterations,
-                "method": self.resolved_method(tuple(oracle.input_shape)),  # what method="auto" resolved to
-                "shadow_starts": self.resolved_shadow_starts(tuple(oracle.input_shape)),
+                "method": self.resolved_method(shape),  # what method="auto" resolved to
+                "shadow_starts": self.resolved_shadow_starts(shape),
                 **found.stats,
             },
         )

@@ -46,6 +46,7 @@ import torch
 from labelleak.attacks.hsja import BoundarySearch, HopSkipJump, _Run, lp_distance
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.budget import BudgetedOracle
+from labelleak.rng import in_key_order
 
 # (points (R, *shape), their original labels (R,)) -> direction (R, *shape) towards the adversarial side
 PriorFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -100,16 +101,6 @@ def mix_prior(
     mixed = (a[:, :, None] * basis).sum(1) + (rest.sqrt() * c)[:, None] * e
     used = keep.any(1)
     return torch.where(used[:, None], mixed, v), used, alpha
-
-
-def in_key_order(keys: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], rows: torch.Tensor) -> torch.Tensor:
-    """``fn(rows)`` evaluated on ``rows`` sorted by ``keys`` (content keys) and put back in their order, so a model
-    inside ``fn`` sees the same batch whatever the order of the candidates."""
-    order = torch.sort(keys, stable=True).indices
-    out = fn(rows[order])
-    back = torch.empty_like(out)
-    back[order] = out
-    return back
 
 
 def group_rank(groups: torch.Tensor) -> torch.Tensor:
