@@ -165,8 +165,8 @@ def test_skops_untrusted_types_are_refused_unless_trusted(tmp_path, data):
     sio.dump(est, tmp_path / "m.skops")
     _fails(
         _audit(tmp_path, data, "--model", str(tmp_path / "m.skops")),
-        "refusing to load type(s) _operator.neg (not scikit-learn, NumPy or SciPy); if you trust them, pass "
-        "--trust _operator.neg",
+        "refusing to load _operator.neg (functions, and types that are not scikit-learn classes or NumPy/SciPy "
+        "data types, can run code at predict time); if you trust them, pass --trust _operator.neg",
     )
     ok = _audit(tmp_path, data, "--model", str(tmp_path / "m.skops"), "--trust", "_operator.neg")
     assert ok.exit_code == 0, ok.output

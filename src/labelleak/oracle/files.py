@@ -1,12 +1,14 @@
 """Targets from model files: ONNX, torch.export (.pt2), TorchScript, skops, or a labelleak model folder.
 
 Nothing here unpickles. A pickle, joblib or ``torch.save`` file can run arbitrary code when it is loaded, so it is
-refused with the way to convert it; a ``.skops`` file is loaded only after its untrusted types are checked
-against scikit-learn, NumPy and SciPy (or types the auditor names with ``trust``).
+refused with the way to convert it. A torch archive is read into memory once and inspected
+(:mod:`labelleak.oracle.archive_checks`) before torch opens those same bytes; a ``.skops`` file is loaded only after
+its untrusted types are checked (:mod:`labelleak.oracle.skops_trust`).
 """
 
 from __future__ import annotations
 
+import io
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,13 +20,14 @@ from torch import nn
 
 from labelleak._extras import missing_extra
 from labelleak.errors import DataFileError, InvalidInputError
+from labelleak.oracle.archive_checks import check_export_archive, check_torchscript_archive
 from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.forward import ForwardOracle
 from labelleak.oracle.preprocess import Preprocessing
 from labelleak.oracle.probe import probe_failed
+from labelleak.oracle.skops_trust import refused_types
 
 PICKLE_SUFFIXES = (".pkl", ".pickle", ".joblib", ".sav", ".dill", ".npy")
-TRUSTED_MODULES = ("sklearn.", "numpy.", "scipy.")
 FORMATS = ".onnx, .pt2 (torch.export), TorchScript (torch.jit.save), .skops, or a labelleak model folder"
 
 
@@ -36,11 +39,12 @@ def _refuse_pickle(p: Path, what: str) -> DataFileError:
     )
 
 
-def _torch_kind(p: Path) -> str:
+def _torch_kind(data: bytes) -> str:
     """``torchscript``, ``export`` or ``pickle`` for a file written by torch (all are zip archives)."""
-    if not zipfile.is_zipfile(p):
+    try:
+        names = zipfile.ZipFile(io.BytesIO(data)).namelist()
+    except zipfile.BadZipFile:
         return "pickle"  # torch.save's legacy format, or an unknown binary
-    names = zipfile.ZipFile(p).namelist()
     if any("/models/" in n and n.endswith(".json") for n in names) or any(n.endswith("/archive_format") for n in names):
         return "export"
     if any("/code/" in n for n in names):
@@ -93,11 +97,12 @@ def _load_skops(p: Path, trust: tuple[str, ...]) -> Any:
         untrusted = sio.get_untrusted_types(file=p)
     except Exception as exc:
         raise DataFileError(f"{p}: not a readable .skops file ({exc})") from None
-    refused = [t for t in untrusted if not t.startswith(TRUSTED_MODULES) and t not in trust]
+    refused = refused_types(list(untrusted), trust)
     if refused:
         raise DataFileError(
-            f"{p}: refusing to load type(s) {', '.join(refused)} (not scikit-learn, NumPy or SciPy); "
-            f"if you trust them, pass --trust {','.join(refused)}"
+            f"{p}: refusing to load {', '.join(refused)} (functions, and types that are not scikit-learn classes "
+            f"or NumPy/SciPy data types, can run code at predict time); if you trust them, pass --trust "
+            f"{','.join(refused)}"
         )
     return sio.load(p, trusted=untrusted)
 
@@ -148,18 +153,22 @@ def _folder_oracle(p: Path, shape: tuple[int, ...] | None, n_classes: int | None
 
 
 def _torch_file_oracle(
-    p: Path, kind: str, shape: tuple[int, ...] | None, n_classes: int | None, **common: Any
+    p: Path, data: bytes, kind: str, shape: tuple[int, ...] | None, n_classes: int | None, **common: Any
 ) -> LabelOracle:
     from labelleak.models.training import default_device
 
     if shape is None:
         raise InvalidInputError(f"{p}: a torch file does not record its input shape; give --input-shape")
+    if kind == "export":
+        check_export_archive(data, p)
+    else:
+        check_torchscript_archive(data, p)
     device = default_device()
     try:
-        if kind == "export":
-            module: Any = torch.export.load(p).module().to(device)  # frozen in the mode it was exported in
+        if kind == "export":  # frozen in the mode it was exported in
+            module: Any = torch.export.load(io.BytesIO(data)).module().to(device)
         else:
-            module = torch.jit.load(p, map_location=device).eval()
+            module = torch.jit.load(io.BytesIO(data), map_location=device).eval()
     except Exception as exc:
         raise DataFileError(f"{p}: not a loadable {kind} file ({str(exc).strip().splitlines()[0]})") from None
     if isinstance(module, nn.Module) and kind != "export":
@@ -206,8 +215,9 @@ def load_target(
     if suffix == ".skops":
         return _sklearn_oracle(_load_skops(p, tuple(trust)), p, shape, n_classes, **common)
     if suffix in (".pt2", ".pt", ".pth", ".ts", ".torchscript", ".zip"):
-        kind = _torch_kind(p)
+        data = p.read_bytes()
+        kind = _torch_kind(data)
         if kind == "pickle":
             raise _refuse_pickle(p, "a torch.save file (a pickle)")
-        return _torch_file_oracle(p, kind, shape, n_classes, **common)
+        return _torch_file_oracle(p, data, kind, shape, n_classes, **common)
     raise DataFileError(f"{p}: unknown model format {suffix or '(no suffix)'}; expected {FORMATS}")
