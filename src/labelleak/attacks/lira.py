@@ -3,8 +3,10 @@ S&P 2022), online and offline.
 
 K reference models are trained on random halves of a reference pool (:mod:`labelleak.attacks._reference`, shared
 with the other reference-calibrated attacks). For a candidate (x, y) the attack compares
-the target's logit-scaled confidence phi = log p_y - log(1 - p_y) (their Eq. 4, computed stably) with the
-distribution of phi over reference models that did (IN) and did not (OUT) train on x:
+the target's logit-scaled confidence phi = log p_y - log(1 - p_y) (their Eq. 4) with the
+distribution of phi over reference models that did (IN) and did not (OUT) train on x. 1 - p_y is never computed
+as such, which loses every digit once p_y rounds to 1: the target's phi sums its other classes' probabilities, a
+reference model's comes from its logits (log-sum-exp over the other classes).
 
 * online: the pool is the candidates plus the adversary's shadow data, so each candidate is IN for about half of
   the models; score = log N(phi; mu_in, sigma_in^2) - log N(phi; mu_out, sigma_out^2);
@@ -16,25 +18,44 @@ when K is small. Deviation: no query augmentations (one score query per candidat
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from labelleak.attacks._reference import ReferenceModelAttack
-from labelleak.attacks._shadow import ShadowRecipe, probabilities
+from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData
 from labelleak.attacks.score_based import score_status, served_probabilities
 from labelleak.errors import InvalidInputError
+from labelleak.models import predict_logits
 from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle
 from labelleak.oracle.scores import require_scores
 
+_TINY = 1e-300  # a probability of exactly 0 (underflow in the served scores) counts as this
+
 
 def logit_confidence(p: torch.Tensor, y: torch.Tensor) -> np.ndarray:
-    """phi = log p_y - log(sum_{i != y} p_i), stable for p_y close to 1."""
-    p = p.double().clamp_min(1e-300)
+    """phi = log p_y - log(sum_{i != y} p_i) from probabilities ``p`` (N, C), for a target that serves scores.
+
+    The other classes are summed directly: ``1 - p_y`` and ``p.sum(1) - p_y`` round to 0 in float64 once p_y is
+    within 1e-16 of 1 (a logit margin of about 37), where phi would become the clamp (690.8) instead of the
+    margin, and one such value inflates the pooled variances of every candidate.
+    """
+    p = p.double()
     py = p.gather(1, y[:, None]).squeeze(1)
-    rest = (p.sum(1) - py).clamp_min(1e-300)
-    return (torch.log(py) - torch.log(rest)).numpy()
+    rest = p.scatter(1, y[:, None], 0.0).sum(1)
+    return (torch.log(py.clamp_min(_TINY)) - torch.log(rest.clamp_min(_TINY))).numpy()
+
+
+def logit_confidence_from_logits(logits: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+    """phi = z_y - log sum_{i != y} exp(z_i) from logits ``z`` (N, C): the same phi as :func:`logit_confidence` of
+    softmax(z), exact at any margin (the reference models are in process, so their logits are at hand)."""
+    z = logits.double()
+    zy = z.gather(1, y[:, None]).squeeze(1)
+    others = z.scatter(1, y[:, None], -math.inf).logsumexp(1)
+    return (zy - others).numpy()
 
 
 def _gauss_logpdf(v: np.ndarray, mu: np.ndarray, sigma: float) -> np.ndarray:
@@ -70,7 +91,7 @@ class LiRA(ReferenceModelAttack):
         if self.n_reference < 2:
             raise InvalidInputError(f"lira: n_reference must be at least 2, got {self.n_reference}")
         refs = self._reference_models(oracle, x, y, shadow, progress=progress)
-        phis = np.stack([logit_confidence(probabilities(model, x), y) for model in refs.models])
+        phis = np.stack([logit_confidence_from_logits(predict_logits(model, x), y) for model in refs.models])
         inside = refs.inside
 
         p, served = served_probabilities(oracle, x)
