@@ -7,7 +7,7 @@ from pathlib import Path
 
 from labelleak.data.datasets import Dataset
 from labelleak.data.loaders import load_cifar, load_digits, load_image_folder, load_npz, load_tabular
-from labelleak.data.split import PARTS, Split, SplitSizes, four_way_split, public_part
+from labelleak.data.split import PARTS, Split, SplitSizes, four_way_split, public_part, validation_part
 from labelleak.errors import InvalidInputError, UnknownNameError
 
 DATASETS = ("digits", "cifar10", "cifar100", "npz", "folder", "tabular")
@@ -40,6 +40,7 @@ __all__ = [
     "SplitSizes",
     "four_way_split",
     "public_part",
+    "validation_part",
     "load_cifar",
     "load_dataset",
     "load_digits",

@@ -85,12 +85,32 @@ def public_part(n_pool: int, sizes: SplitSizes, n: int, *, seed: int, reserve_tr
 
     Raises ``InvalidInputError`` if the pool holds fewer than ``n`` samples beyond the four parts.
     """
+    return _beyond(n_pool, sizes, n, 0, "public data", seed=seed, reserve_train=reserve_train)
+
+
+def validation_part(
+    n_pool: int, sizes: SplitSizes, n: int, *, after: int = 0, seed: int, reserve_train: int | None = None
+) -> np.ndarray:
+    """``n`` pool indices outside the four parts, after the first ``after`` of them (the public part): the
+    target's validation rows for early stopping and adversarial regularisation. They are never candidates, so the
+    members are exactly the rows the target's optimiser trains on.
+
+    Raises ``InvalidInputError`` if the pool holds fewer than ``after + n`` samples beyond the four parts.
+    """
+    return _beyond(n_pool, sizes, n, after, "validation data", seed=seed, reserve_train=reserve_train)
+
+
+def _beyond(
+    n_pool: int, sizes: SplitSizes, n: int, after: int, what: str, *, seed: int, reserve_train: int | None
+) -> np.ndarray:
     _, total = _reserved_and_total(sizes, reserve_train)
     if n < 1:
-        raise InvalidInputError(f"public data: expected a positive number of samples, got {n}")
-    if total + n > n_pool:
+        raise InvalidInputError(f"{what}: expected a positive number of samples, got {n}")
+    start = total + after
+    if start + n > n_pool:
+        taken = f" ({after} of them are public data)" if after else ""
         raise InvalidInputError(
-            f"public data: {n} samples asked, but the pool of {n_pool} has only {n_pool - total} beyond the four "
-            "parts; ask for fewer"
+            f"{what}: {n} samples asked, but the pool of {n_pool} has only {n_pool - total} beyond the four "
+            f"parts{taken}; ask for fewer or reduce --train-size/--test-size/--shadow-size"
         )
-    return _shuffled(n_pool, seed)[total : total + n]
+    return _shuffled(n_pool, seed)[start : start + n]

@@ -214,7 +214,7 @@ def train_dp(
         bar_text = description + " [DP-SGD]" if progress else None
         model, engine = _dp_run(model, xt, yt, sched, clip=clip, lr=lr, settings=settings, device=device,
                                 bar_text=bar_text)  # fmt: skip
-        report = TrainReport(epochs_run=sched.epochs)
+        report = TrainReport(epochs_run=sched.epochs, trained_rows=len(xt))
         report.epsilon = float(engine.get_epsilon(settings.dp_delta))
     report.delta = settings.dp_delta
     steps = sum(s for _, _, s in engine.accountant.history)

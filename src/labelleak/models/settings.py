@@ -88,7 +88,7 @@ class TrainSettings:
 
 @dataclass
 class TrainReport:
-    """What training did beyond the weights: epochs run, early stop, DP epsilon."""
+    """What training did beyond the weights: epochs run, early stop, DP epsilon, and the rows trained on."""
 
     epochs_run: int = 0
     stopped_early: bool = False
@@ -97,3 +97,4 @@ class TrainReport:
     dp: dict[str, Any] | None = (
         None  # DP-SGD: sample_rate, noise_multiplier, steps, max_grad_norm, lr, tuning (private.py)
     )
+    trained_rows: int = 0  # rows the optimiser trained on (held-out validation rows excluded)

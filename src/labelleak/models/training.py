@@ -40,10 +40,19 @@ def train_model(
     description: str = "training",
     progress: bool = True,
     device: torch.device | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> nn.Module:
     """Train ``model`` in place; returns it in eval mode on the CPU (see :func:`train_with_report`)."""
     return train_with_report(
-        model, x, y, settings, n_classes=n_classes, description=description, progress=progress, device=device
+        model,
+        x,
+        y,
+        settings,
+        n_classes=n_classes,
+        description=description,
+        progress=progress,
+        device=device,
+        validation=validation,
     )[0]
 
 
@@ -57,13 +66,22 @@ def train_with_report(
     description: str = "training",
     progress: bool = True,
     device: torch.device | None = None,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[nn.Module, TrainReport]:
     """Adam on cross-entropy with the defenses named in ``settings``.
+
+    Early stopping and adversarial regularisation need held-out rows: ``validation`` (x, y) when given, so that
+    the optimiser trains on every row of ``x`` (an audit's members must be exactly those rows; see
+    :func:`labelleak.data.split.validation_part`); otherwise a seeded ``val_fraction`` of ``x`` is held out and
+    never trained on. DP-SGD needs neither and trains on every row. ``report.trained_rows`` counts the rows the
+    optimiser saw.
 
     All randomness (shuffling, dropout, augmentation, DP noise) is seeded from ``settings.seed``; the caller's
     global RNG state is left as it was.
     """
     _check_training_data(x, y, n_classes)
+    if validation is not None:
+        _check_training_data(*validation, n_classes)
     settings.check()
     device = device or default_device()
     with torch.random.fork_rng(devices=[]):
@@ -73,16 +91,30 @@ def train_with_report(
 
             model, report = train_dp(model, x, y, settings, device=device, description=description, progress=progress)
         else:
-            model, report = _train(model, x, y, settings, n_classes, device, description, progress)
+            model, report = _train(model, x, y, settings, n_classes, device, description, progress, validation)
     return model.eval().cpu(), report
 
 
-def _holdout(n: int, settings: TrainSettings, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Indices to train on, and a held-out part when early stopping or adversarial regularisation needs one."""
+def validation_size(n: int, settings: TrainSettings) -> int:
+    """Held-out rows plain training on ``n`` rows uses with ``settings``: ``val_fraction`` of them with early
+    stopping or adversarial regularisation, else 0 (DP-SGD's tuning run splits its own, and its final run trains
+    on every row)."""
+    if settings.uses_dp() or (settings.early_stopping is None and settings.advreg == 0):
+        return 0
+    return max(1, int(round(n * settings.val_fraction)))
+
+
+def _holdout(
+    n: int, settings: TrainSettings, gen: torch.Generator, n_given: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Indices to train on, and a held-out part when early stopping or adversarial regularisation needs one:
+    rows ``n .. n + n_given - 1`` (the caller's validation data, appended) when given, else carved out of the n."""
     order = torch.randperm(n, generator=gen)
     if settings.early_stopping is None and settings.advreg == 0:
         return order, None
-    k = max(1, int(round(n * settings.val_fraction)))
+    if n_given:
+        return order, torch.arange(n, n + n_given)
+    k = validation_size(n, settings)
     if n - k < 2:
         raise InvalidInputError(f"training data: {n} samples are too few to hold out a validation split")
     return order[k:], order[:k]
@@ -97,6 +129,7 @@ def _train(
     device: torch.device,
     description: str,
     progress: bool,
+    validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[nn.Module, TrainReport]:
     from labelleak.models.defenses import (
         AdversarialRegulariser,
@@ -109,13 +142,16 @@ def _train(
     policy = augment_policy(settings.augment, tuple(x.shape[1:]))
 
     model.to(device).train()
+    n_given = 0 if validation is None else len(validation[0])
+    if validation is not None:
+        x, y = np.concatenate([x, validation[0]]), np.concatenate([y, validation[1]])
     xt = torch.as_tensor(x, dtype=torch.float32, device=device)
     yt = torch.as_tensor(y, dtype=torch.int64, device=device)
     gen = torch.Generator().manual_seed(settings.seed)
-    train_idx, held = _holdout(len(xt), settings, gen)
+    train_idx, held = _holdout(len(xt) - n_given, settings, gen, n_given)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     advreg = AdversarialRegulariser(n_classes, settings.advreg, settings.seed) if settings.advreg else None
-    report, best, best_state, waited, step = TrainReport(), -1.0, None, 0, 0
+    report, best, best_state, waited, step = TrainReport(trained_rows=len(train_idx)), -1.0, None, 0, 0
     with progress_bar(description, settings.epochs, enabled=progress) as bar:
         for _epoch in range(settings.epochs):
             model.train()

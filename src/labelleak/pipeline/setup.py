@@ -14,10 +14,10 @@ import numpy as np
 from torch import nn
 
 from labelleak.attacks.base import ShadowData
-from labelleak.data import Dataset, SplitSizes, four_way_split, load_dataset, public_part
+from labelleak.data import Dataset, SplitSizes, four_way_split, load_dataset, public_part, validation_part
 from labelleak.errors import InvalidInputError
 from labelleak.models import ModelSpec, ModelStore, TrainSettings, accuracy, build_model, init_model, model_key
-from labelleak.models.training import default_device, train_with_report
+from labelleak.models.training import default_device, train_with_report, validation_size
 from labelleak.oracle import LabelOracle, TorchOracle, TorchScoreOracle
 from labelleak.oracle.defenses import DefendedScoreOracle
 from labelleak.pipeline.config import AuditConfig
@@ -36,6 +36,7 @@ class TrainedModel:
     path: Path
     cached: bool
     report: dict[str, Any] = field(default_factory=dict)
+    trained_rows: int = 0  # rows the optimiser trained on: all of train_idx (validation rows come from elsewhere)
 
 
 @dataclass
@@ -85,13 +86,19 @@ def train_or_load(
     role: str,
     progress: bool,
     init: TrainedModel | None = None,
+    validation_idx: np.ndarray | None = None,
 ) -> TrainedModel:
     """Load the model trained on ``train_idx`` with these settings from ``store``, or train and save it; with
-    ``init``, training starts from that model's weights (its cache key joins this model's)."""
+    ``init``, training starts from that model's weights (its cache key joins this model's).
+
+    ``validation_idx``: the held-out rows of early stopping and adversarial regularisation (part of the cache key
+    when given), so that the optimiser trains on every row of ``train_idx``.
+    """
     if init is not None:
         settings = replace(settings, init=init.path.name)
+    held = {} if validation_idx is None else {"validation": _indices_hash(validation_idx)}
     key = model_key(
-        dataset=fingerprint, train=_indices_hash(train_idx), spec=spec.to_dict(), settings=settings.to_dict()
+        dataset=fingerprint, train=_indices_hash(train_idx), spec=spec.to_dict(), settings=settings.to_dict(), **held
     )
     hit = store.get(key)
     if hit is not None:
@@ -110,8 +117,11 @@ def train_or_load(
             n_classes=spec.n_classes,
             description=f"training {role} ({spec.arch})",
             progress=progress,
+            validation=None if validation_idx is None else (x[validation_idx], y[validation_idx]),
         )
         cached, report = False, dict(vars(rep))
+    trained_rows = int(report.get("trained_rows", len(train_idx)))  # models cached before it was reported: all
+    assert trained_rows == len(train_idx), (role, trained_rows, len(train_idx))  # accuracy below is on those rows
     model.to(default_device())  # a GPU when there is one, whether the model was trained now or loaded
     trained = TrainedModel(
         model,
@@ -121,6 +131,7 @@ def train_or_load(
         store.path(key),
         cached,
         report,
+        trained_rows,
     )
     if not cached:
         store.put(
@@ -197,18 +208,27 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
             store, x, y, fingerprint, defended_spec, settings, public_idx, split.target_test,
             role="public pre-training", progress=cfg.progress,
         )  # fmt: skip
+    target_settings = replace(settings, **plan.train)
+    # early stopping and advreg validate on rows beyond the four parts (after the public ones): never a candidate
+    n_val = validation_size(len(split.target_train), target_settings)
+    val_idx = (
+        validation_part(len(dataset), sizes, n_val, after=plan.public, seed=cfg.seed, reserve_train=cfg.reserve_train)
+        if n_val
+        else None
+    )
     target = train_or_load(
         store,
         x,
         y,
         fingerprint,
         defended_spec,
-        replace(settings, **plan.train),
+        target_settings,
         split.target_train,
         split.target_test,
         role="target",
         progress=cfg.progress,
         init=pretrained,
+        validation_idx=val_idx,
     )
     # the adversary trains its shadow model the ordinary way: it does not know the defense
     shadow = train_or_load(
@@ -241,6 +261,8 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         split=split.sizes(),
         target={
             "arch": spec.arch,
+            "trained_rows": target.trained_rows,  # the members part, all of it; train_accuracy is on these rows
+            **({"validation_rows": n_val} if n_val else {}),
             "train_accuracy": target.train_accuracy,
             "test_accuracy": target.test_accuracy,
             "model_dir": str(target.path),
