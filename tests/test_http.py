@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +16,7 @@ import numpy as np
 import pytest
 import schemathesis
 import torch
-import uvicorn
+from _loopback import Server, free_port
 from fastapi.testclient import TestClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -38,37 +37,6 @@ def _model() -> torch.nn.Module:
     return torch.nn.Sequential(
         torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 4)
     ).eval()
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Server:
-    """uvicorn in a background thread on a random free loopback port."""
-
-    def __init__(self, app) -> None:
-        self.port = _free_port()
-        self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="error"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def __enter__(self) -> Server:
-        self.thread.start()
-        deadline = time.monotonic() + 20
-        while not self.server.started:
-            assert time.monotonic() < deadline, "server did not start"
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.server.should_exit = True
-        self.thread.join(timeout=10)
 
 
 class FlakyTransport(httpx.BaseTransport):
@@ -120,8 +88,8 @@ def test_api_key_rate_limit_and_stats(model):
         oracle = HttpOracle(s.url, api_key="s3cret", batch_size=1)
         labels = oracle.predict_labels(_x(12))  # 12 requests at 5/s: some get 429 and are retried
         assert len(labels) == 12 and oracle.retried > 0
-        stats = httpx.get(f"{s.url}/stats", headers={"X-API-Key": "s3cret"}).json()
-        assert stats["samples_served"]["s3cret"] == 12
+        stats = httpx.get(f"{s.url}/stats", headers={"X-API-Key": "s3cret"})
+        assert stats.json()["samples_served"] == {"api-key": 12} and "s3cret" not in stats.text
 
 
 def test_faults_do_not_change_scores(model):
@@ -142,7 +110,7 @@ def test_faults_do_not_change_scores(model):
 
 def test_gives_up_cleanly_when_the_server_is_gone():
     with pytest.raises(RemoteOracleError, match="gave up after 3 attempts"):
-        HttpOracle(f"http://127.0.0.1:{_free_port()}", retries=2, backoff=0.001)
+        HttpOracle(f"http://127.0.0.1:{free_port()}", retries=2, backoff=0.001)
 
 
 def test_cached_oracle_answers_repeats_from_disk(tmp_path, model):
@@ -407,7 +375,7 @@ def test_npy_header_declaring_more_than_the_body_is_refused_before_allocating(cl
 @pytest.mark.parametrize("body", ["[" * 5000 + "]" * 5000, '{"inputs": ' + "[" * 5000 + "]" * 5000 + "}"])
 def test_deeply_nested_json_is_a_400_not_a_500(client, body):
     response = client.post("/predict", content=body, headers={"Content-Type": "application/json"})
-    assert response.status_code == 400 and "nested too deeply" in response.json()["detail"]
+    assert response.status_code == 400 and "nested deeper than" in response.json()["detail"]
 
 
 class SlowModel(torch.nn.Module):

@@ -321,7 +321,8 @@ def serve(
     port: int = typer.Option(8000, help="TCP port."),
     api_key_env: str | None = typer.Option(None, help="Require the API key held in this environment variable."),
     max_batch: int = typer.Option(4096, help="Largest batch one request may carry."),
-    rate_limit: float | None = typer.Option(None, help="Requests per second per API key."),
+    rate_limit: float | None = typer.Option(None, help="Samples per second per client (API key, else address)."),
+    max_connections: int = typer.Option(256, help="Open connections at once; more get 503."),
     fault_rate: float = typer.Option(0.0, help="Testing: fraction of predictions answered 500/429 or delayed."),
     latency: float = typer.Option(0.0, help="Testing: seconds added to every prediction (a slow remote service)."),
 ) -> None:
@@ -333,11 +334,22 @@ def serve(
 
         uvicorn = require("uvicorn", "serve", "labelleak serve")
         from labelleak.serve import FaultConfig, ServeLimits, create_app
+        from labelleak.serve.guards import check_serve_options, server_config
+
+        check_serve_options(
+            port=port,
+            max_batch=max_batch,
+            rate_limit=rate_limit,
+            fault_rate=fault_rate,
+            latency=latency,
+            max_connections=max_connections,
+        )
     except LabelleakError as exc:
         _fail(exc)
         return
     from labelleak.models import load_model
 
+    limits = ServeLimits(max_batch=max_batch, rate_limit=rate_limit, max_connections=max_connections)
     try:
         net, spec, _ = load_model(model)
         key = os.environ.get(api_key_env) if api_key_env else None
@@ -348,13 +360,24 @@ def serve(
             input_shape=spec.input_shape,
             n_classes=spec.n_classes,
             api_key=key,
-            limits=ServeLimits(max_batch=max_batch, rate_limit=rate_limit),
+            limits=limits,
             faults=FaultConfig(rate=fault_rate, latency=latency) if fault_rate > 0 or latency > 0 else None,
         )
     except LabelleakError as exc:
         _fail(exc)
         return
-    uvicorn.run(app_, host=host, port=port, log_level="warning")
+    config = server_config(
+        app_,
+        host=host,
+        port=port,
+        header_timeout=limits.header_timeout,
+        max_connections=limits.max_connections,
+        log_per_second=limits.log_per_second,
+    )
+    try:
+        uvicorn.Server(config).run()
+    except OSError as exc:  # the port is taken, or not ours to bind
+        _fail(LabelleakError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"))
 
 
 def _parse_sets(items: list[str]) -> dict:

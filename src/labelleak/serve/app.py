@@ -2,21 +2,26 @@
 
 Routes: ``GET /info`` (input shape, bounds, classes, limits), ``POST /predict`` (a batch as JSON
 ``{"inputs": [...]}`` or as a ``.npy`` body with ``Content-Type: application/x-npy``; answers ``{"labels": [...]}``
-and nothing else), ``GET /stats`` (samples served per API key). Bad input always gets a 4xx with a message
-(400 malformed, 401 key, 413 too large, 415 content type, 422 shape/range/NaN, 429 rate limit), never a 500.
+and nothing else), ``GET /stats`` (samples served per client: ``api-key`` when a key is required, else the client's
+address; a key is never echoed). Bad input always gets a 4xx with a message (400 malformed, 401 key, 408 body too
+slow, 413 too large, 415 content type, 422 shape/range/NaN, 429 rate limit), never a 500.
 
 A fault-injection mode (``faults``) answers a configurable fraction of predictions with 500 or 429, or delays
 them, and can add a fixed latency to every prediction, so clients can be tested for resilience and concurrency.
 
-The event loop only moves bytes: a body is read as a stream and refused with 413 as soon as it passes the limit
-(whether or not it declared a Content-Length), and parsing, validation and the forward pass run in a worker
-thread, so one large batch does not hold up every other request. The OpenAPI schema (``/openapi.json``) describes
-the ``/predict`` body, so schema-driven fuzzers exercise it.
+The event loop only moves bytes: a body is read as a stream within ``body_timeout`` seconds and refused with 413 as
+soon as it passes the limit (whether or not it declared a Content-Length). A JSON body has its own, smaller limit and
+its nesting is checked on the raw bytes before it is parsed (a 50 MB JSON batch cost 1.8 GB and held the
+interpreter for seconds; large batches go as ``.npy``). Parsing, validation and the forward pass run in a worker
+thread, at most ``parse_workers`` at once. The rate limit counts samples per client (the API key when one is
+required, else the address: a made-up ``X-API-Key`` no longer opens a new bucket). The OpenAPI schema
+(``/openapi.json``) describes the ``/predict`` body, so schema-driven fuzzers exercise it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import io
 import json
 import math
@@ -36,8 +41,14 @@ from torch import nn
 @dataclass
 class ServeLimits:
     max_batch: int = 4096
-    max_body_bytes: int = 64 << 20
-    rate_limit: float | None = None  # requests per second per key (token bucket with one second of burst)
+    max_body_bytes: int = 64 << 20  # any body (.npy)
+    max_json_bytes: int = 4 << 20  # a JSON body: parsing costs ~40x its size in memory
+    rate_limit: float | None = None  # samples per second per client (a token bucket; a served batch may overdraw it)
+    body_timeout: float = 30.0  # seconds to receive a whole body
+    header_timeout: float = 10.0  # seconds to receive a request's headers (enforced by serve.guards)
+    max_connections: int = 256  # open connections and requests at once; more get 503 (serve.guards)
+    log_per_second: int = 20  # server log lines per second, then a count of what was dropped
+    parse_workers: int = 2  # bodies parsed and predicted at once
 
 
 @dataclass
@@ -82,7 +93,14 @@ def _check_npy_header(body: bytes) -> None:
         )
 
 
-def _parse(body: bytes, content_type: str) -> np.ndarray:
+def _json_depth(body: bytes) -> int:
+    """The deepest bracket nesting of a JSON body, read from its bytes without parsing it."""
+    raw = np.frombuffer(body, dtype=np.uint8)
+    steps = (raw == ord("[")).astype(np.int32) - (raw == ord("]")) + (raw == ord("{")) - (raw == ord("}"))
+    return int(np.cumsum(steps).max(initial=0))
+
+
+def _parse(body: bytes, content_type: str, limits: ServeLimits | None = None, ndim: int = 64) -> np.ndarray:
     if content_type.startswith("application/x-npy") or content_type.startswith("application/octet-stream"):
         _check_npy_header(body)
         try:
@@ -90,6 +108,11 @@ def _parse(body: bytes, content_type: str) -> np.ndarray:
         except Exception as exc:  # any malformed .npy is the client's fault
             raise BadRequest(400, f"malformed .npy body: {type(exc).__name__}: {exc}") from None
     elif content_type.startswith("application/json") or not content_type:
+        max_json = (limits or ServeLimits()).max_json_bytes
+        if len(body) > max_json:
+            raise BadRequest(413, f"JSON body of {len(body)} bytes exceeds {max_json}; send large batches as .npy")
+        if _json_depth(body) > ndim + 2:
+            raise BadRequest(400, f"malformed JSON body: nested deeper than {ndim + 2} levels")
         try:
             payload = json.loads(body)
         except (ValueError, UnicodeDecodeError) as exc:
@@ -126,18 +149,26 @@ def _validate(arr: np.ndarray, shape: tuple[int, ...], bounds: tuple[float, floa
     return x
 
 
-async def _read_body(request: Request, limit: int) -> bytes:
+async def _read_body(request: Request, limit: int, timeout: float) -> bytes:
     """The body, streamed and refused with 413 as soon as it passes ``limit`` bytes: a declared Content-Length is
     checked first, and a chunked body without one is never held beyond the limit."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise BadRequest(413, f"body of {declared} bytes exceeds {limit}")
-    parts, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise BadRequest(413, f"body of more than {limit} bytes")
-        parts.append(chunk)
+    parts: list[bytes] = []
+
+    async def collect() -> None:
+        size = 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > limit:
+                raise BadRequest(413, f"body of more than {limit} bytes")
+            parts.append(chunk)
+
+    try:
+        await asyncio.wait_for(collect(), timeout)
+    except asyncio.TimeoutError:
+        raise BadRequest(408, f"body not received within {timeout:g} s") from None
     return b"".join(parts)
 
 
@@ -156,6 +187,7 @@ def predict_openapi(input_shape: tuple[int, ...], bounds: tuple[float, float], m
     errors = {
         "400": "malformed body",
         "401": "missing or wrong API key",
+        "408": "body not received in time",
         "413": "body or batch too large",
         "415": "unsupported content type",
         "422": "wrong shape, range, NaN or dtype",
@@ -216,24 +248,41 @@ def create_app(
     async def _bad(_: Request, exc: BadRequest) -> JSONResponse:
         return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
+    expected_key = api_key.encode() if api_key is not None else None
+    parsing = threading.BoundedSemaphore(max(1, limits.parse_workers))
+
     def _key(request: Request) -> str:
-        given = request.headers.get("x-api-key")
-        if api_key is not None and given != api_key:
-            raise BadRequest(401, "missing or wrong API key (header X-API-Key)")
-        return given or "anonymous"
+        """Who is asking: ``api-key`` once the key matches (compared in constant time), else the address."""
+        if expected_key is not None:
+            given = request.headers.get("x-api-key", "").encode()
+            if not hmac.compare_digest(given, expected_key):
+                raise BadRequest(401, "missing or wrong API key (header X-API-Key)")
+            return "api-key"
+        return request.client.host if request.client else "unknown"
+
+    def _refill(key: str, rate: float) -> float:
+        now = time.monotonic()
+        tokens, last = state.buckets.get(key, (rate, now))
+        tokens = min(rate, tokens + (now - last) * rate)
+        state.buckets[key] = (tokens, now)
+        return tokens
 
     def _throttle(key: str) -> None:
-        if limits.rate_limit is None:
+        """429 while the client's bucket holds less than one sample; Retry-After says when it will."""
+        rate = limits.rate_limit
+        if rate is None:
             return
         with state.lock:
-            now = time.monotonic()
-            tokens, last = state.buckets.get(key, (limits.rate_limit, now))
-            tokens = min(limits.rate_limit, tokens + (now - last) * limits.rate_limit)
-            if tokens < 1.0:
-                state.buckets[key] = (tokens, now)
-                retry = (1.0 - tokens) / limits.rate_limit
-                raise BadRequest(429, "rate limit exceeded", {"Retry-After": f"{retry:.3f}"})
-            state.buckets[key] = (tokens - 1.0, now)
+            tokens = _refill(key, rate)
+        if tokens < 1.0:
+            raise BadRequest(429, "rate limit exceeded", {"Retry-After": f"{max((1.0 - tokens) / rate, 0.001):.3f}"})
+
+    def _charge(key: str, samples: int) -> None:
+        rate = limits.rate_limit
+        with state.lock:
+            state.served[key] = state.served.get(key, 0) + samples
+            if rate is not None:
+                state.buckets[key] = (_refill(key, rate) - samples, time.monotonic())
 
     @app.get("/info")
     def info() -> dict:
@@ -253,15 +302,17 @@ def create_app(
             return {"samples_served": dict(state.served)}
 
     def _answer(body: bytes, content_type: str) -> list[int]:
-        x = _validate(_parse(body, content_type), input_shape, bounds, limits.max_batch)
-        with torch.no_grad():
-            return model(torch.from_numpy(x)).argmax(1).tolist()
+        with parsing:
+            arr = _parse(body, content_type, limits, ndim=len(input_shape) + 1)
+            x = _validate(arr, input_shape, bounds, limits.max_batch)
+            with torch.no_grad():
+                return model(torch.from_numpy(x)).argmax(1).tolist()
 
     @app.post("/predict", openapi_extra=predict_openapi(input_shape, bounds, limits.max_batch))
     async def predict(request: Request) -> JSONResponse:
         key = _key(request)
         _throttle(key)
-        body = await _read_body(request, limits.max_body_bytes)
+        body = await _read_body(request, limits.max_body_bytes, limits.body_timeout)
         if faults is not None and faults.rate > 0:
             r = float(fault_rng.random())
             if r < faults.rate / 3:
@@ -273,8 +324,7 @@ def create_app(
         if faults is not None and faults.latency > 0:
             await asyncio.sleep(faults.latency)
         labels = await run_in_threadpool(_answer, body, request.headers.get("content-type", ""))
-        with state.lock:
-            state.served[key] = state.served.get(key, 0) + len(labels)
+        _charge(key, len(labels))
         return JSONResponse({"labels": labels})
 
     return app
