@@ -209,3 +209,14 @@ def test_data_outside_the_declared_bounds(tmp_path):
         str(tmp_path / "shadow.npz"),
     ]
     _fails(_audit(tmp_path, files, "--model", str(model)), "values lie in [3, 3], outside the bounds [0, 1]")
+
+
+def test_the_model_files_sha256_is_in_the_provenance(tmp_path, data):
+    import hashlib
+    import json
+
+    model = _onnx_model(tmp_path / "m.onnx")
+    ok = _audit(tmp_path, data, "--model", str(model))
+    assert ok.exit_code == 0, ok.output
+    recorded = json.loads((tmp_path / "out" / "results.json").read_text())["provenance"]["sha256"]["model"]
+    assert recorded == {"path": str(model), "sha256": hashlib.sha256(model.read_bytes()).hexdigest()}

@@ -61,6 +61,9 @@ def _files(results: dict[str, Any]) -> dict[str, str]:
     """The data and model files an audit read, where they are files on this machine."""
     config = results.get("config", {})
     paths = {key: config.get(key) for key in ("data", "members", "nonmembers", "shadow")}
+    own = config.get("model")  # the auditor's model file, or a labelleak model folder
+    if own:
+        paths["model"] = str(Path(own) / "model.safetensors") if Path(own).is_dir() else own
     model_dir = results.get("target", {}).get("model_dir")
     if model_dir:
         paths["target model"] = str(Path(model_dir) / "model.safetensors")
