@@ -1,5 +1,6 @@
 """labelleak reproduce lowfpr: the plan, the low-FPR summary on constructed scores with known TPRs, the ratio to
-online LiRA on matched candidates, the log-log ROC and the claim check, and a tiny plan end to end (seconds)."""
+online LiRA on matched candidates, the log-log ROC and the goal's verdict from its interval, and a tiny plan end to
+end (seconds)."""
 
 from __future__ import annotations
 
@@ -13,11 +14,12 @@ from typer.testing import CliRunner
 from labelleak._extras import has_module
 from labelleak.attacks import attack_names
 from labelleak.cli import app
+from labelleak.counts import clopper_pearson
 from labelleak.errors import UnknownNameError
-from labelleak.metrics import summarize
+from labelleak.metrics import exact_tpr_at_fpr, summarize
 from labelleak.pipeline.plan import load_plan
 from labelleak.pipeline.reproduce import run_reproduce
-from labelleak.report.claims import check_claims
+from labelleak.report.claims import check_claims, check_goals
 from labelleak.report.lowfpr import Scored, low_fpr_metrics, matched, summarize_lowfpr, tpr_ratio
 from labelleak.report.summaries import RunRecord
 
@@ -61,10 +63,10 @@ def test_lowfpr_plan_runs_every_attack_on_the_sizes_target():
             assert [getattr(c, k) for k in target_keys] == [getattr(sizes, k) for k in target_keys]
 
 
-def test_lowfpr_plan_description_says_how_many_boundary_candidates_and_why():
+def test_lowfpr_plan_description_says_how_many_boundary_candidates_and_what_they_cannot_resolve():
     plan = load_plan("lowfpr", scale="cpu")
     assert "200 + 200" in plan.description and "1,000 + 1,000" in plan.description
-    assert "zero false positives" in plan.description
+    assert "n/a" in plan.description and "1,000 non-members" in plan.description
 
 
 def test_every_attack_of_the_lowfpr_plan_is_registered():
@@ -102,27 +104,33 @@ def test_low_fpr_metrics_give_the_known_tprs_and_the_audits_intervals():
     assert row["tpr@0.1%"] == pytest.approx(0.07) and row["tpr@1%"] == pytest.approx(0.15)
     # members above all 1000: 3 x 1000 pairs won, at 998.5: 4 x 999, at 989.5: 8 x 990
     assert row["auc"] == pytest.approx((3 * 1000 + 4 * 999 + 8 * 990) / 100_000)
-    for k in ("auc", "tpr@0.1%", "tpr@1%"):
-        assert row[f"{k}_low"] < row[k] < row[f"{k}_high"]
-    audit = summarize(m, s, n_boot=50, seed=3)  # what results.json holds: the same resamples
-    assert [row["tpr@0.1%_low"], row["tpr@0.1%_high"]] == audit["tpr_at_fpr_ci"]["0.001"]
+    assert row["auc_low"] < row["auc"] < row["auc_high"]
+    # 1,000 non-members: 0.1% FPR is read, but its exact interval needs 2,000 (1,000 to choose the threshold)
+    assert row["tpr@0.1%_low"] is None and row["tpr@0.1%_high"] is None
+    assert "needs >= 2000 non-members (half to choose the threshold" in row["tpr@0.1%_na"]
+    exact = exact_tpr_at_fpr(m, s, 0.01, seed=3)  # 1% FPR: Clopper-Pearson at the calibration half's threshold
+    assert (row["tpr@1%_low"], row["tpr@1%_high"]) == clopper_pearson(exact.true_positives, 100)
+    assert row["tpr@1%_low"] < exact.tpr.value < row["tpr@1%_high"] and "tpr@1%_na" not in row
+    audit = summarize(m, s, n_boot=50, seed=3)  # what results.json holds: the same numbers
+    assert audit["tpr_at_fpr_ci"]["0.001"] is None and audit["auc_ci"] == [row["auc_low"], row["auc_high"]]
     assert [row["tpr@1%_low"], row["tpr@1%_high"]] == audit["tpr_at_fpr_ci"]["0.01"]
     perfect = low_fpr_metrics(m, np.r_[np.full(100, 2000.0), np.arange(1000.0)], n_boot=50, seed=3)
-    assert (perfect["tpr@0.1%_low"], perfect["tpr@0.1%"], perfect["tpr@0.1%_high"]) == (1.0, 1.0, 1.0)
+    assert (perfect["tpr@1%"], perfect["tpr@1%_high"]) == (1.0, 1.0) and 0.96 < perfect["tpr@1%_low"] < 0.97
 
 
-def test_tpr_ratio_is_paired_and_matched_aligns_candidates_by_sample_index():
+def test_tpr_ratio_combines_exact_intervals_and_matched_aligns_candidates_by_sample_index():
     m, s = _constructed(high=3, at_01=4, at_1=8)
     _, ref = _constructed(high=6, at_01=8, at_1=16)
-    half = tpr_ratio(m, s, ref, fpr=0.01, n_boot=100, seed=0)
-    assert half.value == pytest.approx(0.15 / 0.30) and half.low < 0.5 < half.high
-    assert tpr_ratio(m, s, ref, fpr=0.001, n_boot=10, seed=0).value == pytest.approx(0.07 / 0.14)
-    # paired: an attack against itself has ratio 1 in every resample (an unpaired bootstrap would scatter)
-    same = tpr_ratio(m, s, s, fpr=0.01, n_boot=100, seed=0)
-    assert (same.value, same.low, same.high) == (1.0, 1.0, 1.0)
-    with pytest.warns(RuntimeWarning, match="All-NaN"):  # every resample's ratio is NaN too
-        none_found = tpr_ratio(m, s, np.r_[np.full(100, -5.0), np.arange(1000.0)], fpr=0.01, n_boot=10, seed=0)
-    assert math.isnan(none_found.value)  # LiRA finds no member: no ratio
+    half = tpr_ratio(m, s, ref, fpr=0.01, seed=0)
+    assert half is not None and half.value == pytest.approx(0.15 / 0.30) and half.low < 0.5 < half.high
+    a = exact_tpr_at_fpr(m, s, 0.01, level=0.975, seed=0).tpr  # Bonferroni: each interval at 97.5%
+    r = exact_tpr_at_fpr(m, ref, 0.01, level=0.975, seed=0).tpr
+    assert (half.low, half.high) == (pytest.approx(a.low / r.high), pytest.approx(a.high / r.low))
+    assert tpr_ratio(m, s, ref, fpr=0.001, seed=0) is None  # 1,000 non-members: no exact interval at 0.1%
+    same = tpr_ratio(m, s, s, fpr=0.01, seed=0)  # an attack against itself: ratio 1, inside a real interval
+    assert same is not None and same.low < same.value == 1.0 < same.high
+    none_found = tpr_ratio(m, s, np.r_[np.full(100, -5.0), np.arange(1000.0)], fpr=0.01, seed=0)
+    assert none_found is not None and math.isnan(none_found.value) and none_found.high == math.inf
     a = Scored(np.array([5, 3, 9, 1]), np.array([1, 1, 0, 0], bool), np.array([0.5, 0.3, 0.9, 0.1]))
     b = Scored(np.arange(10), np.arange(10) < 4, np.arange(10) * 10.0)
     with pytest.raises(AssertionError, match="two membership labels"):
@@ -186,16 +194,21 @@ def test_lowfpr_summary_reports_tprs_costs_and_the_ratio_to_lira(tmp_path):
     assert rows["boundary-hsja"]["tpr@1%"] == pytest.approx(0.8) and rows["boundary-hsja"]["group"] == "boundary"
     ratios = {r["attack"]: r for r in tables["lira_ratio"]}
     assert set(ratios) == {"oslo", "rmia", "boundary-hsja", "expensive"}
-    assert ratios["oslo"]["ratio@1%"] == pytest.approx(0.5) and ratios["oslo"]["ratio@0.1%"] == pytest.approx(0.5)
-    assert ratios["rmia"]["ratio@1%"] == 1.0
+    assert ratios["oslo"]["ratio@1%"] == pytest.approx(0.5) and ratios["rmia"]["ratio@1%"] == 1.0
+    assert ratios["oslo"]["ratio@0.1%"] is None and "needs >= 2000 non-members" in ratios["oslo"]["ratio@0.1%_na"]
     # on the boundary attack's 50 + 200 candidates LiRA finds 30 members above every non-member: TPR 0.6
     h = ratios["boundary-hsja"]
-    assert (h["n_members"], h["n_nonmembers"], h["lira_tpr@1%"], h["lira_tpr@0.1%"]) == (50, 200, 0.6, 0.6)
+    assert (h["n_members"], h["n_nonmembers"], h["lira_tpr@1%"], h["lira_tpr@0.1%"]) == (50, 200, 0.6, None)
+    assert h["tpr@0.1%"] is None and "needs >= 1000 non-members, has 200" in h["ratio@0.1%_na"]
     assert h["ratio@1%"] == pytest.approx(0.8 / 0.6) and h["ratio@1%_low"] <= h["ratio@1%"] <= h["ratio@1%_high"]
-    goal = {r["fpr"]: r for r in tables["goal"]}
-    for f in (0.01, 0.001):  # the 2,000-query attack and the score-based rmia are not eligible
-        assert goal[f]["best_label_only"] == "boundary-hsja" and goal[f]["met"] is True
-        assert goal[f]["ratio"] == pytest.approx(0.8 / 0.6) and goal[f]["tpr"] == pytest.approx(0.8)
+    low = clopper_pearson(40, 50, level=0.975)[0] / clopper_pearson(30, 50, level=0.975)[1]
+    assert h["ratio@1%_low"] == pytest.approx(low) and low > 0.5  # the whole interval clears the goal
+    goal = {r["fpr"]: r for r in tables["goal"]}  # the 2,000-query attack and the score-based rmia are not eligible
+    assert goal[0.01]["best_label_only"] == "boundary-hsja" and goal[0.01]["verdict"] == "met"
+    assert goal[0.01]["ratio"] == pytest.approx(0.8 / 0.6) and goal[0.01]["tpr"] == pytest.approx(0.8)
+    # 0.1%: no label-only attack has the 2,000 non-members its interval needs, so nothing is decided
+    assert goal[0.001]["best_label_only"] is None and goal[0.001]["verdict"] == "inconclusive"
+    assert "needs >= 2000 non-members" in goal[0.001]["na"] and "met" not in goal[0.001]
     assert [f.name for f in figures] == ["roc_lowfpr.png"] and figures[0].stat().st_size > 10_000
 
 
@@ -207,14 +220,36 @@ def test_lowfpr_summary_without_lira_has_no_ratio(tmp_path):
     assert tables["lira_ratio"] == [] and tables["goal"] == []
 
 
-def test_lowfpr_claims_follow_the_goal_rows(tmp_path):
+def test_lowfpr_goals_are_project_goals_judged_on_their_intervals(tmp_path):
     tables, _ = summarize_lowfpr(_records(), tmp_path)
-    claims = check_claims("lowfpr", tables)
-    assert [c["verdict"] for c in claims] == ["holds (1 of 1)", "holds (1 of 1)"]
-    assert "1% FPR (the goal)" in claims[1]["claim"] and "0.1% FPR (the stretch goal)" in claims[0]["claim"]
-    assert "boundary-hsja: TPR 0.800 vs LiRA 0.600, ratio 1.33" in claims[1]["measured"]
-    short = [{**r, "ratio": 0.2, "met": False} for r in tables["goal"]]
-    assert [c["verdict"] for c in check_claims("lowfpr", {"goal": short})] == ["does not hold (0 of 1)"] * 2
+    assert check_claims("lowfpr", tables) == []  # issue 16's goals are not the paper's claims
+    goals = check_goals("lowfpr", tables)
+    assert [g["verdict"] for g in goals] == ["inconclusive", "met"]
+    assert "1% FPR (the goal)" in goals[1]["claim"] and "0.1% FPR (the stretch goal)" in goals[0]["claim"]
+    assert "boundary-hsja: TPR 0.800 vs LiRA 0.600, ratio 1.33 [" in goals[1]["measured"]
+    assert "on 50 + 200 candidates" in goals[1]["measured"] and "needs >= 2000 non-members" in goals[0]["measured"]
+
+
+def _goal_row(ratio, low, high, n_non, **more):
+    return {"fpr": 0.01, "best_label_only": "boundary-lira-offline", "n_members": n_non, "n_nonmembers": n_non,
+            "tpr": 0.24, "lira_tpr": 0.42, "ratio": ratio, "ratio_low": low, "ratio_high": high, "goal_ratio": 0.5,
+            "goal_queries": 1000, **more}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "row, expected",
+    [
+        # docs/runs/reproduce-lowfpr-cpu/goal.csv: met=True on the point 0.571, but the interval straddles 0.5
+        (_goal_row(0.571, 0.185, 1.964, 200, met=True), "inconclusive"),
+        (_goal_row(0.9, 0.6, 1.2, 200, met=True), "met"),
+        (_goal_row(0.2, 0.1, 0.4, 200, met=False), "not met"),
+        (_goal_row(0.9, 0.6, 1.2, 150, met=True), "inconclusive"),  # too few non-members for the interval
+        (_goal_row(0.9, 0.6, 1.2, 200, verdict="inconclusive"), "inconclusive"),  # the row's own verdict wins
+    ],
+)
+def test_a_goal_is_met_only_when_its_interval_clears_it(row, expected):
+    (goal,) = check_goals("lowfpr", {"goal": [row]})
+    assert goal["verdict"] == expected
 
 
 # ---------------------------------------------------------------- a tiny plan, end to end
@@ -228,7 +263,7 @@ def test_tiny_lowfpr_plan_end_to_end(tmp_path):
     np.savez(tmp_path / "tiny.npz", x=(x * 255).astype(np.uint8), y=y)
     plan = tmp_path / "tinylow.yaml"
     plan.write_text(
-        "kind: lowfpr\ndescription: tiny\n"
+        "kind: lowfpr\ndescription: tiny\nclaim: half of LiRA at 1% FPR\n"
         "audit: {dataset: npz, arch: cnn2, width: 0.5, epochs: 2, train_size: 60, test_size: 60, shadow_size: 60,\n"
         "        queries: 30, max_eval: 20, init_eval: 10, n_boot: 20, lira_models: 2, thresholds: false}\n"
         "groups:\n  wide: {attacks: [gap, lira], eval_size: 30}\n"
@@ -243,8 +278,10 @@ def test_tiny_lowfpr_plan_end_to_end(tmp_path):
         group = "boundary" if name == "boundary-hsja" else "wide"
         entry = json.loads((out / "runs" / "base" / group / "results.json").read_text())["attacks"][name]
         assert r["auc"] == entry["auc"] and [r["auc_low"], r["auc_high"]] == entry["auc_ci"]
-        assert [r["tpr@1%_low"], r["tpr@1%_high"]] == entry["tpr_at_fpr_ci"]["0.01"]
+        assert [r["tpr@1%_low"], r["tpr@1%_high"]] == (entry["tpr_at_fpr_ci"]["0.01"] or [None, None])
         assert r["tpr@0.1%"] == entry["tpr_at_fpr"]["0.001"] and r["seconds"] == entry["seconds"]
+        # 30 (or 15) non-members resolve neither 0.1% nor 1% FPR: null in results.json, n/a in the summary
+        assert entry["tpr_at_fpr"]["0.01"] is None and r["tpr@1%"] is None and "has " in r["tpr@1%_na"]
     assert rows["lira"]["reference_models"] == 2 and rows["boundary-hsja"]["max_queries_per_candidate"] <= 30
     ratios = {r["attack"]: r for r in summary["tables"]["lira_ratio"]}
     assert (ratios["boundary-hsja"]["n_members"], ratios["gap"]["n_members"]) == (15, 30)
@@ -253,7 +290,9 @@ def test_tiny_lowfpr_plan_end_to_end(tmp_path):
         assert (out / f).is_file(), f
     md = (out / "summary.md").read_text()
     assert "## goal" in md and summary["figures"] == ["roc_lowfpr.png"]
-    cell = f"| lira | scores | 30 + 30 | {rows['lira']['tpr@0.1%']:.3f} [{rows['lira']['tpr@0.1%_low']:.3f}, "
-    assert cell in md  # the short table: value [interval] cells
-    if has_module("jinja2"):  # the report extra: report.html checks the goal as one of the experiment's claims
-        assert "half of online LiRA&#39;s TPR at 1% FPR (the goal)" in (out / "report.html").read_text()
+    assert "| lira | scores | 30 + 30 | n/a | n/a | " in md  # the short table: unresolvable TPRs are n/a
+    assert "Project goal (not a claim of the paper)" in md and "Paper's claim" not in md
+    if has_module("jinja2"):  # the report extra: report.html checks the goal as a project goal
+        html = (out / "report.html").read_text()
+        assert "half of online LiRA&#39;s TPR at 1% FPR (the goal)" in html and 'id="goals"' in html
+        assert "The paper&#39;s claims" not in html and "inconclusive" in html

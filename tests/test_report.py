@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from report_fixtures import make_audit_folder
+from rich.console import Console
 from typer.testing import CliRunner
 
 from labelleak.cli import app
@@ -20,6 +21,7 @@ from labelleak.report.claims import check_claims
 from labelleak.report.html import render_report, write_report
 from labelleak.report.markdown import matrix_markdown, summary_markdown
 from labelleak.report.provenance import library_versions, provenance, sha256_file
+from labelleak.report.table import print_audit_table
 
 RUNS = Path(__file__).resolve().parents[1] / "docs" / "runs"
 runner = CliRunner()
@@ -35,10 +37,14 @@ def test_audit_verdict_names_the_strongest_label_only_attack_with_its_numbers(tm
     hsja = results["attacks"]["boundary-hsja"]  # the larger separation of the two label-only attacks
     block = html[html.index('id="verdict-label-only"') : html.index("</section>")]
     assert "<strong>boundary-hsja</strong>" in block
-    for fpr in ("0.001", "0.01"):
-        lo, hi = hsja["tpr_at_fpr_ci"][fpr]
-        assert f'data-fpr="{fpr}">{_pct(hsja["tpr_at_fpr"][fpr])}<' in block
-        assert f"{_pct(lo)} to {_pct(hi)}" in block
+    lo, hi = hsja["tpr_at_fpr_ci"]["0.01"]  # 300 non-members: 1% FPR and its exact interval are resolved
+    assert f'data-fpr="0.01">{_pct(hsja["tpr_at_fpr"]["0.01"])}<' in block and f"{_pct(lo)} to {_pct(hi)}" in block
+    held_out = hsja["tpr_at_fpr_exact"]["0.01"]
+    assert f"flags {_pct(held_out['fpr'])} of {held_out['n_evaluation']} held-out non-members" in block
+    # ... 0.1% FPR is not: no number, and the count it would need
+    assert hsja["tpr_at_fpr"]["0.001"] is None and 'data-fpr="0.001">n/a<' in block
+    assert "TPR at 0.1% FPR needs &gt;= 1000 non-members, has 300" in block
+    assert "<td>n/a (1,000 non-members needed, 300 here)</td>" in block
     assert f"AUC {hsja['auc']:.3f}" in block
     score_block = html[html.index('id="verdict-scores"') :]
     assert "<strong>score-loss</strong>" in score_block[:600] and "stronger threat model" in score_block[:600]
@@ -60,6 +66,17 @@ def test_audit_table_has_one_row_per_attack_and_the_page_is_self_contained(tmp_p
     assert html.count("<title>") == 1 + len(svgs)  # the page's and one per figure
 
 
+def test_the_terminal_table_prints_n_a_where_the_non_members_cannot_resolve_the_fpr(tmp_path):
+    results = make_audit_folder(tmp_path)
+    console = Console(record=True, width=200)
+    print_audit_table(results, console)
+    text = console.export_text()
+    row = next(line for line in text.splitlines() if "boundary-hsja" in line)
+    tpr = results["attacks"]["boundary-hsja"]["tpr_at_fpr"]
+    assert row.split("│")[5].strip() == "n/a" and row.split("│")[6].strip() == f"{tpr['0.01']:.3f}"
+    assert "n/a: TPR at 0.1% FPR needs >= 1000 non-members, has 300" in text
+
+
 def test_query_spend_and_provenance_are_stated(tmp_path):
     make_audit_folder(tmp_path)
     html = render_report(tmp_path)
@@ -72,6 +89,7 @@ def test_older_results_state_what_is_missing(tmp_path):
     make_audit_folder(tmp_path, with_scores=False, provenance=False)
     html = render_report(tmp_path)
     assert 'id="missing"' in html and "scores.csv is not in the folder" in html and "predates provenance" in html
+    assert "predates exact TPR intervals" not in html
     assert "<svg" in html and 'id="fig-roc"' not in html  # the figures that need no scores.csv are still drawn
 
 
@@ -84,6 +102,22 @@ def test_labelleak_report_rebuilds_every_committed_run(tmp_path, name):
     html = (folder / "report.html").read_text()
     assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>")
     assert "<script" not in html
+
+
+def test_an_older_audit_hides_unresolvable_tprs_and_its_bootstrap_intervals(tmp_path):
+    """results.json written before exact intervals: a TPR at 0.1% FPR on 300 non-members and bootstrap bounds."""
+    results = make_audit_folder(tmp_path)
+    for entry in results["attacks"].values():
+        entry["tpr_at_fpr"] = {"0.001": 0.05, "0.01": 0.2, "0.1": 0.5}
+        entry["tpr_at_fpr_ci"] = {k: [0.0123, 0.987] for k in entry["tpr_at_fpr"]}
+        del entry["tpr_at_fpr_exact"], entry["tpr_at_fpr_na"]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    html = render_report(tmp_path)
+    block = html[html.index('id="verdict-label-only"') : html.index("</section>")]
+    assert 'data-fpr="0.001">n/a<' in block and 'data-fpr="0.01">20.0%<' in block and "98.7%" not in block
+    assert "predates exact TPR intervals" in html
+    row = re.search(r'<tr data-attack="gap">(.*?)</tr>', html, re.S)
+    assert row is not None and "<td>n/a</td><td>0.200</td><td>0.500</td>" in row.group(1)
 
 
 def test_reproduce_report_checks_the_papers_claims():
@@ -106,6 +140,16 @@ def test_claim_verdicts_follow_their_rules():
     assert falls["verdict"] == "partly (1 of 2)" and "gap 0.800 -> 0.700" in falls["measured"]
     assert close["verdict"] == "does not hold (0 of 2)"
     assert check_claims("unknown-kind", {}) == []
+
+
+def test_the_lowfpr_goal_is_a_project_goal_and_inconclusive_on_its_committed_interval():
+    """docs/runs/reproduce-lowfpr-cpu: the 1% goal's ratio 0.571 on 200 non-members has interval [0.185, 1.964]."""
+    html = render_report(RUNS / "reproduce-lowfpr-cpu")
+    assert 'id="goals"' in html and "The paper&#39;s claims" not in html and 'id="claims"' not in html
+    goals = html[html.index('id="goals-table"') :]
+    goals = goals[: goals.index("</table>")]
+    assert "holds" not in re.sub(r'class="[^"]*"', "", goals) and goals.count(">inconclusive</td>") == 2
+    assert "[0.19, 1.96]" in goals and "TPR at 0.1% FPR needs &gt;= 1000 non-members, has 200" in goals
 
 
 @pytest.mark.parametrize(

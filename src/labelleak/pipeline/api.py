@@ -64,9 +64,10 @@ class AuditResults:
     def __str__(self) -> str:
         lines = [f"labelleak audit of {self.dataset.get('name')} ({self.out}/results.json)"]
         for name, e in self.attacks.items():
-            tpr = e.get("tpr_at_fpr", {}).get("0.01", float("nan"))
+            tpr = e.get("tpr_at_fpr", {}).get("0.01")
+            shown = "n/a" if tpr is None else f"{tpr:.3f}"  # None: too few non-members to resolve 1% FPR
             lines.append(
-                f"  {name:<20} AUC {e['auc']:.3f}  TPR@1%FPR {tpr:.3f}  ({e['queries_per_sample']:.0f} q/sample)"
+                f"  {name:<20} AUC {e['auc']:.3f}  TPR@1%FPR {shown}  ({e['queries_per_sample']:.0f} q/sample)"
             )
         return "\n".join(lines)
 

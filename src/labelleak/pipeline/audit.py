@@ -10,6 +10,7 @@ import numpy as np
 from labelleak import __version__
 from labelleak.attacks import Attack, AttackResult, ShadowData, create_attack
 from labelleak.attacks.registry import attack_names, audit_params
+from labelleak.counts import resolution
 from labelleak.distributed import Executor, LocalExecutor, make_executor
 from labelleak.errors import BudgetExhaustedError, InvalidInputError, UnknownNameError
 from labelleak.logs import get_logger
@@ -38,26 +39,28 @@ def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, A
     return audit_params(name, {**cfg.to_dict(), "adversary_arch": setup.arch})
 
 
-def by_queries(result: AttackResult, is_member: np.ndarray) -> list[dict[str, float]]:
-    """AUC and TPR at 0.1% / 1% FPR of the best scores within each query milestone (one run, many budgets)."""
-    rows: list[dict[str, float]] = []
+def by_queries(result: AttackResult, is_member: np.ndarray) -> list[dict[str, float | None]]:
+    """AUC and TPR at 0.1% / 1% FPR of the best scores within each query milestone (one run, many budgets); a
+    TPR is ``None`` where the non-members cannot resolve its FPR (:func:`labelleak.counts.resolution`)."""
+    rows: list[dict[str, float | None]] = []
     spent = int(result.queries.max()) if len(result.queries) else 0
+    last = spent
     for m, scores in sorted(result.extras.get("milestone_scores", {}).items()):
         if m > spent and rows:
             break  # later milestones repeat the final scores
         rows.append(_budget_row(int(m), is_member, scores))
-    if rows and rows[-1]["queries"] < spent:
+        last = int(m)
+    if rows and last < spent:
         rows.append(_budget_row(spent, is_member, result.scores))  # the whole budget
     return rows
 
 
-def _budget_row(queries: int, is_member: np.ndarray, scores: np.ndarray) -> dict[str, float]:
-    return {
-        "queries": queries,
-        "auc": auc(is_member, scores),
-        "tpr_at_0.001": tpr_at_fpr(is_member, scores, 0.001),
-        "tpr_at_0.01": tpr_at_fpr(is_member, scores, 0.01),
-    }
+def _budget_row(queries: int, is_member: np.ndarray, scores: np.ndarray) -> dict[str, float | None]:
+    n_non = int((~np.asarray(is_member, bool)).sum())
+    row: dict[str, float | None] = {"queries": queries, "auc": auc(is_member, scores)}
+    for f in (0.001, 0.01):
+        row[f"tpr_at_{f:g}"] = tpr_at_fpr(is_member, scores, f) if resolution(n_non, f).point else None
+    return row
 
 
 DATA_FREE_TS = (0, 1, 2, 5, *range(10, 101, 10))  # percentiles swept (finer near 0, where it matters most)

@@ -88,7 +88,7 @@ class AuditConfig:
     seed: int = 0
     out: str = "audit-out"
     cache_dir: str = ".labelleak-cache"
-    n_boot: int = 200
+    n_boot: int = 1000  # AUC bootstrap resamples (TPR intervals are exact and need none)
     progress: bool = True
     backend: str = "local"  # or "ray": candidate shards and training jobs on Ray workers (labelleak[ray])
     ray_address: str | None = None  # "auto" (a cluster started with `ray start`), "ray://HOST:PORT"; none: local Ray

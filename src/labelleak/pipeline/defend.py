@@ -24,7 +24,8 @@ def _slug(defense: str) -> str:
 
 def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
     """One row of the matrix: the defense's family and strength, utility, generalisation gap, epsilon, and each
-    attack's AUC and TPR at 0.1% and 1% FPR with their bootstrap intervals."""
+    attack's AUC (bootstrap interval) and TPR at 0.1% and 1% FPR (exact interval; ``None`` where the candidates
+    cannot resolve the FPR)."""
     target = results["target"]
     family, strength = family_and_strength(defense)
     row: dict[str, Any] = {

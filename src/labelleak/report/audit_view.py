@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from labelleak.counts import resolution
 from labelleak.report import figures
 from labelleak.report.markdown import fmt_number
 
@@ -35,27 +36,56 @@ def _pct(value: float | None) -> str:
     return "n/a" if value is None or value != value else f"{100 * value:.1f}%"
 
 
+def _tpr(entry: dict[str, Any], key: str) -> float | None:
+    """The TPR at FPR ``key``, ``None`` where the non-members cannot resolve it (older results stored a number)."""
+    value = (entry.get("tpr_at_fpr") or {}).get(key)
+    return value if resolution(entry.get("n_nonmembers") or 0, float(key)).point else None
+
+
 def _rank(entry: dict[str, Any]) -> tuple[float, float, float]:
     """Strongest = highest TPR at 1% FPR, then at 0.1% FPR, then AUC (missing values rank last)."""
-    tpr = entry.get("tpr_at_fpr") or {}
-    a, b, c = (-1.0 if v is None or v != v else float(v) for v in (tpr.get("0.01"), tpr.get("0.001"), entry.get("auc")))
+    a, b, c = (
+        -1.0 if v is None or v != v else float(v) for v in (_tpr(entry, "0.01"), _tpr(entry, "0.001"), entry.get("auc"))
+    )
     return a, b, c
 
 
+def _point(entry: dict[str, Any], key: str, words: str) -> tuple[dict[str, Any], str]:
+    """One FPR of the verdict: the TPR and its exact interval where the candidates resolve them, and a sentence
+    that says what it is, or how many non-members it would need."""
+    res = resolution(entry.get("n_nonmembers") or 0, float(key))
+    value, exact = _tpr(entry, key), (entry.get("tpr_at_fpr_exact") or {}).get(key)
+    lo, hi = exact["tpr_ci"] if exact else (None, None)
+    at = f"At {words} ({_pct(float(key))} FPR)"
+    if value is None:
+        note = f"{res.point_needs:,} non-members needed, {res.n_nonmembers:,} here"
+        sentence = f"{at}: not measurable here; {res.reason()}."
+    elif exact is None:
+        note = (
+            f"{res.interval_needs:,} non-members needed, {res.n_nonmembers:,} here"
+            if not res.interval
+            else "results.json predates exact intervals"
+        )
+        sentence = f"{at}, {_pct(value)} of members are exposed (no exact interval: {note})."
+    else:
+        note = ""
+        f_lo, f_hi = exact["fpr_ci"]
+        sentence = (
+            f"{at}, {_pct(value)} of members are exposed (95% exact interval {_pct(lo)} to {_pct(hi)}; the "
+            f"threshold flags {_pct(exact['fpr'])} of {exact['n_evaluation']} held-out non-members, "
+            f"{_pct(f_lo)} to {_pct(f_hi)})."
+        )
+    return {"fpr": key, "words": words, "tpr": value, "low": lo, "high": hi, "note": note}, sentence
+
+
 def headline(name: str, entry: dict[str, Any]) -> dict[str, Any]:
-    """One attack's verdict: TPR at 0.1% and 1% FPR with intervals, in plain words."""
-    tpr, ci = entry.get("tpr_at_fpr") or {}, entry.get("tpr_at_fpr_ci") or {}
-    n_non = entry.get("n_nonmembers") or 0
+    """One attack's verdict: TPR at 0.1% and 1% FPR with exact intervals, in plain words."""
     points, sentences = [], []
     for key, words in FPRS:
-        value, (lo, hi) = tpr.get(key), (ci.get(key) or [None, None])
-        points.append({"fpr": key, "words": words, "tpr": value, "low": lo, "high": hi})
-        sentence = f"At {words} ({_pct(float(key))} FPR), {_pct(value)} of members are exposed"
-        sentence += f" (95% interval {_pct(lo)} to {_pct(hi)})." if lo is not None else " (no interval recorded)."
-        if n_non and float(key) * n_non < 1:
-            sentence += f" With {n_non} non-members this rate allows less than one false alarm: a coarse estimate."
+        point, sentence = _point(entry, key, words)
+        points.append(point)
         sentences.append(sentence)
-    low_1 = (ci.get("0.01") or [None])[0]
+    low_1 = points[1]["low"]
     auc_low = (entry.get("auc_ci") or [None])[0]
     if low_1 is not None and low_1 > 0.1:
         level = "Members are clearly exposed"
@@ -90,7 +120,6 @@ def table_rows(attacks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
     rows = []
     for name, e in attacks.items():
         ci = e.get("auc_ci") or [None, None]
-        tpr = e.get("tpr_at_fpr") or {}
         statuses = ", ".join(f"{k} {v}" for k, v in (e.get("status_counts") or {}).items() if v)
         rows.append(
             {
@@ -98,7 +127,7 @@ def table_rows(attacks: dict[str, dict[str, Any]]) -> list[dict[str, Any]]:
                 "threat": e.get("threat_model", "?"),
                 "auc": fmt_number(e.get("auc")),
                 "auc_ci": f"[{fmt_number(ci[0])}, {fmt_number(ci[1])}]",
-                "tpr": [fmt_number(tpr.get(k)) for k in ("0.001", "0.01", "0.1")],
+                "tpr": [fmt_number(_tpr(e, k)) for k in ("0.001", "0.01", "0.1")],
                 "bal_acc": fmt_number(e.get("balanced_accuracy")),
                 "threshold_source": e.get("threshold_source", "?"),
                 "queries": fmt_number(e.get("queries_per_sample"), 1),
@@ -197,6 +226,10 @@ def audit_context(results: dict[str, Any], folder: Path, *, source: str = "resul
         "fmt": fmt_number,
         "pct": _pct,
     }
+    if any("tpr_at_fpr_exact" not in e for e in attacks.values()):
+        missing.append(
+            "results.json predates exact TPR intervals: its bootstrap intervals of TPR at low FPR are not shown"
+        )
     if not context["verdict"].get("label-only"):
         missing.append("no label-only attack ran: the verdict covers the stronger threat models only")
     return context

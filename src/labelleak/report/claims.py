@@ -1,15 +1,20 @@
-"""The paper's claims (Li & Zhang, CCS 2021) checked against one reproduced experiment's tables.
+"""The paper's claims (Li & Zhang, CCS 2021) and this project's own goals, checked against one reproduced
+experiment's tables.
 
-Each check states its rule, what this run measured and a verdict (``holds``, ``partly``, ``does not hold``); a
-verdict is only as good as its rule, so the rule is shown beside it on the page.
+Each check states its rule, what this run measured and a verdict; a verdict is only as good as its rule, so the
+rule is shown beside it on the page. A paper's claim is judged ``holds``, ``partly`` or ``does not hold`` by its
+rule; a project goal (such as issue 16's ratio to LiRA) is not the paper's and is listed apart, judged on its
+interval (:func:`labelleak.verdicts.verdict`): ``met``, ``not met`` or ``inconclusive``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
+from labelleak.counts import resolution
 from labelleak.report.lowfpr import fpr_label
+from labelleak.verdicts import VERDICTS, Verdict, verdict
 
 Rows = list[dict[str, Any]]
 Claim = dict[str, str]
@@ -156,22 +161,44 @@ def _transfer(tables: dict[str, Rows]) -> list[Claim]:
     ]
 
 
-def _lowfpr(tables: dict[str, Rows]) -> list[Claim]:
-    claims = []
+def _goal_verdict(r: dict[str, Any]) -> Verdict:
+    """The goal row's own verdict; a summary written before verdicts existed (a ``met`` flag read off the point
+    estimate) is judged again from its interval and candidate count."""
+    if r.get("verdict") in VERDICTS:
+        return cast(Verdict, r["verdict"])
+    resolved = resolution(r.get("n_nonmembers") or 0, r["fpr"]).interval
+    return verdict(r.get("ratio_low"), r.get("ratio_high"), r["goal_ratio"], resolved=resolved)
+
+
+def _num(v: Any, digits: int) -> str:
+    return "n/a" if v is None or v != v else f"{v:.{digits}f}"
+
+
+def _lowfpr_goals(tables: dict[str, Rows]) -> list[Claim]:
+    goals = []
     for r in tables.get("goal", []):
         what = "the goal" if r["fpr"] >= 0.01 else "the stretch goal"
-        claims.append(
-            _claim(
-                f"A label-only attack reaches half of online LiRA's TPR at {fpr_label(r['fpr'])} FPR ({what})",
-                f"the best label-only attack within {r['goal_queries']:,} queries per candidate has at least "
-                f"{r['goal_ratio']} times LiRA's TPR on the same candidates",
-                f"{r['best_label_only'] or 'no label-only attack'}: TPR {r['tpr']:.3f} vs LiRA {r['lira_tpr']:.3f}, "
-                f"ratio {r['ratio']:.2f} [{r['ratio_low']:.2f}, {r['ratio_high']:.2f}]",
-                int(bool(r["met"])),
-                1,
-            )
+        counts = f" on {r['n_members']} + {r['n_nonmembers']} candidates" if r.get("n_nonmembers") else ""
+        measured = (
+            f"{r['best_label_only'] or 'no label-only attack'}: TPR {_num(r.get('tpr'), 3)} vs LiRA "
+            f"{_num(r.get('lira_tpr'), 3)}, ratio {_num(r.get('ratio'), 2)} [{_num(r.get('ratio_low'), 2)}, "
+            f"{_num(r.get('ratio_high'), 2)}]{counts}"
         )
-    return claims
+        need = resolution(r.get("n_nonmembers") or 0, r["fpr"])
+        if r.get("na") or not need.interval:
+            measured += f"; {r.get('na') or need.reason()}"
+        goals.append(
+            {
+                "claim": f"A label-only attack reaches half of online LiRA's TPR at {fpr_label(r['fpr'])} FPR ({what})",
+                "rule": f"the best label-only attack within {r['goal_queries']:,} queries per candidate has at least "
+                f"{r['goal_ratio']} times LiRA's TPR on the same candidates: met when the ratio's 95% interval "
+                f"lies above {r['goal_ratio']}, not met when below, inconclusive otherwise or below "
+                f"{need.interval_needs:,} non-members",
+                "measured": measured,
+                "verdict": _goal_verdict(r),
+            }
+        )
+    return goals
 
 
 CHECKS: dict[str, Callable[[dict[str, Rows]], list[Claim]]] = {
@@ -181,11 +208,23 @@ CHECKS: dict[str, Callable[[dict[str, Rows]], list[Claim]]] = {
     "threshold": _threshold,
     "distances": _distances,
     "transfer-ablation": _transfer,
-    "lowfpr": _lowfpr,
 }
+GOALS: dict[str, Callable[[dict[str, Rows]], list[Claim]]] = {"lowfpr": _lowfpr_goals}
 
 
 def check_claims(kind: str, tables: dict[str, Rows]) -> list[Claim]:
     """The paper's claims for an experiment of ``kind``, each checked by its stated rule (empty when unknown)."""
     check = CHECKS.get(kind)
     return check(tables) if check else []
+
+
+def check_goals(kind: str, tables: dict[str, Rows]) -> list[Claim]:
+    """This project's goals for an experiment of ``kind`` (not the paper's claims), each judged on its interval:
+    ``met``, ``not met`` or ``inconclusive`` (empty when the experiment has none)."""
+    check = GOALS.get(kind)
+    return check(tables) if check else []
+
+
+def is_project_goal(kind: str) -> bool:
+    """Whether the plan's ``claim`` of an experiment of ``kind`` is a project goal rather than the paper's claim."""
+    return kind in GOALS

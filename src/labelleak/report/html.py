@@ -18,8 +18,8 @@ from labelleak._extras import missing_extra
 from labelleak.errors import InvalidInputError
 from labelleak.report import figures
 from labelleak.report.audit_view import audit_context
-from labelleak.report.claims import check_claims
-from labelleak.report.markdown import fmt_cell, fmt_number
+from labelleak.report.claims import check_claims, check_goals, is_project_goal
+from labelleak.report.markdown import fmt_cell, fmt_number, missing_mark
 
 REPORT = "report.html"
 
@@ -99,7 +99,8 @@ def defend_context(matrix: dict[str, Any], folder: Path) -> dict[str, Any]:
 
 
 def reproduce_context(summary: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """The experiment's claim checks, its tables and figures, and links to each audit's report."""
+    """The experiment's checks (the paper's claims, or this project's goals, apart), its tables and figures, and
+    links to each audit's report."""
     missing: list[str] = []
     figs = [(name, _png(folder, name, f"{summary.get('experiment', '?')}: {Path(name).stem}", missing))
             for name in summary.get("figures", [])]  # fmt: skip
@@ -113,6 +114,8 @@ def reproduce_context(summary: dict[str, Any], folder: Path) -> dict[str, Any]:
         "kind": "reproduce",
         "summary": summary,
         "claims": check_claims(summary.get("kind", ""), tables),
+        "goals": check_goals(summary.get("kind", ""), tables),
+        "project_goal": is_project_goal(summary.get("kind", "")),
         "tables": {name: (rows, list(dict.fromkeys(k for r in rows for k in r))) for name, rows in tables.items()},
         "figures": figs,
         "links": links,
@@ -132,6 +135,7 @@ def _environment() -> Any:
         lstrip_blocks=True,
     )
     env.filters.update({"num": fmt_number, "cell": fmt_cell})
+    env.globals["missing_mark"] = missing_mark
     return env
 
 

@@ -1,30 +1,32 @@
 """The summary of ``labelleak reproduce lowfpr``: attacks judged at low false-positive rates (issue 16).
 
 Since Carlini et al. (S&P 2022) an attack is judged by its TPR at 0.1% and 1% FPR rather than by its AUC. Per
-attack this module reports those TPRs and the AUC with percentile bootstrap intervals, recomputed from the scores in
-``arrays.npz`` with the audit's ``n_boot`` and ``seed`` (so they equal the audit's ``results.json``), and the
-attack's cost: target queries per candidate, setup queries (inputs that belong to no candidate, such as labelling
-the adversary's data) apart, reference models and wall time.
+attack this module reports those TPRs with their exact (Clopper-Pearson) intervals and the AUC with its percentile
+bootstrap interval, recomputed from the scores in ``arrays.npz`` with :func:`labelleak.metrics.summarize` and the
+audit's ``n_boot`` and ``seed`` (so they equal the audit's ``results.json``; a TPR its candidates cannot resolve is
+``None`` there and here), and the attack's cost: target queries per candidate, setup queries (inputs that belong to
+no candidate, such as labelling the adversary's data) apart, reference models and wall time.
 
 The plan's attacks need not see the same candidates (boundary searches see fewer at CPU scale), so each attack is
-compared with online LiRA on the candidates both scored, matched by their ``sample_index``; the interval of the
-ratio of their TPRs is a paired bootstrap (one resample picks the same candidates for both attacks).
+compared with online LiRA on the candidates both scored, matched by their ``sample_index``. The interval of the
+ratio of their TPRs combines the two exact intervals (Bonferroni, each at 97.5%), and the project goal is judged
+on that interval (:func:`labelleak.verdicts.verdict`): met, not met or inconclusive.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labelleak.counts import resolution
 from labelleak.logs import get_logger
-from labelleak.metrics import Interval, auc, bootstrap, tpr_at_fpr
+from labelleak.metrics import DEFAULT_N_BOOT, Interval, exact_tpr_at_fpr, summarize, tpr_at_fpr
 from labelleak.report.plots import plot_roc_loglog
+from labelleak.verdicts import verdict
 
 if TYPE_CHECKING:
     from labelleak.report.summaries import RunRecord, Summary
@@ -51,17 +53,18 @@ class Scored:
     scores: np.ndarray
 
 
-def low_fpr_metrics(is_member: np.ndarray, scores: np.ndarray, *, n_boot: int, seed: int) -> dict[str, float]:
-    """AUC and TPR at each of :data:`LOW_FPRS`, each with its 95% percentile bootstrap interval (members and
-    non-members resampled apart), as flat columns ``auc``, ``auc_low``, ``auc_high``, ``tpr@0.1%``, ..."""
-    stats: dict[str, Callable[[np.ndarray, np.ndarray], float]] = {
-        "auc": auc,
-        **{f"tpr@{fpr_label(f)}": partial(tpr_at_fpr, fpr=f) for f in LOW_FPRS},
-    }
-    row: dict[str, float] = {}
-    for name, statistic in stats.items():
-        iv = bootstrap(is_member, scores, statistic, n_boot=n_boot, seed=seed)
-        row.update({name: iv.value, f"{name}_low": iv.low, f"{name}_high": iv.high})
+def low_fpr_metrics(is_member: np.ndarray, scores: np.ndarray, *, n_boot: int, seed: int) -> dict[str, Any]:
+    """AUC with its 95% percentile bootstrap interval and TPR at each of :data:`LOW_FPRS` with its exact 95%
+    interval, as flat columns ``auc``, ``auc_low``, ``auc_high``, ``tpr@0.1%``, ...: the audit's own numbers. A
+    TPR or interval the candidates cannot resolve is ``None``, and ``tpr@0.1%_na`` says why."""
+    s = summarize(is_member, scores, fprs=LOW_FPRS, n_boot=n_boot, seed=seed)
+    row: dict[str, Any] = {"auc": s["auc"], "auc_low": s["auc_ci"][0], "auc_high": s["auc_ci"][1]}
+    for f in LOW_FPRS:
+        key, name = f"{f:g}", f"tpr@{fpr_label(f)}"
+        low, high = s["tpr_at_fpr_ci"][key] or (None, None)
+        row.update({name: s["tpr_at_fpr"][key], f"{name}_low": low, f"{name}_high": high})
+        if key in s["tpr_at_fpr_na"]:
+            row[f"{name}_na"] = s["tpr_at_fpr_na"][key]
     return row
 
 
@@ -75,20 +78,24 @@ def matched(a: Scored, b: Scored) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def tpr_ratio(
-    is_member: np.ndarray, scores: np.ndarray, reference: np.ndarray, *, fpr: float, n_boot: int, seed: int
-) -> Interval:
-    """TPR at ``fpr`` of ``scores`` over that of ``reference`` (same candidates), with a paired bootstrap interval.
+    is_member: np.ndarray, scores: np.ndarray, reference: np.ndarray, *, fpr: float, seed: int, level: float = 0.95
+) -> Interval | None:
+    """TPR at ``fpr`` of ``scores`` over that of ``reference`` (same candidates, same calibration split), with an
+    interval that holds at low counts; ``None`` where the candidates cannot resolve the FPR's exact interval.
 
-    The score handed to :func:`~labelleak.metrics.bootstrap` is each candidate's row number, so one resample picks
-    the same candidates for both attacks. The ratio is NaN where the reference finds no member; such resamples are
-    left out of the interval."""
-
-    def ratio(m: np.ndarray, rows: np.ndarray) -> float:
-        idx = rows.astype(np.int64)
-        ref = tpr_at_fpr(m, reference[idx], fpr)
-        return tpr_at_fpr(m, scores[idx], fpr) / ref if ref > 0 else math.nan
-
-    return bootstrap(is_member, np.arange(len(scores), dtype=np.float64), ratio, n_boot=n_boot, seed=seed)
+    Each TPR gets its Clopper-Pearson interval at level ``1 - (1 - level) / 2``, so both hold together with
+    probability at least ``level`` (Bonferroni), and the ratio lies in ``[low_a / high_ref, high_a / low_ref]``
+    (``inf`` when the reference's low bound is 0). The point is the ratio of the two ROC readings on all
+    candidates, NaN where the reference finds no member."""
+    if not resolution(int((~np.asarray(is_member, bool)).sum()), fpr).interval:
+        return None
+    each = 1.0 - (1.0 - level) / 2
+    a = exact_tpr_at_fpr(is_member, scores, fpr, level=each, seed=seed).tpr
+    ref = exact_tpr_at_fpr(is_member, reference, fpr, level=each, seed=seed).tpr
+    point_ref = tpr_at_fpr(is_member, reference, fpr)
+    value = tpr_at_fpr(is_member, scores, fpr) / point_ref if point_ref > 0 else math.nan
+    high = a.high / ref.low if ref.low > 0 else math.inf
+    return Interval(value, a.low / ref.high if ref.high > 0 else 0.0, high)
 
 
 def cost_row(entry: dict[str, Any], n_candidates: int) -> dict[str, Any]:
@@ -106,11 +113,10 @@ def cost_row(entry: dict[str, Any], n_candidates: int) -> dict[str, Any]:
     }
 
 
-def ratio_rows(
-    scored: dict[str, Scored], attacks: list[dict[str, Any]], *, n_boot: int, seed: int
-) -> list[dict[str, Any]]:
+def ratio_rows(scored: dict[str, Scored], attacks: list[dict[str, Any]], *, seed: int) -> list[dict[str, Any]]:
     """Per attack other than online LiRA: its TPR and LiRA's at each low FPR on their common candidates, and the
-    ratio with its paired interval; empty (with a warning) when the plan has no LiRA run."""
+    ratio with its interval (:func:`tpr_ratio`); ``None`` where the candidates cannot resolve the FPR, and
+    ``ratio@..._na`` says why. Empty (with a warning) when the plan has no LiRA run."""
     lira = scored.get(REFERENCE_ATTACK)
     if lira is None:
         log.warning("lowfpr: no %r results, so no ratio to LiRA", REFERENCE_ATTACK)
@@ -120,32 +126,41 @@ def ratio_rows(
         if a["attack"] == REFERENCE_ATTACK:
             continue
         m, s, ref = matched(scored[a["attack"]], lira)
+        n_non = int((~m).sum())
         row: dict[str, Any] = {
             "attack": a["attack"],
             "threat_model": a["threat_model"],
             "max_queries_per_candidate": a["max_queries_per_candidate"],
             "n_members": int(m.sum()),
-            "n_nonmembers": int((~m).sum()),
+            "n_nonmembers": n_non,
         }
         for f in LOW_FPRS:
-            iv = tpr_ratio(m, s, ref, fpr=f, n_boot=n_boot, seed=seed)
-            label = fpr_label(f)
+            label, res = fpr_label(f), resolution(n_non, f)
+            iv = tpr_ratio(m, s, ref, fpr=f, seed=seed)
             row.update(
                 {
-                    f"tpr@{label}": tpr_at_fpr(m, s, f),
-                    f"lira_tpr@{label}": tpr_at_fpr(m, ref, f),
-                    f"ratio@{label}": iv.value,
-                    f"ratio@{label}_low": iv.low,
-                    f"ratio@{label}_high": iv.high,
+                    f"tpr@{label}": tpr_at_fpr(m, s, f) if res.point else None,
+                    f"lira_tpr@{label}": tpr_at_fpr(m, ref, f) if res.point else None,
+                    f"ratio@{label}": iv.value if iv else None,
+                    f"ratio@{label}_low": iv.low if iv else None,
+                    f"ratio@{label}_high": iv.high if iv else None,
                 }
             )
+            if not res.interval:
+                row[f"ratio@{label}_na"] = res.reason()
         rows.append(row)
     return rows
 
 
+def _number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not math.isnan(v)
+
+
 def goal_rows(ratios: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per low FPR: the label-only attack within :data:`GOAL_QUERIES` queries per candidate with the highest ratio
-    to LiRA, and whether that ratio reaches :data:`GOAL_RATIO` (1% FPR: the goal; 0.1%: the stretch)."""
+    to LiRA, and the verdict on the goal of a ratio of at least :data:`GOAL_RATIO` (1% FPR: the goal; 0.1%: the
+    stretch): ``met`` only when the ratio's interval clears it, ``not met`` when the interval lies below it,
+    ``inconclusive`` otherwise, or when no eligible attack has candidates enough to resolve the FPR."""
     rows = []
     for f in LOW_FPRS:
         label = fpr_label(f)
@@ -154,10 +169,12 @@ def goal_rows(ratios: list[dict[str, Any]]) -> list[dict[str, Any]]:
             for r in ratios
             if r["threat_model"] == "label-only"
             and (r["max_queries_per_candidate"] or 0) <= GOAL_QUERIES
-            and not math.isnan(r[f"ratio@{label}"])
+            and _number(r[f"ratio@{label}"])
         ]
         best = max(eligible, key=lambda r: r[f"ratio@{label}"], default=None)
-        ratio = best[f"ratio@{label}"] if best else math.nan
+        low, high = (best[f"ratio@{label}_low"], best[f"ratio@{label}_high"]) if best else (None, None)
+        found = verdict(low, high, GOAL_RATIO)
+        na = None if best else _no_eligible(ratios, f)
         rows.append(
             {
                 "fpr": f,
@@ -165,35 +182,46 @@ def goal_rows(ratios: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 "max_queries_per_candidate": best["max_queries_per_candidate"] if best else None,
                 "n_members": best["n_members"] if best else None,
                 "n_nonmembers": best["n_nonmembers"] if best else None,
-                "tpr": best[f"tpr@{label}"] if best else math.nan,
-                "lira_tpr": best[f"lira_tpr@{label}"] if best else math.nan,
-                "ratio": ratio,
-                "ratio_low": best[f"ratio@{label}_low"] if best else math.nan,
-                "ratio_high": best[f"ratio@{label}_high"] if best else math.nan,
+                "tpr": best[f"tpr@{label}"] if best else None,
+                "lira_tpr": best[f"lira_tpr@{label}"] if best else None,
+                "ratio": best[f"ratio@{label}"] if best else None,
+                "ratio_low": low,
+                "ratio_high": high,
                 "goal_ratio": GOAL_RATIO,
                 "goal_queries": GOAL_QUERIES,
-                "met": bool(ratio >= GOAL_RATIO),
+                "verdict": found,
+                **({"na": na} if na else {}),
             }
         )
     return rows
 
 
+def _no_eligible(ratios: list[dict[str, Any]], fpr: float) -> str:
+    """Why no label-only attack could be judged at ``fpr``: the largest candidate set against what it needs."""
+    label_only = [r for r in ratios if r["threat_model"] == "label-only"]
+    if not label_only:
+        return "no label-only attack ran"
+    most = max(r["n_nonmembers"] for r in label_only)
+    return resolution(most, fpr).reason() or f"no label-only attack within {GOAL_QUERIES:,} queries has a ratio"
+
+
 def summarize_lowfpr(records: list[RunRecord], out: Path) -> Summary:
     """Tables ``lowfpr`` (per attack: TPR at 0.1% / 1% FPR and AUC with intervals, cost), ``lira_ratio`` (per
     attack: TPR over online LiRA's on the same candidates) and ``goal`` (the best label-only attack per FPR), and
-    ``roc_lowfpr.png`` (every attack's ROC on log-log axes)."""
+    ``roc_lowfpr.png`` (every attack's ROC on log-log axes). TPRs, ratios and intervals the candidates cannot
+    resolve are ``None`` (``n/a`` in the Markdown), with the reason in a ``..._na`` column."""
     scored: dict[str, Scored] = {}
     rows: list[dict[str, Any]] = []
-    boot = {"n_boot": 200, "seed": 0}
+    split_seed = 0
     for r in records:
         cfg = r.results.get("config", {})
-        run_boot = {"n_boot": int(cfg.get("n_boot", 200)), "seed": int(cfg.get("seed", 0))}
+        run_boot = {"n_boot": int(cfg.get("n_boot", DEFAULT_N_BOOT)), "seed": int(cfg.get("seed", 0))}
         for attack, entry in r.results["attacks"].items():
             name = attack if attack not in scored else f"{attack} ({r.group})"
             s = Scored(r.arrays["sample_index"], r.arrays["is_member"].astype(bool), r.attack_arrays(attack)["scores"])
             scored[name] = s
             if attack == REFERENCE_ATTACK:
-                boot = run_boot  # the ratios are bootstrapped as LiRA's own numbers were
+                split_seed = run_boot["seed"]  # the ratios split the non-members as LiRA's own numbers did
             rows.append(
                 {
                     "attack": name,
@@ -205,7 +233,7 @@ def summarize_lowfpr(records: list[RunRecord], out: Path) -> Summary:
                     **cost_row(entry, len(s.scores)),
                 }
             )
-    ratios = ratio_rows(scored, rows, **boot)
+    ratios = ratio_rows(scored, rows, seed=split_seed)
     fig = plot_roc_loglog(
         {name: (s.is_member, s.scores) for name, s in scored.items()},
         out / "roc_lowfpr.png",

@@ -5,11 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from labelleak.report.claims import is_project_goal
 
-def fmt_cell(value: Any) -> str:
-    """A table cell: floats to 3 decimals (NaN as ``n/a``), ``None`` as ``-``, anything else as text."""
+
+def fmt_cell(value: Any, missing: str = "-") -> str:
+    """A table cell: floats to 3 decimals (NaN as ``n/a``), ``None`` as ``missing``, anything else as text."""
     if value is None:
-        return "-"
+        return missing
     if isinstance(value, float):
         return "n/a" if value != value else f"{value:.3f}"
     return str(value)
@@ -23,13 +25,19 @@ def fmt_number(value: Any, digits: int = 3) -> str:
     return f"{value:.{digits}f}"
 
 
+def missing_mark(column: str) -> str:
+    """How an empty cell of ``column`` reads: ``n/a`` for a rate (``tpr@1%``, ``ratio@0.1%_low``: ``None`` there
+    means the candidates cannot resolve the FPR, and a ``..._na`` column says why), ``-`` for anything else."""
+    return "n/a" if "tpr" in column or "ratio" in column else "-"
+
+
 def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
-    """A GitHub Markdown table of ``rows`` (floats to 3 decimals, missing values as ``-``)."""
+    """A GitHub Markdown table of ``rows`` (floats to 3 decimals, missing values as :func:`missing_mark`)."""
     if not rows:
         return "(no rows)\n"
     columns = columns or list(dict.fromkeys(k for r in rows for k in r))
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join(fmt_cell(r.get(c)) for c in columns) + " |" for r in rows]
+    lines += ["| " + " | ".join(fmt_cell(r.get(c), missing_mark(c)) for c in columns) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -61,6 +69,11 @@ def sizes_pivot(rows: list[dict[str, Any]]) -> str:
 
 
 def _with_interval(row: dict[str, Any], key: str) -> str:
+    """``value [low, high]``; ``n/a`` for a value the candidates cannot resolve, ``value [n/a]`` without interval."""
+    if row.get(key) is None:
+        return "n/a"
+    if row.get(f"{key}_low") is None:
+        return f"{fmt_cell(row[key])} [n/a]"
     return f"{fmt_cell(row.get(key))} [{fmt_cell(row.get(f'{key}_low'))}, {fmt_cell(row.get(f'{key}_high'))}]"
 
 
@@ -111,7 +124,8 @@ def summary_markdown(summary: dict[str, Any], tables: dict[str, list[dict[str, A
     """``summary.md`` of a reproduced experiment: description, claim, tables and the figures' links."""
     parts = [f"# {summary['experiment']} ({summary['scale']} scale)\n", summary["description"].strip() + "\n"]
     if summary.get("claim"):
-        parts.append(f"Paper's claim: {summary['claim'].strip()}\n")
+        whose = "Project goal (not a claim of the paper)" if is_project_goal(summary["kind"]) else "Paper's claim"
+        parts.append(f"{whose}: {summary['claim'].strip()}\n")
     n = len(summary["runs"])
     parts.append(
         f"Dataset: {summary['dataset']}; {n} audit{'s' if n != 1 else ''}; wall time "
@@ -136,10 +150,13 @@ def summary_markdown(summary: dict[str, Any], tables: dict[str, list[dict[str, A
             parts.append("\nCells: AUC [95% bootstrap CI] / TPR at 1% FPR.\n")
     if summary["kind"] == "lowfpr":
         parts.append(
-            "Brackets and columns `_low`, `_high`: 95% bootstrap interval. `lira_ratio` and `goal` compare each "
-            "attack with online LiRA on the candidates both scored (paired bootstrap). Target queries per candidate "
-            "are the mean; setup queries (in all) are those that belong to no candidate, such as labelling the "
-            "adversary's data.\n"
+            "Brackets and columns `_low`, `_high`: 95% intervals, a percentile bootstrap for AUC and exact "
+            "(Clopper-Pearson, threshold chosen on half of the non-members) for TPR. `n/a`: too few non-members to "
+            "resolve the FPR (a TPR at FPR x needs 1/x, its interval 2/x; the `_na` columns give the counts). "
+            "`lira_ratio` and `goal` compare each attack with online LiRA on the candidates both scored (interval: "
+            "the two exact intervals at 97.5% each); a goal is met only when its interval clears it, not met when "
+            "the interval lies below it, inconclusive otherwise. Target queries per candidate are the mean; setup "
+            "queries (in all) are those that belong to no candidate, such as labelling the adversary's data.\n"
         )
     parts.append("\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures) + "\n")
     return "\n".join(parts)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, ParamSpec
 import numpy as np
 
 from labelleak._extras import has_module
+from labelleak.counts import resolution
 from labelleak.logs import get_logger
 from labelleak.metrics import auc, roc, tpr_at_fpr
 
@@ -203,7 +204,8 @@ def plot_roc_loglog(
     title: str = "",
     marks: tuple[float, ...] = (0.001, 0.01),
 ) -> Path:
-    """Every attack's ROC in one log-log panel, the low-FPR regime; dotted lines at the FPRs in ``marks``.
+    """Every attack's ROC in one log-log panel, the low-FPR regime; dotted lines at the FPRs in ``marks``. The
+    legend gives each attack's TPR at those FPRs, ``n/a`` where its non-members cannot resolve one.
 
     ``curves`` maps a label to ``(is_member, score)``; attacks may have different numbers of non-members. A point
     at FPR 0 cannot sit on a log axis: it is drawn at half the smallest non-zero FPR of all curves, the left edge.
@@ -216,8 +218,9 @@ def plot_roc_loglog(
     for i, (label, (fpr, tpr, _)) in enumerate(drawn.items()):
         m, s = curves[label]
         members = int(np.asarray(m, bool).sum())
-        lows = " / ".join(f"{tpr_at_fpr(m, s, f):.3f}" for f in marks)
-        text = f"{label}: {lows} ({members} + {len(m) - members})"
+        n_non = len(m) - members
+        lows = " / ".join(f"{tpr_at_fpr(m, s, f):.3f}" if resolution(n_non, f).point else "n/a" for f in marks)
+        text = f"{label}: {lows} ({members} + {n_non})"
         # the colour cycle has 10 colours: later curves are dashed, so that no two look alike
         ax.plot(np.maximum(fpr, edge), np.maximum(tpr, edge), label=text, lw=1.2, ls="-" if i < 10 else "--")
     for f in marks:

@@ -39,7 +39,8 @@ Summary = tuple[Tables, list[Path | None]]  # None: a figure skipped without the
 
 def _attack_row(entry: dict[str, Any]) -> dict[str, Any]:
     lo, hi = entry.get("auc_ci") or [float("nan")] * 2
-    t_lo, t_hi = (entry.get("tpr_at_fpr_ci") or {}).get("0.01", [float("nan")] * 2)
+    # an FPR the candidates cannot resolve is None in results.json, and stays None (n/a) here
+    t_lo, t_hi = (entry.get("tpr_at_fpr_ci") or {}).get("0.01") or [None, None]
     return {
         "threat_model": entry.get("threat_model"),
         "n_members": entry.get("n_members"),

@@ -12,14 +12,26 @@ def _fmt(value: Any, digits: int = 3) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
 
 
+def _na_caption(results: dict[str, Any]) -> str | None:
+    """Why a TPR column reads ``n/a``: each distinct reason ``results.json`` gives for a null TPR."""
+    reasons = {
+        reason
+        for r in results.get("attacks", {}).values()
+        for key, reason in (r.get("tpr_at_fpr_na") or {}).items()
+        if (r.get("tpr_at_fpr") or {}).get(key) is None
+    }
+    return "n/a: " + "; ".join(sorted(reasons)) if reasons else None
+
+
 def audit_table(results: dict[str, Any]) -> Table:
-    """A rich table: one row per attack with AUC (CI), TPR at low FPR, balanced accuracy and cost."""
+    """A rich table: one row per attack with AUC (CI), TPR at low FPR, balanced accuracy and cost; a TPR the
+    candidates cannot resolve is ``n/a``, and the caption says how many non-members it needs."""
     target = results.get("target", {})
     title = (
         f"labelleak audit: {results.get('dataset', {}).get('name', '?')}  |  target train acc "
         f"{_fmt(target.get('train_accuracy'))}, test acc {_fmt(target.get('test_accuracy'))}"
     )
-    table = Table(title=title)
+    table = Table(title=title, caption=_na_caption(results))
     for col in ("attack", "threat", "AUC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@10%", "bal.acc", "queries", "seconds"):
         table.add_column(col, justify="left" if col in ("attack", "threat") else "right")
     for name, r in results.get("attacks", {}).items():
