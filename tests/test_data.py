@@ -1,3 +1,4 @@
+import os
 import pickle
 
 import numpy as np
@@ -148,6 +149,43 @@ def test_image_folder_corrupt_image(tmp_path):
     (tmp_path / "b" / "1.png").write_bytes(b"garbage")
     with pytest.raises(DataFileError, match="corrupt image file"):
         load_image_folder(tmp_path)
+
+
+def _two_classes(root):
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(root / cls / "0.png")
+    return root
+
+
+def test_image_folder_refuses_a_decompression_bomb_before_decoding(tmp_path):
+    root = _two_classes(tmp_path / "imgs")
+    Image.new("1", (5000, 5000)).save(root / "b" / "bomb.png")  # a few KB on disk, 25 M pixels decoded
+    assert (root / "b" / "bomb.png").stat().st_size < 100_000
+    with pytest.raises(DataFileError, match=r"5000 x 5000 pixels, more than 16777216 \(a decompression bomb\?\)"):
+        load_image_folder(root)
+
+
+def test_image_folder_refuses_a_named_pipe_instead_of_hanging(tmp_path):
+    root = _two_classes(tmp_path / "imgs")
+    os.mkfifo(root / "a" / "1.png")
+    with pytest.raises(DataFileError, match="not a regular file"):
+        load_image_folder(root)
+
+
+def test_image_folder_refuses_symlinks_that_leave_it(tmp_path):
+    root = _two_classes(tmp_path / "imgs")
+    outside = tmp_path / "secret.png"
+    Image.fromarray(np.ones((4, 4, 3), np.uint8)).save(outside)
+    (root / "a" / "inside.png").symlink_to(root / "b" / "0.png")  # stays inside: fine
+    assert len(load_image_folder(root)) == 3
+    (root / "a" / "1.png").symlink_to(outside)
+    with pytest.raises(DataFileError, match="a symlink that leaves the image folder"):
+        load_image_folder(root)
+    (root / "a" / "1.png").unlink()
+    (root / "c").symlink_to(tmp_path, target_is_directory=True)
+    with pytest.raises(DataFileError, match="a symlinked class folder that leaves the image folder"):
+        load_image_folder(root)
 
 
 def test_tabular_csv(tmp_path):

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import pickle
+import stat
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -182,35 +183,64 @@ def load_npz(path: str | Path, *, name: str | None = None) -> Dataset:
     raise DataFileError(f"{p}: samples must have rank 2 (tabular) or 3-4 (images), got shape {x.shape}")
 
 
+MAX_IMAGE_PIXELS = 4096 * 4096  # far beyond any image a membership audit trains on; refused before decoding
+
+
+def _class_files(folder: Path, root: Path) -> list[Path]:
+    """The image files of one class folder: regular files inside ``root`` only, so a named pipe cannot hang the
+    loader and a symlink cannot read files from elsewhere."""
+    files = []
+    for f in sorted(folder.iterdir()):
+        if f.suffix.lower() not in _IMAGE_SUFFIXES:
+            continue
+        if f.is_symlink() and not f.resolve().is_relative_to(root.resolve()):
+            raise DataFileError(f"{f}: a symlink that leaves the image folder {root}; copy the file in instead")
+        if not stat.S_ISREG(f.stat().st_mode):
+            raise DataFileError(f"{f}: not a regular file (a pipe, device or folder named like an image)")
+        files.append(f)
+    return files
+
+
+def _read_image(f: Path, image_size: int | None, image_module: Any) -> np.ndarray:
+    try:
+        with image_module.open(f) as im:
+            w, h = im.size
+            if w * h > MAX_IMAGE_PIXELS:
+                raise DataFileError(f"{f}: {w} x {h} pixels, more than {MAX_IMAGE_PIXELS} (a decompression bomb?)")
+            im = im.convert("RGB")
+            size = image_size or w
+            return np.asarray(im.resize((size, size)), dtype=np.uint8)
+    except DataFileError:
+        raise
+    except (image_module.UnidentifiedImageError, image_module.DecompressionBombError, OSError, ValueError) as exc:
+        raise DataFileError(f"corrupt image file {f}: {exc}") from None
+
+
 def load_image_folder(path: str | Path, *, image_size: int | None = None) -> Dataset:
     """A folder with one sub-folder per class (GTSRB, faces); images are resized to a common square size.
 
     Without ``image_size`` the size of the first image is used.
     """
     try:
-        from PIL import Image, UnidentifiedImageError
+        from PIL import Image
     except ImportError as exc:
         raise missing_extra("images", "image-folder datasets") from exc
 
     root = Path(path)
     if not root.is_dir():
         raise DataFileError(f"image folder not found: {root}")
-    classes = sorted(d.name for d in root.iterdir() if d.is_dir())
+    class_dirs = sorted((d for d in root.iterdir() if d.is_dir()), key=lambda d: d.name)
+    for d in class_dirs:
+        if d.is_symlink() and not d.resolve().is_relative_to(root.resolve()):
+            raise DataFileError(f"{d}: a symlinked class folder that leaves the image folder {root}")
+    classes = [d.name for d in class_dirs]
     if len(classes) < 2:
         raise DataFileError(f"{root}: expected one sub-folder per class (at least 2), found {len(classes)}")
     images, labels = [], []
     for label, cls in enumerate(classes):
-        for f in sorted((root / cls).iterdir()):
-            if f.suffix.lower() not in _IMAGE_SUFFIXES:
-                continue
-            try:
-                with Image.open(f) as im:
-                    im = im.convert("RGB")
-                    if image_size is None:
-                        image_size = im.size[0]
-                    images.append(np.asarray(im.resize((image_size, image_size)), dtype=np.uint8))
-            except (UnidentifiedImageError, OSError) as exc:
-                raise DataFileError(f"corrupt image file {f}: {exc}") from None
+        for f in _class_files(root / cls, root):
+            images.append(_read_image(f, image_size, Image))
+            image_size = image_size or images[-1].shape[0]
             labels.append(label)
     if not images:
         raise DataFileError(f"{root}: no image files found in the class folders")
