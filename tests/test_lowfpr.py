@@ -20,7 +20,14 @@ from labelleak.metrics import exact_tpr_at_fpr, summarize
 from labelleak.pipeline.plan import load_plan
 from labelleak.pipeline.reproduce import run_reproduce
 from labelleak.report.claims import check_claims, check_goals
-from labelleak.report.lowfpr import Scored, low_fpr_metrics, matched, summarize_lowfpr, tpr_ratio
+from labelleak.report.lowfpr import (
+    Scored,
+    low_fpr_metrics,
+    mask_unresolved,
+    matched,
+    summarize_lowfpr,
+    tpr_ratio,
+)
 from labelleak.report.summaries import RunRecord
 
 ISSUE_ATTACKS = {
@@ -250,6 +257,17 @@ def _goal_row(ratio, low, high, n_non, **more):
 def test_a_goal_is_met_only_when_its_interval_clears_it(row, expected):
     (goal,) = check_goals("lowfpr", {"goal": [row]})
     assert goal["verdict"] == expected
+
+
+def test_an_older_summary_row_loses_the_rates_its_candidates_cannot_resolve():
+    row = {"attack": "boundary-hsja", "n_nonmembers": 200, "auc": 0.886, "tpr@0.1%": 0.045, "tpr@0.1%_low": 0.02,
+           "tpr@1%": 0.045, "tpr@1%_low": 0.02, "tpr@1%_high": 0.155, "lira_tpr@0.1%": 0.1, "ratio@0.1%": 0.45,
+           "ratio@1%_high": 1.9}  # fmt: skip
+    masked = mask_unresolved(row)
+    assert [k for k, v in masked.items() if v is None] == ["tpr@0.1%", "tpr@0.1%_low", "lira_tpr@0.1%", "ratio@0.1%"]
+    assert masked["tpr@1%_high"] == 0.155 and masked["auc"] == 0.886 and row["tpr@0.1%"] == 0.045  # a copy
+    assert mask_unresolved({**row, "n_nonmembers": 150})["tpr@1%_low"] is None  # 1%'s interval needs 200
+    assert mask_unresolved({"attack": "x", "tpr@0.1%": 0.5}) == {"attack": "x", "tpr@0.1%": 0.5}  # no count: as is
 
 
 # ---------------------------------------------------------------- a tiny plan, end to end

@@ -19,7 +19,7 @@ from labelleak.cli import app
 from labelleak.errors import InvalidInputError
 from labelleak.report.claims import check_claims
 from labelleak.report.html import render_report, write_report
-from labelleak.report.markdown import matrix_markdown, summary_markdown
+from labelleak.report.markdown import matrix_markdown, sizes_pivot, summary_markdown
 from labelleak.report.provenance import library_versions, provenance, sha256_file
 from labelleak.report.table import print_audit_table
 
@@ -150,6 +150,9 @@ def test_the_lowfpr_goal_is_a_project_goal_and_inconclusive_on_its_committed_int
     goals = goals[: goals.index("</table>")]
     assert "holds" not in re.sub(r'class="[^"]*"', "", goals) and goals.count(">inconclusive</td>") == 2
     assert "[0.19, 1.96]" in goals and "TPR at 0.1% FPR needs &gt;= 1000 non-members, has 200" in goals
+    # the committed table's TPR at 0.1% FPR on 200 non-members (0.045) is n/a on the page; at 1% it stays
+    row = re.search(r"<tr><td>boundary-hsja</td>(.*?)</tr>", html, re.S)
+    assert row is not None and row.group(1).count("<td>n/a</td>") == 3 and "<td>0.045</td>" in row.group(1)
 
 
 @pytest.mark.parametrize(
@@ -181,6 +184,12 @@ def test_markdown_writers_give_the_committed_files():
     figures = [Path(f) for f in summary["figures"]]
     expected = (RUNS / "reproduce-sizes-cpu" / "summary.md").read_text()
     assert summary_markdown(summary, summary["tables"], figures) == expected
+
+
+def test_the_sizes_pivot_prints_n_a_for_a_tpr_the_candidates_cannot_resolve():
+    row = {"train_size": 100, "attack": "boundary-hsja", "train_accuracy": 1.0, "test_accuracy": 0.5,
+           "auc": 0.75, "auc_low": 0.62, "auc_high": 0.86, "tpr@1%": None}  # fmt: skip
+    assert "| boundary-hsja | 0.750 [0.620, 0.860] / n/a |" in sizes_pivot([row])
 
 
 def test_provenance_hashes_the_files_it_read(tmp_path):

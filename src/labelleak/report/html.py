@@ -19,6 +19,7 @@ from labelleak.errors import InvalidInputError
 from labelleak.report import figures
 from labelleak.report.audit_view import audit_context
 from labelleak.report.claims import check_claims, check_goals, is_project_goal
+from labelleak.report.lowfpr import mask_unresolved
 from labelleak.report.markdown import fmt_cell, fmt_number, missing_mark
 
 REPORT = "report.html"
@@ -110,13 +111,14 @@ def reproduce_context(summary: dict[str, Any], folder: Path) -> dict[str, Any]:
     if runs and not any(links.values()):
         missing.append("the audits' folders (runs/) are not here: no links to their reports")
     tables = summary.get("tables", {})
+    shown = {name: [mask_unresolved(r) for r in rows] for name, rows in tables.items()}  # older summaries too
     return {
         "kind": "reproduce",
         "summary": summary,
         "claims": check_claims(summary.get("kind", ""), tables),
         "goals": check_goals(summary.get("kind", ""), tables),
         "project_goal": is_project_goal(summary.get("kind", "")),
-        "tables": {name: (rows, list(dict.fromkeys(k for r in rows for k in r))) for name, rows in tables.items()},
+        "tables": {name: (rows, list(dict.fromkeys(k for r in rows for k in r))) for name, rows in shown.items()},
         "figures": figs,
         "links": links,
         "missing": missing,

@@ -16,6 +16,7 @@ on that interval (:func:`labelleak.verdicts.verdict`): met, not met or inconclus
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -42,6 +43,26 @@ GOAL_QUERIES = 1000  # ... at no more than this many target queries per candidat
 def fpr_label(fpr: float) -> str:
     """``0.001`` -> ``"0.1%"``, ``0.01`` -> ``"1%"``: the suffix of the table's TPR columns."""
     return f"{fpr * 100:g}%"
+
+
+_RATE_COLUMN = re.compile(r"^(?:lira_)?(?:tpr|ratio)@(?P<pct>[0-9.]+)%(?P<bound>_low|_high)?$")
+
+
+def mask_unresolved(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` with ``None`` in each rate column (``tpr@0.1%``, ``ratio@1%_low``, ...) its ``n_nonmembers`` cannot
+    resolve: a value below ``1/x`` non-members, a bound below ``2/x``. Summaries written before the rule printed
+    such numbers; rows without ``n_nonmembers`` are returned as they are."""
+    n_non = row.get("n_nonmembers")
+    if not isinstance(n_non, int):
+        return row
+    masked = dict(row)
+    for column in row:
+        match = _RATE_COLUMN.match(column)
+        if match:
+            res = resolution(n_non, float(match["pct"]) / 100)
+            if not (res.interval if match["bound"] else res.point):
+                masked[column] = None
+    return masked
 
 
 @dataclass(frozen=True)

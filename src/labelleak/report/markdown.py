@@ -62,7 +62,7 @@ def sizes_pivot(rows: list[dict[str, Any]]) -> str:
                 "-"
                 if r is None
                 else f"{fmt_cell(r['auc'])} [{fmt_cell(r['auc_low'])}, {fmt_cell(r['auc_high'])}] / "
-                f"{fmt_cell(r['tpr@1%'])}"
+                f"{fmt_cell(r['tpr@1%'], 'n/a')}"
             )
         lines.append(f"| {a} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
