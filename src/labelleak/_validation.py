@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from labelleak.errors import InvalidInputError
+from labelleak.errors import DataFileError, InvalidInputError
 
 
 def as_float_array(x: Any, *, name: str, ndim_min: int = 2) -> np.ndarray:
@@ -62,3 +63,11 @@ def check_in_bounds(x: np.ndarray, bounds: tuple[float, float], *, name: str, to
         raise InvalidInputError(
             f"{name}: values must lie in [{lo}, {hi}], got range [{float(x.min()):.4g}, {float(x.max()):.4g}]"
         )
+
+
+def read_utf8(path: Path, what: str) -> str:
+    """The text of ``path``, or one DataFileError naming ``what`` when it is not UTF-8 (a binary file, Latin-1)."""
+    try:
+        return path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataFileError(f"{what} {path} is not UTF-8 text (byte {exc.start}: {exc.reason})") from None

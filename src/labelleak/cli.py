@@ -501,7 +501,27 @@ def list_attacks() -> None:
 
 
 def run() -> None:  # console-script entry point
-    app()
+    """``app()`` with the failures of the machine, not of labelleak, as one line each: out of memory, a full disk."""
+    import errno
+
+    try:
+        app()  # click handles usage errors and Ctrl-C itself; what it lets through is handled here
+    except MemoryError:
+        _err.print(
+            "error: out of memory; use a smaller model (--width), batch or input shape", highlight=False, soft_wrap=True
+        )
+        sys.exit(2)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        where = f" writing {exc.filename}" if exc.filename else ""
+        _err.print(
+            f"error: the disk is full{where}; finished attacks are kept in OUT/checkpoint: free space and rerun "
+            "with --resume",
+            highlight=False,
+            soft_wrap=True,
+        )
+        sys.exit(2)
 
 
 if __name__ == "__main__":

@@ -6,12 +6,14 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from labelleak._validation import read_utf8
 from labelleak.errors import DataFileError, InvalidInputError
 from labelleak.models.settings import LR_SCHEDULES
 from labelleak.oracle.preprocess import LAYOUTS
@@ -19,6 +21,8 @@ from labelleak.oracle.preprocess import LAYOUTS
 DEFAULT_ATTACKS = ("gap", "transfer", "boundary-hsja")
 BACKENDS = ("local", "ray")
 PROTOCOLS = ("labelleak", "v2", "rest")
+MAX_WIDTH = 64  # the width multiplier of labelleak's architectures: beyond it a model does not fit in memory
+MAX_SAMPLE_VALUES = 1 << 24  # values in one input sample (16 M: far beyond ImageNet's 150 k)
 RELABEL = ("once", "online")  # how the transfer attacks label their shadow set
 
 
@@ -119,8 +123,8 @@ class AuditConfig:
             v = getattr(self, key)
             if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1):
                 found.append(f"{key}: expected a positive integer or nothing, got {v!r}")
-        if not isinstance(self.width, (int, float)) or self.width <= 0:
-            found.append(f"width: expected a positive number, got {self.width!r}")
+        if not isinstance(self.width, (int, float)) or not 0 < self.width <= MAX_WIDTH:
+            found.append(f"width: expected a positive number up to {MAX_WIDTH}, got {self.width!r}")
         if not isinstance(self.lr, (int, float)) or self.lr <= 0:
             found.append(f"lr: expected a positive number, got {self.lr!r}")
         if not isinstance(self.smoothing_sigma, (int, float)) or self.smoothing_sigma <= 0:
@@ -157,6 +161,14 @@ class AuditConfig:
                 found.append(f"{', '.join(missing)}: an audit of a model file needs --members, --nonmembers, --shadow")
         if self.input_shape is not None and not _ints(self.input_shape, low=1):
             found.append(f"input_shape: expected positive integers such as 3,32,32, got {self.input_shape!r}")
+        elif self.input_shape is not None and math.prod(self.input_shape) > MAX_SAMPLE_VALUES:
+            found.append(
+                f"input_shape: {math.prod(self.input_shape)} values per sample is more than {MAX_SAMPLE_VALUES}"
+            )
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if str(f.type) in ("str", "str | None") and value is not None and not isinstance(value, str):
+                found.append(f"{f.name}: expected text, got {type(value).__name__} {value!r}")
         if self.bounds is not None and not (
             _numbers(self.bounds) and len(self.bounds) == 2 and self.bounds[0] < self.bounds[1]
         ):
@@ -246,7 +258,7 @@ def _as_list(value: Any, cast: type) -> Any:
     items = value.split(",") if isinstance(value, str) else value if isinstance(value, (list, tuple)) else [value]
     try:
         return [cast(v.strip()) if isinstance(v, str) else cast(v) if cast is float else v for v in items]
-    except ValueError:
+    except (ValueError, TypeError):
         return value
 
 
@@ -270,7 +282,7 @@ def load_config(path: str | Path, **overrides: Any) -> AuditConfig:
     if not p.is_file():
         raise DataFileError(f"config file not found: {p}")
     try:
-        values = yaml.safe_load(p.read_text()) or {}
+        values = yaml.safe_load(read_utf8(p, "config file")) or {}
     except yaml.YAMLError as exc:
         raise DataFileError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(values, dict):

@@ -28,6 +28,7 @@ from typing import Any
 
 import yaml
 
+from labelleak._validation import read_utf8
 from labelleak.errors import DataFileError, InvalidInputError, UnknownNameError
 from labelleak.pipeline.config import AuditConfig, _from_mapping
 
@@ -71,7 +72,7 @@ def _read_plan_file(experiment: str | Path) -> tuple[str, dict[str, Any]]:
     if path.suffix in (".yaml", ".yml"):
         if not path.is_file():
             raise DataFileError(f"experiment file not found: {path}")
-        name, text = path.stem, path.read_text()
+        name, text = path.stem, read_utf8(path, "experiment file")
     else:
         if experiment not in experiment_names():
             raise UnknownNameError(
