@@ -150,6 +150,11 @@ def test_the_lowfpr_goal_is_a_project_goal_and_inconclusive_on_its_committed_int
     goals = goals[: goals.index("</table>")]
     assert "holds" not in re.sub(r'class="[^"]*"', "", goals) and goals.count(">inconclusive</td>") == 2
     assert "[0.19, 1.96]" in goals and "TPR at 0.1% FPR needs &gt;= 1000 non-members, has 200" in goals
+    assert "0.045" not in goals  # boundary-hsja's TPR at 0.1% FPR on 200 non-members is not printed
+    table = html[html.index("<h3>goal</h3>") :]
+    table = table[: table.index("</table>")]
+    assert "<th>verdict</th>" in table and "<th>met</th>" not in table and "True" not in table
+    assert table.count("<td>inconclusive</td>") == 2
     # the committed table's TPR at 0.1% FPR on 200 non-members (0.045) is n/a on the page; at 1% it stays
     row = re.search(r"<tr><td>boundary-hsja</td>(.*?)</tr>", html, re.S)
     assert row is not None and row.group(1).count("<td>n/a</td>") == 3 and "<td>0.045</td>" in row.group(1)

@@ -170,32 +170,48 @@ def _goal_verdict(r: dict[str, Any]) -> Verdict:
     return verdict(r.get("ratio_low"), r.get("ratio_high"), r["goal_ratio"], resolved=resolved)
 
 
+def judged_goal_row(r: dict[str, Any]) -> dict[str, Any]:
+    """A ``goal`` row as the report shows it: its verdict (judged again for an older summary, whose ``met`` flag
+    is dropped), and ``None`` for the TPRs and ratio its candidates cannot resolve (older summaries printed them)."""
+    row = {k: v for k, v in r.items() if k != "met"}
+    row["verdict"] = _goal_verdict(r)
+    res = resolution(r.get("n_nonmembers") or 0, r["fpr"])
+    hidden: tuple[str, ...] = () if res.interval else ("ratio_low", "ratio_high")
+    hidden += () if res.point else ("tpr", "lira_tpr", "ratio")
+    row.update({k: None for k in hidden if k in row})
+    if (hidden or row.get("best_label_only") is None) and not row.get("na"):
+        row["na"] = res.reason() or "no label-only attack within the query budget has a ratio"
+    return row
+
+
 def _num(v: Any, digits: int) -> str:
     return "n/a" if v is None or v != v else f"{v:.{digits}f}"
 
 
 def _lowfpr_goals(tables: dict[str, Rows]) -> list[Claim]:
     goals = []
-    for r in tables.get("goal", []):
+    for r in map(judged_goal_row, tables.get("goal", [])):
         what = "the goal" if r["fpr"] >= 0.01 else "the stretch goal"
+        who = r["best_label_only"] or "no label-only attack"
         counts = f" on {r['n_members']} + {r['n_nonmembers']} candidates" if r.get("n_nonmembers") else ""
-        measured = (
-            f"{r['best_label_only'] or 'no label-only attack'}: TPR {_num(r.get('tpr'), 3)} vs LiRA "
-            f"{_num(r.get('lira_tpr'), 3)}, ratio {_num(r.get('ratio'), 2)} [{_num(r.get('ratio_low'), 2)}, "
-            f"{_num(r.get('ratio_high'), 2)}]{counts}"
-        )
-        need = resolution(r.get("n_nonmembers") or 0, r["fpr"])
-        if r.get("na") or not need.interval:
-            measured += f"; {r.get('na') or need.reason()}"
+        measured = f"{who}{counts}"
+        if r.get("tpr") is not None:
+            measured = (
+                f"{who}: TPR {_num(r['tpr'], 3)} vs LiRA {_num(r.get('lira_tpr'), 3)}, ratio {_num(r.get('ratio'), 2)} "
+                f"[{_num(r.get('ratio_low'), 2)}, {_num(r.get('ratio_high'), 2)}]{counts}"
+            )
+        if r.get("na"):
+            measured += f"; {r['na']}"
+        need = resolution(0, r["fpr"]).interval_needs
         goals.append(
             {
                 "claim": f"A label-only attack reaches half of online LiRA's TPR at {fpr_label(r['fpr'])} FPR ({what})",
                 "rule": f"the best label-only attack within {r['goal_queries']:,} queries per candidate has at least "
                 f"{r['goal_ratio']} times LiRA's TPR on the same candidates: met when the ratio's 95% interval "
-                f"lies above {r['goal_ratio']}, not met when below, inconclusive otherwise or below "
-                f"{need.interval_needs:,} non-members",
+                f"lies above {r['goal_ratio']}, not met when below, inconclusive otherwise or below {need:,} "
+                "non-members",
                 "measured": measured,
-                "verdict": _goal_verdict(r),
+                "verdict": r["verdict"],
             }
         )
     return goals

@@ -18,7 +18,7 @@ from labelleak._extras import missing_extra
 from labelleak.errors import InvalidInputError
 from labelleak.report import figures
 from labelleak.report.audit_view import audit_context
-from labelleak.report.claims import check_claims, check_goals, is_project_goal
+from labelleak.report.claims import check_claims, check_goals, is_project_goal, judged_goal_row
 from labelleak.report.lowfpr import mask_unresolved
 from labelleak.report.markdown import fmt_cell, fmt_number, missing_mark
 
@@ -112,6 +112,8 @@ def reproduce_context(summary: dict[str, Any], folder: Path) -> dict[str, Any]:
         missing.append("the audits' folders (runs/) are not here: no links to their reports")
     tables = summary.get("tables", {})
     shown = {name: [mask_unresolved(r) for r in rows] for name, rows in tables.items()}  # older summaries too
+    if is_project_goal(summary.get("kind", "")) and "goal" in shown:
+        shown["goal"] = [judged_goal_row(r) for r in shown["goal"]]  # a verdict, never a met flag
     return {
         "kind": "reproduce",
         "summary": summary,
