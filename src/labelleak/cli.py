@@ -138,6 +138,9 @@ def audit(
     max_total_queries: int | None = typer.Option(None, help="Cap on all target queries of the audit, setup included."),
     estimate: bool = typer.Option(False, "--estimate", help="Print the queries each attack will spend, then exit."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
+    fresh: bool = typer.Option(
+        False, "--fresh", help="Start over in an OUT with an unfinished run, deleting its journaled answers."
+    ),
     no_checkpoint: bool = typer.Option(False, "--no-checkpoint", help="Do not journal queries and results."),
     backend: str | None = typer.Option(None, help="local (default) or ray: candidate shards on Ray workers."),
     ray_address: str | None = typer.Option(None, help="Ray cluster: auto or ray://HOST:PORT (default: local Ray)."),
@@ -198,6 +201,7 @@ def audit(
             max_retry_wait=max_retry_wait,
             max_total_queries=max_total_queries,
             resume=True if resume else None,
+            fresh=True if fresh else None,
             checkpoint=False if no_checkpoint else None,
             progress=False if quiet else None,
             backend=backend,
@@ -256,6 +260,7 @@ def defend(
     worker_cpus: float | None = typer.Option(None, help="CPUs per Ray worker (default 1)."),
     worker_gpus: float | None = typer.Option(None, help="GPUs per Ray worker (default 0)."),
     resume: bool = typer.Option(False, "--resume", help="Skip finished defenses and continue an interrupted one."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start an unfinished defense over, deleting its answers."),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Train the target under each defense, attack it, and write the defense matrix (JSON, CSV, Markdown, PNG)
@@ -293,6 +298,7 @@ def defend(
             out=out,
             cache_dir=cache_dir,
             resume=True if resume else None,
+            fresh=True if fresh else None,
             progress=False if quiet else None,
             backend=backend,
             ray_address=ray_address,
@@ -316,9 +322,20 @@ def defend(
 
 @app.command()
 def serve(
-    model: Path = typer.Option(..., help="Folder with model.safetensors and config.json (from an audit's cache)."),
+    model: Path = typer.Option(
+        ..., help="The model to serve: .onnx, .pt2, TorchScript, .skops, or a labelleak model folder."
+    ),
     host: str = typer.Option("127.0.0.1", help="Interface to listen on."),
     port: int = typer.Option(8000, help="TCP port."),
+    input_shape: str | None = typer.Option(None, help="One sample's shape, channels first (torch files need it)."),
+    n_classes: int | None = typer.Option(None, help="Number of classes, when the model answers labels."),
+    bounds: str | None = typer.Option(None, help="The input range LOW,HIGH (default 0,1)."),
+    mean: str | None = typer.Option(None, help="Per-channel mean the model subtracts, e.g. 0.5,0.5,0.5."),
+    std: str | None = typer.Option(None, help="Per-channel std the model divides by."),
+    layout: str | None = typer.Option(None, help="nchw (default) or nhwc (channels-last exports)."),
+    output: str | None = typer.Option(None, help="The ONNX output with labels or class scores."),
+    trust: str | None = typer.Option(None, help=".skops: extra type names to trust, comma-separated."),
+    v2_name: str | None = typer.Option(None, help="Also serve the Open Inference Protocol (v2) under this name."),
     api_key_env: str | None = typer.Option(None, help="Require the API key held in this environment variable."),
     max_batch: int = typer.Option(4096, help="Largest batch one request may carry."),
     rate_limit: float | None = typer.Option(None, help="Samples per second per client (API key, else address)."),
@@ -326,7 +343,9 @@ def serve(
     fault_rate: float = typer.Option(0.0, help="Testing: fraction of predictions answered 500/429 or delayed."),
     latency: float = typer.Option(0.0, help="Testing: seconds added to every prediction (a slow remote service)."),
 ) -> None:
-    """Serve a trained model as a label-only HTTP API (POST /predict answers labels, nothing else)."""
+    """Serve a model as a label-only HTTP API (POST /predict answers labels, nothing else; --v2-name adds v2).
+
+    The model is opened as `labelleak audit --model` opens it, with the same preprocessing options."""
     import os
 
     try:
@@ -347,21 +366,33 @@ def serve(
     except LabelleakError as exc:
         _fail(exc)
         return
-    from labelleak.models import load_model
+    from labelleak.pipeline.setup_own import target_from_options
 
     limits = ServeLimits(max_batch=max_batch, rate_limit=rate_limit, max_connections=max_connections)
     try:
-        net, spec, _ = load_model(model)
         key = os.environ.get(api_key_env) if api_key_env else None
         if api_key_env and not key:
             raise LabelleakError(f"environment variable {api_key_env} is not set")
+        oracle = target_from_options(
+            model=str(model),
+            input_shape=input_shape,
+            n_classes=n_classes,
+            bounds=bounds,
+            mean=mean,
+            std=std,
+            layout=layout,
+            output=output,
+            trust=trust,
+        )
         app_ = create_app(
-            net,
-            input_shape=spec.input_shape,
-            n_classes=spec.n_classes,
+            oracle.predict_labels,
+            input_shape=oracle.input_shape,
+            n_classes=oracle.n_classes,
+            bounds=oracle.bounds,
             api_key=key,
             limits=limits,
             faults=FaultConfig(rate=fault_rate, latency=latency) if fault_rate > 0 or latency > 0 else None,
+            v2_name=v2_name,
         )
     except LabelleakError as exc:
         _fail(exc)
@@ -374,10 +405,7 @@ def serve(
         max_connections=limits.max_connections,
         log_per_second=limits.log_per_second,
     )
-    try:
-        uvicorn.Server(config).run()
-    except OSError as exc:  # the port is taken, or not ours to bind
-        _fail(LabelleakError(f"cannot listen on {host}:{port}: {exc.strerror or exc}"))
+    uvicorn.Server(config).run()
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -415,6 +443,7 @@ def reproduce(
     ),
     cache_dir: str | None = typer.Option(None, help="Model cache."),
     resume: bool = typer.Option(False, "--resume", help="Skip finished audits and continue an interrupted one."),
+    fresh: bool = typer.Option(False, "--fresh", help="Start an unfinished audit over, deleting its answers."),
     backend: str | None = typer.Option(None, help="local (default) or ray: candidate shards on Ray workers."),
     ray_address: str | None = typer.Option(None, help="Ray cluster: auto or ray://HOST:PORT (default: local Ray)."),
     workers: int | None = typer.Option(None, help="Ray workers (one candidate shard each)."),
@@ -444,6 +473,7 @@ def reproduce(
                     "workers": workers,
                     "worker_cpus": worker_cpus,
                     "worker_gpus": worker_gpus,
+                    "fresh": True if fresh else None,
                 }.items()
                 if v is not None
             }

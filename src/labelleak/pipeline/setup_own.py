@@ -150,6 +150,19 @@ def target_from_config(cfg: AuditConfig) -> LabelOracle:
     )
 
 
+def target_from_options(**options: Any) -> LabelOracle:
+    """The label oracle of a model file from audit-style options (``model``, ``input_shape="1,28,28"``, ``bounds``,
+    ``mean``, ``std``, ``layout``, ``output``, ``n_classes``, ``trust``): ``labelleak serve`` opens a model exactly
+    as an audit does, so an audited file and a served one answer alike."""
+    from labelleak.pipeline.config import _from_mapping
+
+    cfg = _from_mapping({k: v for k, v in options.items() if v is not None}, source="options")
+    problems = [p for p in cfg.problems() if p.split(":")[0] in set(options)]
+    if problems:
+        raise InvalidInputError("; ".join(problems))
+    return target_from_config(cfg)
+
+
 def describe_oracle(oracle: LabelOracle) -> dict[str, Any]:
     """What results.json records about a target given as an oracle."""
     info: dict[str, Any] = {"oracle": type(oracle).__name__, "bounds": list(oracle.bounds)}
