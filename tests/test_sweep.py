@@ -12,7 +12,8 @@ from labelleak.errors import InvalidInputError
 from labelleak.pipeline import make_config
 from labelleak.pipeline.defend import run_defend
 from labelleak.pipeline.plan import load_plan
-from labelleak.pipeline.sweep import DEFAULT_GRIDS, family_and_strength, parse_grid, sweep_defenses
+from labelleak.pipeline.sweep import DEFAULT_GRIDS, parse_grid, sweep_defenses
+from labelleak.report.defense_matrix import family_and_strength
 from labelleak.report.summaries import RunRecord, summarize_defenses
 
 

@@ -3,7 +3,7 @@
 import logging
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from labelleak._version import __version__
 
 # A library logs and leaves the output to the application (the CLI configures handlers in labelleak.logs).
 logging.getLogger("labelleak").addHandler(logging.NullHandler())

@@ -38,7 +38,7 @@ def _apply_quiet(quiet: bool) -> None:
 
 def _show_version(value: bool) -> None:
     if value:
-        from labelleak import __version__
+        from labelleak._version import __version__
 
         Console().print(f"labelleak {__version__}", highlight=False)
         raise typer.Exit()

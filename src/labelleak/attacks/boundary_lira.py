@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from labelleak import __version__
+from labelleak._version import __version__
 from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._shadow import ShadowRecipe, _digest
 from labelleak.attacks.base import RawScores, ShadowData, Status

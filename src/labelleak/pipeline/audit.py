@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from labelleak import __version__
+from labelleak._version import __version__
 from labelleak.attacks import Attack, AttackResult, ShadowData, create_attack
 from labelleak.attacks.registry import attack_names, audit_params
 from labelleak.counts import resolution

@@ -13,40 +13,14 @@ from typing import Any
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import check_defense_for_data, parse_defense
 from labelleak.pipeline.setup import DatasetCache
-from labelleak.pipeline.sweep import family_and_strength, run_audits
+from labelleak.pipeline.sweep import run_audits
 from labelleak.recommend import recommend
+from labelleak.report.defense_matrix import matrix_row
 from labelleak.report.outputs import write_defend_outputs
 
 
 def _slug(defense: str) -> str:
     return re.sub(r"[^A-Za-z0-9.=+-]", "_", defense) or "none"
-
-
-def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
-    """One row of the matrix: the defense's family and strength, utility, generalisation gap, epsilon, and each
-    attack's AUC (bootstrap interval) and TPR at 0.1% and 1% FPR (exact interval; ``None`` where the candidates
-    cannot resolve the FPR)."""
-    target = results["target"]
-    family, strength = family_and_strength(defense)
-    row: dict[str, Any] = {
-        "defense": defense,
-        "family": family,
-        "strength": strength,
-        "train_accuracy": target["train_accuracy"],
-        "test_accuracy": target["test_accuracy"],
-        "gap": target["train_accuracy"] - target["test_accuracy"],
-        "epsilon": target.get("epsilon"),
-    }
-    nan2 = [float("nan")] * 2
-    for name, entry in results["attacks"].items():
-        row[f"{name}.auc"] = entry["auc"]
-        row[f"{name}.auc_low"], row[f"{name}.auc_high"] = entry.get("auc_ci") or nan2
-        for fpr, label in (("0.001", "0.1%"), ("0.01", "1%")):
-            row[f"{name}.tpr@{label}"] = entry["tpr_at_fpr"].get(fpr)
-            ci = (entry.get("tpr_at_fpr_ci") or {}).get(fpr) or nan2
-            row[f"{name}.tpr@{label}_low"], row[f"{name}.tpr@{label}_high"] = ci
-        row[f"{name}.threat"] = entry["threat_model"]
-    return row
 
 
 def run_defend(

@@ -17,14 +17,14 @@ from typing import Any
 import numpy as np
 import torch
 
-from labelleak import __version__
+from labelleak._version import __version__
 from labelleak.attacks import attack_names
-from labelleak.distributed.training import executor_for, train_in_parallel
 from labelleak.errors import DataFileError, UnknownNameError
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.checkpoint import run_identity
 from labelleak.pipeline.config import AuditConfig
+from labelleak.pipeline.parallel import executor_for, train_in_parallel
 from labelleak.pipeline.plan import fit_to_pool, load_plan
 from labelleak.pipeline.setup import DatasetCache
 from labelleak.report.files import jsonable

@@ -14,12 +14,12 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from labelleak.distributed.training import executor_for, train_in_parallel
 from labelleak.errors import InvalidInputError
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import parse_defense
+from labelleak.pipeline.parallel import executor_for, train_in_parallel
 from labelleak.pipeline.setup import DatasetCache
 
 log = get_logger(__name__)
@@ -87,18 +87,6 @@ def sweep_defenses(families: Iterable[str] | None = None, grids: Iterable[str] =
         strengths[family] = values
     specs = ["none"] + [point_spec(f, v) for f, values in strengths.items() for v in values]
     return list(dict.fromkeys(specs))
-
-
-def family_and_strength(defense: str) -> tuple[str, float | None]:
-    """``l2=0.001`` -> (``l2``, 0.001); ``l2=5e-4+augment`` -> (``l2+augment``, 0.0005); ``none`` -> (``none``,
-    None)."""
-    parts = [p.strip().partition("=") for p in defense.strip().split("+")]
-    family = "+".join(name for name, _, _ in parts) or "none"
-    raw = parts[0][2]
-    try:
-        return family, float(raw) if raw else None
-    except ValueError:
-        return family, None
 
 
 _VOLATILE = ("progress", "resume", "out")

@@ -1,8 +1,50 @@
-"""Markdown of the defense matrix's recommendation (see :mod:`labelleak.recommend`)."""
+"""The defense matrix read from audit results: one row per defense, and the Markdown of its recommendation (see
+:mod:`labelleak.recommend`). It reads results only, so ``defend``, ``reproduce defenses`` and the report share it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from labelleak.recommend import Recommendation
+
+
+def family_and_strength(defense: str) -> tuple[str, float | None]:
+    """``l2=0.001`` -> (``l2``, 0.001); ``l2=5e-4+augment`` -> (``l2+augment``, 0.0005); ``none`` -> (``none``,
+    None)."""
+    parts = [p.strip().partition("=") for p in defense.strip().split("+")]
+    family = "+".join(name for name, _, _ in parts) or "none"
+    raw = parts[0][2]
+    try:
+        return family, float(raw) if raw else None
+    except ValueError:
+        return family, None
+
+
+def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
+    """One row of the matrix: the defense's family and strength, utility, generalisation gap, epsilon, and each
+    attack's AUC (bootstrap interval) and TPR at 0.1% and 1% FPR (exact interval; ``None`` where the candidates
+    cannot resolve the FPR)."""
+    target = results["target"]
+    family, strength = family_and_strength(defense)
+    row: dict[str, Any] = {
+        "defense": defense,
+        "family": family,
+        "strength": strength,
+        "train_accuracy": target["train_accuracy"],
+        "test_accuracy": target["test_accuracy"],
+        "gap": target["train_accuracy"] - target["test_accuracy"],
+        "epsilon": target.get("epsilon"),
+    }
+    nan2 = [float("nan")] * 2
+    for name, entry in results["attacks"].items():
+        row[f"{name}.auc"] = entry["auc"]
+        row[f"{name}.auc_low"], row[f"{name}.auc_high"] = entry.get("auc_ci") or nan2
+        for fpr, label in (("0.001", "0.1%"), ("0.01", "1%")):
+            row[f"{name}.tpr@{label}"] = entry["tpr_at_fpr"].get(fpr)
+            ci = (entry.get("tpr_at_fpr_ci") or {}).get(fpr) or nan2
+            row[f"{name}.tpr@{label}_low"], row[f"{name}.tpr@{label}_high"] = ci
+        row[f"{name}.threat"] = entry["threat_model"]
+    return row
 
 
 def recommendation_markdown(rec: Recommendation) -> str:

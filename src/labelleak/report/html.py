@@ -13,8 +13,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from labelleak import __version__
 from labelleak._extras import missing_extra
+from labelleak._version import __version__
 from labelleak.errors import InvalidInputError
 from labelleak.report import figures
 from labelleak.report.audit_view import audit_context

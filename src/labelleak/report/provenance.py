@@ -15,7 +15,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from labelleak import __version__
+from labelleak._version import __version__
 
 LIBRARIES = ("torch", "numpy", "scipy", "scikit-learn", "matplotlib", "opacus", "safetensors", "jinja2")
 _CHUNK = 1 << 20

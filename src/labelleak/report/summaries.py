@@ -264,8 +264,8 @@ DEFENSE_TARGET_TPR = 0.01  # the recommendation's bar in `reproduce defenses` (`
 def summarize_defenses(records: list[RunRecord], out: Path) -> Summary:
     """The defense matrix of a sweep (one row per defense point), the recommendation at TPR@1%FPR < 0.01 and
     ``pareto.png`` (utility against the strongest label-only attack)."""
-    from labelleak.pipeline.defend import matrix_row
     from labelleak.recommend import recommend
+    from labelleak.report.defense_matrix import matrix_row
     from labelleak.report.pareto import plot_pareto
 
     rows = [matrix_row(str(r.point["defense"]), r.results) for r in records]

@@ -15,13 +15,13 @@ from typing import Any
 
 from labelleak.distributed.backend import Executor, LocalExecutor
 from labelleak.logs import get_logger
+from labelleak.pipeline.setup import prepare
 
 log = get_logger(__name__)
 
 
 def prepare_models(cfg: Any) -> str:
     """Train or load ``cfg``'s target and shadow model (a worker's job); returns the target's model folder."""
-    from labelleak.pipeline.setup import prepare
 
     setup = prepare(cfg)
     for close in setup.closers:
