@@ -354,7 +354,9 @@ def test_total_spend_never_passes_the_cap(
     except BudgetExhaustedError as exc:
         assert "no attack could run" in str(exc)
     else:
-        assert results["remote"]["queries_sent"] == app.answered <= results["queries_asked"] <= cap
+        # an attack the cap stopped part-way (retries are charged too) was billed for what it got, not reported
+        remote = results["remote"]
+        assert remote["queries_sent"] <= app.answered <= remote["samples_sent"] <= cap
     assert app.answered <= cap
 
 
@@ -383,9 +385,11 @@ def test_cap_skips_what_it_cannot_afford_and_records_remote_stats(tmp_path, monk
     )
     results = run_audit(cfg)
     remote = results["remote"]
-    assert set(results["attacks"]) == {"gap", "boundary-hsja"} and "transfer" in results["skipped_attacks"]
+    # retries are charged too: at 30% faults they may stop boundary-hsja short of what the attacks' ledger planned
+    assert "gap" in results["attacks"] and "transfer" in results["skipped_attacks"]
+    assert set(results["attacks"]) | set(results["skipped_attacks"]) == {"gap", "boundary-hsja", "transfer"}
     assert results["attacks"]["gap"]["target_queries"] == 16
-    assert remote["queries_sent"] == app.answered <= 200 and remote["retries"] > 0
+    assert remote["queries_sent"] <= app.answered <= remote["samples_sent"] <= 200 and remote["retries"] > 0
     assert remote["journal_hits"] > 0  # boundary-hsja asks for the candidates' labels again: answered from disk
     assert remote["protocol"] == "v2" and remote["retry_wait_seconds"] == 0.0
 

@@ -9,12 +9,22 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from typing import overload
+from typing import Protocol, overload
 
 import numpy as np
 import torch
 
 from labelleak.errors import BudgetExhaustedError, InvalidInputError
+
+
+class AnswerJournal(Protocol):
+    """Where a paid backend reports what it spends as it spends it (see :meth:`LabelOracle.attach_journal`)."""
+
+    def sent(self, n: int) -> None:
+        """``n`` samples are about to go out (one attempt; retries are attempts too): recorded before they do."""
+
+    def answered(self, x: np.ndarray, labels: np.ndarray) -> None:
+        """One request's answer arrived: ``labels`` (B,) for the rows ``x`` (B, *input_shape)."""
 
 
 class LabelOracle(ABC):
@@ -105,6 +115,14 @@ class LabelOracle(ABC):
             raise InvalidInputError(f"oracle backend returned a label outside 0..{self.n_classes - 1} (unknown class)")
         self.queries += n
         return out.numpy() if as_numpy else out
+
+    def attach_journal(self, journal: AnswerJournal | None) -> bool:
+        """Report every send and every answer to ``journal`` as it happens (``None``: stop); ``False``: this
+        backend does not.
+
+        Backends that pay per request (remote targets) do, so that a hard kill loses no answer already received and
+        a resumed run knows everything it was charged for; an in-process model costs nothing to ask again."""
+        return False
 
     def __repr__(self) -> str:
         return (

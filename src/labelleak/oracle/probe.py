@@ -31,7 +31,8 @@ def probe_failed(shape: tuple[int, ...], exc: BaseException) -> InvalidInputErro
 def probe_oracle(oracle: LabelOracle, *, n: int = 8, seed: int = 0) -> np.ndarray:
     """Labels of ``n`` uniform random inputs within the oracle's bounds; raises on anything but valid labels.
 
-    The probe goes to the backend directly, so it is not counted against the audit's query budget.
+    The probe goes to the backend directly, so it is charged to no attack; a remote oracle still counts it as sent
+    (it is paid for), against its ``max_queries`` and in the audit's journal.
     """
     rng = np.random.default_rng(seed)
     shape = (n, *oracle.input_shape)

@@ -1,20 +1,28 @@
-"""What every remote oracle shares: request-sized chunks sent concurrently, placed back by position.
+"""What every remote oracle shares: request-sized chunks sent concurrently, placed back by position, and paid for.
 
-A subclass says how one chunk becomes a request and how the answer becomes labels (``_send``); this base splits a
-validated batch into chunks of ``request_batch`` samples, sends up to ``concurrency`` of them at once through the
-:class:`Transport`, and puts each chunk's labels at its own position, so completion order never matters.
+A subclass says how one chunk becomes a request and how the answer becomes labels (``_send``, which sends through
+:meth:`RemoteOracle._request`); this base splits a validated batch into chunks of ``request_batch`` samples, sends up
+to ``concurrency`` of them at once through the :class:`Transport`, and puts each chunk's labels at its own position,
+so completion order never matters.
+
+Spend is counted in samples *sent*: every attempt, retries and timed-out ones included (a request that timed out may
+have been answered and billed). ``max_queries`` caps that count, and a retry that would pass it is not sent. With a
+journal attached (:meth:`RemoteOracle.attach_journal`), each attempt is recorded before it goes out and each answer
+as it arrives, before the attack sees it.
 """
 
 from __future__ import annotations
 
+import threading
 from abc import abstractmethod
 from typing import Any, ClassVar
 
+import httpx
 import numpy as np
 import torch
 
-from labelleak.errors import InvalidInputError, RemoteOracleError
-from labelleak.oracle.base import LabelOracle
+from labelleak.errors import BudgetExhaustedError, InvalidInputError, RemoteOracleError
+from labelleak.oracle.base import AnswerJournal, LabelOracle
 from labelleak.oracle.remote.transport import Transport
 
 
@@ -61,6 +69,30 @@ class RemoteOracle(LabelOracle):
         )
         self.transport = transport
         self.request_batch = request_batch
+        self.sent = 0  # samples sent to the target, every attempt counted: what it may have billed
+        self._journal: AnswerJournal | None = None
+        self._unjournaled = 0  # sent while no journal was attached (a probe before the audit's journal opens)
+        self._lock = threading.Lock()
+        self._charged = threading.local()  # samples charged by the current thread's chunk (an invariant check)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Travels (to a Ray worker) without its lock and journal: a worker attaches its own journal, and what was
+        sent before it left is the sender's to journal."""
+        return {k: v for k, v in self.__dict__.items() if k not in ("_journal", "_lock", "_charged", "_unjournaled")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._journal, self._lock, self._charged, self._unjournaled = None, threading.Lock(), threading.local(), 0
+
+    def attach_journal(self, journal: AnswerJournal | None) -> bool:
+        """Record every attempt in ``journal`` before it is sent, and every answer as it arrives (``None``: stop).
+        Samples sent while no journal was attached are recorded in it first."""
+        with self._lock:
+            self._journal = journal
+            if journal is not None and self._unjournaled:
+                journal.sent(self._unjournaled)
+                self._unjournaled = 0
+        return True
 
     @property
     def url(self) -> str:
@@ -73,21 +105,65 @@ class RemoteOracle(LabelOracle):
 
     @abstractmethod
     def _send(self, chunk: np.ndarray) -> np.ndarray:
-        """Labels (int64, (B,)) for one chunk (B, *input_shape) of at most ``request_batch`` samples."""
+        """Labels (int64, (B,)) for one chunk (B, *input_shape) of at most ``request_batch`` samples, asked
+        through :meth:`_request` (which charges every attempt)."""
+
+    def _admit(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        """As the base does, and the whole batch must fit the cap on samples sent, before any of it is sent."""
+        xt = super()._admit(x)
+        if self.max_queries is not None and self.sent + len(xt) > self.max_queries:
+            raise BudgetExhaustedError(
+                f"oracle budget: {len(xt)} more samples would exceed max_queries={self.max_queries} "
+                f"({self.sent} sent, retries included)"
+            )
+        return xt
+
+    def _charge(self, n: int) -> None:
+        """Count ``n`` samples about to be sent (one attempt), journaled first; refused past ``max_queries``."""
+        with self._lock:
+            if self.max_queries is not None and self.sent + n > self.max_queries:
+                raise BudgetExhaustedError(
+                    f"oracle budget: sending {n} samples again (a retry) would exceed max_queries="
+                    f"{self.max_queries} ({self.sent} sent, retries included)"
+                )
+            if self._journal is not None:
+                self._journal.sent(n)
+            else:
+                self._unjournaled += n
+            self.sent += n
+        self._charged.n = getattr(self._charged, "n", 0) + n
+
+    def _request(self, samples: int, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """``transport.request`` for ``samples`` samples, charged before each attempt."""
+        return self.transport.request(method, path, before_attempt=lambda: self._charge(samples), **kwargs)
+
+    def _answer(self, chunk: np.ndarray) -> np.ndarray:
+        """One chunk's labels, checked and journaled as they arrive (before the attack sees them)."""
+        self._charged.n = 0
+        labels = self._send(chunk)
+        assert self._charged.n >= len(chunk), f"{type(self).__name__}._send must send through _request"
+        if len(labels) and (int(labels.min()) < 0 or int(labels.max()) >= self.n_classes):
+            raise InvalidInputError(f"oracle backend returned a label outside 0..{self.n_classes - 1} (unknown class)")
+        if self._journal is not None:
+            self._journal.answered(chunk, labels)
+        return labels
 
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         arr = x.numpy()
         chunks = [arr[i : i + self.request_batch] for i in range(0, len(arr), self.request_batch)]
-        answers = self.transport.map(self._send, chunks)
+        answers = self.transport.map(self._answer, chunks)
         return torch.from_numpy(np.concatenate(answers) if answers else np.empty(0, dtype=np.int64))
 
     def stats(self) -> dict[str, Any]:
-        """What this oracle cost: samples answered, requests, retries and seconds waited (for results.json)."""
+        """What this oracle cost (for results.json): samples answered (``queries_sent``, a name kept from earlier
+        releases), samples sent with every retry (``samples_sent``, what ``max_queries`` caps), requests, retries and
+        seconds waited."""
         return {
             "protocol": self.protocol,
             "url": self.url,
             "concurrency": self.transport.concurrency,
             "queries_sent": self.queries,
+            "samples_sent": self.sent,
             **self.transport.stats.to_dict(),
         }
 

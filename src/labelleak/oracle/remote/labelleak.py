@@ -43,8 +43,8 @@ class LabelleakOracle(RemoteOracle):
         )
 
     def _send(self, chunk: np.ndarray) -> np.ndarray:
-        response = self.transport.request(
-            "POST", "/predict", content=encode_npy(chunk), headers={"Content-Type": "application/x-npy"}
+        response = self._request(
+            len(chunk), "POST", "/predict", content=encode_npy(chunk), headers={"Content-Type": "application/x-npy"}
         )
         try:
             labels = response.json()["labels"]

@@ -238,7 +238,7 @@ class RestOracle(RemoteOracle):
     def _send(self, chunk: np.ndarray) -> np.ndarray:
         rows = chunk.reshape(len(chunk), -1) if self.spec.inputs == "flat" else chunk
         body = _fill(self.spec.body, rows.tolist())
-        answer = self.transport.request(self.spec.method, self.spec.url, json=body)
+        answer = self._request(len(chunk), self.spec.method, self.spec.url, json=body)
         try:
             values = follow(answer.json(), self._steps)
         except (LookupError, TypeError, ValueError) as exc:

@@ -15,7 +15,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, TypeVar
@@ -167,13 +167,21 @@ class Transport:
             u = self._jitter.random()
         return u * min(self.policy.backoff * 2**attempt, self.policy.max_wait)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def request(
+        self, method: str, path: str, *, before_attempt: Callable[[], None] | None = None, **kwargs: Any
+    ) -> httpx.Response:
         """One request, retried as the policy says; 4xx other than 408/425/429 raise ``InvalidInputError``.
 
-        ``path`` is relative to the base URL, or an absolute URL (a REST endpoint is used exactly as written)."""
+        ``path`` is relative to the base URL, or an absolute URL (a REST endpoint is used exactly as written).
+        ``before_attempt`` runs before every attempt, the first and each retry: a timed-out request may still have
+        been answered and billed, so that is where samples are charged (and where a budget refuses a retry)."""
         where = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
         for attempt in range(self.policy.retries + 1):
             asked = None
+            if before_attempt is not None:
+                before_attempt()  # may refuse this attempt: a retry that is not sent is not counted
+            if attempt:
+                self.stats.add(retries=1)
             try:
                 response = self.client.request(method, path, **kwargs)
             except httpx.TransportError as exc:
@@ -189,17 +197,28 @@ class Transport:
             if attempt == self.policy.retries:
                 raise RemoteOutageError(f"{where}: gave up after {self.policy.retries + 1} attempts ({failure})")
             wait = self._wait(attempt, asked)
-            self.stats.add(retries=1, wait=wait)
+            self.stats.add(wait=wait)
             self._sleep(wait)
         raise AssertionError("unreachable")
 
     def map(self, fn: Callable[[T], Any], items: Sequence[T]) -> list[Any]:
-        """``[fn(item) for item in items]`` with up to ``concurrency`` calls in flight; results keep their order."""
+        """``[fn(item) for item in items]`` with up to ``concurrency`` calls in flight; results keep their order.
+
+        When one call fails (or the caller is interrupted), calls not yet started are cancelled and those in flight
+        are waited for before the error is raised: their answers are paid for, so they are let finish (and be
+        journaled), and nothing runs on after the caller has moved on."""
         if self.concurrency == 1 or len(items) <= 1:
             return [fn(item) for item in items]
         if self._pool is None:
             self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="labelleak-http")
-        return list(self._pool.map(fn, items))  # Executor.map yields in submission order, whatever finishes first
+        futures = [self._pool.submit(fn, item) for item in items]
+        try:
+            return [f.result() for f in futures]  # in submission order, whatever finishes first
+        except BaseException:
+            for f in futures:
+                f.cancel()
+            wait(futures)
+            raise
 
     def close(self) -> None:
         if self._pool is not None:

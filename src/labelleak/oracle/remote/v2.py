@@ -110,7 +110,7 @@ class V2Oracle(RemoteOracle):
 
     def _send(self, chunk: np.ndarray) -> np.ndarray:
         where = f"{self.url}{self.path}/infer"
-        answer = self.transport.request("POST", f"{self.path}/infer", json=self._body(chunk)).json()
+        answer = self._request(len(chunk), "POST", f"{self.path}/infer", json=self._body(chunk)).json()
         try:
             output = answer["outputs"][0]
             values = np.asarray(output["data"], dtype=np.float64)
