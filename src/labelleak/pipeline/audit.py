@@ -271,7 +271,7 @@ def run_audit(
     setup = prepare_oracle(cfg, target, data) if target is not None and data is not None else prepare(cfg, datasets)
     try:
         identity = {**cfg.to_dict(), "inputs": setup.inputs_fingerprint} if setup.inputs_fingerprint else cfg.to_dict()
-        ckpt = Checkpoint(cfg.out, identity, resume=cfg.resume) if cfg.checkpoint else None
+        ckpt = Checkpoint(cfg.out, identity, resume=cfg.resume, fresh=cfg.fresh) if cfg.checkpoint else None
         oracle: LabelOracle = setup.oracle
         if ckpt:  # remote queries are worth looking up even in a fresh run; local ones only when resuming
             shards = sorted(ckpt.shard_journals.glob("*.bin"))  # a distributed run's journals: replayed on resume
@@ -289,8 +289,9 @@ def run_audit(
             close()
         raise
     answered_before = len(oracle) if isinstance(oracle, CachedOracle) else 0
+    spent_before = oracle.spent_before if isinstance(oracle, CachedOracle) else 0  # sent, retries included
     if cfg.max_total_queries is not None:  # the hard cap: the target oracle refuses a batch that would pass it
-        setup.oracle.max_queries = max(cfg.max_total_queries - answered_before, 0)
+        setup.oracle.max_queries = max(cfg.max_total_queries - spent_before, 0)
     results: dict[str, Any] = {
         "labelleak_version": __version__,
         "dataset": setup.dataset,
@@ -346,6 +347,7 @@ def run_audit(
             **setup.remote.stats(),
             "journal_hits": oracle.hits if isinstance(oracle, CachedOracle) else 0,
             "answered_before_resume": answered_before,
+            "sent_before_resume": spent_before,
             "max_total_queries": cfg.max_total_queries,
         }
     results["seconds_total"] = time.perf_counter() - started

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from labelleak.errors import InvalidInputError
+from labelleak.oracle.cache import read_journal
 from labelleak.report.files import jsonable
 
 # keys that may change between a run and its resumption: how to reach the target and where the work runs, not
@@ -21,6 +22,7 @@ from labelleak.report.files import jsonable
 _VOLATILE = {
     "progress",
     "resume",
+    "fresh",
     "out",
     "backend",
     "ray_address",
@@ -52,10 +54,21 @@ class Interrupted(KeyboardInterrupt):
         self.folder = folder
 
 
-class Checkpoint:
-    """The folder ``OUT/checkpoint``: ``config.json``, ``journal.bin`` and ``done/<attack>.{json,npz}``."""
+def saved_answers(folder: Path) -> int:
+    """The target's answers journaled in the checkpoint ``folder`` (its own journal and its shards')."""
+    journals = [folder / "journal.bin", *sorted((folder / "shards").glob("*.bin"))]
+    return sum(read_journal(p).answers for p in journals if p.is_file())
 
-    def __init__(self, out: str | Path, config: dict[str, Any], *, resume: bool) -> None:
+
+class Checkpoint:
+    """The folder ``OUT/checkpoint``: ``config.json``, ``journal.bin`` and ``done/<attack>.{json,npz}``.
+
+    A new run (neither ``resume`` nor ``fresh``) into a folder whose journal holds answers is refused: they were
+    paid for, and only ``fresh`` deletes them."""
+
+    def __init__(self, out: str | Path, config: dict[str, Any], *, resume: bool, fresh: bool = False) -> None:
+        if resume and fresh:
+            raise InvalidInputError("--resume and --fresh: give one (continue the saved run, or delete it)")
         self.folder = Path(out) / "checkpoint"
         fingerprint = hashlib.sha256(json.dumps(run_identity(config), sort_keys=True, default=str).encode()).hexdigest()
         meta = self.folder / "config.json"
@@ -63,10 +76,16 @@ class Checkpoint:
             saved = json.loads(meta.read_text()).get("fingerprint")
             if saved != fingerprint:
                 raise InvalidInputError(
-                    f"--resume: the options differ from those of the run saved in "
-                    f"{self.folder}; rerun with the same options, or without --resume"
+                    f"--resume: the options differ from those of the run saved in {self.folder}; rerun with the "
+                    "same options, or with --fresh to start over (deleting its journaled answers)"
                 )
         elif self.folder.exists():
+            answers = 0 if fresh else saved_answers(self.folder)
+            if answers:
+                raise InvalidInputError(
+                    f"{self.folder} holds {answers:,} journaled answers of the target from an unfinished run: "
+                    "continue it with --resume, or start over with --fresh (deletes them)"
+                )
             shutil.rmtree(self.folder)
         (self.folder / "done").mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps({"fingerprint": fingerprint, "config": jsonable(config)}, indent=2))

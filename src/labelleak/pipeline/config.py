@@ -89,6 +89,7 @@ class AuditConfig:
     defense: str = "none"  # training/output defense of the target, e.g. "l2=5e-4", "dp=8", "memguard"
     checkpoint: bool = True  # journal target answers and finished attacks under OUT/checkpoint
     resume: bool = False
+    fresh: bool = False  # start over in an OUT whose checkpoint holds journaled answers (deleting them)
     seed: int = 0
     out: str = "audit-out"
     cache_dir: str = ".labelleak-cache"
@@ -141,6 +142,8 @@ class AuditConfig:
             found.append(f"top_t: expected a percentile between 0 and 100, got {self.top_t!r}")
         if not isinstance(self.seed, int) or isinstance(self.seed, bool):
             found.append(f"seed: expected an integer, got {self.seed!r}")
+        if self.resume and self.fresh:
+            found.append("resume, fresh: give one (continue the saved run, or start over deleting it)")
         if self.target is not None and not str(self.target).startswith(("http://", "https://")):
             found.append(f"target: expected an http(s) URL, got {self.target!r}")
         found.extend(self._backend_problems())

@@ -89,7 +89,7 @@ def sweep_defenses(families: Iterable[str] | None = None, grids: Iterable[str] =
     return list(dict.fromkeys(specs))
 
 
-_VOLATILE = ("progress", "resume", "out")
+_VOLATILE = ("progress", "resume", "fresh", "out")
 
 
 def _comparable(config: dict[str, Any]) -> str:
