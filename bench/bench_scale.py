@@ -5,7 +5,8 @@ Measured side by side in one run (same target, same candidates, same models):
 (a) HSJA (``boundary-hsja``) on the CIFAR-10 CPU-scale target of ``labelleak reproduce queries`` (its cpu plan:
     CNN7 at width 0.25; the target is trained once, or loaded from the model cache), ``--candidates`` of them;
 (b) training 4 LiRA reference models through ``train_reference_models`` with each executor's ``map`` (the path an
-    audit takes: the target's architecture on random halves of the shadow pool; no model cache, so every run trains).
+    audit takes: the target's architecture on random sets of the target's size from the shadow pool; no model
+    cache, so every run trains).
 
 First, the machine's own ceiling: how much more forward-pass work two 1-thread processes do than one (no Ray);
 no backend can beat it. For each job: seconds with the local backend, Ray with 1 worker, Ray with 2 workers;
@@ -168,6 +169,7 @@ def bench_lira(cfg, setup, k: int, executors: dict) -> dict:
             input_shape=shape,
             n_classes=n_classes,
             seed=cfg.seed,
+            reference_size=setup.reference_size,
             map_fn=ex.map,
         )
 

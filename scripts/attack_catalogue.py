@@ -150,14 +150,17 @@ FAMILIES = [
     Family(
         "LiRA",
         "LiRA (likelihood ratio)",
-        "`n_reference` reference models trained on random halves of a reference pool give, for each candidate, "
-        "the distribution of the logit-scaled confidence `log p_y - log(1 - p_y)` with and without it in training. "
-        "Online (`lira`): the pool holds the candidates and the shadow data, score = Gaussian log-likelihood ratio. "
-        "Offline (`lira-offline`): shadow data only, score = distance from the OUT distribution in standard "
-        "deviations. Variances are pooled over candidates.",
+        "`n_reference` reference models, each trained with the target's recipe on a random set of the target's "
+        "size (`reference_size`), give, for each candidate, the distribution of the logit-scaled confidence "
+        "`log p_y - log(1 - p_y)` with and without it in training. Online (`lira`): the models train on the "
+        "candidates and the shadow data, every candidate IN for exactly half of them (K even), score = Gaussian "
+        "log-likelihood ratio. Offline (`lira-offline`): shadow data only, score = distance from the OUT "
+        "distribution in standard deviations. Variances are pooled over candidates.",
         "1 score query",
         "Carlini et al., *Membership Inference Attacks From First Principles*, S&P 2022.",
-        "The audit sets `n_reference` from `lira_models` (default 8).",
+        "The audit sets `n_reference` from `lira_models` (default 8) and `reference_size` to the rows the target "
+        "was trained on (a model labelleak did not train: the number of member candidates); so for every attack "
+        "with reference models below.",
     ),
     Family(
         "BoundaryLiRA",

@@ -59,7 +59,7 @@ def world(tmp_path_factory):
 
 
 def _attack(world, name, **kw):
-    attack = create_attack(name, n_reference=4, **SEARCH, **{**world["recipe"], **kw})
+    attack = create_attack(name, **SEARCH, **{"n_reference": 4, **world["recipe"], **kw})
     return lambda x, y, **call: attack(
         world["oracle"], x, y, shadow=world["shadow"], max_queries_per_sample=CAP, **call
     )
@@ -73,10 +73,12 @@ def test_planted_members_rank_above_every_non_member_while_hsja_ranks_them_below
     far &= np.arange(len(x)) < len(PLANTED) + len(FAR)
     # a global distance threshold: the far non-members all sit farther out than any planted member
     assert hsja.scores[member].max() < hsja.scores[far].min()
-    res = _attack(world, name)(x, y)
-    # per-example calibration: every planted member scores above every non-member (TPR 1 at FPR 0)
+    res = _attack(world, name, n_reference=8)(x, y)
+    # per-example calibration: every planted member scores above every non-member (TPR 1 at FPR 0). Online, with
+    # models of half the shadow data, the margin measured 0.03, 0.75, 1.14, 0.45 and 1.56 at seeds 0, 1, 2, 3, 5;
+    # with K = 4 (2 IN and 2 OUT models per candidate) 2 of seeds 0-5 miss, as 3 did with the former halves
     assert res.scores[member].min() > res.scores[~member].max(), res.scores
-    assert res.extras["n_reference"] == 4
+    assert res.extras["n_reference"] == 8
 
 
 def test_misclassified_candidates_keep_distinct_negative_distance_scores(world):

@@ -41,21 +41,39 @@ def fits(monkeypatch):
     return calls
 
 
-def test_online_candidates_are_in_exactly_the_halves_that_hold_them():
+@pytest.mark.parametrize("size", [None, 20, 31])
+def test_online_every_candidate_is_in_for_exactly_half_and_every_model_has_the_target_size(size):
     x, y, shadow = _data()
-    refs = _train(x, y, shadow)
-    n, pool = len(x), len(x) + 40
-    assert refs.inside.shape == (4, n) and refs.seeds == (4, 5, 6, 7)
-    rng = np.random.default_rng(3)  # the halves are LiRA's: drawn in turn from default_rng(seed)
-    for k in range(4):
-        half = rng.permutation(pool)[: pool // 2]
-        np.testing.assert_array_equal(refs.halves[k], half)
+    refs = _train(x, y, shadow, n_reference=6, reference_size=size)
+    n, want = len(x), 20 if size is None else size  # None: half the 40 shadow rows
+    assert refs.inside.shape == (6, n) and refs.seeds == (4, 5, 6, 7, 8, 9) and refs.size == want
+    assert refs.inside.sum(0).tolist() == [3] * n  # exactly K / 2 IN models each, so always IN and OUT ones
+    for k, rows in enumerate(refs.rows):
+        assert len(rows) == want == len(np.unique(rows)) and rows.max() < n + 40
         expected = np.zeros(n, bool)
-        expected[refs.order[half[half < n]]] = True
+        expected[refs.order[rows[rows < n]]] = True  # pool row j < n is candidate order[j]
         np.testing.assert_array_equal(refs.inside[k], expected)
-    # each model trains on half the pool, so a candidate is IN for about half of the models
-    assert refs.inside.mean() == pytest.approx(0.5, abs=0.15)
+        assert (rows < n).sum() == 15  # half the candidates; the shadow data fills the rest
+    for j in range(3):  # complementary pairs
+        np.testing.assert_array_equal(refs.inside[2 * j], ~refs.inside[2 * j + 1])
     assert all(not m.training for m in refs.models)
+
+
+def test_online_odd_candidates_split_floor_and_ceil_and_a_small_target_size_is_raised_with_a_warning(caplog):
+    x, y, shadow = _data(n_cand=29)
+    with caplog.at_level("WARNING", logger="labelleak"):
+        refs = _train(x, y, shadow, reference_size=10)
+    assert refs.size == 15 and "half the 29 candidates (15) do not fit in the target's 10" in caplog.text
+    assert refs.inside.sum(0).tolist() == [2] * 29
+    assert refs.inside.sum(1).tolist() == [14, 15, 14, 15] and all(len(r) == 15 for r in refs.rows)
+
+
+def test_odd_model_counts_are_refused_online_and_allowed_offline():
+    x, y, shadow = _data()
+    with pytest.raises(InvalidInputError, match=r"complementary pairs.*expected an even number, got 5 \(use 6"):
+        _train(x, y, shadow, n_reference=5)
+    refs = _train(x, y, shadow, n_reference=3, online=False, recipe=ShadowRecipe(arch="mlp", hidden=(4,), epochs=1))
+    assert refs.k == 3 and not refs.inside.any()
 
 
 def test_online_models_do_not_depend_on_the_candidates_order():
@@ -70,9 +88,11 @@ def test_online_models_do_not_depend_on_the_candidates_order():
 
 def test_offline_candidates_are_never_in_and_never_trained_on(fits):
     x, y, shadow = _data()
-    refs = _train(x, y, shadow, online=False)
+    refs = _train(x, y, shadow, online=False, reference_size=25)
     assert not refs.inside.any() and refs.inside.shape == (4, 30)
-    assert all(int(h.max()) < 40 for h in refs.halves)  # rows of the shadow pool only
+    # random subsets of the shadow pool (its 40 rows only) of the target's size
+    assert all(len(r) == 25 == len(np.unique(r)) and int(r.max()) < 40 for r in refs.rows)
+    assert len({r.tobytes() for r in refs.rows}) == 4
     assert sorted(fits) == [4, 5, 6, 7]
 
 
@@ -86,7 +106,7 @@ def test_second_call_loads_every_model_from_the_cache(tmp_path, fits):
     probe = torch.rand(7, 5)
     for a, b in zip(first.models, second.models):
         torch.testing.assert_close(a(probe), b(probe))
-    _train(x, y, shadow, recipe=recipe, seed=4)  # another seed: other halves, other models
+    _train(x, y, shadow, recipe=recipe, seed=4)  # another seed: other training sets, other models
     assert len(fits) == 8
 
 
@@ -120,6 +140,18 @@ def test_map_fn_that_drops_jobs_and_too_few_models_are_refused():
         _train(x, y, shadow, map_fn=lambda fn, jobs: [fn(j) for j in list(jobs)[:3]])
     with pytest.raises(InvalidInputError, match="at least 2 reference models, got 1"):
         _train(x, y, shadow, n_reference=1)
-    tiny = ShadowData(np.zeros((1, 5), np.float32), np.zeros(1, np.int64), np.zeros((0, 5), np.float32), np.zeros(0))
-    with pytest.raises(InvalidInputError, match="the pool has 1 sample"):
-        _train(x[:0], y[:0], tiny, online=False)
+
+
+def test_too_little_shadow_data_and_bad_sizes_are_refused():
+    x, y, shadow = _data()
+    with pytest.raises(
+        InvalidInputError, match=r"each trains on 41 rows \(shadow rows\), but the shadow data holds only 40"
+    ):
+        _train(x, y, shadow, online=False, reference_size=41)
+    with pytest.raises(
+        InvalidInputError, match=r"each trains on 56 rows \(15 candidates and 41 shadow rows\), .* holds only 40"
+    ):
+        _train(x, y, shadow, reference_size=56)
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(InvalidInputError, match="reference_size: expected a positive integer or None"):
+            _train(x, y, shadow, reference_size=bad)

@@ -4,14 +4,18 @@ adversarial regularisation validate on rows beyond the four parts, never on memb
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
+from labelleak.attacks import create_attack
 from labelleak.data import SplitSizes, four_way_split, public_part, validation_part
 from labelleak.errors import InvalidInputError
 from labelleak.models import ModelSpec, TrainSettings, build_model, init_model
 from labelleak.models import training as training_module
 from labelleak.models.training import train_with_report, validation_size
+from labelleak.pipeline.audit import attack_params
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup import prepare_local
 
@@ -102,3 +106,15 @@ def test_given_validation_rows_are_held_out_and_every_training_row_is_trained_on
     # without them, a seeded tenth of the data is carved out and never trained on (library use)
     _, report = train_with_report(init_model(lambda: build_model(spec), 0), x, y, settings, n_classes=2, progress=False)
     assert report.trained_rows == 36 and len(optimiser_rows[-1][1]) == 36
+
+
+def test_reference_models_train_on_as_many_rows_as_the_target(tmp_path):
+    cfg = _cfg(tmp_path, eval_size=20, lira_models=4)
+    setup = prepare_local(cfg)
+    assert setup.reference_size == 60  # the rows the target trained on, not its 20 member candidates
+    assert replace(setup, target={}).reference_size == 20  # a model labelleak did not train: the member candidates
+    params = attack_params("lira", cfg, setup)
+    assert params["reference_size"] == 60
+    res = create_attack("lira", **params)(setup.score_oracle, setup.x, setup.y, shadow=setup.shadow_data)
+    assert res.extras["reference_size"] == 60 and res.extras["in_models_per_candidate"] == 2
+    assert res.params["reference_size"] == 60

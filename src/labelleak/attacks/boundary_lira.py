@@ -2,8 +2,8 @@
 
 A global threshold on the boundary distance (``boundary-hsja``) cannot tell a member from a sample that sits far
 from the boundary whatever a model is trained on. Boundary-LiRA calibrates each candidate against K reference
-models (:mod:`labelleak.attacks._reference`, shared with LiRA: online, each candidate is IN for about half of
-them; offline, OUT for all):
+models (:mod:`labelleak.attacks._reference`, shared with LiRA, each trained on a random set of the target's size:
+online, each candidate is IN for exactly half of them; offline, OUT for all):
 
 1. the candidate's signed boundary distance d is measured on the target and, with the **same** HopSkipJump
    search, settings, seed and per-candidate budget, on every reference model in process (wrapped as a label
@@ -156,7 +156,7 @@ class BoundaryLiRA(ReferenceModelAttack):
     """Label-only LiRA over the HopSkipJump boundary distance (see the module docstring).
 
     Args:
-        online: candidates are IN for about half of the reference models (else offline: OUT for all).
+        online: candidates are IN for exactly half of the reference models, K even (else offline: OUT for all).
         n_reference: reference models K (the audit's ``lira_models``).
         norm: the search's norm, as in ``boundary-hsja``.
         max_iter: HopSkipJump iterations; the call's per-candidate budget caps the search on the target and on
@@ -167,7 +167,8 @@ class BoundaryLiRA(ReferenceModelAttack):
         gamma: HopSkipJump's binary-search tolerance factor.
         transform: ``"log"`` (default, see above), ``"sqrt"`` or ``"none"``.
         variance: ``"global"`` (default) or ``"per-example"``.
-        shadow_recipe: how reference models are trained; seed: their halves and seeds, and the search's.
+        reference_size: rows each reference model trains on (the target's; ``None``: half the shadow data).
+        shadow_recipe: how reference models are trained; seed: their training sets and seeds, and the search's.
     """
 
     threat_model = "label-only"
@@ -186,9 +187,11 @@ class BoundaryLiRA(ReferenceModelAttack):
         gamma: float = 1.0,
         transform: Transform = "log",
         variance: Variance = "global",
+        reference_size: int | None = None,
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
+        self.reference_size = reference_size
         self.online, self.n_reference, self.norm = online, n_reference, norm
         self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
         self.init_size, self.gamma = init_size, gamma
@@ -292,6 +295,7 @@ class BoundaryLiRA(ReferenceModelAttack):
                 "signed_distance": d_target,
                 "reference_distances": d_ref,
                 "in_models_per_candidate": float(refs.inside.sum(0).mean()),
+                "reference_size": refs.size,
                 "misclassified": int((status == Status.MISCLASSIFIED).sum()),
                 "reference_misclassified": int((ref_status == Status.MISCLASSIFIED).sum()),
                 "reference_failed": int((ref_status == Status.FAILED).sum()),

@@ -189,8 +189,9 @@ class DHAttack(ReferenceModelAttack):
     """Fixed-path boundary distance, scored against a per-sample Gaussian over distilled OUT reference models.
 
     Args:
-        n_reference: reference models, each trained by ``shadow_recipe`` on a random half of the shadow data
-            (train + test) relabelled by the target.
+        n_reference: reference models, each trained by ``shadow_recipe`` on a random subset of the shadow data
+            (train + test) relabelled by the target, ``reference_size`` rows.
+        reference_size: rows each reference model trains on (the target's; ``None``: half the shadow data).
         max_queries: target queries per candidate: one at x, the rest bisection steps along the path.
         min_ratio: the bisection's lower end, as a fraction of the path's length.
         shrinkage: weight (in reference models) of the pooled variance in each candidate's variance.
@@ -207,9 +208,11 @@ class DHAttack(ReferenceModelAttack):
         max_queries: int = 15,
         min_ratio: float = 1e-4,
         shrinkage: float = 1.0,
+        reference_size: int | None = None,
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
+        self.reference_size = reference_size
         self.n_reference, self.max_queries, self.min_ratio = n_reference, max_queries, min_ratio
         self.shrinkage, self.shadow_recipe, self.seed = shrinkage, shadow_recipe, seed
 
@@ -271,6 +274,7 @@ class DHAttack(ReferenceModelAttack):
                 "reference_mean": mu,
                 "reference_std": sigma,
                 "n_reference": refs.k,
+                "reference_size": refs.size,
                 "distill_label_agreement": agreement,
             },
         )

@@ -1,16 +1,17 @@
 """LiRA, the likelihood-ratio attack (Carlini et al., "Membership Inference Attacks From First Principles",
 S&P 2022), online and offline.
 
-K reference models are trained on random halves of a reference pool (:mod:`labelleak.attacks._reference`, shared
-with the other reference-calibrated attacks). For a candidate (x, y) the attack compares
+K reference models, each trained on a random set of the target's training-set size with the target's recipe
+(:mod:`labelleak.attacks._reference`, shared with the other reference-calibrated attacks). For a candidate (x, y)
+the attack compares
 the target's logit-scaled confidence phi = log p_y - log(1 - p_y) (their Eq. 4) with the
 distribution of phi over reference models that did (IN) and did not (OUT) train on x. 1 - p_y is never computed
 as such, which loses every digit once p_y rounds to 1: the target's phi sums its other classes' probabilities, a
 reference model's comes from its logits (log-sum-exp over the other classes).
 
-* online: the pool is the candidates plus the adversary's shadow data, so each candidate is IN for about half of
-  the models; score = log N(phi; mu_in, sigma_in^2) - log N(phi; mu_out, sigma_out^2);
-* offline: the pool is the shadow data only (every model is OUT); score = (phi - mu_out) / sigma_out.
+* online: the models train on the candidates and the adversary's shadow data, each candidate IN for exactly half
+  of them (K even); score = log N(phi; mu_in, sigma_in^2) - log N(phi; mu_out, sigma_out^2);
+* offline: the models train on the shadow data only (every model is OUT); score = (phi - mu_out) / sigma_out.
 
 Means are per candidate; variances are pooled over candidates ("global variance"), which the paper recommends
 when K is small. Deviation: no query augmentations (one score query per candidate).
@@ -63,8 +64,9 @@ def _gauss_logpdf(v: np.ndarray, mu: np.ndarray, sigma: float) -> np.ndarray:
 
 
 class LiRA(ReferenceModelAttack):
-    """Likelihood-ratio attack with ``n_reference`` reference models (``online`` or offline), each trained by
-    ``shadow_recipe``."""
+    """Likelihood-ratio attack with ``n_reference`` reference models (``online`` or offline, where it must be
+    even), each trained by ``shadow_recipe`` on ``reference_size`` rows (the target's training-set size, which the
+    audit fills in; ``None``: half the shadow data)."""
 
     name = "lira"
     threat_model = "scores"
@@ -75,10 +77,11 @@ class LiRA(ReferenceModelAttack):
         *,
         n_reference: int = 8,
         online: bool = True,
+        reference_size: int | None = None,
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
-        self.n_reference, self.online = n_reference, online
+        self.n_reference, self.online, self.reference_size = n_reference, online, reference_size
         self.shadow_recipe, self.seed = shadow_recipe, seed
 
     def _check_oracle(self, oracle: LabelOracle) -> None:
@@ -103,10 +106,13 @@ class LiRA(ReferenceModelAttack):
                 "n_reference": self.n_reference,
                 "online": self.online,
                 "in_models_per_candidate": float(inside.sum(0).mean()),
+                "reference_size": refs.size,
             },
         )
 
     def _score(self, phi: np.ndarray, phis: np.ndarray, inside: np.ndarray) -> np.ndarray:
+        # a candidate without OUT (or IN) models cannot come from the shared reference models, whose online pairs
+        # keep every candidate IN for exactly half of them; the guards only keep a hand-made mask finite
         out_count = (~inside).sum(0)
         mu_out = np.where(out_count > 0, (phis * ~inside).sum(0) / np.maximum(out_count, 1), phis.mean(0))
         sigma_out = max(float(np.sqrt(((phis - mu_out) ** 2 * ~inside).sum() / max((~inside).sum(), 1))), 1e-6)

@@ -2,8 +2,8 @@
 
 Each registration also says which audit settings the attack takes (``settings``), so that adding an attack is
 one :func:`register_attack` call: :func:`audit_params` builds its constructor arguments from an audit's
-configuration. The audit's ``seed`` and ``shadow_recipe`` go to every attack whose constructor takes them,
-without being listed.
+configuration. The audit's ``seed``, ``shadow_recipe`` and ``reference_size`` (the target's training-set size, for
+reference models) go to every attack whose constructor takes them, without being listed.
 """
 
 from __future__ import annotations
@@ -57,8 +57,11 @@ AUDIT_SETTINGS: dict[str, AuditSetting] = {
     "smoothing_alpha": AuditSetting("alpha", _key("smoothing_alpha")),
     "relabel": AuditSetting("relabel", _key("relabel")),
     "relabel_epochs": AuditSetting("relabel_epochs", _key("relabel_epochs")),
+    # not a configuration key: the audit's setup knows it (rows the target trained on); absent, the attack's default
+    "reference_size": AuditSetting("reference_size", lambda config: config.get("reference_size")),
 }
-_AUTOMATIC = ("seed", "shadow_recipe")  # given to every attack whose constructor has a parameter of that name
+# given to every attack whose constructor has a parameter of that name
+_AUTOMATIC = ("seed", "shadow_recipe", "reference_size")
 
 
 @dataclass(frozen=True)
@@ -120,7 +123,8 @@ def audit_params(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
     """Constructor arguments of the attack ``name`` read from an audit's configuration.
 
     ``config`` maps the audit configuration's keys (``AuditConfig.to_dict()``) to their values, plus
-    ``adversary_arch``: the architecture of the adversary's own models.
+    ``adversary_arch``: the architecture of the adversary's own models, and optionally ``reference_size``: the
+    rows each reference model trains on (the target's training-set size).
     """
     return {AUDIT_SETTINGS[s].param: AUDIT_SETTINGS[s].read(config) for s in _entry(name).settings}
 

@@ -10,10 +10,12 @@ Pr(x) its average over reference models (:mod:`labelleak.attacks._reference`):
 * offline (default, registered as ``rmia``): reference models never see the candidates, so only the OUT mean
   Pr_OUT(x) is known; the paper's linear approximation gives Pr(x) = ((1 + a) Pr_OUT(x) + (1 - a)) / 2, with
   ``a`` in [0, 1] (``offline_a``; the paper tunes it per dataset on a reference model);
-* online: Pr(x) is the mean over all reference models (x is IN for about half of them).
+* online: Pr(x) is the mean over all reference models (x is IN for exactly half of them).
 
-A population sample z is IN for about half of the reference models either way (they train on halves of the
-shadow data), so Pr(z) is the plain mean over all of them. The target is asked once per candidate (charged to the
+Each reference model trains on a random set of the target's training-set size: offline, drawn from the shadow
+data, so a population sample z is IN for a share of the models (half of them when the shadow data is twice the
+target's size); online, on half the candidates filled up with shadow rows, so z is IN only where a fill took it.
+Pr(z) is the plain mean over all of them either way. The target is asked once per candidate (charged to the
 candidate) and once per population sample (setup queries). Deviation: ties, which the fraction makes common at the
 low-FPR end, are broken by the candidate's own ratio Pr(x | theta) / Pr(x): score = (count + tanh(log ratio) / 2)
 / |Z|, which keeps the order of the counts.
@@ -57,6 +59,7 @@ class RMIA(ReferenceModelAttack):
         offline_a: the paper's ``a`` for the offline approximation of Pr(x).
         gamma: the LR threshold (the paper's gamma; 1 by default).
         n_population: population samples z drawn (seeded) from the shadow data; ``None``: all of it.
+        reference_size: rows each reference model trains on (the target's; ``None``: half the shadow data).
     """
 
     threat_model = "scores"
@@ -70,11 +73,12 @@ class RMIA(ReferenceModelAttack):
         offline_a: float = 0.3,
         gamma: float = 1.0,
         n_population: int | None = None,
+        reference_size: int | None = None,
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
         self.online, self.n_reference, self.offline_a = online, n_reference, offline_a
-        self.gamma, self.n_population = gamma, n_population
+        self.gamma, self.n_population, self.reference_size = gamma, n_population, reference_size
         self.shadow_recipe, self.seed = shadow_recipe, seed
 
     def _check_oracle(self, oracle: LabelOracle) -> None:
@@ -122,6 +126,7 @@ class RMIA(ReferenceModelAttack):
                 "n_reference": refs.k,
                 "online": self.online,
                 "n_population": len(z),
+                "reference_size": refs.size,
                 "log_ratio": np.log(np.maximum(ratio_x, _EPS)),
             },
         )

@@ -14,8 +14,9 @@ Taken from the paper and its official code (facts only):
 
 Deviations and additions (ours):
 
-* the shadow models are the shared reference models (:mod:`labelleak.attacks._reference`, random halves of the
-  pool; online, each candidate is IN for about half of them) instead of IN/OUT models trained per candidate;
+* the shadow models are the shared reference models (:mod:`labelleak.attacks._reference`, random sets of the
+  target's size; online, each candidate is IN for exactly half of them) instead of IN/OUT models trained per
+  candidate;
 * losses are means over a candidate's IN and over its OUT models, weighted ``1 : alpha`` and divided by
   ``1 + alpha`` so that ``loss_threshold`` means the same for any K; steps are normalised-gradient L2 steps of
   ``step_size * span * sqrt(D)`` clipped to the oracle's bounds (the official code takes plain gradient steps and
@@ -130,12 +131,13 @@ class YOQO(ReferenceModelAttack):
 
     Args:
         n_reference: reference models (shared with LiRA: same recipe, seed and data give the same models).
-        online: candidates are in the reference pool (IN for about half the models) or not (OUT only).
+        online: candidates are in the reference pool (IN for exactly half the models; K even) or not (OUT only).
         alpha: weight of the OUT term (online) or of the closeness term (offline); default 2 online, 5 offline.
         step_size: L2 step per iteration as a fraction of the input box's diameter.
         max_steps: optimisation steps at most.
         loss_threshold: a candidate stops once its (normalised) loss is at most this.
         batch_size: candidates crafted together (bounds memory; rows are independent, so it changes nothing else).
+        reference_size: rows each reference model trains on (the target's; ``None``: half the shadow data).
         seed: seeds the reference models.
     """
 
@@ -152,9 +154,11 @@ class YOQO(ReferenceModelAttack):
         max_steps: int = 50,
         loss_threshold: float = 0.5,
         batch_size: int = 256,
+        reference_size: int | None = None,
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
     ) -> None:
+        self.reference_size = reference_size
         self.n_reference, self.online, self.alpha = n_reference, online, alpha
         self.step_size, self.max_steps, self.loss_threshold = step_size, max_steps, loss_threshold
         self.batch_size, self.shadow_recipe, self.seed = batch_size, shadow_recipe, seed
@@ -222,6 +226,7 @@ class YOQO(ReferenceModelAttack):
                 "craft_loss": loss.numpy(),
                 "perturbation_l2": (crafted - x).flatten(1).norm(dim=1).numpy(),
                 "in_models_per_candidate": float(refs.inside.sum(0).mean()),
+                "reference_size": refs.size,
                 "alpha": alpha,
             },
         )

@@ -61,6 +61,13 @@ class AuditSetup:
     inputs_fingerprint: str | None = None  # the auditor's own data (and target), keyed into checkpoints
     remote: RemoteOracle | None = None  # the remote target's oracle, for its spend statistics
 
+    @property
+    def reference_size(self) -> int:
+        """Rows each reference model trains on, to mimic the target: the rows it was trained on
+        (``target["trained_rows"]``) when labelleak trained it, else the number of member candidates."""
+        trained = self.target.get("trained_rows")
+        return int(trained) if trained else int(self.is_member.sum())
+
 
 def auto_arch(cfg: AuditConfig, input_shape: tuple[int, ...]) -> str:
     """``auto`` means mlp for tabular data and small images, cnn7 for images of 16x16 and more."""
