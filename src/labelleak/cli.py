@@ -135,7 +135,7 @@ def audit(
     max_retry_wait: float | None = typer.Option(
         None, help="Ceiling of one wait between attempts, Retry-After included (60)."
     ),
-    max_total_queries: int | None = typer.Option(None, help="Cap on all target queries of the audit, setup included."),
+    max_total_queries: int | None = typer.Option(None, help="Cap on all samples sent to the target, retries included."),
     estimate: bool = typer.Option(False, "--estimate", help="Print the queries each attack will spend, then exit."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
     fresh: bool = typer.Option(

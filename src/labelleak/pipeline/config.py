@@ -85,7 +85,7 @@ class AuditConfig:
     timeout: float = 30.0  # seconds to wait for one answer
     retries: int = 8  # attempts after the first, on connection errors, 429 and 5xx
     max_retry_wait: float = 60.0  # ceiling of one wait between attempts (Retry-After included)
-    max_total_queries: int | None = None  # cap on every query the target answers in this audit, setup included
+    max_total_queries: int | None = None  # cap on every sample sent to the target (retries, setup included)
     defense: str = "none"  # training/output defense of the target, e.g. "l2=5e-4", "dp=8", "memguard"
     checkpoint: bool = True  # journal target answers and finished attacks under OUT/checkpoint
     resume: bool = False
