@@ -4,8 +4,10 @@ wall time of a remote audit at several concurrencies against a server with injec
     .venv/bin/python bench/bench_http.py --samples 200000 --batch 4096
     .venv/bin/python bench/bench_http.py --audit --latency 0.02 --batch 256 --concurrency 1,4,16
 
-Starts the server in this process's background thread on a free loopback port, with the default audit's digits
-target (trained or loaded from the cache). The first form reports samples per second for both oracles on the same
+Serves the default audit's digits target (trained or loaded from the cache) on a free loopback port: with
+``--server process`` (the default) as ``labelleak serve`` in a process of its own, as a real service runs, so the
+server does not share the client's interpreter; with ``--server thread`` in a background thread of this process.
+The first form reports samples per second for both oracles on the same
 inputs, plus the ratio. ``--audit`` instead serves the target with ``--latency`` seconds added to every
 prediction (not blocking the server: it waits on the event loop) and ``--batch`` samples per request at most, runs
 the same remote boundary-hsja audit at each concurrency, and reports its wall time, the speed-up over
@@ -19,6 +21,8 @@ from __future__ import annotations
 import argparse
 import json
 import socket
+import subprocess
+import sys
 import threading
 import time
 
@@ -49,13 +53,51 @@ def _serve(local, batch: int, latency: float = 0.0) -> tuple[uvicorn.Server, int
     return server, port
 
 
+class _ServerProcess:
+    """``labelleak serve`` on a free loopback port in its own process; ``should_exit = True`` stops it."""
+
+    def __init__(self, model_dir: str, batch: int, latency: float) -> None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        command = [sys.executable, "-m", "labelleak.cli", "serve", "--model", model_dir, "--port", str(self.port)]
+        command += ["--max-batch", str(batch), "--latency", str(latency)]
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                    break
+            except OSError:
+                if self.process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("labelleak serve did not start") from None
+                time.sleep(0.1)
+
+    @property
+    def should_exit(self) -> bool:
+        return self.process.poll() is not None
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        if value:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+
+
+def _start(args: argparse.Namespace, setup, latency: float = 0.0) -> tuple[object, int]:
+    if args.server == "process":
+        proc = _ServerProcess(str(setup.target["model_dir"]), args.batch, latency)
+        return proc, proc.port
+    return _serve(setup.oracle, args.batch, latency)
+
+
 def bench_audit(args: argparse.Namespace) -> None:
     """Wall time of one remote audit per concurrency, against the served digits target with injected latency."""
     import tempfile
     from pathlib import Path
 
     setup = prepare(make_config(progress=False))
-    server, port = _serve(setup.oracle, args.batch, args.latency)
+    server, port = _start(args, setup, args.latency)
     n = args.candidates
     rows, reference = [], None
     with tempfile.TemporaryDirectory() as tmp:
@@ -102,7 +144,8 @@ def bench_audit(args: argparse.Namespace) -> None:
         r["speedup"] = round(base / r["seconds"], 2)
         r["speedup_per_k"] = round(r["speedup"] / r["concurrency"], 2)
         r["attack_speedup"] = round(base_attack / r["attack_seconds"], 2)
-    print(json.dumps({"latency_s": args.latency, "batch": args.batch, "candidates": 2 * n, "runs": rows}, indent=2))
+    summary = {"server": args.server, "latency_s": args.latency, "batch": args.batch, "candidates": 2 * n}
+    print(json.dumps({**summary, "runs": rows}, indent=2))
     print("| concurrency | audit s | attack s | requests | speed-up | per K | attack speed-up | same scores |")
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -121,13 +164,14 @@ def main() -> None:
     ap.add_argument("--concurrency", type=lambda s: [int(v) for v in s.split(",")], default=[1, 4, 16])
     ap.add_argument("--candidates", type=int, default=100, help="--audit: members and non-members each")
     ap.add_argument("--queries", type=int, default=500, help="--audit: per-candidate budget")
+    ap.add_argument("--server", choices=("process", "thread"), default="process", help="where the server runs")
     args = ap.parse_args()
     if args.audit:
         bench_audit(args)
         return
     setup = prepare(make_config(progress=False))
     local = setup.oracle
-    server, port = _serve(local, args.batch)
+    server, port = _start(args, setup)
     remote = HttpOracle(f"http://127.0.0.1:{port}", batch_size=args.batch)
     x = np.random.default_rng(0).uniform(0, 1, (args.samples, *local.input_shape)).astype(np.float32)
     rates = {}

@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# The benchmark's own environment: CPU torch 2.13.0, IBM ART 1.20.1 and labelleak (editable).
+# The benchmark's own environment: CPU torch 2.13.0, IBM ART 1.20.1 and labelleak (editable), every package at the
+# exact version of constraints.txt and bench/constraints-art.txt (ART imports `packaging` without declaring it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-python3 -m venv bench/.venv-art
-bench/.venv-art/bin/python -m pip install --quiet "torch==2.13.0"
-bench/.venv-art/bin/python -m pip install --quiet "adversarial-robustness-toolbox==1.20.1" -e .
+PY=${PYTHON:-python3.11}
+command -v "$PY" >/dev/null 2>&1 || PY=python3
+if [ ! -x bench/.venv-art/bin/python ]; then "$PY" -m venv bench/.venv-art; fi
+PIP="bench/.venv-art/bin/python -m pip install --quiet -c constraints.txt -c bench/constraints-art.txt"
+$PIP "torch==2.13.0"
+$PIP adversarial-robustness-toolbox packaging six tqdm setuptools -e .
+bench/.venv-art/bin/python -c "import art, art.attacks.evasion; print('ART', art.__version__, 'imports')"
