@@ -448,11 +448,13 @@ def test_outage_exits_3_with_the_resume_command(tmp_path):
         "0.01",
         "--out",
         str(tmp_path / "out"),
+        "--fresh",
         "--quiet",
     )
     assert proc.returncode == 3, proc.stderr
     assert "remote target unavailable" in proc.stderr and "gave up after 2 attempts" in proc.stderr
-    assert "--resume" in proc.stderr.splitlines()[-1] and f"--out {tmp_path / 'out'}" in proc.stderr
+    command = proc.stderr.splitlines()[-1]  # continues the run: --fresh again would delete what it journaled
+    assert "--resume" in command and "--fresh" not in command and f"--out {tmp_path / 'out'}" in proc.stderr
 
 
 def test_remote_options_are_validated_together():

@@ -53,7 +53,7 @@ def _outage(exc: Exception, *, journaled: bool) -> None:
 
     _err.print(f"[bold red]error:[/] remote target unavailable: {exc}", highlight=False, soft_wrap=True)
     if journaled:
-        args = [a for a in sys.argv[1:] if a != "--resume"]
+        args = [a for a in sys.argv[1:] if a not in ("--resume", "--fresh")]  # --fresh again would delete them
         _err.print(
             "the answers received so far are journaled; when the target is back, continue with:\n  "
             + shlex.join(["labelleak", *args, "--resume"]),
