@@ -131,9 +131,12 @@ def audit(
     ),
     concurrency: int | None = typer.Option(None, help="Requests in flight against a remote target (default 1)."),
     timeout: float | None = typer.Option(None, help="Seconds to wait for one answer (default 30)."),
-    retries: int | None = typer.Option(None, help="Attempts after the first on errors, 429 and 5xx (default 8)."),
+    retries: int | None = typer.Option(None, help="At most this many attempts after the first (default 30)."),
     max_retry_wait: float | None = typer.Option(
         None, help="Ceiling of one wait between attempts, Retry-After included (60)."
+    ),
+    retry_window: float | None = typer.Option(
+        None, help="Seconds of waiting between attempts before the target counts as down (default 60)."
     ),
     max_total_queries: int | None = typer.Option(None, help="Cap on all samples sent to the target, retries included."),
     estimate: bool = typer.Option(False, "--estimate", help="Print the queries each attack will spend, then exit."),
@@ -199,6 +202,7 @@ def audit(
             timeout=timeout,
             retries=retries,
             max_retry_wait=max_retry_wait,
+            retry_window=retry_window,
             max_total_queries=max_total_queries,
             resume=True if resume else None,
             fresh=True if fresh else None,

@@ -33,6 +33,7 @@ _VOLATILE = {
     "timeout",
     "retries",
     "max_retry_wait",
+    "retry_window",
     "max_total_queries",
 }
 

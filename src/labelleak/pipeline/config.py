@@ -83,8 +83,9 @@ class AuditConfig:
     rest_spec: str | None = None  # rest: YAML file describing the API (url, headers, body, labels path, ...)
     concurrency: int = 1  # requests in flight against a remote target
     timeout: float = 30.0  # seconds to wait for one answer
-    retries: int = 8  # attempts after the first, on connection errors, 429 and 5xx
+    retries: int = 30  # at most this many attempts after the first, on connection errors, 429 and 5xx
     max_retry_wait: float = 60.0  # ceiling of one wait between attempts (Retry-After included)
+    retry_window: float = 60.0  # seconds of waiting between attempts before the target counts as down
     max_total_queries: int | None = None  # cap on every sample sent to the target (retries, setup included)
     defense: str = "none"  # training/output defense of the target, e.g. "l2=5e-4", "dp=8", "memguard"
     checkpoint: bool = True  # journal target answers and finished attacks under OUT/checkpoint
@@ -222,7 +223,7 @@ class AuditConfig:
             found.append(f"concurrency: expected a positive integer, got {self.concurrency!r}")
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) or self.retries < 0:
             found.append(f"retries: expected a non-negative integer, got {self.retries!r}")
-        for key in ("timeout", "max_retry_wait"):
+        for key in ("timeout", "max_retry_wait", "retry_window"):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or not v > 0:
                 found.append(f"{key}: expected a positive number of seconds, got {v!r}")

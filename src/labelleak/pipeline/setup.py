@@ -309,7 +309,9 @@ def connect_remote(cfg: AuditConfig) -> RemoteOracle:
     from labelleak.oracle.remote.transport import RetryPolicy, Transport
     from labelleak.oracle.remote.v2 import V2Oracle
 
-    policy = RetryPolicy(timeout=cfg.timeout, retries=cfg.retries, max_wait=cfg.max_retry_wait)
+    policy = RetryPolicy(
+        timeout=cfg.timeout, retries=cfg.retries, max_wait=cfg.max_retry_wait, window=cfg.retry_window
+    )
     if cfg.protocol == "rest":
         assert cfg.rest_spec is not None
         return RestOracle.from_spec(RestSpec.load(cfg.rest_spec), policy=policy, concurrency=cfg.concurrency)

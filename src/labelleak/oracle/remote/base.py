@@ -26,6 +26,17 @@ from labelleak.oracle.base import AnswerJournal, LabelOracle
 from labelleak.oracle.remote.transport import Transport
 
 
+def decode_json(response: httpx.Response, where: str) -> Any:
+    """The JSON of an answer, or one RemoteOracleError when the service sent something else (HTML, text, JSON
+    nested too deep for the parser)."""
+    try:
+        return response.json()
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        kind = "JSON nested too deeply" if isinstance(exc, RecursionError) else "not JSON"
+        start = response.text[:60].replace("\n", " ") if not isinstance(exc, RecursionError) else ""
+        raise RemoteOracleError(f"{where}: the answer is {kind}" + (f" ({start!r}...)" if start else "")) from None
+
+
 def labels_from_output(values: Any, n: int, *, where: str) -> np.ndarray:
     """Labels for ``n`` samples from a decoded answer: ``n`` labels as they are, or ``n`` rows of scores reduced by
     argmax here, on the client (the scores themselves are dropped, never stored)."""
@@ -39,7 +50,11 @@ def labels_from_output(values: Any, n: int, *, where: str) -> np.ndarray:
             raise RemoteOracleError(f"{where}: expected integer class labels, got non-integer values")
         return flat.astype(np.int64)
     if arr.ndim >= 2 and arr.shape[0] == n and arr.size > n:
-        return arr.reshape(n, -1).argmax(axis=1).astype(np.int64)
+        scores = arr.reshape(n, -1)
+        bad = ~np.isfinite(scores).all(axis=1)
+        if bad.any():  # argmax of a NaN row is class 0: a silent, wrong label
+            raise RemoteOracleError(f"{where}: the scores of {int(bad.sum())} of {n} samples are NaN or infinite")
+        return scores.argmax(axis=1).astype(np.int64)
     raise RemoteOracleError(f"{where}: expected {n} labels or {n} rows of scores, got shape {arr.shape}")
 
 

@@ -11,7 +11,7 @@ import io
 import numpy as np
 
 from labelleak.errors import RemoteOracleError
-from labelleak.oracle.remote.base import RemoteOracle, labels_from_output
+from labelleak.oracle.remote.base import RemoteOracle, decode_json, labels_from_output
 from labelleak.oracle.remote.transport import Transport
 
 
@@ -27,7 +27,7 @@ class LabelleakOracle(RemoteOracle):
     protocol = "labelleak"
 
     def __init__(self, transport: Transport, *, batch_size: int = 1024, max_queries: int | None = None) -> None:
-        info = transport.request("GET", "/info").json()
+        info = decode_json(transport.request("GET", "/info"), f"{transport.base_url}/info")
         try:
             shape, bounds, n_classes = tuple(info["input_shape"]), tuple(info["bounds"]), int(info["n_classes"])
             max_batch = int(info.get("max_batch", batch_size))
@@ -47,7 +47,7 @@ class LabelleakOracle(RemoteOracle):
             len(chunk), "POST", "/predict", content=encode_npy(chunk), headers={"Content-Type": "application/x-npy"}
         )
         try:
-            labels = response.json()["labels"]
-        except (KeyError, TypeError, ValueError) as exc:
+            labels = decode_json(response, f"{self.url}/predict")["labels"]
+        except (KeyError, TypeError) as exc:
             raise RemoteOracleError(f"{self.url}/predict: malformed answer ({exc!r})") from None
         return labels_from_output(labels, len(chunk), where=f"{self.url}/predict")

@@ -35,7 +35,7 @@ import numpy as np
 import yaml
 
 from labelleak.errors import DataFileError, InvalidInputError, RemoteOracleError
-from labelleak.oracle.remote.base import RemoteOracle, labels_from_output
+from labelleak.oracle.remote.base import RemoteOracle, decode_json, labels_from_output
 from labelleak.oracle.remote.transport import RetryPolicy, Transport
 
 PLACEHOLDER = "$inputs"
@@ -240,7 +240,7 @@ class RestOracle(RemoteOracle):
         body = _fill(self.spec.body, rows.tolist())
         answer = self._request(len(chunk), self.spec.method, self.spec.url, json=body)
         try:
-            values = follow(answer.json(), self._steps)
+            values = follow(decode_json(answer, self.url), self._steps)
         except (LookupError, TypeError, ValueError) as exc:
             raise RemoteOracleError(f"{self.url}: labels not found at {self.spec.labels!r} ({exc})") from None
         return labels_from_output(values, len(chunk), where=self.url)

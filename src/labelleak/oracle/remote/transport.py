@@ -3,9 +3,11 @@
 A request is retried on connection errors, timeouts, 429 and 5xx answers. The wait before attempt ``k`` is drawn
 uniformly from ``[0, min(backoff * 2**k, max_wait)]`` ("full jitter", so many clients do not retry in step),
 unless the server sent ``Retry-After`` (seconds or an HTTP date), which is honoured up to ``max_wait``. Other 4xx
-answers are the caller's fault and raise at once with the server's message. When the retries run out the
-target is taken to be down: :class:`RemoteOutageError`, which the CLI turns into exit code 3 and a ``--resume``
-hint (the journal keeps every answer received so far).
+answers are the caller's fault and raise at once with the server's message. Retries stop after ``window`` seconds
+of waiting (default 60, enough for a typical server restart: the old count of 8 retries waited 6-13 s, and a 9 s
+restart used them all) or ``retries`` attempts, whichever comes first. Then the target is taken to be down:
+:class:`RemoteOutageError`, which the CLI turns into exit code 3 and a ``--resume`` hint (the journal keeps every
+answer received so far).
 """
 
 from __future__ import annotations
@@ -37,9 +39,10 @@ class RetryPolicy:
     """How long to wait for one answer (``timeout``), how often to try again, and how long to wait in between."""
 
     timeout: float = 30.0
-    retries: int = 8
+    retries: int = 30  # at most this many attempts after the first
     backoff: float = 0.05  # first backoff ceiling in seconds; doubled at each attempt
     max_wait: float = 60.0  # ceiling of any single wait, Retry-After included
+    window: float = 60.0  # seconds of waiting between attempts before giving up: covers a typical server restart
 
     def problems(self) -> list[str]:
         found = []
@@ -51,6 +54,8 @@ class RetryPolicy:
             found.append(f"backoff: expected a non-negative number of seconds, got {self.backoff!r}")
         if not self.max_wait >= 0:
             found.append(f"max_retry_wait: expected a non-negative number of seconds, got {self.max_wait!r}")
+        if not self.window >= 0:
+            found.append(f"retry_window: expected a non-negative number of seconds, got {self.window!r}")
         return found
 
 
@@ -176,6 +181,7 @@ class Transport:
         ``before_attempt`` runs before every attempt, the first and each retry: a timed-out request may still have
         been answered and billed, so that is where samples are charged (and where a budget refuses a retry)."""
         where = path if path.startswith(("http://", "https://")) else f"{self.base_url}{path}"
+        waited = 0.0
         for attempt in range(self.policy.retries + 1):
             asked = None
             if before_attempt is not None:
@@ -194,9 +200,14 @@ class Transport:
                     raise InvalidInputError(f"{where}: {response.status_code} {_detail(response)}")
                 failure = f"HTTP {response.status_code}"
                 asked = retry_after_seconds(response.headers.get("Retry-After"))
-            if attempt == self.policy.retries:
-                raise RemoteOutageError(f"{where}: gave up after {self.policy.retries + 1} attempts ({failure})")
-            wait = self._wait(attempt, asked)
+            remaining = self.policy.window - waited
+            if attempt == self.policy.retries or remaining <= 0:
+                raise RemoteOutageError(
+                    f"{where}: gave up after {attempt + 1} attempts and {waited:.1f} s of waiting ({failure}); "
+                    "--retry-window sets how long to wait"
+                )
+            wait = min(self._wait(attempt, asked), remaining)
+            waited += wait
             self.stats.add(wait=wait)
             self._sleep(wait)
         raise AssertionError("unreachable")

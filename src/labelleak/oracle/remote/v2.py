@@ -20,7 +20,7 @@ from urllib.parse import quote
 import numpy as np
 
 from labelleak.errors import InvalidInputError, RemoteOracleError
-from labelleak.oracle.remote.base import RemoteOracle, labels_from_output
+from labelleak.oracle.remote.base import RemoteOracle, decode_json, labels_from_output
 from labelleak.oracle.remote.transport import Transport
 
 FLOAT_TYPES = {"FP16", "FP32", "FP64"}
@@ -55,7 +55,7 @@ class V2Oracle(RemoteOracle):
             raise InvalidInputError("the v2 protocol needs --model-name NAME (the model's name on the server)")
         self.model_name = model_name
         self.path = f"/v2/models/{quote(model_name, safe='')}"
-        meta = transport.request("GET", self.path).json()
+        meta = decode_json(transport.request("GET", self.path), f"{transport.base_url}{self.path}")
         if not isinstance(meta, dict):
             raise RemoteOracleError(f"{transport.base_url}{self.path}: expected a metadata object")
         inputs = meta.get("inputs") or [{}]
@@ -110,7 +110,7 @@ class V2Oracle(RemoteOracle):
 
     def _send(self, chunk: np.ndarray) -> np.ndarray:
         where = f"{self.url}{self.path}/infer"
-        answer = self._request(len(chunk), "POST", f"{self.path}/infer", json=self._body(chunk)).json()
+        answer = decode_json(self._request(len(chunk), "POST", f"{self.path}/infer", json=self._body(chunk)), where)
         try:
             output = answer["outputs"][0]
             values = np.asarray(output["data"], dtype=np.float64)
