@@ -8,12 +8,13 @@ import hashlib
 import json
 import os
 import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from labelleak.errors import InvalidInputError
+from labelleak.errors import DataFileError, InvalidInputError
 from labelleak.oracle.cache import read_journal
 from labelleak.report.files import jsonable
 
@@ -61,6 +62,30 @@ def saved_answers(folder: Path) -> int:
     return sum(read_journal(p).answers for p in journals if p.is_file())
 
 
+def _write_atomically(path: Path, text: str) -> None:
+    """Write ``text`` to a temporary file, sync it and rename it over ``path``: a crash or a full disk leaves the
+    old file or none, never an empty one (an empty config.json used to make every --resume crash)."""
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("w", encoding="utf-8") as fh:
+        fh.write(text)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    """A checkpoint file, or one error naming it and the way out when it is unreadable."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise DataFileError(
+            f"{path}: the checkpoint is damaged ({type(exc).__name__}); rerun with --fresh to start over"
+        ) from None
+    if not isinstance(data, dict):
+        raise DataFileError(f"{path}: the checkpoint is damaged (not a JSON object); rerun with --fresh to start over")
+    return data
+
+
 class Checkpoint:
     """The folder ``OUT/checkpoint``: ``config.json``, ``journal.bin`` and ``done/<attack>.{json,npz}``.
 
@@ -74,7 +99,7 @@ class Checkpoint:
         fingerprint = hashlib.sha256(json.dumps(run_identity(config), sort_keys=True, default=str).encode()).hexdigest()
         meta = self.folder / "config.json"
         if resume and meta.is_file():
-            saved = json.loads(meta.read_text()).get("fingerprint")
+            saved = _read_json(meta).get("fingerprint")
             if saved != fingerprint:
                 raise InvalidInputError(
                     f"--resume: the options differ from those of the run saved in {self.folder}; rerun with the "
@@ -89,7 +114,7 @@ class Checkpoint:
                 )
             shutil.rmtree(self.folder)
         (self.folder / "done").mkdir(parents=True, exist_ok=True)
-        meta.write_text(json.dumps({"fingerprint": fingerprint, "config": jsonable(config)}, indent=2))
+        _write_atomically(meta, json.dumps({"fingerprint": fingerprint, "config": jsonable(config)}, indent=2))
 
     @property
     def journal(self) -> Path:
@@ -113,8 +138,11 @@ class Checkpoint:
         entry, arrays = self._paths(name)
         if not (entry.is_file() and arrays.is_file()):
             return None
-        with np.load(arrays, allow_pickle=False) as z:
-            return json.loads(entry.read_text()), {k: z[k] for k in z.files}
+        try:
+            with np.load(arrays, allow_pickle=False) as z:
+                return _read_json(entry), {k: z[k] for k in z.files}
+        except (OSError, ValueError, zipfile.BadZipFile):
+            return None  # torn by a crash or a full disk: the attack runs again
 
     def save(self, name: str, entry: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
         """Store a finished attack atomically (arrays first, the entry last marks it complete)."""
@@ -123,6 +151,4 @@ class Checkpoint:
         payload: dict[str, Any] = dict(arrays)  # Any: numpy's stub would match a key against allow_pickle
         np.savez(tmp, **payload)
         os.replace(tmp, arrays_path)
-        tmp_entry = entry_path.with_suffix(".tmp")
-        tmp_entry.write_text(json.dumps(jsonable(entry)))
-        os.replace(tmp_entry, entry_path)
+        _write_atomically(entry_path, json.dumps(jsonable(entry)))
