@@ -233,3 +233,31 @@ def test_map_keeps_at_most_workers_jobs_in_flight(ray_local, workers):
     spans = RayExecutor(workers=workers).map(_stamped, [0.4] * 4)
     most = max(sum(s <= start < e for s, e in spans) for start, _ in spans)  # jobs running at any job's start
     assert most <= workers  # the 2-CPU instance would otherwise run two 1-CPU jobs at once for workers=1
+
+
+@pytest.mark.parametrize("kind", ["onnx", "pt2", "torchscript"])
+def test_model_files_travel_to_the_workers_as_files_and_give_the_local_arrays(ray_local, world, kind, tmp_path):
+    """An ONNX session or an exported program cannot be pickled: the oracle travels as the way to reopen its file
+    (a 200-line serialisation traceback before)."""
+    import torch
+
+    from _distributed_world import HSJA
+
+    from labelleak.oracle.files import load_target
+
+    net, example = world["model"].eval(), torch.rand(2, *SHAPE)
+    path = tmp_path / {"onnx": "m.onnx", "pt2": "m.pt2", "torchscript": "m.ts"}[kind]
+    if kind == "onnx":
+        pytest.importorskip("onnxruntime")
+        torch.onnx.export(net, (example,), str(path), input_names=["x"], dynamic_axes={"x": {0: "n"}}, dynamo=False)
+    elif kind == "pt2":
+        ep = torch.export.export(net, (example,), dynamic_shapes=({0: torch.export.Dim("batch")},))
+        torch.export.save(ep, path)
+    else:
+        torch.jit.save(torch.jit.trace(net, example), path)
+    attack = create_attack("boundary-hsja", **HSJA)
+    here, there = load_target(path, input_shape=SHAPE), load_target(path, input_shape=SHAPE)
+    local = LocalExecutor().run_attack(attack, here, world["x"], world["y"], max_queries_per_sample=120)
+    remote = RayExecutor(workers=2).run_attack(attack, there, world["x"], world["y"], max_queries_per_sample=120)
+    assert arrays(remote) == arrays(local)
+    assert there.queries == here.queries > 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import zipfile
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -195,7 +196,41 @@ def load_target(
     ``input_shape`` and ``bounds`` describe the natural input space the attacks search in (channels first);
     ``preprocess`` what the model expects on top; ``output`` which ONNX output holds the labels or scores.
     """
-    p = Path(path)
+    oracle = _open_target(
+        Path(path),
+        input_shape=input_shape,
+        n_classes=n_classes,
+        bounds=bounds,
+        preprocess=preprocess,
+        output=output,
+        trust=trust,
+        max_queries=max_queries,
+    )
+    if isinstance(oracle, ForwardOracle):
+        oracle.reopen = partial(
+            load_target,
+            str(path),
+            input_shape=oracle.input_shape,
+            n_classes=oracle.n_classes,
+            bounds=bounds,
+            preprocess=preprocess,
+            output=output,
+            trust=trust,
+        )
+    return oracle
+
+
+def _open_target(
+    p: Path,
+    *,
+    input_shape: tuple[int, ...] | None,
+    n_classes: int | None,
+    bounds: tuple[float, float],
+    preprocess: Preprocessing | None,
+    output: str | None,
+    trust: tuple[str, ...],
+    max_queries: int | None,
+) -> LabelOracle:
     pre = preprocess or Preprocessing()
     shape = tuple(int(d) for d in input_shape) if input_shape is not None else None
     common: dict[str, Any] = {"bounds": bounds, "preprocess": pre, "max_queries": max_queries}

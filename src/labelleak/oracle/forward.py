@@ -73,6 +73,21 @@ class ForwardOracle(LabelOracle):
         self.forward = forward
         self.name = name
 
+    reopen: Callable[[], LabelOracle] | None = None  # set by load_target: how a copy elsewhere opens the file again
+
+    def __reduce_ex__(self, protocol: Any) -> str | tuple[Any, ...]:
+        """A model-file oracle travels (to a Ray worker, another process) as the way to open its file again, with
+        its counters: an ONNX session or an exported program cannot be pickled, and need not be."""
+        if self.reopen is None:
+            return super().__reduce_ex__(protocol)
+        return (_reopened, (self.reopen, self.queries, self.max_queries))
+
     def _predict(self, x: torch.Tensor) -> torch.Tensor:
         model_input = self.preprocess(x).numpy()
         return torch.from_numpy(labels_from_output(self.forward(model_input), len(x), self.n_classes, name=self.name))
+
+
+def _reopened(reopen: Callable[[], LabelOracle], queries: int, max_queries: int | None) -> LabelOracle:
+    oracle = reopen()
+    oracle.queries, oracle.max_queries = queries, max_queries
+    return oracle
