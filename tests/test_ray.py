@@ -240,7 +240,6 @@ def test_model_files_travel_to_the_workers_as_files_and_give_the_local_arrays(ra
     """An ONNX session or an exported program cannot be pickled: the oracle travels as the way to reopen its file
     (a 200-line serialisation traceback before)."""
     import torch
-
     from _distributed_world import HSJA
 
     from labelleak.oracle.files import load_target
