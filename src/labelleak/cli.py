@@ -97,6 +97,9 @@ def audit(
     top_t: float | None = typer.Option(None, help="Data-free threshold percentile of noise distances (50)."),
     noise_samples: int | None = typer.Option(None, help="Random-noise inputs for the data-free threshold."),
     seed: int | None = typer.Option(None, help="Seed of the split, training and attacks."),
+    repeats: int | None = typer.Option(
+        None, help="Audit under N seeds (seed..seed+N-1) into OUT/seed-<s>/ and pool them in OUT/repeats.json."
+    ),
     out: str | None = typer.Option(None, help="Output folder (default audit-out)."),
     cache_dir: str | None = typer.Option(None, help="Where trained models are cached."),
     target: str | None = typer.Option(None, help="URL of a remote label-only target (see `labelleak serve`)."),
@@ -178,6 +181,7 @@ def audit(
             top_t=top_t,
             noise_samples=noise_samples,
             seed=seed,
+            repeats=repeats,
             out=out,
             cache_dir=cache_dir,
             target=target,
@@ -219,6 +223,19 @@ def audit(
             from labelleak.pipeline.estimate import format_estimate
 
             typer.echo(format_estimate(estimate_queries(cfg), cfg.max_total_queries))
+            if cfg.repeats > 1:
+                typer.echo(
+                    f"--repeats {cfg.repeats}: {cfg.repeats} audits like this one, up to {cfg.repeats}x the queries"
+                )
+            return
+        if cfg.repeats > 1:
+            from labelleak.pipeline.repeats import run_repeats
+            from labelleak.report.repeats import print_repeats_table
+
+            print_repeats_table(run_repeats(cfg))
+            Console().print(
+                f"results written to {cfg.out}/ (repeats.json, report.html; each seed's audit in seed-<s>/)"
+            )
             return
         results = run_audit(cfg)
     except RemoteOutageError as exc:

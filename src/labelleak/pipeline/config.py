@@ -92,6 +92,7 @@ class AuditConfig:
     resume: bool = False
     fresh: bool = False  # start over in an OUT whose checkpoint holds journaled answers (deleting them)
     seed: int = 0
+    repeats: int = 1  # audits under seeds seed .. seed+repeats-1, pooled (labelleak.pipeline.repeats); 1: one audit
     out: str = "audit-out"
     cache_dir: str = ".labelleak-cache"
     n_boot: int = 1000  # AUC bootstrap resamples (TPR intervals are exact and need none)
@@ -117,6 +118,7 @@ class AuditConfig:
             "noise_samples",
             "lira_models",
             "smoothing_n",
+            "repeats",
         ):
             v = getattr(self, key)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
@@ -240,7 +242,11 @@ class AuditConfig:
         return self
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every key; ``repeats`` only above 1, so one audit's files and checkpoint read as before it existed."""
+        values = dataclasses.asdict(self)
+        if values["repeats"] == 1:
+            del values["repeats"]
+        return values
 
     def replace(self, **changes: Any) -> AuditConfig:
         """A copy with ``changes`` applied (keys checked)."""

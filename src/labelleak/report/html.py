@@ -21,6 +21,7 @@ from labelleak.report.audit_view import audit_context
 from labelleak.report.claims import check_claims, check_goals, is_project_goal, judged_goal_row
 from labelleak.report.lowfpr import mask_unresolved
 from labelleak.report.markdown import fmt_cell, fmt_number, missing_mark
+from labelleak.report.repeats import repeats_context
 
 REPORT = "report.html"
 
@@ -37,10 +38,17 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def find_results(folder: Path) -> tuple[str, Path]:
     """Which kind of run ``folder`` holds and the file to read: a reproduction's ``summary.json``, a defense
-    sweep's ``matrix.json``, an audit's ``results.json`` (or another ``results*.json`` of an audit)."""
+    sweep's ``matrix.json``, the seeds of ``audit --repeats`` pooled in ``repeats.json``, an audit's
+    ``results.json`` (or another ``results*.json`` of an audit)."""
     if not folder.is_dir():
         raise InvalidInputError(f"report: no folder {folder}")
-    for kind, name in (("reproduce", "summary.json"), ("defend", "matrix.json"), ("audit", "results.json")):
+    runs = (
+        ("reproduce", "summary.json"),
+        ("defend", "matrix.json"),
+        ("repeats", "repeats.json"),
+        ("audit", "results.json"),
+    )
+    for kind, name in runs:
         if (folder / name).is_file():
             return kind, folder / name
     for path in sorted(folder.glob("results*.json")):
@@ -154,6 +162,8 @@ def render_report(folder: str | Path) -> str:
         context = audit_context(data, folder, source=path.name)
     elif kind == "defend":
         context = defend_context(data, folder)
+    elif kind == "repeats":
+        context = repeats_context(data, folder)
     else:
         context = reproduce_context(data, folder)
     context.update(

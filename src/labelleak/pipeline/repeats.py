@@ -1,0 +1,69 @@
+"""``labelleak audit --repeats N``: the same audit under seeds ``seed .. seed+N-1``, then their pooled numbers.
+
+Orchestration only. Each seed's audit is :func:`run_audit` into ``OUT/seed-<s>/``, a complete audit folder
+(results.json, scores.csv, report.html, its own checkpoint), so ``--resume`` continues the interrupted seed and
+reads finished ones back. :mod:`labelleak.report.repeats` pools their results (Rubin's rules,
+:mod:`labelleak.seeds`) into ``OUT/repeats.json`` and ``OUT/report.html``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from labelleak.errors import InvalidInputError
+from labelleak.logs import get_logger
+from labelleak.pipeline.audit import run_audit
+from labelleak.pipeline.checkpoint import run_identity
+from labelleak.pipeline.config import AuditConfig
+from labelleak.pipeline.setup import DatasetCache
+from labelleak.report.files import jsonable
+from labelleak.report.repeats import aggregate_repeats, seed_folder, write_repeats_outputs
+
+log = get_logger(__name__)
+
+
+def seed_configs(cfg: AuditConfig) -> list[AuditConfig]:
+    """One single-seed audit per repeat: seeds ``cfg.seed + i``, each into ``OUT/seed-<s>`` (repeats 1, so each
+    folder is what ``labelleak audit --seed s --out OUT/seed-<s>`` writes)."""
+    return [
+        cfg.replace(seed=cfg.seed + i, repeats=1, out=str(Path(cfg.out) / seed_folder(cfg.seed + i)))
+        for i in range(cfg.repeats)
+    ]
+
+
+def _finished(cfg: AuditConfig) -> dict[str, Any] | None:
+    """A finished audit in ``cfg.out`` with ``cfg``'s options (its results.json), or ``None``."""
+    path = Path(cfg.out) / "results.json"
+    if not path.is_file() or not (Path(cfg.out) / "arrays.npz").is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    same = run_identity(results.get("config", {})) == run_identity(jsonable(cfg.to_dict()))
+    return results if same else None
+
+
+def run_repeats(cfg: AuditConfig, *, datasets: DatasetCache | None = None) -> dict[str, Any]:
+    """Run ``cfg.repeats`` (>= 2) audits, one per seed, and write their pooled numbers; returns ``repeats.json``.
+
+    With ``cfg.resume``, a seed whose folder holds finished results with the same options is read back, and an
+    interrupted one continues from its checkpoint."""
+    cfg.validate()
+    if cfg.repeats < 2:
+        raise InvalidInputError(f"repeats: pooling needs at least 2 seeds, got {cfg.repeats}; run_audit runs one")
+    datasets = datasets or DatasetCache()  # every seed reads the same file: load it once
+    runs = []
+    for i, one in enumerate(seed_configs(cfg), 1):
+        results = _finished(one) if cfg.resume else None
+        log.info("[%d/%d] seed %d%s", i, cfg.repeats, one.seed, ": finished earlier" if results else "")
+        if results is None:
+            run_audit(one, datasets=datasets)
+            results = json.loads((Path(one.out) / "results.json").read_text())  # as written: NaN as null
+        runs.append((one.seed, seed_folder(one.seed), results))
+    trains_target = not (cfg.is_remote or cfg.model)
+    aggregate = aggregate_repeats(runs, config=jsonable(cfg.to_dict()), trains_target=trains_target)
+    write_repeats_outputs(cfg.out, aggregate)
+    return aggregate
