@@ -85,6 +85,15 @@ def _entries(z: zipfile.ZipFile, path: Path) -> tuple[str, list[str]]:
     return root, [n[len(root) + 1 :] for n in names]
 
 
+def _open_archive(data: bytes, path: Path) -> tuple[zipfile.ZipFile, str, list[str]]:
+    """The archive, its root folder and its entries relative to that root."""
+    try:
+        z = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise _refuse(path, "not a zip archive") from None
+    return (z, *_entries(z, path))
+
+
 def _json(z: zipfile.ZipFile, name: str, path: Path) -> Any:
     try:
         return json.loads(z.read(name))
@@ -165,11 +174,7 @@ def _check_sample_inputs(data: bytes, name: str, path: Path) -> None:
 
 def check_export_archive(data: bytes, path: Path) -> None:
     """Raise DataFileError unless ``data`` (a ``torch.export.save`` file) holds only tensors and a plain program."""
-    try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise _refuse(path, "not a zip archive") from None
-    root, names = _entries(z, path)
+    z, root, names = _open_archive(data, path)
     for name in names:
         if name not in _PT2_FIXED and not any(p.fullmatch(name) for p in _PT2_PATTERNS):
             raise _refuse(path, f"unexpected entry {name!r} (only a plain exported program is accepted)")
@@ -200,11 +205,7 @@ def _pickle_globals(data: bytes) -> Iterator[str]:
 def check_torchscript_archive(data: bytes, path: Path) -> None:
     """Raise DataFileError unless ``data`` (a ``torch.jit.save`` file) has only TorchScript's entries and its
     pickles name only torch's rebuild functions."""
-    try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise _refuse(path, "not a zip archive") from None
-    root, names = _entries(z, path)
+    z, root, names = _open_archive(data, path)
     for name in names:
         if not _TORCHSCRIPT_ENTRIES.fullmatch(name):
             raise _refuse(path, f"unexpected entry {name!r} in a TorchScript archive")
