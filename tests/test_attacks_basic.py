@@ -21,9 +21,13 @@ def test_gap_scores_and_counts_exactly(linear_model, linear_oracle):
 
 def test_gap_under_total_budget_reports_budget_hit(linear_model, linear_oracle):
     x = np.zeros((6, 6), np.float32)
+    # 4 queries for 6 candidates: less than one each, and serving the first four would favour the members
     res = GapAttack()(linear_oracle, x, linear_model(x), max_total_queries=4)
-    assert res.queries.sum() == 4 and linear_oracle.queries == 4
-    assert (res.status[4:] == Status.BUDGET_HIT).all() and res.scores[4:].tolist() == [0.0, 0.0]
+    assert res.queries.sum() == 0 and linear_oracle.queries == 0 and res.allowance == 0 and res.cut_short == 6
+    assert (res.status == Status.BUDGET_HIT).all() and res.scores.tolist() == [0.0] * 6
+    res = GapAttack()(linear_oracle, x, linear_model(x), max_total_queries=11)
+    assert res.queries.tolist() == [1] * 6 and res.allowance == 1 and res.cut_short == 0
+    assert (res.status == Status.OK).all()
 
 
 def test_attack_input_validation(linear_oracle):

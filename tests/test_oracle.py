@@ -6,6 +6,7 @@ from sklearn.linear_model import LogisticRegression
 from labelleak.errors import BudgetExhaustedError, InvalidInputError
 from labelleak.models import ModelSpec, build_model
 from labelleak.oracle import BudgetedOracle, CallableOracle, QueryLedger, SklearnOracle, TorchOracle
+from labelleak.oracle.budget import even_allowance
 
 
 def test_counts_samples_not_calls_and_batches(linear_model):
@@ -72,33 +73,49 @@ def test_torch_oracle_warns_about_train_mode():
 
 
 def test_ledger_per_sample_and_total_budgets(linear_oracle):
-    ledger = QueryLedger(3, max_per_sample=2, max_total=5)
+    ledger = QueryLedger(3, max_per_sample=2, max_total=7)  # 7 // 3: each candidate may spend 2
     b = BudgetedOracle(linear_oracle, ledger)
     b.query(torch.zeros(2, 6), torch.tensor([0, 0]))
-    assert ledger.remaining().tolist() == [0, 2, 2]
+    assert ledger.remaining().tolist() == [0, 2, 2] and not ledger.lowered
     with pytest.raises(BudgetExhaustedError, match="per-sample budget 2"):
         b.query(torch.zeros(1, 6), torch.tensor([0]))
     b.query(torch.zeros(2, 6), torch.tensor([1, 2]))
     assert ledger.remaining().tolist() == [0, 1, 1]
-    with pytest.raises(BudgetExhaustedError, match="total budget 5"):
-        b.query(torch.zeros(2, 6), torch.tensor([1, 2]))
-    assert ledger.total == 4 and linear_oracle.queries == 4
+    b.query(torch.zeros(2, 6), torch.tensor([1, 2]))
+    assert ledger.total == 6 and linear_oracle.queries == 6  # the seventh query belongs to nobody
+    with pytest.raises(BudgetExhaustedError, match="per-sample budget 2 would be exceeded for 1 sample"):
+        b.query(torch.zeros(1, 6), torch.tensor([2]))
 
 
-def test_ledger_plans_what_candidates_can_still_afford():
+def test_a_total_cap_is_shared_evenly_whatever_the_order_of_the_rows():
+    # the members come first in every audit: serving rows in file order starved the non-members (issue 29)
     ledger = QueryLedger(4, max_per_sample=10, max_total=25)
-    ledger.used = torch.tensor([0, 4, 9, 10])  # 23 spent: only 2 left in total
-    assert ledger.remaining(torch.tensor([1, 3])).tolist() == [2, 0]
-    # per-sample room [10, 6, 1, 0], total room 2: the first affordable rows win
-    assert ledger.affordable(1).tolist() == [True, True, False, False]
-    assert ledger.affordable(2).tolist() == [True, False, False, False]
-    assert ledger.affordable(0, torch.tensor([3])).tolist() == [True]
-    ledger.used = torch.tensor([0, 4, 9, 0])  # 13 spent, 12 left in total
-    # wanted 5 with 1 kept back per row: per-sample [5, 5, 0, 5]; total 12 - 4 reserved = 8, earlier rows first
-    assert ledger.affordable_counts(torch.arange(4), 5, reserve=1).tolist() == [5, 3, 0, 0]
-    assert ledger.shared_room(torch.tensor([0, 1, 3])) == 4  # 12 // 3, under every per-sample room
-    assert ledger.shared_room(torch.tensor([1, 2])) == 1  # candidate 2 has 1 left
+    assert even_allowance(25, 4, 10) == ledger.allowance() == 6 and ledger.lowered  # 25 // 4; one left over
+    assert even_allowance(25, 4, 5) == 5 and even_allowance(3, 4) == 0 and even_allowance(9, 0, 4) == 4
+    ledger.charge(torch.tensor([3] * 6))  # the last row spends its share first: the others keep theirs
+    assert ledger.remaining().tolist() == [6, 6, 6, 0]
+    assert ledger.affordable(6).tolist() == [True, True, True, False]
+    assert ledger.affordable_counts(torch.arange(4), 5, reserve=1).tolist() == [5, 5, 5, 0]
+    assert ledger.shared_room(torch.tensor([0, 1, 2])) == 6 and ledger.shared_room(torch.tensor([2, 3])) == 0
+    assert not ledger.cut_short().any()  # row 3 was refused only what its per-sample budget 10 refuses too
+    assert ledger.affordable(1, torch.tensor([3, 0])).tolist() == [False, True]
+    assert ledger.cut_short().tolist() == [False, False, False, True]  # 7 <= 10: the total cap cut it short
+    with pytest.raises(BudgetExhaustedError, match=r"per-candidate allowance 6 \(total budget 25 shared evenly\)"):
+        ledger.charge(torch.tensor([3]))
     assert ledger.shared_room(torch.tensor([], dtype=torch.int64)) == 0
+
+
+def test_setup_queries_come_out_of_the_total_before_the_allowance_is_fixed():
+    ledger = QueryLedger(4, max_per_sample=100, max_total=50)
+    assert ledger.setup_room(reserve=4) == 46
+    ledger.charge_setup(10)
+    assert ledger.allowance() == 10  # (50 - 10) // 4
+    ledger.charge(torch.tensor([0]))  # the first candidate query fixes it
+    ledger.charge_setup(6)  # later setup queries fit within the remainder or fail; the allowance stays
+    assert ledger.allowance() == 10 and ledger.remaining().tolist() == [9, 10, 10, 10]
+    unbounded = QueryLedger(2, max_per_sample=7)
+    assert unbounded.allowance() == 7 and not unbounded.lowered and not unbounded.cut_short().any()
+    assert QueryLedger(2).allowance() is None
 
 
 class _ProbaOracle(CallableOracle):

@@ -140,10 +140,9 @@ def test_misclassified_candidates_get_their_own_scores_and_budgets_hold(world):
         pred = world["memoriser"](torch.from_numpy(world["x"][wrong])).argmax(1).numpy()
     y[wrong] = (pred + 1) % 3
     attack = create_attack("yoqo", n_reference=6, seed=0, **world["recipe"])
-    res = attack(_oracle(world), world["x"], y, shadow=world["shadow"], max_total_queries=150)
-    assert res.queries.sum() == 150 and np.all(res.queries <= 1)
-    served = res.queries == 1
-    assert np.all(res.status[~served] == Status.BUDGET_HIT) and np.all(res.scores[~served] == 0.0)
+    # a total cap of one query each serves everyone (fewer would serve nobody: see test_total_cap.py)
+    res = attack(_oracle(world), world["x"], y, shadow=world["shadow"], max_total_queries=len(y) + 7)
+    assert np.all(res.queries == 1) and res.allowance == 1 and not np.any(res.status == Status.BUDGET_HIT)
     scores = res.scores[wrong]
     assert np.all(np.isfinite(scores)) and len(np.unique(scores)) > 1
     assert np.median(scores) < np.median(res.scores[:100])  # below the members

@@ -71,6 +71,11 @@ class AttackResult:
     seconds: float
     params: dict[str, Any]
     extras: dict[str, Any] = field(default_factory=dict)
+    # under a total cap: the queries every candidate was allowed (the same for all; None without a total cap) and
+    # how many candidates it cut short (status budget_hit where the cap had lowered the allowance below the
+    # per-sample budget)
+    allowance: int | None = None
+    cut_short: int = 0
 
     @property
     def queries_per_sample(self) -> float:
@@ -101,6 +106,9 @@ class Attack(ABC):
     name: str = "attack"  # labels results; the registry sets the registered name
     threat_model: ClassVar[str] = "label-only"
     needs_shadow: ClassVar[bool] = False
+    # its statuses say, from one label query per candidate, which candidates the target gets right (ok) and
+    # which wrong (misclassified): the audit reads the target's accuracy on the candidates from them for free
+    reports_accuracy: ClassVar[bool] = False
     trains_reference_models: ClassVar[bool] = False
     # how an attack that trains reference models maps its training jobs (``map``-like; None: the builtin map).
     # Not a hyperparameter: an executor sets it on its own copy to train the models on its workers.
@@ -136,7 +144,9 @@ class Attack(ABC):
             y: their true labels, shape (N,), in ``0..oracle.n_classes - 1``.
             shadow: the adversary's own data, required by attacks that train shadow models.
             max_queries_per_sample: budget cap per candidate for this call.
-            max_total_queries: budget cap over all candidates for this call.
+            max_total_queries: budget cap over all candidates for this call, setup queries included; what the
+                setup leaves is shared evenly (``result.allowance`` per candidate, see
+                :class:`~labelleak.oracle.budget.QueryLedger`).
         """
         xs = as_float_array(x, name=f"{self.name}: x")
         if tuple(xs.shape[1:]) != oracle.input_shape:
@@ -164,6 +174,8 @@ class Attack(ABC):
             seconds=seconds,
             params={k: _as_data(v) for k, v in self.get_params().items()},
             extras=raw.extras,
+            allowance=None if max_total_queries is None else ledger.allowance(),
+            cut_short=int((raw.status == Status.BUDGET_HIT).sum()) if ledger.lowered else 0,
         )
 
     def _check_oracle(self, oracle: LabelOracle) -> None:

@@ -4,7 +4,8 @@ A decision-based attack (HopSkipJump or QEBA) searches, for each correctly class
 input with a different label; the score is the size of that perturbation. Candidates are reported, never
 dropped: those the target misclassifies get score 0 (they are already across the boundary); those for which
 no adversarial start point is found get the largest finite score (the diameter of the input box in the score
-norm), status ``FAILED``.
+norm), status ``FAILED``. Under a total cap every candidate gets the same allowance; a search that spends all of
+it while its per-sample budget would have let it go on is marked ``BUDGET_HIT`` (its score is the best so far).
 
 With ``starts``, ``shadow_starts`` or ``prior="shadow"`` the search is guided by the adversary's own data and shadow
 model (:mod:`labelleak.attacks.guided`): several verified starting points and the shadow model's gradient as a
@@ -191,6 +192,8 @@ class BoundaryAttack(Attack):
         status = np.full(n, Status.OK, dtype=np.int8)
         status[~correct.numpy()] = Status.MISCLASSIFIED
         status[failed] = Status.FAILED
+        # a search that spent the whole allowance a total cap had lowered was cut short, found or not
+        status[(correct & oracle.ledger.cut_short()).numpy()] = Status.BUDGET_HIT
         status[~served.numpy()] = Status.BUDGET_HIT
 
         milestone_scores = {}

@@ -89,6 +89,8 @@ def signed_distances(
     failed = torch.zeros(n, dtype=torch.bool)
     failed[idx] = ~found.found
     status[failed.numpy()] = Status.FAILED
+    # a search that spent the whole allowance a total cap had lowered was cut short
+    status[(served & ~wrong & oracle.ledger.cut_short()).numpy()] = Status.BUDGET_HIT
     status[~served.numpy()] = Status.BUDGET_HIT
     return d, status
 
@@ -270,7 +272,7 @@ class BoundaryLiRA(ReferenceModelAttack):
         engine = self.engine()
         refs = self._reference_models(oracle, x, y, shadow, progress=progress)
         d_target, status = signed_distances(engine, oracle, x, y)
-        cap = oracle.ledger.max_per_sample
+        cap = oracle.ledger.allowance()  # the references search under the target's budget, total cap included
         d_ref = np.empty((refs.k, len(x)))
         ref_status = np.empty((refs.k, len(x)), dtype=np.int8)
         ref_queries = 0
@@ -285,7 +287,7 @@ class BoundaryLiRA(ReferenceModelAttack):
         t = stabilise(d_target, self.transform, scale)
         ref = stabilise(np.nan_to_num(d_ref), self.transform, scale)
         scores = likelihood_scores(t, ref, refs.inside, online=self.online, variance=self.variance)
-        scores[status == Status.BUDGET_HIT] = 0.0  # never queried: no evidence either way
+        scores[oracle.ledger.used.numpy() == 0] = 0.0  # never queried: no evidence either way
         return RawScores(
             scores=scores,
             status=status,

@@ -17,6 +17,7 @@ class GapAttack(Attack):
     """
 
     name = "gap"
+    reports_accuracy = True
 
     def __init__(self) -> None:
         pass

@@ -83,7 +83,8 @@ class _CopiesAttack(Attack):
         idx = torch.nonzero(served).flatten()
         owners = idx.repeat(n_copies)  # copies are stacked copy-major
         vec = torch.zeros(len(x), n_copies)
-        vec[idx] = self._correctness(lambda q: oracle.query(q, owners), x[idx], y[idx], oracle.bounds)
+        if len(idx):  # a total cap can leave each candidate fewer queries than one set of copies
+            vec[idx] = self._correctness(lambda q: oracle.query(q, owners), x[idx], y[idx], oracle.bounds)
         if self.scorer == "count":
             scores = vec.mean(1).numpy().astype(np.float64)
         elif self.scorer == "model":

@@ -31,7 +31,7 @@ import numpy as np
 from labelleak._extras import require
 from labelleak.attacks import Attack, AttackResult, ShadowData
 from labelleak.distributed.replicas import Shipped, replica_of
-from labelleak.distributed.shards import is_shardable, merge_results, shard_bounds, split_total
+from labelleak.distributed.shards import is_shardable, merge_results, shard_bounds, shard_totals, split_total
 from labelleak.errors import LabelleakError
 from labelleak.logs import get_logger
 from labelleak.oracle.base import LabelOracle
@@ -150,7 +150,7 @@ class Executor(ABC):
         """The shards of an attack on ``n`` candidates (one when the attack cannot be sharded)."""
         bounds = shard_bounds(n, shards if is_shardable(attack) else 1) or [(0, 0)]
         sizes = [b - a for a, b in bounds]
-        totals = split_total(max_total, sizes)
+        totals = shard_totals(max_total, sizes)
         target = oracle.inner if isinstance(oracle, CachedOracle) else oracle
         left = None if target.max_queries is None else max(target.max_queries - target.queries, 0)
         caps = split_total(left, sizes)

@@ -7,8 +7,10 @@ so a shard gives the same numbers as the whole batch. Attacks that look at all c
 * ``transfer*`` gives misclassified candidates the lowest score *of the batch* minus one, and spends setup queries
   relabelling the shadow set (once, not once per shard);
 * ``lira*`` fits one Gaussian over all candidates (and the online variant trains on the candidates);
-* ``score-nn`` and any attack with ``scorer="model"`` train a model first; sharding would train it once per shard;
-* any attack under a total query cap (``max_total_queries``), which serves earlier candidates first.
+* ``score-nn`` and any attack with ``scorer="model"`` train a model first; sharding would train it once per shard.
+
+Under a total query cap each shard gets its candidates' even share (:func:`shard_totals`), so a candidate's
+allowance, and with it its score, is the same in a shard as in the whole batch.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from labelleak.attacks import (
     WhiteBoxBoundary,
 )
 from labelleak.errors import InvalidInputError
+from labelleak.oracle.budget import even_allowance
 
 _PER_CANDIDATE: tuple[type[Attack], ...] = (
     GapAttack,
@@ -69,6 +72,18 @@ def split_total(total: int | None, sizes: list[int]) -> list[int | None]:
     return [b + (1 if i < left else 0) for i, b in enumerate(base)]
 
 
+def shard_totals(total: int | None, sizes: list[int]) -> list[int | None]:
+    """A total query cap split over shards of an attack so that every candidate keeps the allowance it would
+    have in the whole batch: ``even_allowance(total, n)`` times each shard's size (no shardable attack spends
+    setup queries, which a shard would spend again)."""
+    if total is None:
+        return [None] * len(sizes)
+    if len(sizes) == 1:
+        return [total]
+    each = even_allowance(total, sum(sizes))
+    return [each * s for s in sizes]
+
+
 def merge_results(parts: list[AttackResult], *, seconds: float) -> AttackResult:
     """One result from the results of consecutive shards (arrays concatenated in shard order)."""
     if not parts:
@@ -86,6 +101,8 @@ def merge_results(parts: list[AttackResult], *, seconds: float) -> AttackResult:
         seconds=seconds,
         params=first.params,
         extras=extras,
+        allowance=_merge([p.allowance for p in parts], sizes, first.attack, "allowance"),
+        cut_short=sum(p.cut_short for p in parts),
     )
 
 
