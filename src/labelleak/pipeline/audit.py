@@ -28,6 +28,7 @@ from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup import AuditSetup, DatasetCache, prepare
 from labelleak.pipeline.setup_own import OwnData, prepare_oracle
+from labelleak.pipeline.utility import accuracy_from_status, measure_utility, with_warning
 from labelleak.report.outputs import write_audit_outputs
 from labelleak.report.provenance import provenance
 
@@ -240,6 +241,10 @@ def _run_one(
         except BudgetExhaustedError as exc:
             entry["data_free_skipped"] = f"--max-total-queries: {exc}"
     entry["target_queries"] = spent
+    if left is not None:  # the audit's total cap: the same allowance for every candidate
+        entry["total_cap"] = {"given": left, "allowance": result.allowance, "cut_short": result.cut_short}
+    if attack.reports_accuracy:
+        entry["candidate_accuracy"] = accuracy_from_status(setup.is_member, result.status)
     if "distances" in result.extras:
         arrays.update({f"distance_{k}": v for k, v in result.extras["distances"].items()})
     arrays.update({k: np.asarray(v) for k, v in result.extras.get("per_sample", {}).items()})
@@ -303,13 +308,17 @@ def run_audit(
     }
     finished: dict[str, dict[str, np.ndarray]] = {}
     skipped: dict[str, str] = {}
+    own = target is not None or cfg.is_remote or bool(cfg.model)  # a target that comes without its accuracy
     try:
         for name in cfg.attacks:
             saved = ckpt.load(name) if ckpt else None
             if saved is None:
                 left = _left(cfg, results["attacks"])
-                if left is not None and left <= 0:
-                    skipped[name] = f"--max-total-queries {cfg.max_total_queries} spent before this attack"
+                if left is not None and left < len(setup.x):
+                    skipped[name] = (
+                        f"--max-total-queries {cfg.max_total_queries} leaves {max(left, 0)} queries for "
+                        f"{len(setup.x)} candidates, less than one each"
+                    )
                     log.warning("%s: skipped, %s", name, skipped[name])
                     continue
                 log.info("running %s on %d candidates", name, len(setup.x))
@@ -327,6 +336,11 @@ def run_audit(
                 log.info("%s: loaded from the checkpoint", name)
                 results.setdefault("attacks_from_checkpoint", []).append(name)
             results["attacks"][name], finished[name] = saved
+            if own and "utility" not in results and "candidate_accuracy" in saved[0]:  # warned at once
+                results["utility"] = with_warning(measure_utility({name: saved[0]}, oracle, setup, left=None))
+        if own and "utility" not in results:  # no attack labelled the candidates: one query each
+            left = _left(cfg, results["attacks"])
+            results["utility"] = with_warning(measure_utility({}, oracle, setup, left=left))
     except KeyboardInterrupt:
         if ckpt:
             raise Interrupted(ckpt.folder) from None
@@ -342,6 +356,9 @@ def run_audit(
     if skipped:
         results["skipped_attacks"] = skipped
     results["queries_asked"] = sum(int(e.get("target_queries", 0)) for e in results["attacks"].values())
+    results["queries_asked"] += int(results.get("utility", {}).get("queries", 0))
+    if cfg.max_total_queries is not None:
+        results["total_cap"] = cap_summary(cfg, results["attacks"])
     if setup.remote is not None:
         results["remote"] = {
             **setup.remote.stats(),
@@ -356,6 +373,18 @@ def run_audit(
     if ckpt:
         ckpt.clear_journals()  # finished: every attack's results are stored
     return results
+
+
+def cap_summary(cfg: AuditConfig, attacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """What the total cap did: each attack's even per-candidate allowance (beside ``--queries``) and how many
+    candidates it cut short."""
+    per = {n: e["total_cap"] for n, e in attacks.items() if "total_cap" in e}
+    return {
+        "max_total_queries": cfg.max_total_queries,
+        "queries_per_candidate": cfg.queries,
+        "attacks": per,
+        "cut_short": sum(int(p.get("cut_short") or 0) for p in per.values()),
+    }
 
 
 def _left(cfg: AuditConfig, done: dict[str, dict[str, Any]]) -> int | None:

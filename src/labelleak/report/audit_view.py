@@ -12,6 +12,7 @@ import numpy as np
 from labelleak.counts import resolution
 from labelleak.report import figures
 from labelleak.report.markdown import fmt_number
+from labelleak.report.notes import audit_notes
 
 THREAT_MODELS = {
     "label-only": "sees only the predicted label of each query (the threat model this audit is about)",
@@ -218,6 +219,7 @@ def audit_context(results: dict[str, Any], folder: Path, *, source: str = "resul
         "kind": "audit",
         "source": source,
         "dataset_name": results.get("dataset", {}).get("name", "?"),
+        "notes": audit_notes(results),  # a total cap, the target's accuracy on the candidates
         "verdict": verdict(attacks),
         "rows": table_rows(attacks),
         "figures": _figures(results, folder, missing),

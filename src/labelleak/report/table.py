@@ -7,6 +7,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
+from labelleak.report.notes import audit_notes
+
 
 def _fmt(value: Any, digits: int = 3) -> str:
     return "n/a" if value is None or value != value else f"{value:.{digits}f}"
@@ -53,9 +55,12 @@ def audit_table(results: dict[str, Any]) -> Table:
 
 
 def print_audit_table(results: dict[str, Any], console: Console | None = None) -> None:
-    """Print the table; a console that is not a terminal gets enough width to keep the columns readable."""
+    """Print the table and the notes that qualify its numbers (a total cap, the target's accuracy on the
+    candidates); a console that is not a terminal gets enough width to keep the columns readable."""
     if console is None:
         console = Console()
         if not console.is_terminal:
             console = Console(width=140)
     console.print(audit_table(results))
+    for note in audit_notes(results):
+        console.print(note["text"], style="bold yellow" if note["warn"] else None, markup=False)
