@@ -1,7 +1,8 @@
 """Command line: parse options, call the pipeline, turn labelleak errors into one clear line and exit code 2.
 
 Exit codes: 0 done, 2 a labelleak error (bad option, file, budget), 3 a remote target that stayed unavailable
-after every retry (resumable with ``--resume``), 130 interrupted (resumable).
+after every retry (resumable with ``--resume``), 4 an audit whose eps_LB is above ``--fail-above-epsilon`` (every
+file written), 130 interrupted (resumable).
 """
 
 from __future__ import annotations
@@ -45,6 +46,7 @@ def _show_version(value: bool) -> None:
 
 
 EXIT_OUTAGE = 3  # the remote target stayed unreachable after every retry; resumable
+EXIT_LEAKS = 4  # the audit's eps_LB is above --fail-above-epsilon (results written)
 
 
 def _outage(exc: Exception, *, journaled: bool) -> None:
@@ -153,6 +155,13 @@ def audit(
     workers: int | None = typer.Option(None, help="Ray workers (one candidate shard each)."),
     worker_cpus: float | None = typer.Option(None, help="CPUs per Ray worker (default 1)."),
     worker_gpus: float | None = typer.Option(None, help="GPUs per Ray worker (default 0)."),
+    claimed_epsilon: float | None = typer.Option(
+        None, help="A DP claim to check: the verdict says whether the audit refutes epsilon E (at 95%)."
+    ),
+    claimed_delta: float | None = typer.Option(None, help="The claim's delta, and the delta of eps_LB (1e-5)."),
+    fail_above_epsilon: float | None = typer.Option(
+        None, help="Exit 4 (after writing every file) when the audit's eps_LB is above E: a CI release gate."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Audit a target (trained here, a model file with --model, or a URL with --target): run the attacks and write
@@ -217,6 +226,9 @@ def audit(
             workers=workers,
             worker_cpus=worker_cpus,
             worker_gpus=worker_gpus,
+            claimed_epsilon=claimed_epsilon,
+            claimed_delta=claimed_delta,
+            fail_above_epsilon=fail_above_epsilon,
         )
         if estimate:
             from labelleak.pipeline.estimate import estimate as estimate_queries
@@ -249,6 +261,10 @@ def audit(
         raise typer.Exit(code=130) from None
     print_audit_table(results)
     Console().print(f"results written to {cfg.out}/")
+    if (results.get("verdict") or {}).get("fails"):
+        eps = results["verdict"]["eps_lb"]
+        _err.print(f"eps_LB {eps:.3f} is above --fail-above-epsilon {cfg.fail_above_epsilon:g}", highlight=False)
+        raise typer.Exit(code=EXIT_LEAKS)
 
 
 @app.command()

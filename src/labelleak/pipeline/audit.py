@@ -31,6 +31,7 @@ from labelleak.pipeline.setup_own import OwnData, prepare_oracle
 from labelleak.pipeline.utility import accuracy_from_status, measure_utility, with_warning
 from labelleak.report.outputs import write_audit_outputs
 from labelleak.report.provenance import provenance
+from labelleak.report.verdict import add_verdict
 
 log = get_logger(__name__)
 
@@ -367,6 +368,7 @@ def run_audit(
             "sent_before_resume": spent_before,
             "max_total_queries": cfg.max_total_queries,
         }
+    add_verdict(results, finished, is_member=setup.is_member, labels=setup.y)  # eps_LB, slices, risk, claim
     results["seconds_total"] = time.perf_counter() - started
     results["provenance"] = provenance(results)
     write_audit_outputs(cfg.out, results, finished, sample_index=setup.sample_index, is_member=setup.is_member)

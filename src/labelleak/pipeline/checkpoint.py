@@ -36,6 +36,9 @@ _VOLATILE = {
     "max_retry_wait",
     "retry_window",
     "max_total_queries",
+    "claimed_epsilon",  # the verdict's claim and CI limit: read from the scores, never change them
+    "claimed_delta",
+    "fail_above_epsilon",
 }
 
 # keys added after runs were saved, with the value every earlier run implicitly had: at that value they are left out

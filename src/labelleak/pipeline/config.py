@@ -96,6 +96,9 @@ class AuditConfig:
     out: str = "audit-out"
     cache_dir: str = ".labelleak-cache"
     n_boot: int = 1000  # AUC bootstrap resamples (TPR intervals are exact and need none)
+    claimed_epsilon: float | None = None  # a DP claim (epsilon) the verdict checks: refuted if eps_LB is above it
+    claimed_delta: float = 1e-5  # the claim's delta, and the delta of every eps_LB in results.json
+    fail_above_epsilon: float | None = None  # labelleak audit exits 4 when the audit's eps_LB is above it
     progress: bool = True
     backend: str = "local"  # or "ray": candidate shards and training jobs on Ray workers (labelleak[ray])
     ray_address: str | None = None  # "auto" (a cluster started with `ray start`), "ray://HOST:PORT"; none: local Ray
@@ -151,6 +154,7 @@ class AuditConfig:
             found.append(f"target: expected an http(s) URL, got {self.target!r}")
         found.extend(self._backend_problems())
         found.extend(self._remote_problems())
+        found.extend(self._verdict_problems())
         if not self.attacks or not all(isinstance(a, str) and a for a in self.attacks):
             found.append(f"attacks: expected a non-empty list of names, got {self.attacks!r}")
         found.extend(self._model_problems())
@@ -189,6 +193,18 @@ class AuditConfig:
             found.append(f"n_classes: expected an integer of at least 2, got {self.n_classes!r}")
         if not isinstance(self.trust, list) or not all(isinstance(t, str) and t for t in self.trust):
             found.append(f"trust: expected a list of type names, got {self.trust!r}")
+        return found
+
+    def _verdict_problems(self) -> list[str]:
+        """Problems of the DP claim and the CI limit the verdict checks."""
+        found = []
+        for key in ("claimed_epsilon", "fail_above_epsilon"):
+            v = getattr(self, key)
+            if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < math.inf):
+                found.append(f"{key}: expected a number >= 0 or nothing, got {v!r}")
+        v = self.claimed_delta
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
+            found.append(f"claimed_delta: expected a number in [0, 1), got {v!r}")
         return found
 
     def _backend_problems(self) -> list[str]:

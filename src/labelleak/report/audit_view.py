@@ -13,6 +13,7 @@ from labelleak.counts import resolution
 from labelleak.report import figures
 from labelleak.report.markdown import fmt_number
 from labelleak.report.notes import audit_notes
+from labelleak.report.verdict import verdict_context
 
 THREAT_MODELS = {
     "label-only": "sees only the predicted label of each query (the threat model this audit is about)",
@@ -221,6 +222,7 @@ def audit_context(results: dict[str, Any], folder: Path, *, source: str = "resul
         "dataset_name": results.get("dataset", {}).get("name", "?"),
         "notes": audit_notes(results),  # a total cap, the target's accuracy on the candidates
         "verdict": verdict(attacks),
+        "dp": verdict_context(results),  # risk level, eps_LB, the claim, the slices
         "rows": table_rows(attacks),
         "figures": _figures(results, folder, missing),
         "measured": _measured(results, missing),

@@ -8,6 +8,7 @@ from rich.console import Console
 from rich.table import Table
 
 from labelleak.report.notes import audit_notes
+from labelleak.report.verdict import report_line, verdict_line
 
 
 def _fmt(value: Any, digits: int = 3) -> str:
@@ -34,7 +35,8 @@ def audit_table(results: dict[str, Any]) -> Table:
         f"{_fmt(target.get('train_accuracy'))}, test acc {_fmt(target.get('test_accuracy'))}"
     )
     table = Table(title=title, caption=_na_caption(results))
-    for col in ("attack", "threat", "AUC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@10%", "bal.acc", "queries", "seconds"):
+    cols = ("attack", "threat", "AUC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@10%", "eps_LB", "bal.acc", "queries")
+    for col in (*cols, "seconds"):
         table.add_column(col, justify="left" if col in ("attack", "threat") else "right")
     for name, r in results.get("attacks", {}).items():
         ci = r.get("auc_ci") or [None, None]
@@ -47,6 +49,7 @@ def audit_table(results: dict[str, Any]) -> Table:
             _fmt(tpr.get("0.001")),
             _fmt(tpr.get("0.01")),
             _fmt(tpr.get("0.1")),
+            _fmt((r.get("epsilon") or {}).get("eps_lb"), 2),
             _fmt(r.get("balanced_accuracy")),
             _fmt(r.get("queries_per_sample"), 1),
             _fmt(r.get("seconds"), 2),
@@ -64,3 +67,7 @@ def print_audit_table(results: dict[str, Any], console: Console | None = None) -
     console.print(audit_table(results))
     for note in audit_notes(results):
         console.print(note["text"], style="bold yellow" if note["warn"] else None, markup=False)
+    line = verdict_line(results)
+    if line is not None:  # the last lines: the verdict, and where the full report is
+        console.print(line, style="bold", markup=False)
+        console.print(report_line(results), markup=False)

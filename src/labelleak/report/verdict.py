@@ -1,0 +1,197 @@
+"""The auditor's verdict in ``results.json``: each attack's epsilon lower bound and slices, and the audit's
+machine-readable ``verdict`` (risk level, eps_LB, strongest attack, claim check), so CI can fail a release on it.
+
+The maths is in :mod:`labelleak.epsilon`, :mod:`labelleak.risk` and :mod:`labelleak.slices`; this module reads the
+audit's entries and raw arrays and writes the keys.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelleak.attacks import Status
+from labelleak.counts import resolution
+from labelleak.epsilon import (
+    DEFAULT_CONFIDENCE,
+    DEFAULT_DELTA,
+    EpsilonBound,
+    bonferroni_confidence,
+    check_claim,
+    epsilon_lower_bound,
+)
+from labelleak.metrics import exact_tpr_at_fpr
+from labelleak.risk import risk_level
+from labelleak.slices import SLICE_FPR, slice_metrics
+
+BONFERRONI = "Bonferroni over the attacks: each attack's bound at confidence 1 - (1 - confidence) / attacks"
+
+
+def prediction_groups(status: np.ndarray) -> np.ndarray:
+    """``correct`` / ``wrong`` per candidate from the statuses of an attack that labels each one once (``ok`` /
+    ``misclassified``); ``None`` for a candidate it did not label (``budget_hit``)."""
+    groups = np.full(len(status), None, dtype=object)
+    groups[status == Status.OK] = "correct"
+    groups[status == Status.MISCLASSIFIED] = "wrong"
+    return groups
+
+
+def attack_slices(
+    is_member: np.ndarray, scores: np.ndarray, labels: np.ndarray | None, correct: tuple[str, np.ndarray] | None
+) -> dict[str, Any]:
+    """AUC and TPR at 1% FPR per class and per correctly / wrongly classified candidate, with counts."""
+    out: dict[str, Any] = {"fpr": SLICE_FPR}
+    if labels is not None:
+        out["by_class"] = slice_metrics(is_member, scores, np.asarray(labels).astype(np.int64))
+    if correct is not None:
+        out["by_prediction"] = slice_metrics(is_member, scores, correct[1])
+        out["prediction_source"] = correct[0]
+    else:
+        out["by_prediction_na"] = "no attack labelled every candidate once (gap does)"
+    return out
+
+
+def _tpr_low(is_member: np.ndarray, scores: np.ndarray, level: float, seed: int) -> float | None:
+    """The lower bound of TPR at 1% FPR at ``level`` (``None`` where the non-members cannot resolve it)."""
+    if not resolution(int((~is_member).sum()), SLICE_FPR).interval or not is_member.any():
+        return None
+    return exact_tpr_at_fpr(is_member, scores, SLICE_FPR, level=level, seed=seed).tpr.low
+
+
+def _claim(config: dict[str, Any], audit: EpsilonBound | None, delta: float) -> dict[str, Any] | None:
+    claimed = config.get("claimed_epsilon")
+    if claimed is None or audit is None:
+        return None
+    return check_claim(audit, float(claimed), delta, confidence=DEFAULT_CONFIDENCE).to_dict()  # Bonferroni'd
+
+
+def audit_verdict(
+    results: dict[str, Any], finished: dict[str, dict[str, np.ndarray]], *, is_member: np.ndarray
+) -> dict[str, Any]:
+    """``results["verdict"]``: the audit-wide eps_LB (Bonferroni over the attacks), the strongest attack, the
+    risk level and the claim check, at the config's ``claimed_delta`` and 95% confidence."""
+    config = results.get("config", {})
+    delta = float(config.get("claimed_delta", DEFAULT_DELTA))
+    seed = int(config.get("seed", 0))
+    m = np.asarray(is_member, dtype=bool)
+    names = [n for n in finished if n in results.get("attacks", {})]
+    level = bonferroni_confidence(DEFAULT_CONFIDENCE, max(len(names), 1))
+    bounds = {n: epsilon_lower_bound(m, finished[n]["scores"], delta=delta, confidence=level, seed=seed) for n in names}
+    tprs = {n: _tpr_low(m, np.asarray(finished[n]["scores"], np.float64), level, seed) for n in names}
+    aucs = [(results["attacks"][n].get("auc_ci") or [None])[0] for n in names]
+
+    def rank(n: str) -> tuple[float, float, float]:
+        return bounds[n].eps_lb, tprs[n] or -1.0, results["attacks"][n].get("auc") or -1.0
+
+    best = max(names, key=rank) if names else None
+    audit = bounds[best] if best is not None else None
+    eps = audit.eps_lb if audit is not None else 0.0
+    tpr_low = max((t for t in tprs.values() if t is not None), default=None)
+    auc_low = max((a for a in aucs if a is not None and a == a), default=None)
+    risk, why = risk_level(eps, tpr_low, auc_low)
+    limit = config.get("fail_above_epsilon")
+    return {
+        "risk_level": risk,
+        "risk_reason": why,
+        "eps_lb": eps,
+        "strongest_attack": best,
+        "threat_model": results["attacks"][best].get("threat_model") if best is not None else None,
+        "delta": delta,
+        "confidence": DEFAULT_CONFIDENCE,
+        "attacks_compared": len(names),
+        "per_attack_confidence": level,
+        "correction": BONFERRONI,
+        "tpr_at_1pct_fpr_low": tpr_low,
+        "auc_low": auc_low,
+        "n_candidates": int(len(m)),
+        "n_evaluation": (audit.n_members + audit.n_nonmembers) if audit is not None else 0,
+        "bound": audit.to_dict() if audit is not None else None,
+        "claim": _claim(config, audit, delta),
+        "fail_above_epsilon": limit,
+        "fails": None if limit is None else bool(eps > float(limit)),
+    }
+
+
+def add_verdict(
+    results: dict[str, Any],
+    finished: dict[str, dict[str, np.ndarray]],
+    *,
+    is_member: np.ndarray,
+    labels: np.ndarray | None,
+) -> None:
+    """Write each attack's ``epsilon`` (at 95%, uncorrected) and ``slices`` into ``results["attacks"]`` and the
+    audit's ``results["verdict"]``; ``labels`` are the candidates' true classes (``None``: no class slices)."""
+    config = results.get("config", {})
+    delta = float(config.get("claimed_delta", DEFAULT_DELTA))
+    seed = int(config.get("seed", 0))
+    m = np.asarray(is_member, dtype=bool)
+    source = next((n for n, e in results["attacks"].items() if "candidate_accuracy" in e and n in finished), None)
+    correct = (source, prediction_groups(np.asarray(finished[source]["status"]))) if source is not None else None
+    for name, arrays in finished.items():
+        if name not in results["attacks"]:
+            continue
+        scores = np.asarray(arrays["scores"], dtype=np.float64)
+        bound = epsilon_lower_bound(m, scores, delta=delta, confidence=DEFAULT_CONFIDENCE, seed=seed)
+        results["attacks"][name]["epsilon"] = bound.to_dict()
+        results["attacks"][name]["slices"] = attack_slices(m, scores, labels, correct)
+    results["verdict"] = audit_verdict(results, finished, is_member=m)
+
+
+def verdict_line(results: dict[str, Any]) -> str | None:
+    """The verdict in one line (risk level, eps_LB with what it rests on, strongest attack, claim); ``None`` for
+    results written before verdicts existed."""
+    v = results.get("verdict")
+    if not v:
+        return None
+    strongest = v.get("strongest_attack") or "none"
+    text = (
+        f"verdict: risk {v['risk_level']} ({v['risk_reason']}); eps_LB {v['eps_lb']:.3f} at delta {v['delta']:g}, "
+        f"{v['confidence']:.0%} confidence ({v['n_evaluation']} of {v['n_candidates']} candidates, "
+        f"{v['attacks_compared']} attack(s) compared); strongest attack {strongest}"
+    )
+    claim = v.get("claim")
+    if claim:
+        said = "refuted" if claim["refuted"] else "not refuted"
+        text += f"; claim eps {claim['epsilon']:g} (delta {claim['delta']:g}) {said}"
+    if v.get("fails"):
+        text += f"; above --fail-above-epsilon {v['fail_above_epsilon']:g}"
+    return text
+
+
+def report_line(results: dict[str, Any]) -> str:
+    """Where ``report.html`` is (or why it is not)."""
+    path = Path(str(results.get("config", {}).get("out", "."))) / "report.html"
+    return f"report: {path}" if path.is_file() else f"report: not written ({path}); labelleak report builds it"
+
+
+def _slice_rows(slices: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per group, most leaky (highest AUC) first within classes and within predictions."""
+    rows = []
+    for kind, key in (("class", "by_class"), ("prediction", "by_prediction")):
+        groups = slices.get(key) or {}
+        for group, g in sorted(groups.items(), key=lambda kv: -(kv[1].get("auc") or -1.0)):
+            na = g.get("na") or {}
+            rows.append({"kind": kind, "group": group, **g, "why": "; ".join(dict.fromkeys(na.values()))})
+    return rows
+
+
+def verdict_context(results: dict[str, Any]) -> dict[str, Any] | None:
+    """What the report's verdict section shows: the verdict, each attack's eps_LB with its counts, and the
+    slices of the strongest attack; ``None`` for results written before verdicts existed."""
+    v = results.get("verdict")
+    if not v:
+        return None
+    attacks = results.get("attacks", {})
+    rows = [{"attack": n, **e["epsilon"]} for n, e in attacks.items() if e.get("epsilon")]
+    best = v.get("strongest_attack")
+    slices = (attacks.get(best) or {}).get("slices") or {}
+    return {
+        "v": v,
+        "line": verdict_line(results),
+        "epsilon_rows": rows,
+        "slice_attack": best,
+        "slice_rows": _slice_rows(slices),
+        "slice_na": slices.get("by_prediction_na"),
+    }
