@@ -155,6 +155,7 @@ def test_below_the_limit_the_audit_exits_0_and_the_table_ends_with_the_verdict(f
         ({"claimed_epsilon": -1.0}, "claimed_epsilon: expected a number >= 0 or nothing, got -1.0"),
         ({"fail_above_epsilon": "x"}, "fail_above_epsilon: expected a number >= 0 or nothing, got 'x'"),
         ({"claimed_delta": 1.0}, r"claimed_delta: expected a number in \[0, 1\), got 1.0"),
+        ({"fail_above_epsilon": 1.0, "repeats": 3}, "fail_above_epsilon: one audit's gate, not with repeats > 1"),
     ],
 )
 def test_bad_claims_are_refused_with_the_key_named(options, message):

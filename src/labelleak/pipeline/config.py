@@ -205,6 +205,8 @@ class AuditConfig:
         v = self.claimed_delta
         if isinstance(v, bool) or not isinstance(v, (int, float)) or not 0 <= v < 1:
             found.append(f"claimed_delta: expected a number in [0, 1), got {v!r}")
+        if self.fail_above_epsilon is not None and isinstance(self.repeats, int) and self.repeats > 1:
+            found.append("fail_above_epsilon: one audit's gate, not with repeats > 1 (each seed has its verdict)")
         return found
 
     def _backend_problems(self) -> list[str]:
