@@ -12,7 +12,7 @@ from labelleak.attacks import Attack, AttackResult, ShadowData, create_attack
 from labelleak.attacks.registry import attack_names, audit_params
 from labelleak.counts import resolution
 from labelleak.distributed import Executor, LocalExecutor, make_executor
-from labelleak.errors import BudgetExhaustedError, InvalidInputError, UnknownNameError
+from labelleak.errors import BudgetExhaustedError, InvalidInputError, LabelleakError, UnknownNameError
 from labelleak.logs import get_logger
 from labelleak.metrics import (
     auc,
@@ -148,11 +148,23 @@ def _oracle_for(attack: Attack, setup: AuditSetup, *, shadow: bool = False) -> L
     if attack.threat_model == "scores":
         oracle = setup.shadow_score_oracle if shadow else setup.score_oracle
         if oracle is None:
-            raise InvalidInputError(
-                f"{attack.name}: needs the target's scores, which a remote label-only target does not give"
-            )
+            raise InvalidInputError(f"{attack.name}: needs the target's class scores, which {setup.kind} does not give")
         return oracle
     return setup.shadow_oracle if shadow else setup.oracle
+
+
+def check_requirements(cfg: AuditConfig, setup: AuditSetup, names: list[str]) -> None:
+    """Every problem of every attack in ``names`` with this target, in one error, before the first query: an
+    attack that needs scores or shadow data the audit does not have used to fail after the others had run."""
+    problems = []
+    for name in names:
+        attack = create_attack(name, **attack_params(name, cfg, setup))
+        try:
+            _oracle_for(attack, setup)
+        except InvalidInputError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InvalidInputError("; ".join(problems) + "; drop these from --attacks")
 
 
 def _operating_points(points: dict[str, np.ndarray], is_member: np.ndarray) -> list[dict[str, float]]:
@@ -276,6 +288,7 @@ def run_audit(
         raise InvalidInputError("run_audit: give both target and data (members, nonmembers, shadow), or neither")
     setup = prepare_oracle(cfg, target, data) if target is not None and data is not None else prepare(cfg, datasets)
     try:
+        check_requirements(cfg, setup, list(cfg.attacks))
         identity = {**cfg.to_dict(), "inputs": setup.inputs_fingerprint} if setup.inputs_fingerprint else cfg.to_dict()
         ckpt = Checkpoint(cfg.out, identity, resume=cfg.resume, fresh=cfg.fresh) if cfg.checkpoint else None
         oracle: LabelOracle = setup.oracle
@@ -310,6 +323,7 @@ def run_audit(
     finished: dict[str, dict[str, np.ndarray]] = {}
     skipped: dict[str, str] = {}
     own = target is not None or cfg.is_remote or bool(cfg.model)  # a target that comes without its accuracy
+    failure: tuple[str, LabelleakError] | None = None
     try:
         for name in cfg.attacks:
             saved = ckpt.load(name) if ckpt else None
@@ -327,10 +341,14 @@ def run_audit(
                     saved = _run_one(name, cfg, setup, oracle, executor, left)
                 except BudgetExhaustedError as exc:
                     if cfg.max_total_queries is None:
-                        raise
+                        failure = (name, exc)
+                        break
                     skipped[name] = f"--max-total-queries {cfg.max_total_queries}: {exc}"
                     log.warning("%s: stopped, %s", name, skipped[name])
                     continue
+                except LabelleakError as exc:  # the attacks finished before it are still written below
+                    failure = (name, exc)
+                    break
                 if ckpt:
                     ckpt.save(name, *saved)
             else:
@@ -353,7 +371,11 @@ def run_audit(
         for close in setup.closers:
             close()
     if not finished:
+        if failure is not None:
+            raise failure[1]
         raise BudgetExhaustedError(f"no attack could run: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}")
+    if failure is not None:
+        results["failed_attack"] = {"name": failure[0], "error": str(failure[1])}
     if skipped:
         results["skipped_attacks"] = skipped
     results["queries_asked"] = sum(int(e.get("target_queries", 0)) for e in results["attacks"].values())
@@ -372,6 +394,16 @@ def run_audit(
     results["seconds_total"] = time.perf_counter() - started
     results["provenance"] = provenance(results)
     write_audit_outputs(cfg.out, results, finished, sample_index=setup.sample_index, is_member=setup.is_member)
+    if failure is not None:  # the journal stays: --resume runs what is left
+        message = (
+            f"{failure[1]}; the {len(finished)} attack(s) finished before {failure[0]} are written to {cfg.out}/ "
+            "(fix the cause and rerun with --resume to continue)"
+        )
+        try:
+            stop = type(failure[1])(message)
+        except TypeError:  # an error class with another signature
+            stop = LabelleakError(message)
+        raise stop from None
     if ckpt:
         ckpt.clear_journals()  # finished: every attack's results are stored
     return results

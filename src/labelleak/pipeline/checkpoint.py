@@ -99,7 +99,9 @@ class Checkpoint:
         if resume and fresh:
             raise InvalidInputError("--resume and --fresh: give one (continue the saved run, or delete it)")
         self.folder = Path(out) / "checkpoint"
-        fingerprint = hashlib.sha256(json.dumps(run_identity(config), sort_keys=True, default=str).encode()).hexdigest()
+        # the attack list is not part of it: --resume with other attacks runs the new ones and keeps the finished
+        same_run = run_identity({k: v for k, v in config.items() if k != "attacks"})
+        fingerprint = hashlib.sha256(json.dumps(same_run, sort_keys=True, default=str).encode()).hexdigest()
         meta = self.folder / "config.json"
         if resume and meta.is_file():
             saved = _read_json(meta).get("fingerprint")

@@ -62,6 +62,15 @@ class AuditSetup:
     remote: RemoteOracle | None = None  # the remote target's oracle, for its spend statistics
 
     @property
+    def kind(self) -> str:
+        """The target as an error message names it."""
+        if self.remote is not None:
+            return "a remote label-only target"
+        if self.target.get("model"):
+            return f"the model file {self.target['model']} (audited through its labels)"
+        return "this label-only target" if self.score_oracle is None else "this target"
+
+    @property
     def reference_size(self) -> int:
         """Rows each reference model trains on, to mimic the target: the rows it was trained on
         (``target["trained_rows"]``) when labelleak trained it, else the number of member candidates."""
@@ -309,9 +318,7 @@ def connect_remote(cfg: AuditConfig) -> RemoteOracle:
     from labelleak.oracle.remote.transport import RetryPolicy, Transport
     from labelleak.oracle.remote.v2 import V2Oracle
 
-    policy = RetryPolicy(
-        timeout=cfg.timeout, retries=cfg.retries, max_wait=cfg.max_retry_wait, window=cfg.retry_window
-    )
+    policy = RetryPolicy(timeout=cfg.timeout, retries=cfg.retries, max_wait=cfg.max_retry_wait, window=cfg.retry_window)
     if cfg.protocol == "rest":
         assert cfg.rest_spec is not None
         return RestOracle.from_spec(RestSpec.load(cfg.rest_spec), policy=policy, concurrency=cfg.concurrency)

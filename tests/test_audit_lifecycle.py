@@ -1,0 +1,86 @@
+"""An audit's life when something goes wrong: every attack's requirements are checked before the first query, the
+attacks finished before a failure are written, and --resume takes a changed attack list (issue 32, item 7)."""
+
+from __future__ import annotations
+
+import importlib
+import json
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from labelleak.cli import app
+from labelleak.errors import RemoteOracleError
+
+runner = CliRunner()
+audit_module = importlib.import_module("labelleak.pipeline.audit")  # the package exports a function of that name
+
+
+@pytest.fixture
+def own_model(tmp_path):
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    torch.onnx.export(
+        nn.Linear(4, 3).eval(), (torch.rand(1, 4),), str(tmp_path / "m.onnx"), input_names=["x"],
+        dynamic_axes={"x": {0: "n"}}, dynamo=False,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    files = []
+    for name in ("members", "nonmembers", "shadow"):
+        np.savez(tmp_path / f"{name}.npz", x=rng.uniform(size=(20, 4)).astype(np.float32), y=rng.integers(0, 3, 20))
+        files += [f"--{name}", str(tmp_path / f"{name}.npz")]
+    options = ["--queries", "40", "--noise-samples", "5", "--epochs", "2", "--quiet"]
+    return ["audit", "--model", str(tmp_path / "m.onnx"), *files, *options, "--out", str(tmp_path / "out"),
+            "--cache-dir", str(tmp_path / "cache")]  # fmt: skip
+
+
+def test_an_attack_the_target_cannot_serve_is_refused_before_any_query(own_model, tmp_path, monkeypatch):
+    ran = []
+    monkeypatch.setattr(audit_module, "_run_one", lambda name, *a, **k: ran.append(name))
+    result = runner.invoke(app, [*own_model, "--attacks", "gap,score-loss,lira"])
+    assert result.exit_code == 2 and ran == []  # nothing ran: gap's queries are not spent before the refusal
+    line = result.output.strip()
+    assert len(line.splitlines()) == 1 and "Traceback" not in line
+    assert "score-loss: needs the target's class scores, which the model file" in line and "lira:" in line
+    assert "remote" not in line  # the old message blamed a remote target for a local model file
+
+
+def test_the_attacks_finished_before_a_failure_are_written_and_resume_continues(own_model, tmp_path, monkeypatch):
+    real = audit_module._run_one
+
+    def fails_on_hsja(name, *args, **kwargs):
+        if name == "boundary-hsja":
+            raise RemoteOracleError("the target went away")
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(audit_module, "_run_one", fails_on_hsja)
+    failed = runner.invoke(app, [*own_model, "--attacks", "gap,noise,boundary-hsja"])
+    assert failed.exit_code == 2 and "the 2 attack(s) finished before boundary-hsja are written" in failed.output
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(res["attacks"]) == {"gap", "noise"} and res["failed_attack"]["name"] == "boundary-hsja"
+    monkeypatch.setattr(audit_module, "_run_one", real)
+    resumed = runner.invoke(app, [*own_model, "--attacks", "gap,noise,boundary-hsja", "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert res["attacks_from_checkpoint"] == ["gap", "noise"] and "failed_attack" not in res
+
+
+def test_resume_takes_a_changed_attack_list(own_model, tmp_path, monkeypatch):
+    first = runner.invoke(app, [*own_model, "--attacks", "gap"])
+    assert first.exit_code == 0
+    assert (tmp_path / "out" / "checkpoint" / "done" / "gap.json").is_file()
+    real, ran = audit_module._run_one, []
+
+    def counting(name, *args, **kwargs):
+        ran.append(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(audit_module, "_run_one", counting)
+    more = runner.invoke(app, [*own_model, "--attacks", "gap,noise", "--resume"])
+    assert more.exit_code == 0, more.output
+    assert ran == ["noise"]  # gap was kept, only the new attack ran
+    res = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert set(res["attacks"]) == {"gap", "noise"} and res["attacks_from_checkpoint"] == ["gap"]
