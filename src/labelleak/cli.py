@@ -532,6 +532,52 @@ def reproduce(
     )
 
 
+split_app = typer.Typer(help="The candidates of a split labelleak makes, as files.", no_args_is_help=True)
+app.add_typer(split_app, name="split")
+
+
+@split_app.command("export")
+def split_export(
+    out: Path = typer.Option(..., help="Folder for members.npz, nonmembers.npz, shadow.npz and split.json."),
+    config: Path | None = typer.Option(None, "--config", help="YAML file with audit options (dataset, sizes, ...)."),
+    dataset: str | None = typer.Option(None, help="digits (default), cifar10, cifar100, npz, folder, tabular."),
+    data: str | None = typer.Option(None, help="Path of the dataset file or folder."),
+    arch: str | None = typer.Option(None, help="mlp, cnn2..cnn11, or auto (default)."),
+    epochs: int | None = typer.Option(None, help="Training epochs of the target."),
+    train_size: int | None = typer.Option(None, help="Target training-set size (members)."),
+    eval_size: int | None = typer.Option(None, help="Member and non-member candidates each."),
+    shadow_size: int | None = typer.Option(None, help="Size of shadow-train and of shadow-test."),
+    seed: int | None = typer.Option(None, help="Seed of the split and the training."),
+    cache_dir: str | None = typer.Option(None, help="Model cache (default .labelleak-cache)."),
+) -> None:
+    """Write a split's members, non-members and shadow data in the format `audit --members` reads, and train (or
+    load) its target, so that `labelleak serve` can serve it and a remote audit can be run on its candidates."""
+    from labelleak.pipeline.config import make_config
+    from labelleak.pipeline.split_export import export_split
+
+    try:
+        cfg = make_config(
+            config,
+            dataset=dataset,
+            data=data,
+            arch=arch,
+            epochs=epochs,
+            train_size=train_size,
+            eval_size=eval_size,
+            shadow_size=shadow_size,
+            seed=seed,
+            cache_dir=cache_dir,
+            progress=False,
+        )
+        about = export_split(cfg, out)
+    except LabelleakError as exc:
+        _fail(exc)
+        return
+    Console().print(f"wrote {', '.join(Path(p).name for p in about['files'].values())} and split.json to {out}/")
+    Console().print(f"serve the target:  {about['serve']}", highlight=False, soft_wrap=True)
+    Console().print(f"audit it remotely: {about['audit']}", highlight=False, soft_wrap=True)
+
+
 @app.command()
 def report(
     folder: Path = typer.Argument(..., help="Output folder of an audit, defend or reproduce run."),
