@@ -15,15 +15,17 @@ from __future__ import annotations
 
 import threading
 from abc import abstractmethod
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
-import httpx
 import numpy as np
 import torch
 
 from labelleak.errors import BudgetExhaustedError, InvalidInputError, RemoteOracleError
 from labelleak.oracle.base import AnswerJournal, LabelOracle
-from labelleak.oracle.remote.transport import Transport
+from labelleak.oracle.remote.transport import Transport  # names the missing 'serve' extra when httpx is absent
+
+if TYPE_CHECKING:
+    import httpx
 
 
 def decode_json(response: httpx.Response, where: str) -> Any:
