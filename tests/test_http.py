@@ -248,7 +248,8 @@ def test_remote_audit_from_files(tmp_path, server, model):
     assert res["target"]["url"] == server.url and res["attacks"]["gap"]["n_members"] == 30
     assert res["attacks"]["boundary-hsja"]["max_queries_per_sample"] <= 200
     bad = _labelleak(*args[:-5], "--attacks", "score-loss", "--out", str(tmp_path / "o2"), "--quiet")
-    assert bad.returncode == 2 and "needs the target's class scores, which a remote label-only target does not give" in bad.stderr
+    assert bad.returncode == 2
+    assert "needs the target's class scores, which a remote label-only target does not give" in bad.stderr
 
 
 RESUMABLE = [
