@@ -84,3 +84,13 @@ def test_resume_takes_a_changed_attack_list(own_model, tmp_path, monkeypatch):
     assert ran == ["noise"]  # gap was kept, only the new attack ran
     res = json.loads((tmp_path / "out" / "results.json").read_text())
     assert set(res["attacks"]) == {"gap", "noise"} and res["attacks_from_checkpoint"] == ["gap"]
+
+
+def test_ctrl_c_during_setup_exits_130_with_its_message(own_model, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("labelleak.pipeline.run_audit", interrupted)
+    result = runner.invoke(app, [*own_model, "--attacks", "gap"])
+    assert result.exit_code == 130
+    assert "interrupted during setup, before any attack ran: run the same command again" in result.output

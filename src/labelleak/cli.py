@@ -259,6 +259,12 @@ def audit(
     except Interrupted as stop:
         _err.print(f"interrupted: progress saved in {stop.folder}; run the same command with --resume to continue")
         raise typer.Exit(code=130) from None
+    except KeyboardInterrupt:  # before any attack ran (data, training): no answers to keep, trained models are cached
+        _err.print(
+            "interrupted during setup, before any attack ran: run the same command again (trained models are cached)",
+            soft_wrap=True,
+        )
+        raise typer.Exit(code=130) from None
     print_audit_table(results)
     Console().print(f"results written to {cfg.out}/")
     if (results.get("verdict") or {}).get("fails"):
