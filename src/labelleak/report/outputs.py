@@ -19,6 +19,7 @@ from labelleak.report.files import jsonable, write_distances_csv, write_json, wr
 from labelleak.report.markdown import matrix_markdown, summary_markdown
 from labelleak.report.pareto import plot_pareto
 from labelleak.report.plots import plot_privacy_utility, plot_roc, plot_series
+from labelleak.report.records import record_rows, write_records
 
 log = get_logger(__name__)
 
@@ -42,8 +43,9 @@ def write_audit_outputs(
     sample_index: np.ndarray,
     is_member: np.ndarray,
 ) -> None:
-    """``scores.csv``, ``arrays.npz``, ``distances.csv``, ``roc.png``, ``queries.png``, ``results.json`` and
-    ``report.html`` of one audit; ``finished`` maps each attack to its per-candidate arrays."""
+    """``scores.csv``, ``arrays.npz``, ``distances.csv``, ``roc.png``, ``queries.png``, ``records.csv`` and
+    ``records.jsonl`` (the exposed records), ``results.json`` and ``report.html`` of one audit; ``finished`` maps
+    each attack to its per-candidate arrays."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [
@@ -83,6 +85,8 @@ def write_audit_outputs(
             ylabel="ROC AUC",
             title="membership AUC against query budget",
         )
+    records, results["exposed"] = record_rows(sample_index, is_member, {n: a["scores"] for n, a in finished.items()})
+    write_records(out, records)
     write_json(out / "results.json", results)
     write_report_if_available(out)
 

@@ -1,0 +1,51 @@
+"""``records.csv`` and ``records.jsonl``: one row per candidate, so an auditor can name the exposed records.
+
+Each row holds the candidate's stable id (``sample_index``), whether it is a member, every attack's score and
+p-value against the non-members (:mod:`labelleak.exposure`), its smallest p-value, and the attacks and FPRs at
+which it is flagged (``attack@fpr``). Rows are sorted by that smallest p-value, most exposed first.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from labelleak.exposure import exposure_summary, p_values, resolvable_fprs
+from labelleak.report.files import jsonable
+
+
+def record_rows(
+    sample_index: np.ndarray, is_member: np.ndarray, scores: dict[str, np.ndarray]
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """The rows (most exposed first) and the summary that results.json keeps under ``exposed``."""
+    m = np.asarray(is_member, dtype=bool)
+    pvals = {name: p_values(m, s) for name, s in scores.items()}
+    fprs = resolvable_fprs(int((~m).sum()))
+    best = np.min(np.stack(list(pvals.values())), axis=0) if pvals else np.ones(len(m))
+    rows = []
+    for i in np.argsort(best, kind="stable"):
+        row: dict[str, Any] = {"sample_index": int(sample_index[i]), "is_member": bool(m[i])}
+        for name in scores:
+            row[f"{name}:score"] = float(scores[name][i])
+            row[f"{name}:p_value"] = float(pvals[name][i])
+        row["min_p_value"] = float(best[i])
+        row["flagged"] = ";".join(f"{name}@{x:g}" for name in scores for x in fprs if pvals[name][i] <= x)
+        rows.append(row)
+    return rows, exposure_summary(m, pvals)
+
+
+def write_records(out: str | Path, rows: list[dict[str, Any]]) -> None:
+    """``records.csv`` (scores in ``repr`` precision) and its JSON Lines twin ``records.jsonl``."""
+    out = Path(out)
+    keys = list(rows[0]) if rows else ["sample_index", "is_member"]
+    with (out / "records.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows({k: repr(v) if isinstance(v, float) else v for k, v in r.items()} for r in rows)
+    with (out / "records.jsonl").open("w") as fh:
+        for r in rows:
+            fh.write(json.dumps(jsonable(r)) + "\n")
