@@ -67,3 +67,6 @@ def test_an_audit_writes_its_records(tmp_path):
     assert len((tmp_path / "out" / "records.jsonl").read_text().splitlines()) == 120
     saved = json.loads((tmp_path / "out" / "results.json").read_text())
     assert saved["exposed"]["members_flagged"]["gap"] == results["exposed"]["members_flagged"]["gap"]
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert 'id="exposed-table"' in page and 'id="most-exposed-table"' in page
+    assert "Not measurable with 60 non-members: FPR 0.001, 0.01" in page

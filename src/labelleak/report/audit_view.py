@@ -13,6 +13,7 @@ from labelleak.counts import resolution
 from labelleak.report import figures
 from labelleak.report.markdown import fmt_number
 from labelleak.report.notes import audit_notes
+from labelleak.report.records import exposed_context
 from labelleak.report.verdict import verdict_context
 
 THREAT_MODELS = {
@@ -223,6 +224,7 @@ def audit_context(results: dict[str, Any], folder: Path, *, source: str = "resul
         "notes": audit_notes(results),  # a total cap, the target's accuracy on the candidates
         "verdict": verdict(attacks),
         "dp": verdict_context(results),  # risk level, eps_LB, the claim, the slices
+        "exposed": exposed_context(results, folder),  # the members flagged, the most exposed ones
         "rows": table_rows(attacks),
         "figures": _figures(results, folder, missing),
         "measured": _measured(results, missing),

@@ -49,3 +49,22 @@ def write_records(out: str | Path, rows: list[dict[str, Any]]) -> None:
     with (out / "records.jsonl").open("w") as fh:
         for r in rows:
             fh.write(json.dumps(jsonable(r)) + "\n")
+
+
+def exposed_context(results: dict[str, Any], folder: Path, top: int = 10) -> dict[str, Any] | None:
+    """What the report shows: the summary in results.json and the ``top`` most exposed members of
+    ``records.jsonl`` (None for results written before records existed)."""
+    summary = results.get("exposed")
+    if not summary:
+        return None
+    members: list[dict[str, Any]] = []
+    path = Path(folder) / "records.jsonl"
+    if path.is_file():
+        with path.open() as fh:
+            for line in fh:
+                row = json.loads(line)
+                if row.get("is_member"):
+                    members.append(row)
+                if len(members) == top:
+                    break
+    return {**summary, "top": members}
