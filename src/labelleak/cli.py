@@ -144,6 +144,8 @@ def audit(
         None, help="Seconds of waiting between attempts before the target counts as down (default 60)."
     ),
     max_total_queries: int | None = typer.Option(None, help="Cap on all samples sent to the target, retries included."),
+    title: str | None = typer.Option(None, help="The report's title (default: the dataset or model file)."),
+    auditor: str | None = typer.Option(None, help="Who ran the audit, in the report's header."),
     estimate: bool = typer.Option(False, "--estimate", help="Print the queries each attack will spend, then exit."),
     resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
     fresh: bool = typer.Option(
@@ -217,6 +219,8 @@ def audit(
             max_retry_wait=max_retry_wait,
             retry_window=retry_window,
             max_total_queries=max_total_queries,
+            title=title,
+            auditor=auditor,
             resume=True if resume else None,
             fresh=True if fresh else None,
             checkpoint=False if no_checkpoint else None,

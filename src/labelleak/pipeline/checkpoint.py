@@ -36,6 +36,8 @@ _VOLATILE = {
     "max_retry_wait",
     "retry_window",
     "max_total_queries",
+    "title",  # the report's header: never changes a score
+    "auditor",
     "claimed_epsilon",  # the verdict's claim and CI limit: read from the scores, never change them
     "claimed_delta",
     "fail_above_epsilon",

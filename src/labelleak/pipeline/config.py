@@ -86,6 +86,8 @@ class AuditConfig:
     retries: int = 30  # at most this many attempts after the first, on connection errors, 429 and 5xx
     max_retry_wait: float = 60.0  # ceiling of one wait between attempts (Retry-After included)
     retry_window: float = 60.0  # seconds of waiting between attempts before the target counts as down
+    title: str | None = None  # the report's title (default: the dataset or model file)
+    auditor: str | None = None  # who ran the audit, in the report's header
     max_total_queries: int | None = None  # cap on every sample sent to the target (retries, setup included)
     defense: str = "none"  # training/output defense of the target, e.g. "l2=5e-4", "dp=8", "memguard"
     checkpoint: bool = True  # journal target answers and finished attacks under OUT/checkpoint

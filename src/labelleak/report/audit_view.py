@@ -92,8 +92,10 @@ def headline(name: str, entry: dict[str, Any]) -> dict[str, Any]:
     auc_low = (entry.get("auc_ci") or [None])[0]
     if low_1 is not None and low_1 > 0.1:
         level = "Members are clearly exposed"
-    elif (low_1 is not None and low_1 > 0.01) or (auc_low is not None and auc_low > 0.5):
+    elif low_1 is not None and low_1 > 0.01:
         level = "Membership leaks measurably"
+    elif auc_low is not None and auc_low > 0.5:  # wording follows the intervals: no member shown exposed
+        level = "Membership leaks on average (AUC above chance), but no member is shown exposed at low FPR"
     else:
         level = "No leakage measurable above chance"
     return {
@@ -217,10 +219,21 @@ def audit_context(results: dict[str, Any], folder: Path, *, source: str = "resul
     """Everything the audit template shows."""
     missing: list[str] = []
     attacks = results.get("attacks", {})
+    config, target = results.get("config", {}), results.get("target", {})
+    target_name = target.get("arch") or (Path(target["model"]).name if target.get("model") else None)
+    target_name = target_name or config.get("target") or "?"
+    own = results.get("dataset", {}).get("name", "?") in ("own-files", "own-arrays")
+    subject = Path(target["model"]).name if own and target.get("model") else results.get("dataset", {}).get("name", "?")
     context = {
         "kind": "audit",
         "source": source,
         "dataset_name": results.get("dataset", {}).get("name", "?"),
+        "title": config.get("title") or f"Membership-inference audit: {subject}",
+        "auditor": config.get("auditor"),
+        "finished_at": (results.get("provenance") or {}).get("finished_at"),
+        "target_name": target_name,
+        "target_sha": ((results.get("provenance") or {}).get("sha256", {}).get("model") or {}).get("sha256"),
+        "utility": results.get("utility"),
         "notes": audit_notes(results),  # a total cap, the target's accuracy on the candidates
         "verdict": verdict(attacks),
         "dp": verdict_context(results),  # risk level, eps_LB, the claim, the slices

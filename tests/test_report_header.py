@@ -1,0 +1,48 @@
+"""The report's header names the target as the auditor knows it (issue 31, item 6): an own model file by its
+name and SHA-256 with its accuracy on the candidates, never "Target: ?" or "own-files"; --title and --auditor."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from typer.testing import CliRunner
+
+from labelleak.cli import app
+
+
+def _text(html: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+def test_an_own_model_audit_names_the_file_its_hash_and_its_accuracy_on_the_candidates(tmp_path):
+    pytest.importorskip("onnxruntime")
+    torch.manual_seed(0)
+    model = tmp_path / "churn.onnx"
+    torch.onnx.export(
+        nn.Linear(4, 3).eval(), (torch.rand(1, 4),), str(model), input_names=["x"], dynamic_axes={"x": {0: "n"}},
+        dynamo=False,
+    )  # fmt: skip
+    rng = np.random.default_rng(0)
+    files = []
+    for name in ("members", "nonmembers", "shadow"):
+        np.savez(tmp_path / f"{name}.npz", x=rng.uniform(size=(20, 4)).astype(np.float32), y=rng.integers(0, 3, 20))
+        files += [f"--{name}", str(tmp_path / f"{name}.npz")]
+    out = tmp_path / "out"
+    args = ["audit", "--model", str(model), *files, "--attacks", "gap", "--epochs", "2", "--quiet", "--out", str(out)]
+    assert CliRunner().invoke(app, args).exit_code == 0
+    html = (out / "report.html").read_text()
+    page, sha = _text(html), hashlib.sha256(model.read_bytes()).hexdigest()
+    assert "<h1>Membership-inference audit: churn.onnx</h1>" in html
+    assert "<title>Membership-inference audit: churn.onnx" in html
+    assert f"Target: churn.onnx (SHA-256 {sha[:16]} ...)" in page and "Target: ?" not in page
+    assert "accuracy on the member candidates" in page and "train accuracy n/a" not in page
+
+    titled = CliRunner().invoke(app, [*args, "--title", "ACME churn, Q4", "--auditor", "J. Doe", "--fresh"])
+    assert titled.exit_code == 0, titled.output
+    page = _text((out / "report.html").read_text())
+    assert "ACME churn, Q4" in page and "Auditor: J. Doe." in page and "Finished 20" in page
