@@ -159,3 +159,17 @@ class Checkpoint:
         np.savez(tmp, **payload)
         os.replace(tmp, arrays_path)
         _write_atomically(entry_path, json.dumps(jsonable(entry)))
+
+
+def finished_audit(out: str | Path, config: dict[str, Any]) -> dict[str, Any] | None:
+    """The results.json of a finished audit in ``out`` made with ``config`` (same run identity), or ``None``: what
+    ``reproduce --resume`` and ``audit --repeats --resume`` read back instead of rerunning."""
+    path = Path(out) / "results.json"
+    if not path.is_file() or not (Path(out) / "arrays.npz").is_file():
+        return None
+    try:
+        results = json.loads(path.read_text())
+    except json.JSONDecodeError:
+        return None
+    same = run_identity(jsonable(results.get("config", {}))) == run_identity(jsonable(config))
+    return results if same else None

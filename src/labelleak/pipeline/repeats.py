@@ -15,7 +15,7 @@ from typing import Any
 from labelleak.errors import InvalidInputError
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
-from labelleak.pipeline.checkpoint import run_identity
+from labelleak.pipeline.checkpoint import finished_audit
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup import DatasetCache
 from labelleak.report.files import jsonable
@@ -35,15 +35,7 @@ def seed_configs(cfg: AuditConfig) -> list[AuditConfig]:
 
 def _finished(cfg: AuditConfig) -> dict[str, Any] | None:
     """A finished audit in ``cfg.out`` with ``cfg``'s options (its results.json), or ``None``."""
-    path = Path(cfg.out) / "results.json"
-    if not path.is_file() or not (Path(cfg.out) / "arrays.npz").is_file():
-        return None
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    same = run_identity(results.get("config", {})) == run_identity(jsonable(cfg.to_dict()))
-    return results if same else None
+    return finished_audit(cfg.out, cfg.to_dict())
 
 
 def run_repeats(cfg: AuditConfig, *, datasets: DatasetCache | None = None) -> dict[str, Any]:

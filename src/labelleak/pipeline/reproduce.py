@@ -8,7 +8,6 @@ one), and :mod:`labelleak.report.summaries` turns their results into tables and 
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from pathlib import Path
@@ -22,32 +21,20 @@ from labelleak.attacks import attack_names
 from labelleak.errors import DataFileError, UnknownNameError
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
-from labelleak.pipeline.checkpoint import run_identity
+from labelleak.pipeline.checkpoint import finished_audit
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.parallel import executor_for, train_in_parallel
 from labelleak.pipeline.plan import fit_to_pool, load_plan
 from labelleak.pipeline.setup import DatasetCache
-from labelleak.report.files import jsonable
 from labelleak.report.outputs import write_reproduce_outputs
 from labelleak.report.summaries import SUMMARIES, RunRecord
 
 log = get_logger(__name__)
 
 
-def _same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return run_identity(jsonable(a)) == run_identity(jsonable(b))
-
-
 def _finished_results(cfg: AuditConfig) -> dict[str, Any] | None:
     """The results of a finished audit in ``cfg.out`` with the same config, or ``None``."""
-    path = Path(cfg.out) / "results.json"
-    if not path.is_file() or not (Path(cfg.out) / "arrays.npz").is_file():
-        return None
-    try:
-        results = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None
-    return results if _same_config(results.get("config", {}), cfg.to_dict()) else None
+    return finished_audit(cfg.out, cfg.to_dict())
 
 
 def _load_arrays(folder: Path) -> dict[str, np.ndarray]:
