@@ -67,3 +67,29 @@ def blobs() -> tuple[np.ndarray, np.ndarray]:
 def _few_threads():
     torch.set_num_threads(min(2, torch.get_num_threads()))  # CI has 2 cores; OMP_NUM_THREADS=1 is honoured
     yield
+
+
+def write_linear_onnx(path, seed: int = 0):
+    """A 4-feature, 3-class linear model saved as ONNX (batch dimension free): the own-model tests' target."""
+    import warnings
+
+    from torch import nn
+
+    torch.manual_seed(seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the legacy exporter's deprecation notice
+        torch.onnx.export(
+            nn.Linear(4, 3).eval(), (torch.rand(1, 4),), str(path), input_names=["x"], dynamic_axes={"x": {0: "n"}},
+            dynamo=False,
+        )  # fmt: skip
+    return path
+
+
+def write_candidate_files(folder, n: int = 20) -> list[str]:
+    """members/nonmembers/shadow .npz files of ``n`` uniform 4-feature rows each; their audit options."""
+    rng = np.random.default_rng(0)
+    options = []
+    for name in ("members", "nonmembers", "shadow"):
+        np.savez(folder / f"{name}.npz", x=rng.uniform(size=(n, 4)).astype(np.float32), y=rng.integers(0, 3, n))
+        options += [f"--{name}", str(folder / f"{name}.npz")]
+    return options

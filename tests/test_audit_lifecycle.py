@@ -6,10 +6,8 @@ from __future__ import annotations
 import importlib
 import json
 
-import numpy as np
 import pytest
-import torch
-from torch import nn
+from conftest import write_candidate_files, write_linear_onnx
 from typer.testing import CliRunner
 
 from labelleak.cli import app
@@ -22,16 +20,8 @@ audit_module = importlib.import_module("labelleak.pipeline.audit")  # the packag
 @pytest.fixture
 def own_model(tmp_path):
     pytest.importorskip("onnxruntime")
-    torch.manual_seed(0)
-    torch.onnx.export(
-        nn.Linear(4, 3).eval(), (torch.rand(1, 4),), str(tmp_path / "m.onnx"), input_names=["x"],
-        dynamic_axes={"x": {0: "n"}}, dynamo=False,
-    )  # fmt: skip
-    rng = np.random.default_rng(0)
-    files = []
-    for name in ("members", "nonmembers", "shadow"):
-        np.savez(tmp_path / f"{name}.npz", x=rng.uniform(size=(20, 4)).astype(np.float32), y=rng.integers(0, 3, 20))
-        files += [f"--{name}", str(tmp_path / f"{name}.npz")]
+    write_linear_onnx(tmp_path / "m.onnx")
+    files = write_candidate_files(tmp_path)
     options = ["--queries", "40", "--noise-samples", "5", "--epochs", "2", "--quiet"]
     return ["audit", "--model", str(tmp_path / "m.onnx"), *files, *options, "--out", str(tmp_path / "out"),
             "--cache-dir", str(tmp_path / "cache")]  # fmt: skip

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
+from conftest import write_linear_onnx
 from PIL import Image
 from torch import nn
 from typer.testing import CliRunner
@@ -116,21 +117,9 @@ def test_csv_and_image_folder_candidates(tmp_path):
         load_labelled(tmp_path / "d.txt", "members", (1,), (0.0, 1.0))
 
 
-def _tabular_onnx(path, seed):
-    import warnings
-
-    torch.manual_seed(seed)
-    net = nn.Linear(4, 3).eval()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            net, (torch.rand(1, 4),), str(path), input_names=["x"], dynamic_axes={"x": {0: "n"}}, dynamo=False
-        )
-
-
 def test_model_file_audit_resumes_and_refuses_a_changed_model(tmp_path):
     pytest.importorskip("onnxruntime")
-    _tabular_onnx(tmp_path / "m.onnx", 0)
+    write_linear_onnx(tmp_path / "m.onnx", 0)
     rng = np.random.default_rng(0)
     files = []
     for name in ("members", "nonmembers", "shadow"):
@@ -175,7 +164,7 @@ def test_model_file_audit_resumes_and_refuses_a_changed_model(tmp_path):
     assert again.exit_code == 0 and (tmp_path / "out" / "scores.csv").read_text() == scores
     resumed = json.loads((tmp_path / "out" / "results.json").read_text())
     assert resumed["attacks_from_checkpoint"] == ["gap", "boundary-hsja"]  # said, so wall times can be read
-    _tabular_onnx(tmp_path / "m.onnx", 1)  # same name, other weights
+    write_linear_onnx(tmp_path / "m.onnx", 1)  # same name, other weights
     changed = runner.invoke(app, args + ["--resume"])
     assert changed.exit_code == 2 and "--resume: the options differ" in changed.output
 

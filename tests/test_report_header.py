@@ -6,10 +6,8 @@ from __future__ import annotations
 import hashlib
 import re
 
-import numpy as np
 import pytest
-import torch
-from torch import nn
+from conftest import write_candidate_files, write_linear_onnx
 from typer.testing import CliRunner
 
 from labelleak.cli import app
@@ -21,17 +19,8 @@ def _text(html: str) -> str:
 
 def test_an_own_model_audit_names_the_file_its_hash_and_its_accuracy_on_the_candidates(tmp_path):
     pytest.importorskip("onnxruntime")
-    torch.manual_seed(0)
-    model = tmp_path / "churn.onnx"
-    torch.onnx.export(
-        nn.Linear(4, 3).eval(), (torch.rand(1, 4),), str(model), input_names=["x"], dynamic_axes={"x": {0: "n"}},
-        dynamo=False,
-    )  # fmt: skip
-    rng = np.random.default_rng(0)
-    files = []
-    for name in ("members", "nonmembers", "shadow"):
-        np.savez(tmp_path / f"{name}.npz", x=rng.uniform(size=(20, 4)).astype(np.float32), y=rng.integers(0, 3, 20))
-        files += [f"--{name}", str(tmp_path / f"{name}.npz")]
+    model = write_linear_onnx(tmp_path / "churn.onnx")
+    files = write_candidate_files(tmp_path)
     out = tmp_path / "out"
     args = ["audit", "--model", str(model), *files, "--attacks", "gap", "--epochs", "2", "--quiet", "--out", str(out)]
     assert CliRunner().invoke(app, args).exit_code == 0

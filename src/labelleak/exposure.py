@@ -3,8 +3,10 @@
 For a candidate with score s (higher = member) and non-member scores t_1..t_n, p = (1 + #{t_j >= s}) / (1 + n),
 leaving a non-member's own score out of its reference set. Under "not a member" this p-value is valid
 (P(p <= x) <= x), so "flagged at FPR x" = p <= x holds each attack's false-positive rate at x. An FPR is used only
-where the non-members resolve it (:func:`labelleak.counts.min_nonmembers`). Flagged "by at least one of m attacks"
-is a union, whose false-positive rate can reach m x: the summary says how many attacks it is over.
+where a p-value can reach it, (1 + n) x >= 1: one non-member fewer than a TPR needs
+(:func:`labelleak.counts.min_nonmembers`), since the candidate itself counts in the p-value's denominator. Flagged
+"by at least one of m attacks" is a union, whose false-positive rate can reach m x: the summary says how many
+attacks it is over.
 """
 
 from __future__ import annotations

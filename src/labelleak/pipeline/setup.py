@@ -63,12 +63,12 @@ class AuditSetup:
 
     @property
     def kind(self) -> str:
-        """The target as an error message names it."""
+        """The label-only target as an error message names it (a target without a score oracle)."""
         if self.remote is not None:
             return "a remote label-only target"
         if self.target.get("model"):
             return f"the model file {self.target['model']} (audited through its labels)"
-        return "this label-only target" if self.score_oracle is None else "this target"
+        return "this label-only target"
 
     @property
     def reference_size(self) -> int:
