@@ -12,11 +12,22 @@ The rule (docs/guide/verdict.md shows this text), applied to the audit-wide epsi
 ('high', 'medium', 'low')
 >>> risk_level(0.0, None, 0.45)[0]
 'none'
+
+When nothing clears chance, the wording says what the sample could have seen: :func:`detectable_tpr` is the
+smallest TPR at 1% FPR whose exact lower bound would clear chance with this many member candidates.
+
+>>> round(detectable_tpr(100), 2), round(detectable_tpr(1000), 3)
+(0.04, 0.018)
 """
 
 from __future__ import annotations
 
 from typing import Literal
+
+import numpy as np
+from scipy.stats import beta
+
+from labelleak.errors import InvalidInputError
 
 RiskLevel = Literal["high", "medium", "low", "none"]
 RISK_LEVELS: tuple[RiskLevel, ...] = ("high", "medium", "low", "none")
@@ -44,3 +55,14 @@ def risk_level(eps_lb: float, tpr_low: float | None, auc_low: float | None) -> t
     if auc is not None and auc > 0.5:
         return "low", f"AUC >= {auc:.3f} at its lower bound, above chance; nothing clears chance at low FPR"
     return "none", "no leakage detected at this sample size"
+
+
+def detectable_tpr(n_members: int, *, chance: float = CHANCE_TPR, level: float = 0.95) -> float | None:
+    """The smallest observed TPR ``k / n_members`` whose two-sided Clopper-Pearson interval at ``level`` lies above
+    ``chance``: what this many members can detect (``None`` if not even every member flagged would)."""
+    if n_members < 1:
+        raise InvalidInputError(f"detectable_tpr: expected at least one member, got {n_members}")
+    k = np.arange(1, n_members + 1)
+    low = beta.ppf((1 - level) / 2, k, n_members - k + 1)  # the interval's low end at every count
+    above = np.flatnonzero(low > chance)
+    return float(k[above[0]] / n_members) if len(above) else None

@@ -14,6 +14,7 @@ from labelleak.report import figures
 from labelleak.report.markdown import fmt_number
 from labelleak.report.notes import audit_notes
 from labelleak.report.records import exposed_context
+from labelleak.report.summary import applicable_settings, summary_context
 from labelleak.report.verdict import verdict_context
 
 THREAT_MODELS = {
@@ -193,6 +194,7 @@ def _measured(results: dict[str, Any], missing: list[str]) -> dict[str, Any]:
     if "seconds_total" not in results:
         missing.append("the audit's wall time is not recorded")
     config = results.get("config", {})
+    settings, not_shown = applicable_settings(results)
     return {
         "threats": {
             t: {
@@ -202,10 +204,13 @@ def _measured(results: dict[str, Any], missing: list[str]) -> dict[str, Any]:
             for t in dict.fromkeys(e.get("threat_model", "?") for e in results.get("attacks", {}).values())
         },
         "target": results.get("target", {}),
+        "target_known": {k: v for k, v in results.get("target", {}).items() if v is not None},  # None: not known
         "shadow": results.get("shadow", {}),
         "split": results.get("split", {}),
         "dataset": results.get("dataset", {}),
         "config": config,
+        "settings": settings,  # those that apply to this kind of target, its attacks and backend
+        "settings_not_shown": not_shown,
         "seed": config.get("seed"),
         "attack_params": {n: e.get("params") or {} for n, e in results.get("attacks", {}).items()},
         "spend": query_spend(results),
@@ -236,7 +241,8 @@ def audit_context(results: dict[str, Any], folder: Path, *, source: str = "resul
         "utility": results.get("utility"),
         "notes": audit_notes(results),  # a total cap, the target's accuracy on the candidates
         "verdict": verdict(attacks),
-        "dp": verdict_context(results),  # risk level, eps_LB, the claim, the slices
+        "summary": summary_context(results, folder),  # the risk in words, the threat model, what to do
+        "dp": verdict_context(results),  # risk level, eps_LB, the claim, the one-run bound, the slices
         "exposed": exposed_context(results, folder),  # the members flagged, the most exposed ones
         "rows": table_rows(attacks),
         "figures": _figures(results, folder, missing),

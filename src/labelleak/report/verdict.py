@@ -8,7 +8,7 @@ audit's entries and raw arrays and writes the keys.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
@@ -21,12 +21,26 @@ from labelleak.epsilon import (
     bonferroni_confidence,
     check_claim,
     epsilon_lower_bound,
+    selection_split,
 )
 from labelleak.metrics import exact_tpr_at_fpr
+from labelleak.one_run import ASSUMPTION, one_run_bound, tune
 from labelleak.risk import risk_level
 from labelleak.slices import SLICE_FPR, slice_metrics
 
 BONFERRONI = "Bonferroni over the attacks: each attack's bound at confidence 1 - (1 - confidence) / attacks"
+TargetKind = Literal["trained", "model-file", "remote", "python"]
+RANDOM_SPLIT = (
+    "labelleak drew the members at random: a seeded shuffle of the pool, cut into members and non-members, so "
+    "which candidates are members is random and the target was trained once on them. The cut has fixed sizes "
+    "rather than a coin flip per candidate: with no leakage, the variance of the correct count is then at most "
+    "m / (m - 1) times that of independent coins, which the bound does not correct for"
+)
+OWN_SPLIT = {
+    "model-file": "the members are the model owner's training rows, not known to have been drawn at random",
+    "remote": "the members are the remote target's training rows, not known to have been drawn at random",
+    "python": "the members are the caller's training rows, not known to have been drawn at random",
+}
 
 
 def prediction_groups(status: np.ndarray) -> np.ndarray:
@@ -65,6 +79,44 @@ def _claim(config: dict[str, Any], audit: EpsilonBound | None, delta: float) -> 
     if claimed is None or audit is None:
         return None
     return check_claim(audit, float(claimed), delta, confidence=DEFAULT_CONFIDENCE).to_dict()  # Bonferroni'd
+
+
+def target_kind(results: dict[str, Any]) -> TargetKind:
+    """How the target came: trained by labelleak, a model file, a remote service, or a Python object."""
+    dataset, target = results.get("dataset", {}).get("name"), results.get("target", {})
+    if target.get("url") or dataset == "remote":
+        return "remote"
+    if target.get("model") or dataset == "own-files":
+        return "model-file"
+    return "python" if dataset == "own-arrays" else "trained"
+
+
+def one_run_verdict(
+    results: dict[str, Any], finished: dict[str, dict[str, np.ndarray]], m: np.ndarray, *, delta: float, seed: int
+) -> dict[str, Any]:
+    """``verdict["one_run"]``: the one-run bound of the label-only attack whose tuned rule leaks most on the
+    selection half, counted once on the evaluation half; for a split labelleak did not draw, the number is kept
+    apart (``eps_lb_if_random``) and ``eps_lb`` is ``None``: the theorem's assumption is not known to hold."""
+    kind = target_kind(results)
+    base: dict[str, Any] = {
+        "assumption": ASSUMPTION,
+        "applies": kind == "trained",
+        "split": RANDOM_SPLIT if kind == "trained" else OWN_SPLIT[kind],
+        "accountant_epsilon": results.get("target", {}).get("epsilon"),
+    }
+    names = [n for n in finished if results["attacks"].get(n, {}).get("threat_model") == "label-only"]
+    if not names:
+        return {**base, "attack": None, "eps_lb": None, "na": "no label-only attack ran"}
+    chosen = selection_split(m, seed)
+    scores = {n: np.asarray(finished[n]["scores"], np.float64) for n in names}
+    tuned = {n: tune(m[chosen], scores[n][chosen], seed=seed) for n in names}
+    best = max(names, key=lambda n: tuned[n].selection_eps)  # the first of equals, in the audit's order
+    bound = one_run_bound(m, scores[best], delta=delta, seed=seed, tuned=tuned[best]).to_dict()
+    out = {**base, "attack": best, **bound, "selection_eps_by_attack": {n: t.selection_eps for n, t in tuned.items()}}
+    if not out["applies"]:
+        out["eps_lb_if_random"], out["eps_lb"] = out["eps_lb"], None
+        out["na"] = out["na"] or f"not a DP bound for this target: {out['split']}"
+    return out
 
 
 def audit_verdict(
@@ -109,6 +161,7 @@ def audit_verdict(
         "n_evaluation": (audit.n_members + audit.n_nonmembers) if audit is not None else 0,
         "bound": audit.to_dict() if audit is not None else None,
         "claim": _claim(config, audit, delta),
+        "one_run": one_run_verdict(results, finished, m, delta=delta, seed=seed),
         "fail_above_epsilon": limit,
         "fails": None if limit is None else bool(eps > float(limit)),
     }
