@@ -143,7 +143,7 @@ def test_parse_defense():
 
 def test_training_from_a_pretrained_model_starts_from_its_weights(tmp_path):
     from labelleak.models import ModelStore
-    from labelleak.pipeline.setup import train_or_load
+    from labelleak.models.store import train_or_load
 
     x, y = _noisy()
     spec = ModelSpec("mlp", (10,), 2, hidden=(32,))

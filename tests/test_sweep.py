@@ -69,13 +69,13 @@ def test_sweep_resume_trains_nothing_and_audits_nothing(tmp_path, monkeypatch):
         out=str(tmp_path / "d"), cache_dir=str(tmp_path / "c"),
     )  # fmt: skip
     defenses = sweep_defenses(["l2", "top1"], ["l2=[0.001,0.1]"])
-    import labelleak.pipeline.setup as setup_mod
+    import labelleak.models.store as store_mod
     import labelleak.pipeline.sweep as sweep_mod
 
     audits, trainings = [], []
-    real_audit, real_train = sweep_mod.run_audit, setup_mod.train_with_report
+    real_audit, real_train = sweep_mod.run_audit, store_mod.train_with_report
     monkeypatch.setattr(sweep_mod, "run_audit", lambda c, **kw: audits.append(c.defense) or real_audit(c, **kw))
-    monkeypatch.setattr(setup_mod, "train_with_report", lambda *a, **k: trainings.append(1) or real_train(*a, **k))
+    monkeypatch.setattr(store_mod, "train_with_report", lambda *a, **k: trainings.append(1) or real_train(*a, **k))
     first = run_defend(cfg, defenses, target_tpr=0.5)
     assert audits == defenses and len(trainings) == 4  # shadow + none (also top1's) + two l2 targets
     matrix = json.loads((tmp_path / "d" / "matrix.json").read_text())

@@ -17,7 +17,7 @@ from labelleak.models import training as training_module
 from labelleak.models.training import train_with_report, validation_size
 from labelleak.pipeline.audit import attack_params
 from labelleak.pipeline.config import AuditConfig
-from labelleak.pipeline.setup import prepare_local
+from labelleak.pipeline.setup.trained import prepare_local
 
 
 @pytest.fixture

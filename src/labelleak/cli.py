@@ -413,7 +413,7 @@ def serve(
     except LabelleakError as exc:
         _fail(exc)
         return
-    from labelleak.pipeline.setup_own import target_from_options
+    from labelleak.pipeline.setup import target_from_options
 
     limits = ServeLimits(max_batch=max_batch, rate_limit=rate_limit, max_connections=max_connections)
     try:

@@ -2,7 +2,7 @@
 
 from labelleak.models.architectures import ARCHITECTURES, CNN, CNN_CONFIGS, MLP, ModelSpec, build_model
 from labelleak.models.settings import TrainReport, TrainSettings
-from labelleak.models.store import ModelStore, load_model, model_key, save_model
+from labelleak.models.store import ModelStore, TrainedModel, load_model, model_key, save_model, train_or_load
 from labelleak.models.training import accuracy, init_model, predict_logits, train_model
 
 __all__ = [
@@ -14,6 +14,7 @@ __all__ = [
     "ModelStore",
     "TrainReport",
     "TrainSettings",
+    "TrainedModel",
     "accuracy",
     "build_model",
     "init_model",
@@ -22,4 +23,5 @@ __all__ = [
     "predict_logits",
     "save_model",
     "train_model",
+    "train_or_load",
 ]

@@ -21,7 +21,7 @@ from labelleak.errors import InvalidInputError
 from labelleak.oracle import LabelOracle
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.config import AuditConfig, make_config
-from labelleak.pipeline.setup_own import OwnData, target_from_config
+from labelleak.pipeline.setup import OwnData, target_from_config
 
 Labelled = tuple[np.ndarray, np.ndarray]
 DataArg = Labelled | str | Path | None

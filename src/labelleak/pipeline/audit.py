@@ -11,6 +11,7 @@ from labelleak._version import __version__
 from labelleak.attacks import Attack, AttackResult, ShadowData, create_attack
 from labelleak.attacks.registry import attack_names, audit_params
 from labelleak.counts import resolution
+from labelleak.data.cache import DatasetCache
 from labelleak.distributed import Executor, LocalExecutor, make_executor
 from labelleak.errors import BudgetExhaustedError, InvalidInputError, LabelleakError, UnknownNameError
 from labelleak.logs import get_logger
@@ -26,8 +27,7 @@ from labelleak.oracle import LabelOracle
 from labelleak.oracle.cache import CachedOracle
 from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
 from labelleak.pipeline.config import AuditConfig
-from labelleak.pipeline.setup import AuditSetup, DatasetCache, prepare
-from labelleak.pipeline.setup_own import OwnData, prepare_oracle
+from labelleak.pipeline.setup import AuditSetup, OwnData, prepare, prepare_oracle
 from labelleak.pipeline.utility import accuracy_from_status, measure_utility, with_warning
 from labelleak.report.outputs import write_audit_outputs
 from labelleak.report.provenance import provenance

@@ -270,7 +270,7 @@ class AuditConfig:
 
     def replace(self, **changes: Any) -> AuditConfig:
         """A copy with ``changes`` applied (keys checked)."""
-        return _from_mapping({**self.to_dict(), **changes}, source="options")
+        return from_mapping({**self.to_dict(), **changes}, source="options")
 
 
 def _ints(values: Any, *, low: int) -> bool:
@@ -292,7 +292,7 @@ def _as_list(value: Any, cast: type) -> Any:
         return value
 
 
-def _from_mapping(values: dict[str, Any], *, source: str) -> AuditConfig:
+def from_mapping(values: dict[str, Any], *, source: str) -> AuditConfig:
     known = {f.name for f in dataclasses.fields(AuditConfig)}
     clean = {str(k).replace("-", "_"): v for k, v in values.items()}
     unknown = sorted(set(clean) - known)
@@ -317,11 +317,11 @@ def load_config(path: str | Path, **overrides: Any) -> AuditConfig:
         raise DataFileError(f"config file {p} is not valid YAML: {str(exc).splitlines()[0]}") from None
     if not isinstance(values, dict):
         raise DataFileError(f"config file {p}: expected a mapping of keys to values, got {type(values).__name__}")
-    return _from_mapping({**values, **overrides}, source=str(p))
+    return from_mapping({**values, **overrides}, source=str(p))
 
 
 def make_config(config_file: str | Path | None = None, **overrides: Any) -> AuditConfig:
     """The defaults, updated by ``config_file`` (if any), then by ``overrides``; validated."""
     overrides = {k: v for k, v in overrides.items() if v is not None}
-    cfg = load_config(config_file, **overrides) if config_file else _from_mapping(overrides, source="options")
+    cfg = load_config(config_file, **overrides) if config_file else from_mapping(overrides, source="options")
     return cfg.validate()

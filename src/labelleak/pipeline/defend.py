@@ -10,9 +10,9 @@ import re
 from pathlib import Path
 from typing import Any
 
+from labelleak.data.cache import DatasetCache
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import check_defense_for_data, parse_defense
-from labelleak.pipeline.setup import DatasetCache
 from labelleak.pipeline.sweep import run_audits
 from labelleak.recommend import recommend
 from labelleak.report.defense_matrix import matrix_row

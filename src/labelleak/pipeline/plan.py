@@ -30,7 +30,7 @@ import yaml
 
 from labelleak._validation import read_utf8
 from labelleak.errors import DataFileError, InvalidInputError, UnknownNameError
-from labelleak.pipeline.config import AuditConfig, _from_mapping
+from labelleak.pipeline.config import AuditConfig, from_mapping
 
 SCALES = ("cpu", "paper")
 _PLAN_KEYS = {"kind", "description", "claim", "audit", "grid", "groups", "scales"}
@@ -159,7 +159,7 @@ def load_plan(
             run = Run(dict(point), group, AuditConfig())
             merged = {**base, **point, **values, **overrides}
             merged["out"] = str(Path(out) / run.folder)
-            run.config = _from_mapping(merged, source=f"experiment {name} ({scale}), run {run.folder}").validate()
+            run.config = from_mapping(merged, source=f"experiment {name} ({scale}), run {run.folder}").validate()
             runs.append(run)
     return Plan(name, str(raw["kind"]), scale, str(raw.get("description", "")), str(raw.get("claim", "")), runs)
 

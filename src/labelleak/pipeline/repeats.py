@@ -12,12 +12,12 @@ import json
 from pathlib import Path
 from typing import Any
 
+from labelleak.data.cache import DatasetCache
 from labelleak.errors import InvalidInputError
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.checkpoint import finished_audit
 from labelleak.pipeline.config import AuditConfig
-from labelleak.pipeline.setup import DatasetCache
 from labelleak.report.files import jsonable
 from labelleak.report.repeats import aggregate_repeats, seed_folder, write_repeats_outputs
 

@@ -18,6 +18,7 @@ import torch
 
 from labelleak._version import __version__
 from labelleak.attacks import attack_names
+from labelleak.data.cache import DatasetCache
 from labelleak.errors import DataFileError, UnknownNameError
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
@@ -25,7 +26,6 @@ from labelleak.pipeline.checkpoint import finished_audit
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.parallel import executor_for, train_in_parallel
 from labelleak.pipeline.plan import fit_to_pool, load_plan
-from labelleak.pipeline.setup import DatasetCache
 from labelleak.report.outputs import write_reproduce_outputs
 from labelleak.report.summaries import SUMMARIES, RunRecord
 

@@ -14,13 +14,13 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from labelleak.data.cache import DatasetCache
 from labelleak.errors import InvalidInputError
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.defenses import parse_defense
 from labelleak.pipeline.parallel import executor_for, train_in_parallel
-from labelleak.pipeline.setup import DatasetCache
 
 log = get_logger(__name__)
 

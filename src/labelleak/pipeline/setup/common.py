@@ -1,30 +1,83 @@
-"""Audit setup for a target labelleak did not train: a model file, a remote URL or any label oracle.
+"""What every target kind's setup ends as (:class:`AuditSetup`), and the part shared by the targets labelleak did
+not train: the auditor's labelled data (:class:`OwnData`) laid out as candidates beside a shadow model.
 
-The candidates and the adversary's shadow pool come from the auditor (files, or arrays from Python). Members are
-candidates ``0..M-1`` in the order of their file, non-members ``M..M+N-1``: those are the ``sample_index`` values of
-``scores.csv``. The shadow pool is cut in two halves (seeded) to train the adversary's shadow model, with the
-architecture ``shadow_arch`` (default: chosen from the input shape, as ``arch=auto`` does).
+Members are candidates ``0..M-1`` in the order of their file, non-members ``M..M+N-1``: those are the
+``sample_index`` values of ``scores.csv``. The shadow pool is cut in two halves (seeded) to train the adversary's
+shadow model, with the architecture ``shadow_arch`` (default: chosen from the input shape, as ``arch=auto`` does).
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from labelleak.attacks.base import ShadowData
 from labelleak.data.candidates import KINDS, load_labelled
 from labelleak.errors import InvalidInputError
-from labelleak.models import ModelSpec, ModelStore, build_model
+from labelleak.models import ModelSpec, ModelStore, TrainSettings, build_model, train_or_load
 from labelleak.oracle import LabelOracle, TorchOracle
-from labelleak.oracle.probe import probe_oracle
 from labelleak.pipeline.config import AuditConfig
-from labelleak.pipeline.setup import AuditSetup, _settings, auto_arch, train_or_load
+
+if TYPE_CHECKING:  # the remote oracles need the serve extra (httpx): imported where a remote audit starts
+    from labelleak.oracle.remote import RemoteOracle
 
 Labelled = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass
+class AuditSetup:
+    """The target seen through oracles, the candidates, and the adversary's own data and shadow model."""
+
+    dataset: dict[str, Any]
+    split: dict[str, int]
+    target: dict[str, Any]
+    shadow: dict[str, Any]
+    arch: str  # architecture the adversary uses for its own models (the target's, when known)
+    oracle: LabelOracle
+    shadow_oracle: LabelOracle  # the adversary's shadow model, trained on shadow-train with true labels
+    sample_index: np.ndarray
+    x: np.ndarray
+    y: np.ndarray
+    is_member: np.ndarray
+    shadow_data: ShadowData
+    score_oracle: LabelOracle | None = None  # the stronger threat model (score-based baselines only)
+    shadow_score_oracle: LabelOracle | None = None
+    closers: list = field(default_factory=list)
+    inputs_fingerprint: str | None = None  # the auditor's own data (and target), keyed into checkpoints
+    remote: RemoteOracle | None = None  # the remote target's oracle, for its spend statistics
+
+    @property
+    def kind(self) -> str:
+        """The label-only target as an error message names it (a target without a score oracle)."""
+        if self.remote is not None:
+            return "a remote label-only target"
+        if self.target.get("model"):
+            return f"the model file {self.target['model']} (audited through its labels)"
+        return "this label-only target"
+
+    @property
+    def reference_size(self) -> int:
+        """Rows each reference model trains on, to mimic the target: the rows it was trained on
+        (``target["trained_rows"]``) when labelleak trained it, else the number of member candidates."""
+        trained = self.target.get("trained_rows")
+        return int(trained) if trained else int(self.is_member.sum())
+
+
+def auto_arch(cfg: AuditConfig, input_shape: tuple[int, ...]) -> str:
+    """``auto`` means mlp for tabular data and small images, cnn7 for images of 16x16 and more."""
+    if cfg.arch != "auto":
+        return cfg.arch
+    return "cnn7" if len(input_shape) == 3 and min(input_shape[1:]) >= 16 else "mlp"
+
+
+def train_settings(cfg: AuditConfig) -> TrainSettings:
+    """The training recipe of the models an audit trains (the target's defense aside)."""
+    return TrainSettings(
+        epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed, lr_schedule=cfg.lr_schedule
+    )
 
 
 @dataclass(frozen=True)
@@ -46,8 +99,7 @@ class OwnData:
 def load_own_data(cfg: AuditConfig, shape: tuple[int, ...], bounds: tuple[float, float]) -> OwnData:
     """Members, non-members and shadow pool from the files named in ``cfg``."""
     parts = []
-    for what in ("members", "nonmembers", "shadow"):
-        path = getattr(cfg, what)
+    for what, path in (("members", cfg.members), ("nonmembers", cfg.nonmembers), ("shadow", cfg.shadow)):
         if not path:
             raise InvalidInputError(f"this audit needs --{what} FILE ({KINDS})")
         parts.append(load_labelled(path, what, shape, bounds))
@@ -103,7 +155,7 @@ def setup_from_oracle(
         ys,
         fingerprint,
         spec,
-        _settings(cfg),
+        train_settings(cfg),
         tr,
         te,
         role="shadow",
@@ -125,86 +177,4 @@ def setup_from_oracle(
         shadow_data=ShadowData(xs[tr], ys[tr], xs[te], ys[te]),
         closers=list(closers or []),
         inputs_fingerprint=data.fingerprint(),
-    )
-
-
-def target_from_config(cfg: AuditConfig) -> LabelOracle:
-    """The label oracle for ``cfg.model``, with the declared shape, bounds and preprocessing."""
-    from labelleak.oracle.files import load_target
-    from labelleak.oracle.preprocess import Preprocessing
-
-    preprocess = Preprocessing(
-        mean=tuple(cfg.mean) if cfg.mean else None,
-        std=tuple(cfg.std) if cfg.std else None,
-        layout=cfg.layout,  # type: ignore[arg-type]  # validated by AuditConfig
-    )
-    bounds = (float(cfg.bounds[0]), float(cfg.bounds[1])) if cfg.bounds else (0.0, 1.0)
-    return load_target(
-        str(cfg.model),
-        input_shape=tuple(cfg.input_shape) if cfg.input_shape else None,
-        n_classes=cfg.n_classes,
-        bounds=bounds,
-        preprocess=preprocess,
-        output=cfg.output,
-        trust=tuple(cfg.trust),
-    )
-
-
-def target_from_options(**options: Any) -> LabelOracle:
-    """The label oracle of a model file from audit-style options (``model``, ``input_shape="1,28,28"``, ``bounds``,
-    ``mean``, ``std``, ``layout``, ``output``, ``n_classes``, ``trust``): ``labelleak serve`` opens a model exactly
-    as an audit does, so an audited file and a served one answer alike."""
-    from labelleak.pipeline.config import _from_mapping
-
-    cfg = _from_mapping({k: v for k, v in options.items() if v is not None}, source="options")
-    problems = [p for p in cfg.problems() if p.split(":")[0] in set(options)]
-    if problems:
-        raise InvalidInputError("; ".join(problems))
-    return target_from_config(cfg)
-
-
-def describe_oracle(oracle: LabelOracle) -> dict[str, Any]:
-    """What results.json records about a target given as an oracle."""
-    info: dict[str, Any] = {"oracle": type(oracle).__name__, "bounds": list(oracle.bounds)}
-    preprocess = getattr(oracle, "preprocess", None)
-    if preprocess is not None:
-        info["preprocess"] = preprocess.to_dict()
-    if getattr(oracle, "output_name", None):
-        info["output"] = oracle.output_name  # type: ignore[attr-defined]
-    return info
-
-
-def prepare_model(cfg: AuditConfig) -> AuditSetup:
-    """The auditor's model file (``cfg.model``) as the target; candidates and shadow pool from files."""
-    oracle = target_from_config(cfg)
-    probe_oracle(oracle, seed=cfg.seed)
-    data = load_own_data(cfg, oracle.input_shape, oracle.bounds)
-    setup = setup_from_oracle(
-        cfg,
-        oracle,
-        data,
-        dataset={"name": "own-files", "source": str(cfg.members)},
-        target={"model": str(cfg.model), "format": _format(Path(str(cfg.model))), **describe_oracle(oracle)},
-    )
-    # a changed model file under the same name must not resume from the old one's journal
-    return replace(setup, inputs_fingerprint=f"{setup.inputs_fingerprint}-{_file_hash(Path(str(cfg.model)))}")
-
-
-def _format(path: Path) -> str:
-    return "labelleak-folder" if path.is_dir() else path.suffix.lstrip(".").lower() or "torchscript"
-
-
-def _file_hash(path: Path) -> str:
-    h = hashlib.sha256()
-    for f in sorted(path.rglob("*")) if path.is_dir() else [path]:
-        if f.is_file():
-            h.update(f.read_bytes())
-    return h.hexdigest()[:16]
-
-
-def prepare_oracle(cfg: AuditConfig, oracle: LabelOracle, data: OwnData) -> AuditSetup:
-    """Any label oracle built in Python (torch, sklearn, callable, ONNX, HTTP) with arrays from Python."""
-    probe_oracle(oracle, seed=cfg.seed)
-    return setup_from_oracle(
-        cfg, oracle, data, dataset={"name": "own-arrays", "source": "python"}, target=describe_oracle(oracle)
     )

@@ -1,0 +1,129 @@
+"""Setup of a target labelleak trains: dataset -> four-way split -> the target (with its defense) and the
+adversary's shadow model, trained once and then loaded from the model store."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+
+from labelleak.attacks.base import ShadowData
+from labelleak.data import SplitSizes, four_way_split, public_part, validation_part
+from labelleak.data.cache import DatasetCache, load_prepared
+from labelleak.models import ModelSpec, ModelStore, TrainedModel, build_model, train_or_load
+from labelleak.models.training import validation_size
+from labelleak.oracle import TorchOracle, TorchScoreOracle
+from labelleak.oracle.defenses import DefendedScoreOracle
+from labelleak.pipeline.config import AuditConfig
+from labelleak.pipeline.defenses import parse_defense
+from labelleak.pipeline.setup.common import AuditSetup, auto_arch, train_settings
+
+
+def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> AuditSetup:
+    """Load data (through ``datasets`` when given), split it four ways, and train (or load) the target and the
+    adversary's shadow model."""
+    dataset, x, fingerprint = (datasets.load if datasets else load_prepared)(cfg.dataset, cfg.data)
+    shadow_size = cfg.shadow_size or cfg.train_size
+    test_size = cfg.test_size or cfg.train_size
+    sizes = SplitSizes(cfg.train_size, test_size, shadow_size, shadow_size)
+    split = four_way_split(len(dataset), sizes, seed=cfg.seed, reserve_train=cfg.reserve_train)
+    plan = parse_defense(cfg.defense, seed=cfg.seed)
+    spec = ModelSpec(auto_arch(cfg, dataset.input_shape), dataset.input_shape, dataset.n_classes, cfg.width)
+    defended_spec = replace(spec, **plan.spec)
+    build_model(defended_spec)  # fail early on an architecture that cannot take this input
+    if cfg.shadow_arch:
+        build_model(replace(spec, arch=cfg.shadow_arch))
+    store, y = ModelStore(cfg.cache_dir), dataset.y
+    settings = train_settings(cfg)
+    pretrained = None
+    if plan.public:  # the owner's public pre-training: ordinary training on data outside the four parts
+        public_idx = public_part(len(dataset), sizes, plan.public, seed=cfg.seed, reserve_train=cfg.reserve_train)
+        pretrained = train_or_load(
+            store, x, y, fingerprint, defended_spec, settings, public_idx, split.target_test,
+            role="public pre-training", progress=cfg.progress,
+        )  # fmt: skip
+    target_settings = replace(settings, **plan.train)
+    # early stopping and advreg validate on rows beyond the four parts (after the public ones): never a candidate
+    n_val = validation_size(len(split.target_train), target_settings)
+    val_idx = (
+        validation_part(len(dataset), sizes, n_val, after=plan.public, seed=cfg.seed, reserve_train=cfg.reserve_train)
+        if n_val
+        else None
+    )
+    target = train_or_load(
+        store,
+        x,
+        y,
+        fingerprint,
+        defended_spec,
+        target_settings,
+        split.target_train,
+        split.target_test,
+        role="target",
+        progress=cfg.progress,
+        init=pretrained,
+        validation_idx=val_idx,
+    )
+    # the adversary trains its shadow model the ordinary way: it does not know the defense
+    shadow = train_or_load(
+        store,
+        x,
+        y,
+        fingerprint,
+        spec,
+        settings,
+        split.shadow_train,
+        split.shadow_test,
+        role="shadow",
+        progress=cfg.progress,
+    )
+    n_members = min(cfg.eval_size or cfg.train_size, cfg.train_size)
+    n_nonmembers = min(cfg.eval_size or test_size, test_size)
+    idx = np.concatenate([split.target_train[:n_members], split.target_test[:n_nonmembers]])
+
+    def oracle(kind: type[TorchOracle], m: TrainedModel) -> TorchOracle:
+        return kind(m.model, input_shape=dataset.input_shape, n_classes=dataset.n_classes)
+
+    return AuditSetup(
+        dataset={
+            "name": dataset.name,
+            "source": dataset.source,
+            "n_pool": len(dataset),
+            "n_classes": dataset.n_classes,
+            "input_shape": list(dataset.input_shape),
+        },
+        split=split.sizes(),
+        target={
+            "arch": spec.arch,
+            "trained_rows": target.trained_rows,  # the members part, all of it; train_accuracy is on these rows
+            **({"validation_rows": n_val} if n_val else {}),
+            "train_accuracy": target.train_accuracy,
+            "test_accuracy": target.test_accuracy,
+            "model_dir": str(target.path),
+            "loaded_from_cache": target.cached,
+            "defense": cfg.defense,
+            "epsilon": target.report.get("epsilon"),
+            "delta": target.report.get("delta"),
+            "epochs_run": target.report.get("epochs_run"),
+            **(
+                {"public_pretraining": {"samples": plan.public, "test_accuracy": pretrained.test_accuracy}}
+                if pretrained is not None
+                else {}
+            ),
+        },
+        shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
+        arch=cfg.shadow_arch or spec.arch,
+        oracle=oracle(TorchOracle, target),
+        shadow_oracle=oracle(TorchOracle, shadow),
+        sample_index=idx,
+        x=x[idx],
+        y=y[idx],
+        is_member=np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool)],
+        shadow_data=ShadowData(
+            x[split.shadow_train], y[split.shadow_train], x[split.shadow_test], y[split.shadow_test]
+        ),
+        score_oracle=DefendedScoreOracle(
+            target.model, defense=plan.output, input_shape=dataset.input_shape, n_classes=dataset.n_classes
+        ),
+        shadow_score_oracle=oracle(TorchScoreOracle, shadow),
+    )
