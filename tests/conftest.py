@@ -1,6 +1,9 @@
-"""Shared fixtures: tiny data and models, so the suite runs in minutes on 2 cores."""
+"""Shared fixtures: tiny data and models, so the suite runs in minutes on 2 cores; and the closing list of the
+tests that skipped, with the command that enables each."""
 
 from __future__ import annotations
+
+import re
 
 import numpy as np
 import pytest
@@ -93,3 +96,41 @@ def write_candidate_files(folder, n: int = 20) -> list[str]:
         np.savez(folder / f"{name}.npz", x=rng.uniform(size=(n, 4)).astype(np.float32), y=rng.integers(0, 3, n))
         options += [f"--{name}", str(folder / f"{name}.npz")]
     return options
+
+
+# A skip reason's pattern, and what enables the tests it skips (scripts/test.sh runs all but the system package).
+ENABLE = (
+    (r"mlserver", "bash scripts/setup_mlserver.sh"),
+    (r"chromium", "apt-get install chromium (as root), or LABELLEAK_CHROMIUM=/path/to/chromium"),
+    (r"'onnx(runtime)?'", ".venv/bin/pip install -e '.[onnx]'"),
+    (r"'skops", ".venv/bin/pip install -e '.[skops]'"),
+    (r"'PIL'", ".venv/bin/pip install -e '.[images]'"),
+    (r"'opacus'", ".venv/bin/pip install -e '.[dp]'"),
+    (r"'ray'", ".venv/bin/pip install -e '.[ray]'"),
+    (r"griffe|mkdocstrings", ".venv/bin/pip install -e '.[dev]'"),
+    (r"playwright|locust|schemathesis|hypothesis|onnxscript", ".venv/bin/pip install -e '.[test]'"),
+)
+
+
+def enable_commands(reason: str) -> list[str]:
+    """The commands that enable the tests skipped for ``reason`` (none known: an empty list)."""
+    return [command for pattern, command in ENABLE if re.search(pattern, reason)]
+
+
+@pytest.hookimpl(trylast=True)  # after pytest's own sections (the durations), just before the final counts
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """After the run: every skip reason, the test files it skipped, and the command that enables them."""
+    by_reason: dict[str, list[str]] = {}
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        by_reason.setdefault(reason.removeprefix("Skipped: "), []).append(report.nodeid.split("::")[0])
+    if not by_reason:
+        return
+    terminalreporter.write_sep("=", "skipped tests, and how to enable them")
+    for reason, files in by_reason.items():
+        terminalreporter.write_line(f"{len(files)} skipped: {reason}")
+        for name in sorted(set(files)):
+            terminalreporter.write_line(f"    {name}")
+        for command in enable_commands(reason) or ["(no known command: see the reason)"]:
+            terminalreporter.write_line(f"  enable: {command}")
