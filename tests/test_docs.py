@@ -1,8 +1,11 @@
-"""The attack catalogue (docs/attacks.md) cannot drift from the attack registry."""
+"""The docs cannot drift from the code: the attack catalogue (docs/attacks.md) from the registry, the options the
+guide pages name from the command line, and the REST spec and MLServer files they show from those the tests use."""
 
 from __future__ import annotations
 
+import ast
 import importlib.util
+import json
 import re
 import sys
 from pathlib import Path
@@ -82,3 +85,106 @@ def test_sphinx_roles_in_docstrings_become_inline_code():
     obj = griffe.Class("X", docstring=griffe.Docstring("needs a :class:`TorchOracle`; see :func:`~labelleak.a.f`."))
     module.SphinxRoles().on_instance(node=None, obj=obj, agent=None)
     assert obj.docstring.value == "needs a `TorchOracle`; see `f`."
+
+
+# --- the guide pages name only options that exist, and show the files the tests use ---------------------------------
+
+GUIDE = [ROOT / "README.md", ROOT / "docs" / "index.md", *sorted((ROOT / "docs" / "guide").glob("*.md"))]
+FENCE = re.compile(r"```(\w*)\n(.*?)```", flags=re.DOTALL)
+SPAN_OPTION = re.compile(r"`(--[a-z][a-z0-9-]*)")
+NOT_LABELLEAK = {"--durations"}  # pytest's, named beside the suite
+
+
+def _cli_options() -> dict[str, set[str]]:
+    """Each command path ("" for the top level, "audit", "split export", ...) and its long options."""
+    import typer
+
+    from labelleak.cli import app
+
+    found: dict[str, set[str]] = {}
+
+    def walk(command, path: str) -> None:
+        found[path] = {o for p in command.params for o in (*p.opts, *p.secondary_opts) if o.startswith("--")}
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, f"{path} {name}".strip())
+
+    walk(typer.main.get_command(app), "")
+    return found
+
+
+def _command_lines(page: Path) -> list[str]:
+    """Every shell line of the page's bash blocks, backslash continuations joined, comments cut."""
+    lines = []
+    for lang, body in FENCE.findall(page.read_text(encoding="utf-8")):
+        if lang in ("bash", "text"):
+            joined = re.sub(r"\\\n\s*", " ", body)
+            lines += [re.split(r"\s#\s|^#", line)[0] for line in joined.splitlines()]
+    return lines
+
+
+def _labelleak_calls(line: str, commands: dict[str, set[str]]) -> list[tuple[str, list[str]]]:
+    """(command path, its --options) of each labelleak call on a shell line."""
+    calls = []
+    line = re.sub(r'"[^"]*"', "Q", re.sub(r"'[^']*'", "Q", line))  # quoted words, $(...) in them, are values
+    for segment in re.split(r"&&|\|\||;|\|", line):
+        tokens = segment.split()
+        starts = [i for i, t in enumerate(tokens) if t == "labelleak" or t.endswith("/labelleak")]
+        if not starts:
+            continue
+        rest = tokens[starts[0] + 1 :]
+        names = [t for t in rest if not t.startswith("-")]
+        path = names[0] if names and names[0] in commands else ""
+        if path and len(names) > 1 and f"{path} {names[1]}" in commands:
+            path = f"{path} {names[1]}"
+        calls.append((path, [t.split("=")[0] for t in rest if t.startswith("--")]))
+    return calls
+
+
+@pytest.mark.parametrize("page", GUIDE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_labelleak_command_line_on_the_page_uses_real_options(page):
+    commands = _cli_options()
+    for line in _command_lines(page):
+        for path, options in _labelleak_calls(line, commands):
+            known = commands[path] | commands[""] | {"--help"}
+            assert set(options) <= known, f"{page.name}: `labelleak {path}` has no {sorted(set(options) - known)}"
+
+
+@pytest.mark.parametrize("page", GUIDE, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_option_the_page_names_exists(page):
+    every = set().union(*_cli_options().values()) | NOT_LABELLEAK
+    prose = FENCE.sub("", page.read_text(encoding="utf-8"))
+    named = set(SPAN_OPTION.findall(prose)) | set(re.findall(r"/(--[a-z][a-z0-9-]*)`", prose))  # `--mean/--std`
+    assert named <= every, f"{page.name} names options no command has: {sorted(named - every)}"
+
+
+def test_the_rest_spec_shown_is_the_example_file():
+    page = (ROOT / "docs" / "guide" / "remote.md").read_text(encoding="utf-8")
+    blocks = [body for lang, body in FENCE.findall(page) if lang == "yaml"]
+    assert (ROOT / "examples" / "rest-spec.yaml").read_text(encoding="utf-8") in blocks
+
+
+def _mlserver_test_dicts() -> tuple[dict, set[str]]:
+    """What tests/test_v2_mlserver.py writes: model-settings.json (evaluated) and the keys of settings.json."""
+    source = next(ROOT.glob("tests/**/test_v2_mlserver.py")).read_text(encoding="utf-8")
+    tree = ast.parse(source)
+    assigns = [node for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)]
+    names = {node.targets[0].id: node.value.value for node in assigns if isinstance(node.targets[0], ast.Name)}
+    dicts = [node for node in ast.walk(tree) if isinstance(node, ast.Dict)]
+    keys = [{k.value for k in d.keys if isinstance(k, ast.Constant)} for d in dicts]
+    model = next(d for d, k in zip(dicts, keys) if "implementation" in k)
+    server = next(k for k in keys if "http_port" in k)
+    return eval(compile(ast.Expression(model), "test_v2_mlserver", "eval"), dict(names)), server
+
+
+def test_the_mlserver_files_shown_are_the_ones_tested():
+    page = (ROOT / "docs" / "guide" / "remote.md").read_text(encoding="utf-8")
+    shown = [json.loads(body) for lang, body in FENCE.findall(page) if lang == "json"]
+    model = next(d for d in shown if "implementation" in d)
+    server = next(d for d in shown if "http_port" in d)
+    tested_model, tested_server_keys = _mlserver_test_dicts()
+    assert model == tested_model
+    assert set(server) == tested_server_keys and server["host"] == "127.0.0.1"
+    audit = next(line for line in _command_lines(ROOT / "docs" / "guide" / "remote.md") if "--protocol v2" in line)
+    assert f"--model-name {model['name']}" in audit
+    assert f"--target http://127.0.0.1:{server['http_port']}" in audit
+    assert f'folder / "{Path(model["parameters"]["uri"]).name}"' in page  # the snippet writes the file it names
