@@ -12,6 +12,7 @@ from labelleak.metrics import (
     bootstrap,
     bootstrap_auc,
     calibration_split,
+    crossfit_balanced_accuracy,
     exact_tpr_at_fpr,
     precision_recall,
     resampled_aucs,
@@ -157,3 +158,28 @@ def test_the_auc_bootstrap_defaults_to_at_least_1000_resamples():
     for fn in (summarize, bootstrap_auc, bootstrap):
         assert inspect.signature(fn).parameters["n_boot"].default >= 1000, fn.__name__
     assert AuditConfig().n_boot >= 1000
+
+
+def test_balanced_accuracy_without_a_threshold_is_cross_fitted_not_tuned_on_the_test():
+    """On scores that carry no signal, the best threshold on the candidates themselves reports a balanced accuracy
+    well above 0.5 (it is tuned on the test); the cross-fitted one (each half at the other half's threshold) does
+    not (issue 29, item 9)."""
+    rng = np.random.default_rng(0)
+    m = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    tuned, crossed = [], []
+    for _ in range(30):
+        s = rng.normal(size=200)
+        tuned.append(balanced_accuracy(m, s, threshold_best_balanced_accuracy(m, s)))
+        r = summarize(m, s, n_boot=10)
+        assert r["threshold_source"] == "cross-fitted"
+        assert r["balanced_accuracy"] == crossfit_balanced_accuracy(m, s, seed=0)
+        crossed.append(r["balanced_accuracy"])
+    assert np.mean(tuned) > 0.53
+    assert abs(np.mean(crossed) - 0.5) < 0.02
+
+
+def test_cross_fitted_balanced_accuracy_finds_a_real_separation_and_needs_two_of_each():
+    m = np.r_[np.ones(50, bool), np.zeros(50, bool)]
+    s = np.r_[np.linspace(1, 2, 50), np.linspace(-2, -1, 50)]
+    assert crossfit_balanced_accuracy(m, s) >= 0.98  # a half's threshold sits at its own lowest member
+    assert np.isnan(crossfit_balanced_accuracy(np.array([True, False, False]), np.array([1.0, 0.0, 0.5])))
