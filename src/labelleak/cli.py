@@ -8,7 +8,9 @@ file written), 130 interrupted (resumable).
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -81,89 +83,54 @@ def main(
     configure_logging(verbose=verbose, log_file=log_file, console=_err)
 
 
+def _setting_options(command: Callable[..., None]) -> Callable[..., None]:
+    """Give ``command`` one option per audit setting that declares one (:mod:`labelleak.pipeline.sections`), with
+    its help, under its section's heading in ``--help``; the command receives the options given as ``settings``
+    (key -> value; a switch such as ``--no-checkpoint`` as the value it sets)."""
+    import dataclasses
+    import functools
+    import inspect
+    from typing import get_type_hints
+
+    from labelleak.pipeline.config import SECTIONS
+    from labelleak.pipeline.fields import setting_of
+
+    added, flips = [], {}
+    for key, section in SECTIONS.items():
+        hints = get_type_hints(section)
+        for f in dataclasses.fields(section):
+            declared = setting_of(f)
+            if not declared.cli:
+                continue
+            base = next((t for t in (bool, int, float) if hints[f.name] in (t, t | None)), str)
+            panel = key.replace("_", " ").capitalize()
+            if base is bool:  # a switch: given, it sets the opposite of the default
+                flips[f.name] = not f.default
+                option = typer.Option(False, declared.option(f.name), help=declared.help, rich_help_panel=panel)
+                added.append(inspect.Parameter(f.name, inspect.Parameter.KEYWORD_ONLY, default=option, annotation=bool))
+                continue
+            option = typer.Option(None, declared.option(f.name), help=declared.help, rich_help_panel=panel)
+            kind = inspect.Parameter.KEYWORD_ONLY
+            added.append(inspect.Parameter(f.name, kind, default=option, annotation=base | None))
+    names = [p.name for p in added]
+
+    @functools.wraps(command)
+    def with_settings(**options: Any) -> None:
+        given = {k: options.pop(k) for k in names}
+        settings = {k: flips[k] if k in flips else v for k, v in given.items() if v is not None and v is not False}
+        command(settings=settings, **options)
+
+    own = [p for p in inspect.signature(command).parameters.values() if p.name != "settings"]
+    with_settings.__signature__ = inspect.Signature([*own, *added])  # type: ignore[attr-defined]
+    return with_settings
+
+
 @app.command()
+@_setting_options
 def audit(
+    settings: dict[str, Any],
     config: Path | None = typer.Option(None, "--config", help="YAML file with the same keys as these options."),
-    dataset: str | None = typer.Option(None, help="digits (default), cifar10, cifar100, npz, folder, tabular."),
-    data: str | None = typer.Option(None, help="Path of the dataset file or folder."),
-    arch: str | None = typer.Option(None, help="mlp, cnn2..cnn11, or auto (default)."),
-    width: float | None = typer.Option(None, help="Channel/width multiplier of the architecture."),
-    epochs: int | None = typer.Option(None, help="Training epochs of target and shadow models."),
-    train_size: int | None = typer.Option(None, help="Target training-set size (members)."),
-    eval_size: int | None = typer.Option(None, help="Member and non-member candidates each."),
-    shadow_size: int | None = typer.Option(None, help="Size of shadow-train and of shadow-test."),
-    attacks: str | None = typer.Option(None, help="Comma-separated attack names (see `labelleak attacks`)."),
-    queries: int | None = typer.Option(None, help="Per-candidate query budget (default 2000)."),
-    max_iter: int | None = typer.Option(None, help="HopSkipJump/QEBA iterations (default 50)."),
-    max_eval: int | None = typer.Option(None, help="HopSkipJump/QEBA max gradient samples (default 10000)."),
-    top_t: float | None = typer.Option(None, help="Data-free threshold percentile of noise distances (50)."),
-    noise_samples: int | None = typer.Option(None, help="Random-noise inputs for the data-free threshold."),
-    seed: int | None = typer.Option(None, help="Seed of the split, training and attacks."),
-    repeats: int | None = typer.Option(
-        None, help="Audit under N seeds (seed..seed+N-1) into OUT/seed-<s>/ and pool them in OUT/repeats.json."
-    ),
-    out: str | None = typer.Option(None, help="Output folder (default audit-out)."),
-    cache_dir: str | None = typer.Option(None, help="Where trained models are cached."),
-    target: str | None = typer.Option(None, help="URL of a remote label-only target (see `labelleak serve`)."),
-    model: str | None = typer.Option(
-        None, help="Your model file: .onnx, .pt2, TorchScript, .skops, or a labelleak model folder."
-    ),
-    input_shape: str | None = typer.Option(
-        None, help="--model/--target: one sample, channels first, e.g. 3,32,32 or 64 (when the model does not say)."
-    ),
-    bounds: str | None = typer.Option(None, help="--model/--target: the input range LOW,HIGH (default 0,1)."),
-    mean: str | None = typer.Option(None, help="--model: per-channel mean the model subtracts, e.g. 0.5,0.5,0.5."),
-    std: str | None = typer.Option(None, help="--model: per-channel std the model divides by."),
-    layout: str | None = typer.Option(None, help="--model: nchw (default) or nhwc (channels-last exports)."),
-    output: str | None = typer.Option(None, help="--model: the ONNX output with labels or class scores."),
-    n_classes: int | None = typer.Option(
-        None, help="--model/--target: number of classes, when the model does not say."
-    ),
-    trust: str | None = typer.Option(None, help="--model .skops: extra type names to trust, comma-separated."),
-    members: str | None = typer.Option(
-        None, help="--model/--target: member candidates (.npz with x, y; image folder; CSV, label last)."
-    ),
-    nonmembers: str | None = typer.Option(None, help="--model/--target: non-member candidates (same formats)."),
-    shadow: str | None = typer.Option(None, help="--model/--target: the adversary's shadow pool (same formats)."),
-    shadow_arch: str | None = typer.Option(None, help="Architecture of the adversary's models (default: auto)."),
-    api_key_env: str | None = typer.Option(None, help="Environment variable holding the remote API key."),
-    protocol: str | None = typer.Option(
-        None, help="Remote protocol: labelleak (default), v2 (KServe/Triton/MLServer), rest."
-    ),
-    model_name: str | None = typer.Option(None, help="v2: the model's name on the server."),
-    rest_spec: str | None = typer.Option(
-        None, help="rest: YAML file describing the API (see examples/rest-spec.yaml)."
-    ),
-    concurrency: int | None = typer.Option(None, help="Requests in flight against a remote target (default 1)."),
-    timeout: float | None = typer.Option(None, help="Seconds to wait for one answer (default 30)."),
-    retries: int | None = typer.Option(None, help="At most this many attempts after the first (default 30)."),
-    max_retry_wait: float | None = typer.Option(
-        None, help="Ceiling of one wait between attempts, Retry-After included (60)."
-    ),
-    retry_window: float | None = typer.Option(
-        None, help="Seconds of waiting between attempts before the target counts as down (default 60)."
-    ),
-    max_total_queries: int | None = typer.Option(None, help="Cap on all samples sent to the target, retries included."),
-    title: str | None = typer.Option(None, help="The report's title (default: the dataset or model file)."),
-    auditor: str | None = typer.Option(None, help="Who ran the audit, in the report's header."),
     estimate: bool = typer.Option(False, "--estimate", help="Print the queries each attack will spend, then exit."),
-    resume: bool = typer.Option(False, "--resume", help="Continue an interrupted run saved in OUT/checkpoint."),
-    fresh: bool = typer.Option(
-        False, "--fresh", help="Start over in an OUT with an unfinished run, deleting its journaled answers."
-    ),
-    no_checkpoint: bool = typer.Option(False, "--no-checkpoint", help="Do not journal queries and results."),
-    backend: str | None = typer.Option(None, help="local (default) or ray: candidate shards on Ray workers."),
-    ray_address: str | None = typer.Option(None, help="Ray cluster: auto or ray://HOST:PORT (default: local Ray)."),
-    workers: int | None = typer.Option(None, help="Ray workers (one candidate shard each)."),
-    worker_cpus: float | None = typer.Option(None, help="CPUs per Ray worker (default 1)."),
-    worker_gpus: float | None = typer.Option(None, help="GPUs per Ray worker (default 0)."),
-    claimed_epsilon: float | None = typer.Option(
-        None, help="A DP claim to check: the verdict says whether the audit refutes epsilon E (at 95%)."
-    ),
-    claimed_delta: float | None = typer.Option(None, help="The claim's delta, and the delta of eps_LB (1e-5)."),
-    fail_above_epsilon: float | None = typer.Option(
-        None, help="Exit 4 (after writing every file) when the audit's eps_LB is above E: a CI release gate."
-    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Audit a target (trained here, a model file with --model, or a URL with --target): run the attacks and write
@@ -175,65 +142,7 @@ def audit(
     from labelleak.report import print_audit_table
 
     try:
-        cfg = make_config(
-            config,
-            dataset=dataset,
-            data=data,
-            arch=arch,
-            width=width,
-            epochs=epochs,
-            train_size=train_size,
-            eval_size=eval_size,
-            shadow_size=shadow_size,
-            attacks=attacks,
-            queries=queries,
-            max_iter=max_iter,
-            max_eval=max_eval,
-            top_t=top_t,
-            noise_samples=noise_samples,
-            seed=seed,
-            repeats=repeats,
-            out=out,
-            cache_dir=cache_dir,
-            target=target,
-            model=model,
-            input_shape=input_shape,
-            bounds=bounds,
-            mean=mean,
-            std=std,
-            layout=layout,
-            output=output,
-            n_classes=n_classes,
-            trust=trust,
-            members=members,
-            nonmembers=nonmembers,
-            shadow=shadow,
-            shadow_arch=shadow_arch,
-            api_key_env=api_key_env,
-            protocol=protocol,
-            model_name=model_name,
-            rest_spec=rest_spec,
-            concurrency=concurrency,
-            timeout=timeout,
-            retries=retries,
-            max_retry_wait=max_retry_wait,
-            retry_window=retry_window,
-            max_total_queries=max_total_queries,
-            title=title,
-            auditor=auditor,
-            resume=True if resume else None,
-            fresh=True if fresh else None,
-            checkpoint=False if no_checkpoint else None,
-            progress=False if quiet else None,
-            backend=backend,
-            ray_address=ray_address,
-            workers=workers,
-            worker_cpus=worker_cpus,
-            worker_gpus=worker_gpus,
-            claimed_epsilon=claimed_epsilon,
-            claimed_delta=claimed_delta,
-            fail_above_epsilon=fail_above_epsilon,
-        )
+        cfg = make_config(config, **settings, progress=False if quiet else None)
         if estimate:
             from labelleak.pipeline.estimate import estimate as estimate_queries
             from labelleak.pipeline.estimate import format_estimate
@@ -255,7 +164,7 @@ def audit(
             return
         results = run_audit(cfg)
     except RemoteOutageError as exc:
-        _outage(exc, journaled=not no_checkpoint)
+        _outage(exc, journaled=settings.get("checkpoint", True))
         return
     except LabelleakError as exc:
         _fail(exc)

@@ -20,7 +20,9 @@ from labelleak.data.candidates import load_labelled
 from labelleak.errors import InvalidInputError
 from labelleak.oracle import LabelOracle
 from labelleak.pipeline.audit import run_audit
-from labelleak.pipeline.config import AuditConfig, make_config
+from labelleak.pipeline.config import AuditConfig, from_mapping, load_config
+from labelleak.pipeline.fields import NOT_GIVEN, NotGiven
+from labelleak.pipeline.sections import Layout
 from labelleak.pipeline.setup import OwnData, target_from_config
 
 Labelled = tuple[np.ndarray, np.ndarray]
@@ -82,6 +84,15 @@ def _labelled(part: DataArg, what: str, oracle: LabelOracle) -> Labelled:
     return np.asarray(part[0]), np.asarray(part[1])
 
 
+def _listed(values: Sequence[Any] | None | NotGiven) -> list[Any] | str | None | NotGiven:
+    """A sequence as a list; text (``"gap,transfer"``) is read by the configuration."""
+    return list(values) if isinstance(values, Sequence) and not isinstance(values, str) else values
+
+
+def _text(value: str | Path | None | NotGiven) -> str | None | NotGiven:
+    return str(value) if isinstance(value, Path) else value
+
+
 def audit(
     config_file: str | Path | None = None,
     *,
@@ -89,31 +100,31 @@ def audit(
     members: DataArg = None,
     nonmembers: DataArg = None,
     shadow: DataArg = None,
-    dataset: str | None = None,
-    data: str | None = None,
-    attacks: Sequence[str] | None = None,
-    queries: int | None = None,
-    seed: int | None = None,
-    out: str | Path | None = None,
-    input_shape: Sequence[int] | None = None,
-    bounds: tuple[float, float] | None = None,
-    mean: Sequence[float] | None = None,
-    std: Sequence[float] | None = None,
-    layout: str | None = None,
-    output: str | None = None,
-    n_classes: int | None = None,
-    shadow_arch: str | None = None,
-    arch: str | None = None,
-    width: float | None = None,
-    epochs: int | None = None,
-    train_size: int | None = None,
-    eval_size: int | None = None,
-    noise_samples: int | None = None,
-    thresholds: bool | None = None,
-    checkpoint: bool | None = None,
-    resume: bool | None = None,
-    cache_dir: str | Path | None = None,
-    progress: bool | None = None,
+    dataset: str | NotGiven = NOT_GIVEN,
+    data: str | None | NotGiven = NOT_GIVEN,
+    attacks: Sequence[str] | NotGiven = NOT_GIVEN,
+    queries: int | None | NotGiven = NOT_GIVEN,
+    seed: int | NotGiven = NOT_GIVEN,
+    out: str | Path | NotGiven = NOT_GIVEN,
+    input_shape: Sequence[int] | None | NotGiven = NOT_GIVEN,
+    bounds: tuple[float, float] | None | NotGiven = NOT_GIVEN,
+    mean: Sequence[float] | None | NotGiven = NOT_GIVEN,
+    std: Sequence[float] | None | NotGiven = NOT_GIVEN,
+    layout: Layout | NotGiven = NOT_GIVEN,
+    output: str | None | NotGiven = NOT_GIVEN,
+    n_classes: int | None | NotGiven = NOT_GIVEN,
+    shadow_arch: str | None | NotGiven = NOT_GIVEN,
+    arch: str | NotGiven = NOT_GIVEN,
+    width: float | NotGiven = NOT_GIVEN,
+    epochs: int | NotGiven = NOT_GIVEN,
+    train_size: int | NotGiven = NOT_GIVEN,
+    eval_size: int | None | NotGiven = NOT_GIVEN,
+    noise_samples: int | NotGiven = NOT_GIVEN,
+    thresholds: bool | NotGiven = NOT_GIVEN,
+    checkpoint: bool | NotGiven = NOT_GIVEN,
+    resume: bool | NotGiven = NOT_GIVEN,
+    cache_dir: str | Path | NotGiven = NOT_GIVEN,
+    progress: bool | NotGiven = NOT_GIVEN,
     config: AuditConfig | None = None,
     print_table: bool = False,
 ) -> AuditResults:
@@ -122,6 +133,9 @@ def audit(
     Example (labelleak trains the target): ``labelleak.audit(dataset="digits", attacks=["gap"], out="out")``;
     your own model: ``labelleak.audit(target=TorchOracle(net, input_shape=(1, 8, 8), n_classes=10),
     members=(xm, ym), nonmembers=(xn, yn), shadow=(xs, ys), attacks=["gap", "boundary-hsja"])``.
+
+    An argument left out takes its value from ``config`` or ``config_file``, else the default; ``None`` is a value
+    where the key allows nothing (``queries=None``: no per-candidate cap; ``eval_size=None``: every candidate).
     """
     if config is not None and config_file is not None:
         raise InvalidInputError("audit: give config (an AuditConfig) or config_file (YAML), not both")
@@ -137,14 +151,14 @@ def audit(
     options = {
         "dataset": dataset,
         "data": data,
-        "attacks": list(attacks) if attacks is not None else None,
+        "attacks": _listed(attacks),
         "queries": queries,
         "seed": seed,
-        "out": str(out) if out is not None else None,
-        "input_shape": list(input_shape) if input_shape is not None else None,
-        "bounds": list(bounds) if bounds is not None else None,
-        "mean": list(mean) if mean is not None else None,
-        "std": list(std) if std is not None else None,
+        "out": _text(out),
+        "input_shape": _listed(input_shape),
+        "bounds": _listed(bounds),
+        "mean": _listed(mean),
+        "std": _listed(std),
         "layout": layout,
         "output": output,
         "n_classes": n_classes,
@@ -158,13 +172,14 @@ def audit(
         "thresholds": thresholds,
         "checkpoint": checkpoint,
         "resume": resume,
-        "cache_dir": str(cache_dir) if cache_dir is not None else None,
+        "cache_dir": _text(cache_dir),
         "progress": progress,
     }
     if not in_memory:
         options.update({k: str(v) if v is not None else None for k, v in files.items()})
     base = config.to_dict() if config is not None else {}
-    cfg = make_config(config_file, **{**base, **{k: v for k, v in options.items() if v is not None}})
+    given = {**base, **{k: v for k, v in options.items() if v is not NOT_GIVEN}}  # None is a value: "nothing"
+    cfg = (load_config(config_file, **given) if config_file else from_mapping(given, source="audit")).validate()
     if in_memory:
         oracle = target if isinstance(target, LabelOracle) else _oracle_for_path(cfg, files)
         own = OwnData(

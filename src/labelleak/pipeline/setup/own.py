@@ -23,7 +23,7 @@ def target_from_config(cfg: AuditConfig) -> LabelOracle:
     preprocess = Preprocessing(
         mean=tuple(cfg.mean) if cfg.mean else None,
         std=tuple(cfg.std) if cfg.std else None,
-        layout=cfg.layout,  # type: ignore[arg-type]  # validated by AuditConfig
+        layout=cfg.layout,
     )
     bounds = (float(cfg.bounds[0]), float(cfg.bounds[1])) if cfg.bounds else (0.0, 1.0)
     return load_target(

@@ -24,7 +24,7 @@ def connect_remote(cfg: AuditConfig) -> RemoteOracle:
     if cfg.api_key_env and cfg.protocol != "rest" and not api_key:
         raise InvalidInputError(f"api_key_env: environment variable {cfg.api_key_env} is not set")
     endpoint = Endpoint(
-        protocol=cfg.protocol,  # type: ignore[arg-type]  # validated by AuditConfig
+        protocol=cfg.protocol,
         url=cfg.target,
         rest_spec=cfg.rest_spec,
         model_name=cfg.model_name,
