@@ -8,11 +8,11 @@ import torch
 from typer.testing import CliRunner
 
 from labelleak.cli import app
+from labelleak.defenses import check_defense_for_data, parse_defense
+from labelleak.defenses.training import augment_batch, augment_policy
 from labelleak.errors import InvalidInputError
 from labelleak.models import ModelSpec, TrainSettings, build_model
-from labelleak.models.defenses import augment_batch, augment_policy
 from labelleak.models.training import train_with_report
-from labelleak.pipeline.defenses import check_defense_for_data, parse_defense
 
 
 @pytest.mark.parametrize(

@@ -11,11 +11,10 @@ import torch.nn.functional as F
 from typer.testing import CliRunner
 
 from labelleak.cli import app
+from labelleak.defenses import OutputDefense, parse_defense
 from labelleak.errors import InvalidInputError
 from labelleak.models import ModelSpec, TrainSettings, accuracy, build_model, init_model
 from labelleak.models.training import train_with_report
-from labelleak.oracle.defenses import OutputDefense
-from labelleak.pipeline.defenses import parse_defense
 
 
 def _noisy(n=240, seed=0):

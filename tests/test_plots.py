@@ -9,7 +9,7 @@ import sys
 def test_plotting_leaves_matplotlib_global_state_alone(tmp_path):
     code = f"""
 import sys, numpy as np
-from labelleak.report.plots import plot_roc
+from labelleak.report.figures import plot_roc
 m = np.r_[np.ones(20), np.zeros(20)].astype(bool)
 plot_roc({{"a": (m, np.arange(40.0))}}, {str(tmp_path / "roc.png")!r})
 print("matplotlib.pyplot" in sys.modules)

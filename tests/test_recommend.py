@@ -6,9 +6,9 @@ import math
 
 import pytest
 
+from labelleak.defenses.matrix import pareto_front
+from labelleak.defenses.recommendation import recommend, strongest_label_only
 from labelleak.errors import InvalidInputError
-from labelleak.recommend import recommend, strongest_label_only
-from labelleak.report.pareto import pareto_front
 
 ATTACKS = ["gap", "hsja", "loss"]
 

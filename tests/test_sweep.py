@@ -8,12 +8,12 @@ import pytest
 from typer.testing import CliRunner
 
 from labelleak.cli import app
+from labelleak.defenses.matrix import family_and_strength
+from labelleak.defenses.sweep import DEFAULT_GRIDS, parse_grid, sweep_defenses
 from labelleak.errors import InvalidInputError
 from labelleak.pipeline import make_config
 from labelleak.pipeline.defend import run_defend
 from labelleak.pipeline.plan import load_plan
-from labelleak.pipeline.sweep import DEFAULT_GRIDS, parse_grid, sweep_defenses
-from labelleak.report.defense_matrix import family_and_strength
 from labelleak.report.summaries import RunRecord, summarize_defenses
 
 
@@ -49,8 +49,8 @@ def _build(text):
     """A grid whose values the defense itself refuses (dropout 1.5) fails when the model spec is checked."""
     from dataclasses import replace
 
+    from labelleak.defenses import parse_defense
     from labelleak.models import ModelSpec, build_model
-    from labelleak.pipeline.defenses import parse_defense
 
     family, values = parse_grid(text)
     build_model(replace(ModelSpec("mlp", (4,), 2), **parse_defense(f"{family}={values[0]:g}").spec))

@@ -224,11 +224,10 @@ def defend(
     _apply_quiet(quiet)
     from rich.markdown import Markdown
 
+    from labelleak.defenses import recommend, sweep_defenses
     from labelleak.pipeline import make_config
     from labelleak.pipeline.checkpoint import Interrupted
     from labelleak.pipeline.defend import run_defend
-    from labelleak.pipeline.sweep import sweep_defenses
-    from labelleak.recommend import recommend
     from labelleak.report.markdown import matrix_markdown
 
     try:

@@ -26,7 +26,7 @@ class TrainSettings:
     seed: int = 0
     l1: float = 0.0
     label_smoothing: float = 0.0
-    augment: str = "none"  # auto, flips-crops, shifts or none (models/defenses.py: augment_policy); True = auto
+    augment: str = "none"  # auto, flips-crops, shifts or none (defenses/training.py: augment_policy); True = auto
     early_stopping: int | None = None  # patience in epochs, on a validation split of val_fraction
     val_fraction: float = 0.1  # also the reference set of adversarial regularisation
     dp_epsilon: float | None = None  # DP-SGD with a target epsilon ...

@@ -131,7 +131,7 @@ def _train(
     progress: bool,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[nn.Module, TrainReport]:
-    from labelleak.models.defenses import (
+    from labelleak.defenses.training import (
         AdversarialRegulariser,
         augment_batch,
         augment_policy,

@@ -11,6 +11,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from torch import nn
 
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.backends import TorchOracle
@@ -54,6 +55,44 @@ class TorchScoreOracle(TorchOracle):
         out = in_content_order(xt, batches)  # the same probabilities for a sample whatever the order of the others
         self.queries += len(xt)
         return out
+
+
+class OutputTransform(Protocol):
+    """What a serving side does to the probabilities it reveals, e.g. :class:`labelleak.defenses.OutputDefense`."""
+
+    def apply(self, p: torch.Tensor) -> torch.Tensor:
+        """Probabilities (N, C) as revealed, with the same argmax as ``p``."""
+        ...
+
+
+class DefendedScoreOracle(TorchScoreOracle):
+    """A score oracle whose probabilities pass through an output-time defense (labels are unchanged)."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        *,
+        defense: OutputTransform,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        bounds: tuple[float, float] = (0.0, 1.0),
+        batch_size: int | None = None,
+        max_queries: int | None = None,
+        device: torch.device | str | None = None,
+    ) -> None:
+        super().__init__(
+            model,
+            input_shape=input_shape,
+            n_classes=n_classes,
+            bounds=bounds,
+            batch_size=batch_size,
+            max_queries=max_queries,
+            device=device,
+        )
+        self.defense = defense
+
+    def predict_proba(self, x: np.ndarray | torch.Tensor) -> torch.Tensor:
+        return self.defense.apply(super().predict_proba(x))
 
 
 def require_scores(oracle: object, attack_name: str) -> None:

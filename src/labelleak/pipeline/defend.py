@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from labelleak.data.cache import DatasetCache
+from labelleak.defenses import check_defense_for_data, matrix_row, parse_defense, recommend
 from labelleak.pipeline.config import AuditConfig
-from labelleak.pipeline.defenses import check_defense_for_data, parse_defense
 from labelleak.pipeline.sweep import run_audits
-from labelleak.recommend import recommend
-from labelleak.report.defense_matrix import matrix_row
 from labelleak.report.outputs import write_defend_outputs
 
 
@@ -27,8 +25,8 @@ def run_defend(
     cfg: AuditConfig, defenses: list[str], *, target_tpr: float = 0.01, target_auc: float | None = None
 ) -> list[dict[str, Any]]:
     """Audit the target once per defense (each in ``OUT/<defense>``; ``cfg.resume`` skips finished ones); write
-    ``matrix.{json,csv,md}`` with the recommendation (:mod:`labelleak.recommend`), ``privacy_utility.png``,
-    ``pareto.png`` and ``report.html``."""
+    ``matrix.{json,csv,md}`` with the recommendation (:mod:`labelleak.defenses.recommendation`),
+    ``privacy_utility.png``, ``pareto.png`` and ``report.html``."""
     plans = [parse_defense(d) for d in defenses]  # reject a typo before any training starts
     recommend([], list(cfg.attacks), target_tpr=target_tpr, target_auc=target_auc)  # and a bad target
     datasets = DatasetCache()  # one dataset for every defense: read it once

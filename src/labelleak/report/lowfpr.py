@@ -26,7 +26,7 @@ import numpy as np
 from labelleak.counts import resolution
 from labelleak.logs import get_logger
 from labelleak.metrics import DEFAULT_N_BOOT, Interval, exact_tpr_at_fpr, summarize, tpr_at_fpr
-from labelleak.report.plots import plot_roc_loglog
+from labelleak.report.figures import plot_roc_loglog
 from labelleak.verdicts import verdict
 
 if TYPE_CHECKING:

@@ -1,10 +1,12 @@
-"""Markdown renderings: the defense matrix (``matrix.md``) and an experiment's summary (``summary.md``)."""
+"""Markdown renderings: the defense matrix (``matrix.md``) with its recommendation, and an experiment's summary
+(``summary.md``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from labelleak.defenses.recommendation import Recommendation
 from labelleak.report.claims import is_project_goal
 
 
@@ -117,6 +119,24 @@ def matrix_markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
         ]
         cells += [f"{fmt_number(r.get(f'{a}.auc'))} / {fmt_number(r.get(f'{a}.tpr@1%'))}" for a in attacks]
         lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def recommendation_markdown(rec: Recommendation) -> str:
+    """A ``## Recommendation`` section: the statement, how it was chosen, and the rows that could not count."""
+    how = (
+        f"A defense qualifies when every label-only attack has TPR at 1% FPR below {rec.target_tpr:g}"
+        + (f" and AUC below {rec.target_auc:g}" if rec.target_auc is not None else "")
+        + f"; the cheapest loses the least test accuracy against {rec.baseline}"
+        + (f" ({rec.baseline_accuracy:.3f})" if rec.baseline_accuracy is not None else "")
+        + "."
+    )
+    lines = ["## Recommendation", "", rec.statement(), "", how]
+    if rec.unmeasured:
+        lines += [
+            "",
+            f"Not considered (no finite label-only measurement or test accuracy): {', '.join(rec.unmeasured)}.",
+        ]
     return "\n".join(lines) + "\n"
 
 

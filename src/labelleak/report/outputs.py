@@ -12,13 +12,11 @@ import numpy as np
 
 from labelleak._extras import has_module
 from labelleak.attacks import Status
+from labelleak.defenses import Recommendation
 from labelleak.logs import get_logger
-from labelleak.recommend import Recommendation
-from labelleak.report.defense_matrix import recommendation_markdown
+from labelleak.report.figures import plot_pareto, plot_privacy_utility, plot_roc, plot_series
 from labelleak.report.files import jsonable, write_distances_csv, write_json, write_scores_csv, write_table_csv
-from labelleak.report.markdown import matrix_markdown, summary_markdown
-from labelleak.report.pareto import plot_pareto
-from labelleak.report.plots import plot_privacy_utility, plot_roc, plot_series
+from labelleak.report.markdown import matrix_markdown, recommendation_markdown, summary_markdown
 from labelleak.report.records import record_rows, write_records
 
 log = get_logger(__name__)

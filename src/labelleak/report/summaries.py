@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from labelleak.defenses import matrix_row, recommend
 from labelleak.metrics import auc, precision_recall
+from labelleak.report.figures import plot_bars, plot_histograms, plot_pareto, plot_series
 from labelleak.report.lowfpr import summarize_lowfpr
-from labelleak.report.plots import plot_bars, plot_histograms, plot_series
 
 
 @dataclass
@@ -264,10 +265,6 @@ DEFENSE_TARGET_TPR = 0.01  # the recommendation's bar in `reproduce defenses` (`
 def summarize_defenses(records: list[RunRecord], out: Path) -> Summary:
     """The defense matrix of a sweep (one row per defense point), the recommendation at TPR@1%FPR < 0.01 and
     ``pareto.png`` (utility against the strongest label-only attack)."""
-    from labelleak.recommend import recommend
-    from labelleak.report.defense_matrix import matrix_row
-    from labelleak.report.pareto import plot_pareto
-
     rows = [matrix_row(str(r.point["defense"]), r.results) for r in records]
     attacks = list(dict.fromkeys(a for r in records for a in r.results["attacks"]))
     rec = recommend(rows, attacks, target_tpr=DEFENSE_TARGET_TPR)

@@ -10,12 +10,12 @@ import numpy as np
 from labelleak.attacks.base import ShadowData
 from labelleak.data import SplitSizes, four_way_split, public_part, validation_part
 from labelleak.data.cache import DatasetCache, load_prepared
+from labelleak.defenses import parse_defense
 from labelleak.models import ModelSpec, ModelStore, TrainedModel, build_model, train_or_load
 from labelleak.models.training import validation_size
 from labelleak.oracle import TorchOracle, TorchScoreOracle
-from labelleak.oracle.defenses import DefendedScoreOracle
+from labelleak.oracle.scores import DefendedScoreOracle
 from labelleak.pipeline.config import AuditConfig
-from labelleak.pipeline.defenses import parse_defense
 from labelleak.pipeline.setup.common import AuditSetup, auto_arch, train_settings
 
 

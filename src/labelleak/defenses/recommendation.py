@@ -1,6 +1,6 @@
 """Which defense to deploy: the cheapest point of a defense matrix that brings the label-only attacks below a target.
 
-Pure functions on matrix rows (as :func:`labelleak.report.defense_matrix.matrix_row` builds them): no model, no file.
+Pure functions on matrix rows (as :func:`labelleak.defenses.matrix.matrix_row` builds them): no model, no file.
 A point qualifies when *every* label-only attack it was measured with (so the strongest one) has TPR at 1% FPR
 below ``target_tpr`` and, when given, AUC below ``target_auc``. Among qualifying points the cheapest loses the
 least test accuracy against the undefended row (``none``; the best test accuracy of the matrix when there is

@@ -1,10 +1,14 @@
-"""Training-time defenses, each a small piece that the training loop composes.
+"""Training-time defenses: the mechanics the training loop (:mod:`labelleak.models.training`) composes.
+
+Pure tensor functions and one small model, importing nothing of labelleak but its errors, so that ``models/`` can
+call them; which defense is on, and how strongly, is a training setting (:class:`labelleak.models.TrainSettings`)
+named by the registry (:mod:`labelleak.defenses.registry`).
 
 * L2 (``weight_decay``) and L1 penalties, dropout (``ModelSpec.dropout``), label smoothing, data augmentation
   chosen per kind of data (flips and padded crops for natural images, small shifts and rotations for digits,
   none for tabular data), early stopping on a validation split;
 * DP-SGD through Opacus (a target epsilon and delta, or a noise multiplier; clipping norm), with the
-  accountant's epsilon reported;
+  accountant's epsilon reported (:mod:`labelleak.models.private`);
 * adversarial regularisation (Nasr, Shokri & Houmansadr, CCS 2018): an inference model learns to tell the
   training batch from a held-out reference batch, and the classifier is penalised by that model's gain;
 * RelaxLoss (Chen, Yu & Fritz, ICLR 2022): gradient descent while the batch loss is above alpha; below it,

@@ -1,11 +1,12 @@
-"""The defense matrix read from audit results: one row per defense, and the Markdown of its recommendation (see
-:mod:`labelleak.recommend`). It reads results only, so ``defend``, ``reproduce defenses`` and the report share it."""
+"""The defense matrix, from audit results: one row per defense, and the Pareto front of its points.
+
+It reads results only (``results.json`` as a dictionary), so ``defend``, ``reproduce defenses`` and the report
+build the same rows; :mod:`labelleak.defenses.recommendation` chooses among them.
+"""
 
 from __future__ import annotations
 
 from typing import Any
-
-from labelleak.recommend import Recommendation
 
 
 def family_and_strength(defense: str) -> tuple[str, float | None]:
@@ -47,19 +48,10 @@ def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def recommendation_markdown(rec: Recommendation) -> str:
-    """A ``## Recommendation`` section: the statement, how it was chosen, and the rows that could not count."""
-    how = (
-        f"A defense qualifies when every label-only attack has TPR at 1% FPR below {rec.target_tpr:g}"
-        + (f" and AUC below {rec.target_auc:g}" if rec.target_auc is not None else "")
-        + f"; the cheapest loses the least test accuracy against {rec.baseline}"
-        + (f" ({rec.baseline_accuracy:.3f})" if rec.baseline_accuracy is not None else "")
-        + "."
-    )
-    lines = ["## Recommendation", "", rec.statement(), "", how]
-    if rec.unmeasured:
-        lines += [
-            "",
-            f"Not considered (no finite label-only measurement or test accuracy): {', '.join(rec.unmeasured)}.",
-        ]
-    return "\n".join(lines) + "\n"
+def pareto_front(points: list[tuple[float, float]]) -> list[tuple[float, float]]:
+    """The (leakage, accuracy) points no other point beats on both (lower leakage, higher accuracy), by leakage."""
+    front: list[tuple[float, float]] = []
+    for leak, acc in sorted(points, key=lambda p: (p[0], -p[1])):
+        if not front or acc > front[-1][1]:
+            front.append((leak, acc))
+    return front
