@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -86,13 +87,39 @@ def test_sweep_resume_trains_nothing_and_audits_nothing(tmp_path, monkeypatch):
     assert (tmp_path / "d" / "pareto.png").is_file()
 
     audits.clear(), trainings.clear()
-    again = run_defend(cfg.replace(resume=True), defenses, target_tpr=0.5)
+    # a point saved before ``relabel`` existed, and a resume with another report title: the same run identity
+    saved = tmp_path / "d" / "top1" / "results.json"
+    old = json.loads(saved.read_text())
+    del old["config"]["relabel"]
+    saved.write_text(json.dumps(old))
+    again = run_defend(cfg.replace(resume=True, title="renamed"), defenses, target_tpr=0.5)
     assert audits == [] and trainings == []
     assert [r["gap.auc"] for r in again] == [r["gap.auc"] for r in first]
     # one unfinished point: only that one is audited again, from the cached model
     (tmp_path / "d" / "l2=0.1" / "results.json").unlink()
     run_defend(cfg.replace(resume=True), defenses, target_tpr=0.5)
     assert audits == ["l2=0.1"] and trainings == []
+
+
+def test_a_finished_point_is_the_one_with_the_same_run_identity(tmp_path):
+    """``defend --resume`` reads a point back when only volatile keys differ (how the work runs, the report's
+    title), and audits it again when a key that decides its scores differs."""
+    from labelleak.pipeline.sweep import finished_results
+
+    cfg = make_config(dataset="digits", attacks=["gap"], out=str(tmp_path / "p"), defense="l2")
+    (tmp_path / "p").mkdir()
+    np.savez(tmp_path / "p" / "arrays.npz", gap_score=np.zeros(2))
+
+    def saved(**changes):
+        config = {**json.loads(json.dumps(cfg.to_dict())), **changes}
+        (tmp_path / "p" / "results.json").write_text(json.dumps({"config": config, "attacks": {}}))
+        return finished_results(cfg)
+
+    volatile = {"workers": 4, "concurrency": 8, "title": "x", "retry_window": 60.0, "backend": "ray"}
+    assert saved(**volatile) is not None  # the former list (progress, resume, fresh, out) reran these
+    assert saved(epochs=cfg.epochs + 1) is None and saved(defense="l2=0.01") is None
+    (tmp_path / "p" / "arrays.npz").unlink()
+    assert saved() is None  # no arrays: not finished
 
 
 def test_defenses_summary_has_rows_recommendation_and_pareto(tmp_path):

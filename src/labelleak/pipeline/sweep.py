@@ -3,42 +3,27 @@
 
 :func:`run_audits` is the one place that runs a batch of independent audits, each into its own checkpointed folder
 (a parallel backend trains their targets first). Models come from the model cache, and with ``resume`` a point
-whose ``results.json`` matches its config is read back instead of audited again.
+whose ``results.json`` has the same run identity (:func:`labelleak.pipeline.checkpoint.run_identity`) is read back
+instead of audited again.
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
 from typing import Any
 
 from labelleak.data.cache import DatasetCache
 from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
+from labelleak.pipeline.checkpoint import finished_audit
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.parallel import executor_for, train_in_parallel
 
 log = get_logger(__name__)
 
 
-_VOLATILE = ("progress", "resume", "fresh", "out")
-
-
-def _comparable(config: dict[str, Any]) -> str:
-    return json.dumps({k: v for k, v in config.items() if k not in _VOLATILE}, sort_keys=True, default=str)
-
-
 def finished_results(cfg: AuditConfig) -> dict[str, Any] | None:
-    """The results of a finished audit in ``cfg.out`` made with the same config, or ``None``."""
-    out = Path(cfg.out)
-    if not (out / "results.json").is_file() or not (out / "arrays.npz").is_file():
-        return None
-    try:
-        results = json.loads((out / "results.json").read_text())
-    except json.JSONDecodeError:
-        return None
-    same = _comparable(results.get("config", {})) == _comparable(json.loads(json.dumps(cfg.to_dict())))
-    return results if same else None
+    """The results of a finished audit in ``cfg.out`` with the same run identity as ``cfg``, or ``None``."""
+    return finished_audit(cfg.out, cfg.to_dict())
 
 
 def run_audits(
