@@ -128,6 +128,22 @@ def _labels_fn(model: nn.Module | LabelsFn) -> LabelsFn:
     return labels
 
 
+async def _inject(faults: FaultConfig, rng: np.random.Generator) -> JSONResponse | None:
+    """The answer a chaos test asked for instead of the labels (a 500 or a 429, a third of ``rate`` each), after
+    any delay (the last third) and the constant ``latency``; None: answer normally."""
+    if faults.rate > 0:
+        r = float(rng.random())
+        if r < faults.rate / 3:
+            return JSONResponse({"detail": "injected fault"}, status_code=500)
+        if r < 2 * faults.rate / 3:
+            return JSONResponse({"detail": "injected rate limit"}, status_code=429, headers={"Retry-After": "0"})
+        if r < faults.rate:
+            await asyncio.sleep(faults.delay)
+    if faults.latency > 0:
+        await asyncio.sleep(faults.latency)
+    return None
+
+
 def create_app(
     model: nn.Module | LabelsFn,
     *,
@@ -187,16 +203,9 @@ def create_app(
         client = gate.who(request)
         gate.throttle(client)
         body = await read_body(request, limits.max_body_bytes, limits.body_timeout)
-        if faults is not None and faults.rate > 0:
-            r = float(fault_rng.random())
-            if r < faults.rate / 3:
-                return JSONResponse({"detail": "injected fault"}, status_code=500)
-            if r < 2 * faults.rate / 3:
-                return JSONResponse({"detail": "injected rate limit"}, status_code=429, headers={"Retry-After": "0"})
-            if r < faults.rate:
-                await asyncio.sleep(faults.delay)
-        if faults is not None and faults.latency > 0:
-            await asyncio.sleep(faults.latency)
+        fault = await _inject(faults, fault_rng) if faults is not None else None
+        if fault is not None:
+            return fault
         labels = await run_in_threadpool(_answer, body, request.headers.get("content-type", ""))
         gate.charge(client, len(labels))
         return JSONResponse({"labels": labels})
