@@ -393,7 +393,9 @@ def run_audit(
     add_verdict(results, finished, is_member=setup.is_member, labels=setup.y)  # eps_LB, slices, risk, claim
     results["seconds_total"] = time.perf_counter() - started
     results["provenance"] = provenance(results)
-    write_audit_outputs(cfg.out, results, finished, sample_index=setup.sample_index, is_member=setup.is_member)
+    write_audit_outputs(
+        cfg.out, results, finished, sample_index=setup.sample_index, is_member=setup.is_member, inputs=setup.x
+    )
     if failure is not None:  # the journal stays: --resume runs what is left
         message = (
             f"{failure[1]}; the {len(finished)} attack(s) finished before {failure[0]} are written to {cfg.out}/ "

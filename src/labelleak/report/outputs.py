@@ -18,6 +18,7 @@ from labelleak.report.figures import plot_pareto, plot_privacy_utility, plot_roc
 from labelleak.report.files import jsonable, write_distances_csv, write_json, write_scores_csv, write_table_csv
 from labelleak.report.markdown import matrix_markdown, recommendation_markdown, summary_markdown
 from labelleak.report.records import record_rows, write_records
+from labelleak.report.thumbnails import write_exposed_inputs
 
 log = get_logger(__name__)
 
@@ -40,10 +41,11 @@ def write_audit_outputs(
     *,
     sample_index: np.ndarray,
     is_member: np.ndarray,
+    inputs: np.ndarray | None = None,
 ) -> None:
     """``scores.csv``, ``arrays.npz``, ``distances.csv``, ``roc.png``, ``queries.png``, ``records.csv`` and
-    ``records.jsonl`` (the exposed records), ``results.json`` and ``report.html`` of one audit; ``finished`` maps
-    each attack to its per-candidate arrays."""
+    ``records.jsonl`` (the exposed records), ``exposed_inputs.npz`` (the listed members' ``inputs``, when given),
+    ``results.json`` and ``report.html`` of one audit; ``finished`` maps each attack to its per-candidate arrays."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [
@@ -85,6 +87,8 @@ def write_audit_outputs(
         )
     records, results["exposed"] = record_rows(sample_index, is_member, {n: a["scores"] for n, a in finished.items()})
     write_records(out, records)
+    if inputs is not None:
+        write_exposed_inputs(out, records, sample_index, inputs)
     write_json(out / "results.json", results)
     write_report_if_available(out)
 

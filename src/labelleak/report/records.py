@@ -16,6 +16,7 @@ import numpy as np
 
 from labelleak.exposure import exposure_summary, p_values, resolvable_fprs
 from labelleak.report.files import jsonable
+from labelleak.report.thumbnails import TOP, describe_inputs, read_exposed_inputs
 
 
 def record_rows(
@@ -51,14 +52,20 @@ def write_records(out: str | Path, rows: list[dict[str, Any]]) -> None:
             fh.write(json.dumps(jsonable(r)) + "\n")
 
 
-def exposed_context(results: dict[str, Any], folder: Path, top: int = 10) -> dict[str, Any] | None:
-    """What the report shows: the summary in results.json and the ``top`` most exposed members of
-    ``records.jsonl`` (None for results written before records existed)."""
-    summary = results.get("exposed")
-    if not summary:
+def _rows_from_arrays(results: dict[str, Any], folder: Path) -> tuple[list[dict[str, Any]], dict[str, Any]] | None:
+    """The rows and summary computed from ``arrays.npz``, for a folder written before records existed."""
+    path = Path(folder) / "arrays.npz"
+    if not path.is_file():
         return None
+    with np.load(path) as a:
+        scores = {n: a[f"{n}/scores"] for n in results.get("attacks", {}) if f"{n}/scores" in a.files}
+        if not scores or "sample_index" not in a.files:
+            return None
+        return record_rows(a["sample_index"], a["is_member"], scores)
+
+
+def _top_from_file(path: Path, top: int) -> list[dict[str, Any]]:
     members: list[dict[str, Any]] = []
-    path = Path(folder) / "records.jsonl"
     if path.is_file():
         with path.open() as fh:
             for line in fh:
@@ -67,4 +74,23 @@ def exposed_context(results: dict[str, Any], folder: Path, top: int = 10) -> dic
                     members.append(row)
                 if len(members) == top:
                     break
-    return {**summary, "top": members}
+    return members
+
+
+def exposed_context(results: dict[str, Any], folder: Path, top: int = TOP) -> dict[str, Any] | None:
+    """What the report shows: the summary in results.json and the ``top`` most exposed members of
+    ``records.jsonl``, each with its input where the folder (or the audit's dataset file) has it. A folder written
+    before records existed is counted from ``arrays.npz`` as the page is built (``from_arrays``); None without it."""
+    summary, from_arrays = results.get("exposed"), False
+    if summary:
+        members = _top_from_file(Path(folder) / "records.jsonl", top)
+    else:
+        computed = _rows_from_arrays(results, folder)
+        if computed is None:
+            return None
+        rows, summary = computed
+        members, from_arrays = [r for r in rows if r["is_member"]][:top], True
+    read = read_exposed_inputs(Path(folder), results, [int(r["sample_index"]) for r in members])
+    shown = describe_inputs(read[0]) if read else {}
+    members = [{**r, "input": shown.get(int(r["sample_index"]))} for r in members]
+    return {**summary, "top": members, "from_arrays": from_arrays, "inputs_from": read[1] if read else None}

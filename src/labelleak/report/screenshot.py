@@ -1,4 +1,5 @@
-"""A picture of a report: the top of ``report.html`` rendered by a headless chromium (for the README and tests).
+"""A picture of a report: the top of ``report.html`` (or one window of it) rendered by a headless chromium, and what
+the page showed (for the guide and the browser tests).
 
 Needs playwright and a chromium binary; the system's ``/usr/bin/chromium`` is used when there, so nothing is
 downloaded. The browser is offline: any request other than the file itself is recorded and reported as an error.
@@ -30,15 +31,28 @@ def chromium_path() -> str | None:
 
 @dataclass
 class PageCheck:
-    """What loading a page showed: console errors, requests other than the page itself, and its figures."""
+    """What loading a page showed: console errors, requests other than the page itself, its figures, and its
+    thumbnails (``img.thumb``, the exposed members' inputs) with the size they decoded to."""
 
     console_errors: list[str] = field(default_factory=list)
     requests: list[str] = field(default_factory=list)
     figures: list[dict] = field(default_factory=list)
+    thumbnails: list[dict] = field(default_factory=list)
+    texts: dict[str, str | None] = field(default_factory=dict)  # what the browser renders of each element read
 
 
-def open_page(html: Path, screenshot: Path | None = None, *, width: int = 1200, height: int = 900) -> PageCheck:
-    """Load ``html`` from ``file://`` in headless chromium; record what went wrong; optionally screenshot the top."""
+def open_page(
+    html: Path,
+    screenshot: Path | None = None,
+    *,
+    width: int = 1200,
+    height: int = 900,
+    scroll_to: str | None = None,
+    read: tuple[str, ...] = (),
+) -> PageCheck:
+    """Load ``html`` from ``file://`` in headless chromium; record what went wrong and the rendered text of the
+    elements ``read`` (CSS selectors; None for one not on the page); optionally screenshot the top of the page,
+    or one window from the element ``scroll_to`` down."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
@@ -56,14 +70,28 @@ def open_page(html: Path, screenshot: Path | None = None, *, width: int = 1200, 
             page.on("pageerror", lambda e: check.console_errors.append(str(e)))
             page.on("request", lambda r: check.requests.append(r.url) if r.url != url else None)
             page.goto(url, wait_until="load")
+            for selector in read:
+                found = page.query_selector(selector)
+                check.texts[selector] = None if found is None else found.inner_text()
+            check.thumbnails = page.eval_on_selector_all(
+                "img.thumb",
+                """els => els.map(e => ({ alt: e.getAttribute('alt') || '', complete: e.complete,
+                    natural_width: e.naturalWidth, natural_height: e.naturalHeight }))""",
+            )
             check.figures = page.eval_on_selector_all(
-                "img, svg.fig",
+                "img:not(.thumb), svg.fig",
                 """els => els.map(e => { const r = e.getBoundingClientRect(); return {
                     tag: e.tagName.toLowerCase(), width: r.width, height: r.height,
                     alt: e.getAttribute('alt') || e.getAttribute('aria-label') ||
                          (e.querySelector(':scope > title') || {}).textContent || '' }; })""",
             )
             if screenshot is not None:
+                if scroll_to is not None:
+                    if page.query_selector(scroll_to) is None:
+                        raise InvalidInputError(f"{html}: nothing on the page matches {scroll_to!r}")
+                    page.eval_on_selector(
+                        scroll_to, "e => window.scrollTo(0, e.getBoundingClientRect().top + window.scrollY - 8)"
+                    )
                 Path(screenshot).parent.mkdir(parents=True, exist_ok=True)
                 page.screenshot(path=str(screenshot), full_page=False)
         finally:
@@ -71,9 +99,10 @@ def open_page(html: Path, screenshot: Path | None = None, *, width: int = 1200, 
     return check
 
 
-def save_screenshot(html: Path, screenshot: Path) -> Path:
-    """Screenshot the top of ``html``; a page that asks for anything off the file is an error."""
-    check = open_page(html, screenshot)
+def save_screenshot(html: Path, screenshot: Path, *, scroll_to: str | None = None, height: int = 900) -> Path:
+    """Screenshot the top of ``html`` (or from ``scroll_to`` down); a page that asks for anything off the file is
+    an error."""
+    check = open_page(html, screenshot, scroll_to=scroll_to, height=height)
     if check.requests or check.console_errors:
         raise InvalidInputError(
             f"{html}: the page made requests {check.requests} or logged errors {check.console_errors}"
