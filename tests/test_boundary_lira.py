@@ -150,13 +150,14 @@ def test_reference_searches_are_cached_so_a_rerun_searches_only_the_target(world
     searches = Path(world["recipe"]["cache_dir"]) / "reference-searches"
     shutil.rmtree(searches, ignore_errors=True)  # other tests' searches; the models stay cached
     monkeypatch.setattr(module, "signed_distances", counting := _Counting(module.signed_distances))
+    n = len(world["x"])
     first = _attack(world, "boundary-lira-offline")(world["x"], world["y"])
-    assert counting.calls == 5  # the target and 4 reference models
+    assert counting.rows == [n, 4 * n]  # the target, then the 4 reference models in one search
     saved = sorted(searches.glob("*.npz"))
     assert len(saved) == 4
     saved[0].write_bytes(b"torn")  # a damaged entry is searched again, not trusted
     again = _attack(world, "boundary-lira-offline")(world["x"], world["y"])
-    assert counting.calls == 5 + 2
+    assert counting.rows[2:] == [n, n]  # the target and the one reference model whose search was lost
     np.testing.assert_array_equal(again.scores, first.scores)
     assert again.extras["reference_queries"] == first.extras["reference_queries"]
     # an edit to the search code (here: HopSkipJump's module) makes every cached search stale
@@ -165,13 +166,15 @@ def test_reference_searches_are_cached_so_a_rerun_searches_only_the_target(world
         module.inspect, "getsource", lambda m: source(m) + ("# edited" if m.__name__.endswith(".hsja") else "")
     )
     _attack(world, "boundary-lira-offline")(world["x"], world["y"])
-    assert counting.calls == 7 + 5
+    assert counting.rows[4:] == [n, 4 * n]
 
 
 class _Counting:
-    def __init__(self, fn):
-        self.fn, self.calls = fn, 0
+    """Records the rows each call of a search is given."""
 
-    def __call__(self, *args, **kwargs):
-        self.calls += 1
-        return self.fn(*args, **kwargs)
+    def __init__(self, fn):
+        self.fn, self.rows = fn, []
+
+    def __call__(self, engine, oracle, x, y):
+        self.rows.append(len(x))
+        return self.fn(engine, oracle, x, y)

@@ -6,8 +6,9 @@ models (:mod:`labelleak.attacks._reference`, shared with LiRA, each trained on a
 online, each candidate is IN for exactly half of them; offline, OUT for all):
 
 1. the candidate's signed boundary distance d is measured on the target and, with the **same** HopSkipJump
-   search, settings, seed and per-candidate budget, on every reference model in process (wrapped as a label
-   oracle; those queries are reported apart in ``extras["reference_queries"]`` and cost the target nothing);
+   search, settings, seed and per-candidate budget, on every reference model in process (all K at once, over
+   K x N rows, :mod:`labelleak.attacks._reference_search`; those queries are reported apart in
+   ``extras["reference_queries"]`` and cost the target nothing);
 2. d is stabilised: t = sign(d) log(1 + |d| / s), with s the median nonzero reference distance (one scale for
    all candidates, so t is log d up to a constant for d >> s, and continuous through 0);
 3. Gaussians are fitted per candidate to the IN and the OUT values of t (means per candidate; variance pooled
@@ -47,15 +48,16 @@ import torch
 from torch import nn
 
 from labelleak._version import __version__
+from labelleak.attacks import _reference_search
 from labelleak.attacks._reference import ReferenceModelAttack
+from labelleak.attacks._reference_search import ReferenceSearches, search_references
 from labelleak.attacks._shadow import ShadowRecipe, _digest
 from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.attacks.boundary import box_diameter
 from labelleak.attacks.hsja import HopSkipJump, Norm, lp_distance
 from labelleak.errors import InvalidInputError
 from labelleak.models.store import model_key
-from labelleak.oracle.backends import TorchOracle
-from labelleak.oracle.budget import BudgetedOracle, QueryLedger
+from labelleak.oracle.budget import BudgetedOracle
 from labelleak.progress import progress_bar
 
 Transform = Literal["log", "sqrt", "none"]
@@ -147,11 +149,33 @@ def likelihood_scores(
 def _search_code(engine: HopSkipJump) -> str:
     """Digest of the source of the search: the engine's classes' modules and this one. A cached reference search
     is then reused only by the code that made it (the package version alone does not change between commits)."""
-    modules = {c.__module__ for c in type(engine).__mro__ if c.__module__.startswith("labelleak")} | {__name__}
+    modules = {c.__module__ for c in type(engine).__mro__ if c.__module__.startswith("labelleak")}
+    modules |= {__name__, _reference_search.__name__}
     digest = hashlib.sha256()
     for name in sorted(modules):
         digest.update(inspect.getsource(sys.modules[name]).encode())
     return digest.hexdigest()
+
+
+def _load_search(path: Path | None) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """A cached reference search (distances, statuses, queries), or ``None`` when absent, torn or foreign."""
+    if path is None or not path.is_file():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as saved:
+            return saved["d"], saved["status"], int(saved["queries"])
+    except (OSError, KeyError, ValueError):
+        return None  # searched again and overwritten
+
+
+def _save_search(path: Path | None, d: np.ndarray, status: np.ndarray, spent: int) -> None:
+    """Write one reference search atomically (a reader never sees half a file)."""
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
+    np.savez(tmp, d=d, status=status, queries=np.int64(spent))
+    os.replace(tmp, path)
 
 
 class BoundaryLiRA(ReferenceModelAttack):
@@ -212,7 +236,7 @@ class BoundaryLiRA(ReferenceModelAttack):
             seed=self.seed,
         )
 
-    def _reference_search(
+    def _search_path(
         self,
         engine: HopSkipJump,
         model: nn.Module,
@@ -220,19 +244,12 @@ class BoundaryLiRA(ReferenceModelAttack):
         x: torch.Tensor,
         y: torch.Tensor,
         cap: int | None,
-    ) -> tuple[np.ndarray, np.ndarray, int]:
-        """The signed distances, statuses and query count of one reference model's search, read from the
-        recipe's cache when it was run before: a reference search costs as much as the target's, and an
-        interrupted run would otherwise redo every finished one (only target queries are journaled)."""
-
-        def search() -> tuple[np.ndarray, np.ndarray, int]:
-            local = TorchOracle(model, input_shape=oracle.input_shape, n_classes=oracle.n_classes, bounds=oracle.bounds)
-            ledger = QueryLedger(len(x), max_per_sample=cap)
-            d, status = signed_distances(engine, BudgetedOracle(local, ledger), x, y)
-            return d, status, ledger.total
-
+    ) -> Path | None:
+        """Where the recipe's cache keeps one reference model's search (``None``: no cache): a reference search
+        costs as much as the target's, and an interrupted run would otherwise redo every finished one (only target
+        queries are journaled)."""
         if self.shadow_recipe.cache_dir is None:
-            return search()
+            return None
         weights = hashlib.sha256()
         for name, tensor in model.state_dict().items():
             weights.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
@@ -247,19 +264,48 @@ class BoundaryLiRA(ReferenceModelAttack):
             cap=cap,
             bounds=list(oracle.bounds),
         )
-        path = Path(self.shadow_recipe.cache_dir) / "reference-searches" / f"{key}.npz"
-        if path.is_file():
-            try:
-                with np.load(path, allow_pickle=False) as saved:
-                    return saved["d"], saved["status"], int(saved["queries"])
-            except (OSError, KeyError, ValueError):
-                pass  # a torn or foreign file: search again and overwrite it
-        d, status, spent = search()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp.npz")
-        np.savez(tmp, d=d, status=status, queries=np.int64(spent))
-        os.replace(tmp, path)
-        return d, status, spent
+        return Path(self.shadow_recipe.cache_dir) / "reference-searches" / f"{key}.npz"
+
+    def _reference_searches(
+        self,
+        engine: HopSkipJump,
+        models: list[nn.Module],
+        oracle: BudgetedOracle,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        cap: int | None,
+        progress: bool,
+    ) -> tuple[np.ndarray, np.ndarray, int]:
+        """Signed distances (K, N), statuses (K, N) and the query count of every reference model's search: those
+        the cache holds are read, the others searched all at once (:mod:`labelleak.attacks._reference_search`)."""
+        paths = [self._search_path(engine, m, oracle, x, y, cap) for m in models]
+        found = [_load_search(p) for p in paths]
+        todo = [k for k, hit in enumerate(found) if hit is None]
+        with progress_bar(f"{self.name}: reference searches", len(models), enabled=progress) as bar:
+
+            def finished(group: range, part: ReferenceSearches) -> None:
+                for j, k in enumerate(todo[group.start : group.stop]):  # group: positions in ``todo``
+                    found[k] = (part.distance[j], part.status[j], int(part.queries[j]))
+                    _save_search(paths[k], part.distance[j], part.status[j], int(part.queries[j]))
+                if bar is not None:
+                    bar.update(bar.task_ids[0], advance=len(group))
+
+            if bar is not None:
+                bar.update(bar.task_ids[0], advance=len(models) - len(todo))
+            if todo:
+                search_references(
+                    lambda routed, xs, ys: signed_distances(engine, routed, xs, ys),
+                    [models[k] for k in todo],
+                    x,
+                    y,
+                    input_shape=oracle.input_shape,
+                    n_classes=oracle.n_classes,
+                    bounds=oracle.bounds,
+                    cap=cap,
+                    on_group=finished,
+                )
+        done = [hit for hit in found if hit is not None]
+        return np.stack([d for d, _, _ in done]), np.stack([s for _, s, _ in done]), sum(q for _, _, q in done)
 
     def _run(
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
@@ -273,15 +319,7 @@ class BoundaryLiRA(ReferenceModelAttack):
         refs = self._reference_models(oracle, x, y, shadow, progress=progress)
         d_target, status = signed_distances(engine, oracle, x, y)
         cap = oracle.ledger.allowance()  # the references search under the target's budget, total cap included
-        d_ref = np.empty((refs.k, len(x)))
-        ref_status = np.empty((refs.k, len(x)), dtype=np.int8)
-        ref_queries = 0
-        with progress_bar(f"{self.name}: reference searches", refs.k, enabled=progress) as bar:
-            for k, model in enumerate(refs.models):
-                d_ref[k], ref_status[k], spent = self._reference_search(engine, model, oracle, x, y, cap)
-                ref_queries += spent
-                if bar is not None:
-                    bar.update(bar.task_ids[0], advance=1)
+        d_ref, ref_status, ref_queries = self._reference_searches(engine, refs.models, oracle, x, y, cap, progress)
         positive = np.abs(d_ref[np.isfinite(d_ref) & (d_ref != 0)])
         scale = float(np.median(positive)) if len(positive) else 1.0
         t = stabilise(d_target, self.transform, scale)

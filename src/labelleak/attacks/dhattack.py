@@ -35,14 +35,14 @@ Our choices:
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch
 
 from labelleak.attacks._reference import ReferenceModelAttack
+from labelleak.attacks._reference_search import MAX_ELEMENTS, model_groups, route, tile
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.errors import InvalidInputError
@@ -170,6 +170,33 @@ def model_classifier(model: torch.nn.Module, shape: tuple[int, ...]) -> Classify
     return classify
 
 
+def reference_path_distances(
+    models: Sequence[torch.nn.Module],
+    x: torch.Tensor,
+    y: torch.Tensor,
+    end_out: torch.Tensor,
+    end_in: torch.Tensor,
+    *,
+    shape: tuple[int, ...],
+    steps: int,
+    min_ratio: float,
+    max_elements: int = MAX_ELEMENTS,
+) -> np.ndarray:
+    """The fixed-path distances (K, N) of candidates ``x`` (N, D) on every reference model, searched all at once
+    over K x N rows (:mod:`labelleak.attacks._reference_search`): each model sees exactly the calls its own
+    search would make, so each row is the distance a search on that model alone finds."""
+    n = len(x)
+    out = np.empty((len(models), n), dtype=np.float64)
+    for group in model_groups(len(models), n, x.shape[1], max_elements):
+        g = len(group)
+        classify = route(n, [model_classifier(models[k], shape) for k in group])
+        found = fixed_path_distance(
+            classify, tile(x, g), tile(y, g), tile(end_out, g), tile(end_in, g), steps=steps, min_ratio=min_ratio
+        )
+        out[group.start : group.stop] = found.distance.reshape(g, n).numpy()
+    return out
+
+
 def gaussian_scores(d: np.ndarray, ref: np.ndarray, *, shrinkage: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(d - mu_i) / sigma_i`` for target distances ``d`` (N,) against reference distances ``ref`` (K, N).
 
@@ -244,17 +271,22 @@ class DHAttack(ReferenceModelAttack):
         end_out, has_out = path_endpoints(flat, y, pool_x_t, pool_labels)
         end_in, has_in = path_endpoints(flat, y, pool_x_t, pool_labels, same=True)
 
-        def search(classify: Classify, **kwargs: Any) -> PathSearch:
-            return fixed_path_distance(
-                classify, flat, y, end_out, end_in, steps=self.max_queries - 1, min_ratio=self.min_ratio, **kwargs
-            )
-
-        target = search(  # the target labelled every endpoint during the distillation: they all cross
+        steps = self.max_queries - 1
+        target = fixed_path_distance(  # the target labelled every endpoint during the distillation: they all cross
             lambda pts, rows: oracle.query(pts.reshape(len(pts), *oracle.input_shape), rows),
+            flat,
+            y,
+            end_out,
+            end_in,
+            steps=steps,
+            min_ratio=self.min_ratio,
             end_crossed=(has_out, has_in),
             afford=lambda rows: oracle.ledger.affordable(1, rows),
         )
-        ref = np.stack([search(model_classifier(m, oracle.input_shape)).distance.numpy() for m in refs.models])
+        shape = oracle.input_shape
+        ref = reference_path_distances(
+            refs.models, flat, y, end_out, end_in, shape=shape, steps=steps, min_ratio=self.min_ratio
+        )
         d = target.distance.numpy()
         scores, mu, sigma = gaussian_scores(d, ref, shrinkage=self.shrinkage)
         status = np.full(len(x), Status.OK, dtype=np.int8)
