@@ -29,6 +29,8 @@ def test_every_entry_sets_a_field_the_training_reads_or_serves_an_output(entry):
         assert entry.key in _fields(ModelSpec) and plan.spec[entry.key] == entry.default
     elif entry.sets == "output":
         assert entry.transform is not None and plan.output.kind == entry.key in OUTPUT_KINDS
+    elif entry.sets == "label":
+        assert plan.label_noise == entry.default > 0
     else:
         assert entry.sets == "public" and plan.public == entry.default
 

@@ -49,6 +49,7 @@ class DefensePlan:
     train: dict[str, Any] = field(default_factory=dict)
     spec: dict[str, Any] = field(default_factory=dict)
     output: OutputDefense = field(default_factory=OutputDefense)
+    label_noise: float = 0.0  # sigma of query-time label randomisation (oracle/smoothed.py); 0: off
     public: int = 0  # samples of public pre-training before the target's own (defended) training; 0: none
 
 
@@ -69,9 +70,16 @@ def _value(entry: Defense, raw: str | None) -> Any:
 
 def _place(plan: DefensePlan, entry: Defense, value: Any, seed: int) -> None:
     if entry.sets == "train":
+        problem = entry.check(value) if entry.check is not None else None
+        if problem is not None:
+            raise InvalidInputError(f"defense {entry.name!r}: {problem}")
         plan.train[entry.key] = value
     elif entry.sets == "spec":
         plan.spec[entry.key] = value
+    elif entry.sets == "label":
+        if not value >= 0:
+            raise InvalidInputError(f"defense {entry.name!r}: expected a non-negative noise scale, got {value}")
+        plan.label_noise = float(value)
     elif entry.sets == "public":
         if value < 1:
             raise InvalidInputError(f"defense 'public': expected a positive number of samples, got {value}")

@@ -3,7 +3,9 @@
 One entry per name of the specification language (``l2=5e-4+augment``, see :func:`labelleak.defenses.plan.
 parse_defense`). A training-time entry names the :class:`labelleak.models.TrainSettings` field (or the
 :class:`labelleak.models.ModelSpec` field) it sets and that the training loop reads; an output-time entry carries
-its transform (:mod:`labelleak.defenses.output`). The order is the order of a sweep and of the error messages.
+its transform (:mod:`labelleak.defenses.output`); a label-time entry (``label``) changes which label the target
+answers (:mod:`labelleak.oracle.smoothed`, wrapped around the target's forward pass). The order is the order of a
+sweep and of the error messages.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import torch
 from labelleak.defenses.output import memguard, round_decimals, top1, whole_decimals
 from labelleak.defenses.training import AUGMENT_POLICIES
 
-Sets = Literal["train", "spec", "output", "public"]
+Sets = Literal["train", "spec", "output", "label", "public"]
 Strength = float | int | None
 Transform = Callable[[torch.Tensor, float, int], torch.Tensor]  # (probabilities, strength, seed) -> defended ones
 
@@ -26,11 +28,12 @@ Transform = Callable[[torch.Tensor, float, int], torch.Tensor]  # (probabilities
 class Defense:
     """One registered defense.
 
-    ``sets``: a training setting (``train``), the model spec (``spec``), the served outputs (``output``) or the
-    public pre-training before the target's own (``public``: not a defense by itself); ``key``: the field it sets
-    (an output defense's kind). ``grid``: a sweep's strengths, weakest first (``()``: not swept; ``(None,)``: swept
-    without a strength). ``choices``: the words a word-valued defense takes. ``check``: an output defense's
-    problem with a strength, or ``None``.
+    ``sets``: a training setting (``train``), the model spec (``spec``), the served outputs (``output``), the
+    served labels (``label``: query-time randomisation) or the public pre-training before the target's own
+    (``public``: not a defense by itself); ``key``: the field it sets (an output defense's kind). ``grid``: a
+    sweep's strengths, weakest first (``()``: not swept; ``(None,)``: swept without a strength). ``choices``: the
+    words a word-valued defense takes. ``check``: the problem with a strength (an output one's, or a training-time
+    one's when parsed), or ``None``.
     """
 
     name: str
@@ -41,6 +44,16 @@ class Defense:
     choices: tuple[str, ...] = ()
     transform: Transform | None = None
     check: Callable[[float], str | None] | None = None
+
+
+def entropy_threshold(gamma: float) -> str | None:
+    """The problem with HAMP's strength, or ``None``: an entropy threshold, a fraction of log(C) below 1."""
+    return None if 0 <= gamma < 1 else f"expected an entropy threshold gamma in [0, 1), got {gamma:g}"
+
+
+def sub_models(count: float) -> str | None:
+    """The problem with SELENA's K (or L), or ``None``: a whole number of sub-models, at least 1."""
+    return None if count >= 1 and count == int(count) else f"expected a whole number of sub-models, got {count:g}"
 
 
 DEFENSES: tuple[Defense, ...] = (
@@ -59,6 +72,13 @@ DEFENSES: tuple[Defense, ...] = (
     Defense("dp-clip", "train", "dp_max_grad_norm", 1.0),
     Defense("memguard", "output", "memguard", 1.0, grid=(0.5, 1.0, 2.0), transform=memguard),
     Defense("top1", "output", "top1", 0.0, grid=(None,), transform=top1),
+    # HAMP's entropy threshold gamma: higher is stronger (soft labels closer to uniform)
+    Defense("hamp", "train", "hamp", 0.9, grid=(0.5, 0.7, 0.9, 0.95), check=entropy_threshold),
+    # SELENA's K sub-models (each sample left out of L = round(0.4 K) unless selena-l says); K + 1 models to train
+    Defense("selena", "train", "selena_k", 4, grid=(2, 4, 8), check=sub_models),
+    Defense("selena-l", "train", "selena_l", 2, check=sub_models),
+    # query-time label randomisation: the noise scale sigma, larger is stronger
+    Defense("label-noise", "label", "label_noise", 0.1, grid=(0.02, 0.05, 0.1, 0.25)),
     # decimals kept: fewer is stronger
     Defense("round", "output", "round", 2.0, grid=(3, 2, 1), transform=round_decimals, check=whole_decimals),
     # pre-train on this many public samples first (the pool outside the four parts)

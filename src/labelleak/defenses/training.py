@@ -12,10 +12,16 @@ named by the registry (:mod:`labelleak.defenses.registry`).
 * adversarial regularisation (Nasr, Shokri & Houmansadr, CCS 2018): an inference model learns to tell the
   training batch from a held-out reference batch, and the classifier is penalised by that model's gain;
 * RelaxLoss (Chen, Yu & Fritz, ICLR 2022): gradient descent while the batch loss is above alpha; below it,
-  alternately gradient ascent and posterior flattening of correctly classified samples.
+  alternately gradient ascent and posterior flattening of correctly classified samples;
+* HAMP's training (Chen & Pattabiraman, NDSS 2024): high-entropy soft labels, whose entropy is the threshold
+  gamma times the largest entropy log(C), and an entropy regulariser that rewards less confident predictions;
+* soft-label training in general (:func:`soft_cross_entropy`), which SELENA's self-distillation also uses
+  (:mod:`labelleak.models.selena`).
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -138,3 +144,51 @@ class AdversarialRegulariser:
     def penalty(self, member_logits: torch.Tensor, y_m: torch.Tensor) -> torch.Tensor:
         """The inference model's gain on the members, added to the classification loss."""
         return self.strength * torch.sigmoid(self.attack(self._features(member_logits, y_m))).log().mean()
+
+
+def _two_level_entropy(p_true: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """Entropy (nats) of a label with ``p_true`` on one class and the rest spread evenly over the others."""
+    rest = (1 - p_true) / (n_classes - 1)
+    return -(p_true * p_true.clamp_min(1e-30).log() + (n_classes - 1) * rest * rest.clamp_min(1e-30).log())
+
+
+def hamp_confidence(gamma: float, n_classes: int) -> float:
+    """The true class's probability of HAMP's soft label at entropy threshold ``gamma`` in [0, 1).
+
+    The soft label keeps ``p`` on the true class and spreads ``1 - p`` evenly over the other C - 1 classes; its
+    entropy falls from log(C) at p = 1/C to 0 at p = 1, so the most confident label whose entropy still reaches
+    ``gamma * log(C)`` has the p at which the two are equal (found by bisection: 60 halvings reach float64's
+    precision). The true class stays the most likely one, so accuracy is kept while confidence is capped.
+    """
+    if not 0 <= gamma < 1:
+        raise InvalidInputError(f"hamp: the entropy threshold gamma must lie in [0, 1), got {gamma}")
+    if n_classes < 2:
+        raise InvalidInputError(f"hamp: needs at least 2 classes, got {n_classes}")
+    target = gamma * math.log(n_classes)
+    lo, hi = torch.tensor(1.0 / n_classes, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64)
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        above = bool(_two_level_entropy(mid, n_classes) >= target)
+        lo, hi = (mid, hi) if above else (lo, mid)
+    return float(lo)
+
+
+def hamp_soft_labels(y: torch.Tensor, n_classes: int, gamma: float) -> torch.Tensor:
+    """HAMP's soft labels (N, C) for integer labels ``y`` (N,): entropy ``gamma * log(C)`` each (see
+    :func:`hamp_confidence`)."""
+    p = hamp_confidence(gamma, n_classes)
+    soft = torch.full((len(y), n_classes), (1 - p) / (n_classes - 1), dtype=torch.float32, device=y.device)
+    soft.scatter_(1, y[:, None].long(), p)
+    return soft
+
+
+def soft_cross_entropy(logits: torch.Tensor, soft: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``logits`` (N, C) against soft labels ``soft`` (N, C) (the KL divergence up to the
+    labels' own entropy, a constant)."""
+    return -(soft * F.log_softmax(logits, dim=1)).sum(1).mean()
+
+
+def prediction_entropy(logits: torch.Tensor) -> torch.Tensor:
+    """Mean entropy (nats) of the predicted distributions: HAMP subtracts ``alpha`` times it from the loss."""
+    logp = F.log_softmax(logits, dim=1)
+    return -(logp.exp() * logp).sum(1).mean()

@@ -35,6 +35,11 @@ class TrainSettings:
     dp_max_grad_norm: float = 1.0
     advreg: float = 0.0  # strength of adversarial regularisation
     relaxloss: float | None = None  # RelaxLoss target loss level alpha
+    # --- label-only defenses (issue 33); keys of the cache only when on ---
+    hamp: float | None = None  # HAMP's entropy threshold gamma in [0, 1): soft labels of entropy gamma * log(C)
+    hamp_alpha: float = 0.01  # weight of HAMP's entropy regulariser (the loss minus alpha * prediction entropy)
+    selena_k: int = 0  # SELENA: K sub-models of Split-AI, then self-distillation; 0: off
+    selena_l: int | None = None  # sub-models that exclude each training sample; None: round(0.4 K) (paper 10 of 25)
     # --- DP-SGD recipe (models/private.py); keys of the cache only when DP is on ---
     dp_batch_size: int = 256  # expected logical batch of Poisson sampling; physical batches are smaller
     dp_tune: bool = True  # choose clipping norm and lr by a short tuning run on a validation split of the data
@@ -53,6 +58,12 @@ class TrainSettings:
             d["augment"] = False
         if self.init is None:
             del d["init"]
+        if self.hamp is None:
+            del d["hamp"], d["hamp_alpha"]
+        if not self.selena_k:
+            del d["selena_k"], d["selena_l"]
+        else:
+            d["selena_l"] = self.selena_excluded()
         if not self.uses_dp():
             del d["dp_batch_size"], d["dp_tune"]
         else:
@@ -61,6 +72,12 @@ class TrainSettings:
 
     def uses_dp(self) -> bool:
         return self.dp_epsilon is not None or self.dp_noise_multiplier is not None
+
+    def selena_excluded(self) -> int:
+        """L of SELENA: how many of the K sub-models never see a given training sample."""
+        if self.selena_l is not None:
+            return self.selena_l
+        return min(max(1, round(0.4 * self.selena_k)), max(1, self.selena_k - 1))
 
     def check(self) -> None:
         bad = []
@@ -80,6 +97,14 @@ class TrainSettings:
             bad.append("dp_noise_multiplier must be positive")
         if self.relaxloss is not None and self.relaxloss <= 0:
             bad.append("relaxloss alpha must be positive")
+        if self.hamp is not None and not 0 <= self.hamp < 1:
+            bad.append(f"hamp's entropy threshold gamma must lie in [0, 1), got {self.hamp}")
+        if self.hamp_alpha < 0:
+            bad.append("hamp_alpha must be non-negative")
+        if self.selena_k and (self.selena_k < 2 or not 1 <= self.selena_excluded() < self.selena_k):
+            bad.append(f"selena needs K >= 2 sub-models and 1 <= L < K, got K={self.selena_k}, L={self.selena_l}")
+        if self.selena_k and (self.uses_dp() or self.hamp is not None):
+            bad.append("selena trains its own soft labels: it does not combine with dp or hamp")
         if self.dp_batch_size < 1:
             bad.append("dp_batch_size must be positive")
         if bad:

@@ -90,6 +90,10 @@ def train_with_report(
             from labelleak.models.private import train_dp
 
             model, report = train_dp(model, x, y, settings, device=device, description=description, progress=progress)
+        elif settings.selena_k:
+            from labelleak.models.selena import train_selena
+
+            model, report = train_selena(model, x, y, settings, n_classes, device, description, progress, validation)
         else:
             model, report = _train(model, x, y, settings, n_classes, device, description, progress, validation)
     return model.eval().cpu(), report
@@ -130,13 +134,19 @@ def _train(
     description: str,
     progress: bool,
     validation: tuple[np.ndarray, np.ndarray] | None = None,
+    soft_targets: torch.Tensor | None = None,
 ) -> tuple[nn.Module, TrainReport]:
+    """The plain training loop; ``soft_targets`` (N, C), one row per row of ``x``, replaces the labels in the loss
+    (SELENA's self-distillation), as HAMP's soft labels do when ``settings.hamp`` is set."""
     from labelleak.defenses.training import (
         AdversarialRegulariser,
         augment_batch,
         augment_policy,
+        hamp_soft_labels,
         l1_penalty,
+        prediction_entropy,
         relaxloss_objective,
+        soft_cross_entropy,
     )
 
     policy = augment_policy(settings.augment, tuple(x.shape[1:]))
@@ -147,6 +157,12 @@ def _train(
         x, y = np.concatenate([x, validation[0]]), np.concatenate([y, validation[1]])
     xt = torch.as_tensor(x, dtype=torch.float32, device=device)
     yt = torch.as_tensor(y, dtype=torch.int64, device=device)
+    soft = None
+    if soft_targets is not None:  # validation rows are never trained on: their one-hot labels only fill the rows
+        extra = F.one_hot(yt[len(soft_targets) :], n_classes).float()
+        soft = torch.cat([soft_targets.to(device, torch.float32), extra])
+    elif settings.hamp is not None:
+        soft = hamp_soft_labels(yt, n_classes, settings.hamp)
     gen = torch.Generator().manual_seed(settings.seed)
     train_idx, held = _holdout(len(xt) - n_given, settings, gen, n_given)
     opt = torch.optim.Adam(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
@@ -163,7 +179,11 @@ def _train(
                     continue  # BatchNorm cannot train on a batch of one
                 xb = augment_batch(xt[idx], gen, policy)
                 logits = model(xb)
-                if settings.relaxloss is not None:
+                if soft is not None:
+                    loss = soft_cross_entropy(logits, soft[idx])
+                    if settings.hamp is not None:
+                        loss = loss - settings.hamp_alpha * prediction_entropy(logits)
+                elif settings.relaxloss is not None:
                     loss = relaxloss_objective(logits, yt[idx], settings.relaxloss, step)
                 else:
                     loss = F.cross_entropy(logits, yt[idx], label_smoothing=settings.label_smoothing)

@@ -15,6 +15,7 @@ from labelleak.models import ModelSpec, ModelStore, TrainedModel, build_model, t
 from labelleak.models.training import validation_size
 from labelleak.oracle import TorchOracle, TorchScoreOracle
 from labelleak.oracle.scores import DefendedScoreOracle
+from labelleak.oracle.smoothed import smooth_labels
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup.common import AuditSetup, auto_arch, train_settings
 
@@ -84,6 +85,11 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
     def oracle(kind: type[TorchOracle], m: TrainedModel) -> TorchOracle:
         return kind(m.model, input_shape=dataset.input_shape, n_classes=dataset.n_classes)
 
+    # label randomisation answers both labels and (vote-share) scores; the output defenses act on probabilities
+    smoothed = None
+    if plan.label_noise:
+        smoothed = smooth_labels(oracle(TorchOracle, target), plan.label_noise, seed=cfg.seed)
+
     return AuditSetup(
         dataset={
             "name": dataset.name,
@@ -113,7 +119,7 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         },
         shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
         arch=cfg.shadow_arch or spec.arch,
-        oracle=oracle(TorchOracle, target),
+        oracle=smoothed or oracle(TorchOracle, target),
         shadow_oracle=oracle(TorchOracle, shadow),
         sample_index=idx,
         x=x[idx],
@@ -122,7 +128,8 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         shadow_data=ShadowData(
             x[split.shadow_train], y[split.shadow_train], x[split.shadow_test], y[split.shadow_test]
         ),
-        score_oracle=DefendedScoreOracle(
+        score_oracle=smoothed
+        or DefendedScoreOracle(
             target.model, defense=plan.output, input_shape=dataset.input_shape, n_classes=dataset.n_classes
         ),
         shadow_score_oracle=oracle(TorchScoreOracle, shadow),
