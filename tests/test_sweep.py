@@ -123,15 +123,19 @@ def test_a_finished_point_is_the_one_with_the_same_run_identity(tmp_path):
 
 
 def test_defenses_summary_has_rows_recommendation_and_pareto(tmp_path):
-    def results(acc, tpr):
-        entry = {"threat_model": "label-only", "auc": 0.5 + tpr, "tpr_at_fpr": {"0.001": tpr / 2, "0.01": tpr}}
+    def results(acc, tpr, high):
+        entry = {"threat_model": "label-only", "auc": 0.5 + tpr, "tpr_at_fpr": {"0.001": tpr / 2, "0.01": tpr},
+                 "tpr_at_fpr_ci": {"0.01": [tpr / 2, high]}}  # fmt: skip
         return {"target": {"train_accuracy": 1.0, "test_accuracy": acc}, "attacks": {"gap": entry}}
 
-    records = [RunRecord({"defense": d}, "all", results(a, t), {}) for d, a, t in
-               (("none", 0.8, 0.2), ("l2=0.01", 0.7, 0.005), ("dp=1", 0.3, 0.001))]  # fmt: skip
+    records = [RunRecord({"defense": d}, "all", results(a, t, h), {}) for d, a, t, h in
+               (("none", 0.8, 0.2, 0.3), ("l2=0.01", 0.75, 0.005, 0.03), ("l2=0.1", 0.7, 0.002, 0.008),
+                ("dp=1", 0.3, 0.001, 0.004))]  # fmt: skip
     tables, figures = summarize_defenses(records, tmp_path)
-    assert [r["defense"] for r in tables["defenses"]] == ["none", "l2=0.01", "dp=1"]
-    assert tables["recommendation"][0]["defense"] == "l2=0.01" and tables["recommendation"][0]["found"]
+    assert [r["defense"] for r in tables["defenses"]] == ["none", "l2=0.01", "l2=0.1", "dp=1"]
+    # l2=0.01's point is below 0.01 but its interval is not: the recommendation is the next point
+    assert tables["recommendation"][0]["defense"] == "l2=0.1" and tables["recommendation"][0]["found"]
+    assert [r["status"] for r in tables["defenses"]] == ["not shown", "not shown", "enough", "enough"]
     assert figures[0] is None or figures[0].name == "pareto.png"
 
 

@@ -195,8 +195,13 @@ def defend(
     ),
     sweep: bool = typer.Option(False, "--sweep", help="Train each defense family at a grid of strengths."),
     grid: list[str] = typer.Option([], "--grid", help="Sweep strengths of one family, e.g. --grid l2=[1e-4,1e-3]."),
-    target_tpr: float = typer.Option(0.01, help="Recommend the cheapest defense with label-only TPR@1%FPR below."),
-    target_auc: float | None = typer.Option(None, help="... and, when given, label-only AUC below this."),
+    target_tpr: float = typer.Option(
+        0.01, help="Recommend the most accurate defense whose label-only TPR@1%FPR upper 95% bound is below."
+    ),
+    target_auc: float | None = typer.Option(None, help="... and, when given, label-only AUC upper bound below this."),
+    target_epsilon: float | None = typer.Option(
+        None, help="... and, when given, an accountant epsilon at most this (eps_LB above it refutes it)."
+    ),
     config: Path | None = typer.Option(None, "--config", help="YAML file with audit keys."),
     dataset: str | None = typer.Option(None, help="Dataset (default digits)."),
     data: str | None = typer.Option(None, help="Path of the dataset."),
@@ -220,7 +225,7 @@ def defend(
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Train the target under each defense, attack it, and write the defense matrix (JSON, CSV, Markdown, PNG)
-    with the cheapest defense that brings the label-only attacks below --target-tpr."""
+    with the most accurate defense shown (by 95% upper bounds) to bring the label-only attacks below --target-tpr."""
     _apply_quiet(quiet)
     from rich.markdown import Markdown
 
@@ -261,7 +266,7 @@ def defend(
             worker_cpus=worker_cpus,
             worker_gpus=worker_gpus,
         )
-        rows = run_defend(cfg, chosen, target_tpr=target_tpr, target_auc=target_auc)
+        rows = run_defend(cfg, chosen, target_tpr=target_tpr, target_auc=target_auc, target_epsilon=target_epsilon)
     except LabelleakError as exc:
         _fail(exc)
         return
@@ -269,7 +274,10 @@ def defend(
         _err.print(f"interrupted: progress saved in {stop.folder}; run the same command with --resume to continue")
         raise typer.Exit(code=130) from None
     Console(width=160).print(Markdown(matrix_markdown(rows, list(cfg.attacks))))
-    Console().print(recommend(rows, list(cfg.attacks), target_tpr=target_tpr, target_auc=target_auc).statement())
+    rec = recommend(
+        rows, list(cfg.attacks), target_tpr=target_tpr, target_auc=target_auc, target_epsilon=target_epsilon
+    )
+    Console().print(rec.statement())
     Console().print(
         f"matrix written to {out}/ (matrix.json, matrix.csv, matrix.md, privacy_utility.png, pareto.png, report.html)"
     )

@@ -22,9 +22,10 @@ def family_and_strength(defense: str) -> tuple[str, float | None]:
 
 
 def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
-    """One row of the matrix: the defense's family and strength, utility, generalisation gap, epsilon, and each
-    attack's AUC (bootstrap interval) and TPR at 0.1% and 1% FPR (exact interval; ``None`` where the candidates
-    cannot resolve the FPR)."""
+    """One row of the matrix: the defense's family and strength, utility, generalisation gap, the accountant's
+    epsilon (and ``dp_tuning``, what DP-SGD's tuning read), the verdict's eps_LB, and each attack's AUC (bootstrap
+    interval) and TPR at 0.1% and 1% FPR (exact interval; ``None`` where the candidates cannot resolve the FPR,
+    with the reason in ``..._na``)."""
     target = results["target"]
     family, strength = family_and_strength(defense)
     row: dict[str, Any] = {
@@ -35,6 +36,8 @@ def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
         "test_accuracy": target["test_accuracy"],
         "gap": target["train_accuracy"] - target["test_accuracy"],
         "epsilon": target.get("epsilon"),
+        "dp_tuning": target.get("dp_tuning"),  # "private": the epsilon excludes the tuning (models/private.py)
+        "eps_lb": (results.get("verdict") or {}).get("eps_lb"),
     }
     nan2 = [float("nan")] * 2
     for name, entry in results["attacks"].items():
@@ -44,6 +47,7 @@ def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
             row[f"{name}.tpr@{label}"] = entry["tpr_at_fpr"].get(fpr)
             ci = (entry.get("tpr_at_fpr_ci") or {}).get(fpr) or nan2
             row[f"{name}.tpr@{label}_low"], row[f"{name}.tpr@{label}_high"] = ci
+            row[f"{name}.tpr@{label}_na"] = (entry.get("tpr_at_fpr_na") or {}).get(fpr)
         row[f"{name}.threat"] = entry["threat_model"]
     return row
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from labelleak.data.cache import DatasetCache
 from labelleak.defenses import check_defense_for_data, matrix_row, parse_defense, recommend
+from labelleak.defenses.recommendation import Recommendation, annotate
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.sweep import run_audits
 from labelleak.report.outputs import write_defend_outputs
@@ -22,13 +23,24 @@ def _slug(defense: str) -> str:
 
 
 def run_defend(
-    cfg: AuditConfig, defenses: list[str], *, target_tpr: float = 0.01, target_auc: float | None = None
+    cfg: AuditConfig,
+    defenses: list[str],
+    *,
+    target_tpr: float = 0.01,
+    target_auc: float | None = None,
+    target_epsilon: float | None = None,
 ) -> list[dict[str, Any]]:
     """Audit the target once per defense (each in ``OUT/<defense>``; ``cfg.resume`` skips finished ones); write
     ``matrix.{json,csv,md}`` with the recommendation (:mod:`labelleak.defenses.recommendation`),
     ``privacy_utility.png``, ``pareto.png`` and ``report.html``."""
     plans = [parse_defense(d) for d in defenses]  # reject a typo before any training starts
-    recommend([], list(cfg.attacks), target_tpr=target_tpr, target_auc=target_auc)  # and a bad target
+
+    def judged(rows: list[dict[str, Any]]) -> Recommendation:
+        return recommend(
+            rows, list(cfg.attacks), target_tpr=target_tpr, target_auc=target_auc, target_epsilon=target_epsilon
+        )
+
+    judged([])  # and a bad target
     datasets = DatasetCache()  # one dataset for every defense: read it once
     if not cfg.is_remote and cfg.model is None:
         shape = datasets.load(cfg.dataset, cfg.data)[0].input_shape
@@ -38,6 +50,7 @@ def run_defend(
     configs = [cfg.replace(defense=d, out=str(out / _slug(d))) for d in defenses]
     results = run_audits(configs, resume=cfg.resume, datasets=datasets)
     rows = [matrix_row(d, r) for d, r in zip(defenses, results)]
-    rec = recommend(rows, list(cfg.attacks), target_tpr=target_tpr, target_auc=target_auc)
+    rec = judged(rows)
+    rows = annotate(rows, rec)  # each row's status and Pareto rank, in the CSV and JSON too
     write_defend_outputs(out, cfg.to_dict(), rows, list(cfg.attacks), recommendation=rec, target_tpr=target_tpr)
     return rows

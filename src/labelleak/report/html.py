@@ -101,6 +101,7 @@ def defend_context(matrix: dict[str, Any], folder: Path) -> dict[str, Any]:
         "attacks": attacks,
         "threats": {a: next((r.get(f"{a}.threat") for r in rows if r.get(f"{a}.threat")), "?") for a in attacks},
         "rows": rows,
+        "recommendation": matrix.get("recommendation"),
         "links": links,
         "plot": figures.privacy_utility(rows, attacks) if rows else None,
         "missing": missing,

@@ -106,32 +106,61 @@ def lowfpr_markdown(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _tpr_cell(row: dict[str, Any], attack: str) -> str:
+    """``point [low, high]`` of TPR at 1% FPR; ``n/a`` where the candidates cannot resolve it, ``[n/a]`` where
+    they resolve the point but not its interval."""
+    point, low, high = (row.get(f"{attack}.tpr@1%{s}") for s in ("", "_low", "_high"))
+    if fmt_number(point) == "n/a":
+        return "n/a"
+    if fmt_number(low) == "n/a" or fmt_number(high) == "n/a":
+        return f"{fmt_number(point)} [n/a]"
+    return f"{fmt_number(point)} [{fmt_number(low)}, {fmt_number(high)}]"
+
+
 def matrix_markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
-    """The defense x attack matrix: utility, gap, epsilon and each attack's AUC / TPR@1%FPR."""
-    head = ["defense", "test acc", "gap", "epsilon"] + [f"{a} AUC / TPR@1%" for a in attacks]
+    """The defense x attack matrix: utility, gap, the accountant's epsilon, the verdict's eps_LB and each attack's
+    AUC / TPR@1%FPR with its exact 95% interval."""
+    head = ["defense", "test acc", "gap", "epsilon", "eps_LB"] + [f"{a} AUC / TPR@1% [95% CI]" for a in attacks]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
-        cells = [
-            r["defense"],
-            fmt_number(r["test_accuracy"]),
-            fmt_number(r["gap"]),
-            "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}",
-        ]
-        cells += [f"{fmt_number(r.get(f'{a}.auc'))} / {fmt_number(r.get(f'{a}.tpr@1%'))}" for a in attacks]
+        eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}"
+        if r.get("dp_tuning") == "private":
+            eps += " (excl. tuning)"
+        cells = [r["defense"], fmt_number(r["test_accuracy"]), fmt_number(r["gap"]), eps]
+        cells.append("-" if r.get("eps_lb") is None else fmt_number(r["eps_lb"], 2))
+        cells += [f"{fmt_number(r.get(f'{a}.auc'))} / {_tpr_cell(r, a)}" for a in attacks]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
 def recommendation_markdown(rec: Recommendation) -> str:
-    """A ``## Recommendation`` section: the statement, how it was chosen, and the rows that could not count."""
+    """A ``## Recommendation`` section: the statement, how it was chosen, every measured row on the Pareto
+    ranking with its status and why, and the rows that could not count."""
     how = (
-        f"A defense qualifies when every label-only attack has TPR at 1% FPR below {rec.target_tpr:g}"
-        + (f" and AUC below {rec.target_auc:g}" if rec.target_auc is not None else "")
-        + f"; the cheapest loses the least test accuracy against {rec.baseline}"
+        f"A defense is enough only when the upper end of every label-only attack's exact 95% interval of TPR at "
+        f"1% FPR is below {rec.target_tpr:g}"
+        + (f", every AUC upper bound below {rec.target_auc:g}" if rec.target_auc is not None else "")
+        + (
+            f", and an upper bound on epsilon (the DP accountant's, covering the whole training) is at most "
+            f"{rec.target_epsilon:g}: eps_LB is a lower bound and can only refute that target, never meet it"
+            if rec.target_epsilon is not None
+            else ""
+        )
+        + "; otherwise it is not shown (never enough on a point estimate). The most accurate enough defense is "
+        + f"recommended; accuracy loss is against {rec.baseline}"
         + (f" ({rec.baseline_accuracy:.3f})" if rec.baseline_accuracy is not None else "")
-        + "."
+        + ". Rows are ranked on the Pareto front of test accuracy against the highest TPR upper bound: "
+        + "front (undominated) rows first."
     )
     lines = ["## Recommendation", "", rec.statement(), "", how]
+    if rec.ranking:
+        head = ["rank", "defense", "test acc", "TPR@1% upper (attack)", "Pareto", "status", "why"]
+        lines += ["", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in rec.ranking:
+            upper = "n/a" if r.tpr_high is None else f"{r.tpr_high:.3f} ({r.tpr_attack})"
+            cells = [str(r.rank), r.defense, f"{r.test_accuracy:.3f}", upper, "yes" if r.pareto else "no"]
+            cells += [r.status, "; ".join(r.reasons)]
+            lines.append("| " + " | ".join(cells) + " |")
     if rec.unmeasured:
         lines += [
             "",

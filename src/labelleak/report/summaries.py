@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from labelleak.defenses import matrix_row, recommend
+from labelleak.defenses.recommendation import annotate
 from labelleak.metrics import auc, precision_recall
 from labelleak.report.figures import plot_bars, plot_histograms, plot_pareto, plot_series
 from labelleak.report.lowfpr import summarize_lowfpr
@@ -268,6 +269,7 @@ def summarize_defenses(records: list[RunRecord], out: Path) -> Summary:
     rows = [matrix_row(str(r.point["defense"]), r.results) for r in records]
     attacks = list(dict.fromkeys(a for r in records for a in r.results["attacks"]))
     rec = recommend(rows, attacks, target_tpr=DEFENSE_TARGET_TPR)
+    rows = annotate(rows, rec)  # each row's status (by its 95% upper bound) and Pareto rank
     keep = ("target_tpr", "found", "defense", "test_accuracy", "accuracy_loss", "baseline_accuracy", "closest")
     recommendation = {k: v for k, v in rec.to_dict().items() if k in keep}
     recommendation["statement"] = rec.statement()
