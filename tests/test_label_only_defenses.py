@@ -19,6 +19,7 @@ from labelleak.models import ModelSpec, TrainSettings, build_model, init_model, 
 from labelleak.models import selena as selena_mod
 from labelleak.models.selena import SplitAI, selena_split, train_selena
 from labelleak.models.training import default_device, train_with_report
+from labelleak.oracle.hamp import HampScoreOracle, rearrange_like
 from labelleak.oracle.smoothed import SmoothedLabelOracle
 
 
@@ -72,6 +73,24 @@ def test_hamp_and_selena_change_the_cache_key_only_when_on():
     assert not {"hamp", "hamp_alpha", "selena_k", "selena_l"} & set(plain)
     assert TrainSettings(hamp=0.9).to_dict()["hamp"] == 0.9
     assert TrainSettings(selena_k=5).to_dict()["selena_l"] == 2  # round(0.4 * 5), the resolved L is keyed
+
+
+def test_hamp_output_modification_answers_with_a_random_samples_scores_in_the_querys_order():
+    p = torch.softmax(torch.randn(200, 5, generator=torch.Generator().manual_seed(0)) * 3, 1).double()
+    q = torch.softmax(torch.randn(200, 5, generator=torch.Generator().manual_seed(1)), 1).double()
+    out = rearrange_like(p, q)
+    assert torch.allclose(out.sort(1).values, q.sort(1).values)  # q's values, ...
+    assert torch.equal(out.argsort(1), p.argsort(1))  # ... in p's order: every label kept
+    x, y = _blobs(n=64)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 3)).eval()
+    oracle = HampScoreOracle(model, input_shape=(6,), n_classes=3, seed=2)
+    scores = oracle.predict_proba(x)
+    assert torch.equal(scores.argmax(1), predict_logits(model, x).argmax(1))
+    order = np.random.default_rng(0).permutation(64)
+    assert torch.allclose(oracle.predict_proba(x[order]), scores[order])  # the same query, the same answer
+    assert oracle.queries == 128  # the random samples' forward passes are not the adversary's queries
+    assert not torch.allclose(scores, torch.softmax(predict_logits(model, x).double(), 1), atol=1e-3)
 
 
 # --- SELENA ---

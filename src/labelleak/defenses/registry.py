@@ -72,15 +72,15 @@ DEFENSES: tuple[Defense, ...] = (
     Defense("dp-clip", "train", "dp_max_grad_norm", 1.0),
     Defense("memguard", "output", "memguard", 1.0, grid=(0.5, 1.0, 2.0), transform=memguard),
     Defense("top1", "output", "top1", 0.0, grid=(None,), transform=top1),
-    # HAMP's entropy threshold gamma: higher is stronger (soft labels closer to uniform)
+    # decimals kept: fewer is stronger
+    Defense("round", "output", "round", 2.0, grid=(3, 2, 1), transform=round_decimals, check=whole_decimals),
+    # label-only defenses. HAMP's entropy threshold gamma: higher is stronger (soft labels closer to uniform)
     Defense("hamp", "train", "hamp", 0.9, grid=(0.5, 0.7, 0.9, 0.95), check=entropy_threshold),
     # SELENA's K sub-models (each sample left out of L = round(0.4 K) unless selena-l says); K + 1 models to train
     Defense("selena", "train", "selena_k", 4, grid=(2, 4, 8), check=sub_models),
     Defense("selena-l", "train", "selena_l", 2, check=sub_models),
     # query-time label randomisation: the noise scale sigma, larger is stronger
     Defense("label-noise", "label", "label_noise", 0.1, grid=(0.02, 0.05, 0.1, 0.25)),
-    # decimals kept: fewer is stronger
-    Defense("round", "output", "round", 2.0, grid=(3, 2, 1), transform=round_decimals, check=whole_decimals),
     # pre-train on this many public samples first (the pool outside the four parts)
     Defense("public", "public", "public", 10000),
 )

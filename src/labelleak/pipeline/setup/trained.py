@@ -14,6 +14,7 @@ from labelleak.defenses import parse_defense
 from labelleak.models import ModelSpec, ModelStore, TrainedModel, build_model, train_or_load
 from labelleak.models.training import validation_size
 from labelleak.oracle import TorchOracle, TorchScoreOracle
+from labelleak.oracle.hamp import HampScoreOracle
 from labelleak.oracle.scores import DefendedScoreOracle
 from labelleak.oracle.smoothed import smooth_labels
 from labelleak.pipeline.config import AuditConfig
@@ -85,10 +86,17 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
     def oracle(kind: type[TorchOracle], m: TrainedModel) -> TorchOracle:
         return kind(m.model, input_shape=dataset.input_shape, n_classes=dataset.n_classes)
 
-    # label randomisation answers both labels and (vote-share) scores; the output defenses act on probabilities
+    # label randomisation answers both labels and (vote-share) scores; a HAMP-trained target's scores are HAMP's
+    # output modification unless another output defense is named; the output defenses act on probabilities
     smoothed = None
     if plan.label_noise:
         smoothed = smooth_labels(oracle(TorchOracle, target), plan.label_noise, seed=cfg.seed)
+    shape, classes = dataset.input_shape, dataset.n_classes
+    target_scores = (
+        HampScoreOracle(target.model, input_shape=shape, n_classes=classes, seed=cfg.seed)
+        if "hamp" in plan.train and plan.output.kind == "none"
+        else DefendedScoreOracle(target.model, defense=plan.output, input_shape=shape, n_classes=classes)
+    )
 
     return AuditSetup(
         dataset={
@@ -128,9 +136,6 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         shadow_data=ShadowData(
             x[split.shadow_train], y[split.shadow_train], x[split.shadow_test], y[split.shadow_test]
         ),
-        score_oracle=smoothed
-        or DefendedScoreOracle(
-            target.model, defense=plan.output, input_shape=dataset.input_shape, n_classes=dataset.n_classes
-        ),
+        score_oracle=smoothed or target_scores,
         shadow_score_oracle=oracle(TorchScoreOracle, shadow),
     )
