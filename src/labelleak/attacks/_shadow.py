@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import numpy as np
@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from labelleak.defenses import OutputDefense, parse_defense
 from labelleak.errors import InvalidInputError
 from labelleak.models import (
     ModelSpec,
@@ -42,6 +43,12 @@ class ShadowRecipe:
     (safetensors) and loaded instead of trained again: a shadow model that does not depend on the target (ML-Leaks,
     robustness attacks, OSLO surrogates) is trained once for every target of an experiment, and reruns train none.
     Training is seeded, so a loaded model equals the one training would give.
+
+    ``defense`` is the target's defense as the adaptive adversary knows it (a specification such as ``l2=5e-4`` or
+    ``dp=8+round=1``, :func:`labelleak.defenses.parse_defense`): its training-time part (settings, model spec) trains
+    every model of this recipe, so the cache keys them apart, and :meth:`reveal` applies its output-time part to
+    what those models answer. Public pre-training is not repeated (the adversary's models train from scratch).
+    ``none`` (the default, and ``--non-adaptive``) trains the plain recipe.
     """
 
     arch: str = "mlp"
@@ -52,6 +59,7 @@ class ShadowRecipe:
     batch_size: int = 128
     lr_schedule: str = "constant"
     cache_dir: str | None = None
+    defense: str = "none"
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ShadowRecipe:
@@ -80,6 +88,7 @@ class ShadowRecipe:
         settings = TrainSettings(
             epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=seed, lr_schedule=self.lr_schedule
         )
+        spec, settings = self.defended(spec, settings)
         if self.cache_dir is None:
             return _fit(x, y, spec, settings, description, progress)
         store = ModelStore(self.cache_dir)
@@ -90,6 +99,23 @@ class ShadowRecipe:
         model = _fit(x, y, spec, settings, description, progress)
         store.put(key, model, spec, {"role": f"adversary: {description}", "settings": settings.to_dict()})
         return model
+
+    def defended(self, spec: ModelSpec, settings: TrainSettings) -> tuple[ModelSpec, TrainSettings]:
+        """``spec`` and ``settings`` with the training-time part of ``defense`` (unchanged for ``none``)."""
+        plan = parse_defense(self.defense, seed=settings.seed)
+        return replace(spec, **plan.spec), replace(settings, **plan.train)
+
+    def output_defense(self, seed: int) -> OutputDefense | None:
+        """The output-time part of ``defense`` (its noise seeded by ``seed``, not the target's key), or ``None``."""
+        output = parse_defense(self.defense, seed=seed).output
+        return None if output.kind == "none" else output
+
+    def reveal(self, model: nn.Module, x: np.ndarray | torch.Tensor, seed: int) -> torch.Tensor:
+        """What ``model`` answers on ``x`` when it serves like the target: its probabilities (float64) through the
+        output-time part of ``defense``, seeded by ``seed``."""
+        p = probabilities(model, x)
+        output = self.output_defense(seed)
+        return p if output is None else output.apply(p)
 
 
 def _fit(

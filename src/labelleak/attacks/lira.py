@@ -94,7 +94,7 @@ class LiRA(ReferenceModelAttack):
         if self.n_reference < 2:
             raise InvalidInputError(f"lira: n_reference must be at least 2, got {self.n_reference}")
         refs = self._reference_models(oracle, x, y, shadow, progress=progress)
-        phis = np.stack([logit_confidence_from_logits(predict_logits(model, x), y) for model in refs.models])
+        phis = np.stack([self._reference_phi(model, self.seed + 1 + k, x, y) for k, model in enumerate(refs.models)])
         inside = refs.inside
 
         p, served = served_probabilities(oracle, x)
@@ -109,6 +109,14 @@ class LiRA(ReferenceModelAttack):
                 "reference_size": refs.size,
             },
         )
+
+    def _reference_phi(self, model: torch.nn.Module, seed: int, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
+        """phi of one reference model, from what it answers served like the target: through the output-time
+        defense of the recipe (the adaptive adversary's), else from its logits (exact at any margin)."""
+        output = self.shadow_recipe.output_defense(seed)
+        if output is None:
+            return logit_confidence_from_logits(predict_logits(model, x), y)
+        return logit_confidence(self.shadow_recipe.reveal(model, x, seed), y)
 
     def _score(self, phi: np.ndarray, phis: np.ndarray, inside: np.ndarray) -> np.ndarray:
         # a candidate without OUT (or IN) models cannot come from the shared reference models, whose online pairs

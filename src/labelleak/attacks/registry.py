@@ -19,7 +19,8 @@ from labelleak.errors import InvalidInputError, UnknownNameError
 
 
 def _adversary_recipe(config: Mapping[str, Any]) -> ShadowRecipe:
-    """The audit's own training recipe, on the architecture the adversary uses (``adversary_arch``)."""
+    """The audit's own training recipe, on the architecture the adversary uses (``adversary_arch``), with the
+    target's defense when the adversary knows it (``adversary_defense``, the adaptive evaluation)."""
     return ShadowRecipe(
         arch=config["adversary_arch"],
         width=config["width"],
@@ -28,6 +29,7 @@ def _adversary_recipe(config: Mapping[str, Any]) -> ShadowRecipe:
         batch_size=config["batch_size"],
         lr_schedule=config["lr_schedule"],
         cache_dir=config["cache_dir"],
+        defense=config.get("adversary_defense", "none"),
     )
 
 
@@ -124,7 +126,8 @@ def audit_params(name: str, config: Mapping[str, Any]) -> dict[str, Any]:
 
     ``config`` maps the audit configuration's keys (``AuditConfig.to_dict()``) to their values, plus
     ``adversary_arch``: the architecture of the adversary's own models, and optionally ``reference_size``: the
-    rows each reference model trains on (the target's training-set size).
+    rows each reference model trains on (the target's training-set size), and ``adversary_defense``: the defense
+    the adversary's models are trained and served with (default ``none``).
     """
     return {AUDIT_SETTINGS[s].param: AUDIT_SETTINGS[s].read(config) for s in _entry(name).settings}
 

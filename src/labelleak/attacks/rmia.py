@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from labelleak.attacks._reference import ReferenceModelAttack
-from labelleak.attacks._shadow import ShadowRecipe, probabilities
+from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData
 from labelleak.attacks.score_based import score_status, served_probabilities
 from labelleak.errors import InvalidInputError
@@ -105,8 +105,10 @@ class RMIA(ReferenceModelAttack):
         zx, zy = self._population(shadow)
         z, z_labels = torch.from_numpy(np.ascontiguousarray(zx, dtype=np.float32)), torch.from_numpy(zy).long()
         refs = self._reference_models(oracle, x, y, shadow, progress=progress)
-        ref_x = np.stack([true_label_probability(probabilities(m, x), y) for m in refs.models])  # (K, N)
-        ref_z = np.stack([true_label_probability(probabilities(m, z), z_labels) for m in refs.models])  # (K, M)
+        # what each reference model answers served like the target (the recipe's output defense, when adaptive)
+        reveal, seeds = self.shadow_recipe.reveal, [self.seed + 1 + k for k in range(refs.k)]
+        ref_x = np.stack([true_label_probability(reveal(m, x, s), y) for m, s in zip(refs.models, seeds)])  # (K, N)
+        ref_z = np.stack([true_label_probability(reveal(m, z, s), z_labels) for m, s in zip(refs.models, seeds)])
         if self.online:
             prior_x = ref_x.mean(0)
         else:

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from sklearn.neural_network import MLPClassifier
 
-from labelleak.attacks._shadow import ShadowRecipe, probabilities
+from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.base import LabelOracle
@@ -120,7 +120,9 @@ class ShadowNNAttack(Attack):
             description="shadow (ML-Leaks)",
             progress=progress,
         )
-        feats = np.concatenate([top3(probabilities(model, shadow.x_train)), top3(probabilities(model, shadow.x_test))])
+        # the shadow model answers as the target serves (the recipe's output defense, when adaptive)
+        parts = (shadow.x_train, shadow.x_test)
+        feats = np.concatenate([top3(self.shadow_recipe.reveal(model, part, self.seed + 1)) for part in parts])
         labels = np.r_[np.ones(len(shadow.x_train)), np.zeros(len(shadow.x_test))]
         clf = MLPClassifier(hidden_layer_sizes=tuple(self.attack_hidden), max_iter=500, random_state=self.seed)
         clf.fit(feats, labels)

@@ -36,6 +36,7 @@ def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
         "test_accuracy": target["test_accuracy"],
         "gap": target["train_accuracy"] - target["test_accuracy"],
         "epsilon": target.get("epsilon"),
+        "evaluation": target.get("evaluation"),  # adaptive: the adversary's models knew the defense
         "dp_tuning": target.get("dp_tuning"),  # "private": the epsilon excludes the tuning (models/private.py)
         "eps_lb": (results.get("verdict") or {}).get("eps_lb"),
     }

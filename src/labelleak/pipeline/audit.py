@@ -38,7 +38,15 @@ log = get_logger(__name__)
 
 def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, Any]:
     """Constructor arguments the audit passes to the attack registered as ``name`` (as its registration declares)."""
-    return audit_params(name, {**cfg.to_dict(), "adversary_arch": setup.arch, "reference_size": setup.reference_size})
+    return audit_params(
+        name,
+        {
+            **cfg.to_dict(),
+            "adversary_arch": setup.arch,
+            "reference_size": setup.reference_size,
+            "adversary_defense": setup.adversary_defense,
+        },
+    )
 
 
 def by_queries(result: AttackResult, is_member: np.ndarray) -> list[dict[str, float | None]]:

@@ -112,6 +112,10 @@ class TrainingSettings(Section):
     defense: str = setting(
         "none", help='Training/output defense of the target, e.g. "l2=5e-4", "dp=8", "memguard".', cli=False
     )
+    non_adaptive: bool = setting(  # default: the adversary knows the defense of a target labelleak trains
+        False,
+        help="Attack as an adversary unaware of the target's defense: its own models train and answer undefended.",
+    )
 
 
 @dataclass

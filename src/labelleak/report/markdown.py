@@ -130,7 +130,14 @@ def matrix_markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
         cells.append("-" if r.get("eps_lb") is None else fmt_number(r["eps_lb"], 2))
         cells += [f"{fmt_number(r.get(f'{a}.auc'))} / {_tpr_cell(r, a)}" for a in attacks]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += [_EVALUATION[e] for e in sorted({r.get("evaluation") for r in rows} & set(_EVALUATION))]
     return "\n".join(lines) + "\n"
+
+
+_EVALUATION = {  # what the target section's "evaluation" says of the adversary's own models
+    "adaptive": "\nAdaptive evaluation: the adversary's own models train and answer with each defense.",
+    "non-adaptive": "\nNon-adaptive evaluation: the adversary's own models ignore the defense (for comparison only).",
+}
 
 
 def recommendation_markdown(rec: Recommendation) -> str:

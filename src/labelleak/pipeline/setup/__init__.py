@@ -9,16 +9,24 @@
 from __future__ import annotations
 
 from labelleak.data.cache import DatasetCache
+from labelleak.logs import get_logger
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup.common import AuditSetup, OwnData
 from labelleak.pipeline.setup.own import prepare_model, prepare_oracle, target_from_config, target_from_options
 from labelleak.pipeline.setup.remote import prepare_remote
 from labelleak.pipeline.setup.trained import prepare_local
 
+log = get_logger(__name__)
+
 
 def prepare(cfg: AuditConfig, datasets: DatasetCache | None = None) -> AuditSetup:
     """The setup for ``cfg``: a remote target (``target`` URL or a REST spec), a model file (``model``), or a model
-    labelleak trains (reading its dataset through ``datasets`` when given)."""
+    labelleak trains (reading its dataset through ``datasets`` when given).
+
+    Only a target labelleak trains has a known defense, so ``non_adaptive`` means nothing for the others: the
+    adversary's models are then always plain, and a note says so."""
+    if cfg.non_adaptive and (cfg.is_remote or cfg.model):
+        log.warning("non_adaptive: ignored, the defense of a target labelleak did not train is unknown")
     if cfg.is_remote:
         return prepare_remote(cfg)
     if cfg.model:

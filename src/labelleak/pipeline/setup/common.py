@@ -48,6 +48,9 @@ class AuditSetup:
     closers: list = field(default_factory=list)
     inputs_fingerprint: str | None = None  # the auditor's own data (and target), keyed into checkpoints
     remote: RemoteOracle | None = None  # the remote target's oracle, for its spend statistics
+    # the defense the adversary's own models train and answer with: the target's in the adaptive evaluation of a
+    # target labelleak trains (its defense is known), else none
+    adversary_defense: str = "none"
 
     @property
     def kind(self) -> str:

@@ -1,5 +1,9 @@
 """Setup of a target labelleak trains: dataset -> four-way split -> the target (with its defense) and the
-adversary's shadow model, trained once and then loaded from the model store."""
+adversary's shadow model, trained once and then loaded from the model store.
+
+The target's defense is known here, so the evaluation is adaptive unless ``non_adaptive``: the shadow model trains
+with the defense and answers through its output-time part, and the attacks' own models do the same
+(``AuditSetup.adversary_defense``, which the audit passes into every attack's shadow recipe)."""
 
 from __future__ import annotations
 
@@ -66,19 +70,25 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         init=pretrained,
         validation_idx=val_idx,
     )
-    # the adversary trains its shadow model the ordinary way: it does not know the defense
+    # adaptive (the default): the adversary knows the defense and trains its shadow model with it, starting from
+    # the public model when there is one (public data is the adversary's too) and validating on the target's
+    # validation rows (never candidates) when the defense needs some; non-adaptive: the ordinary way
+    adaptive = not cfg.non_adaptive
     shadow = train_or_load(
         store,
         x,
         y,
         fingerprint,
-        spec,
-        settings,
+        defended_spec if adaptive else spec,
+        target_settings if adaptive else settings,
         split.shadow_train,
         split.shadow_test,
         role="shadow",
         progress=cfg.progress,
+        init=pretrained if adaptive else None,
+        validation_idx=val_idx if adaptive else None,
     )
+    shadow_output = replace(plan.output, seed=cfg.seed + 1)  # the mechanism, not the target's key
     n_members = min(cfg.eval_size or cfg.train_size, cfg.train_size)
     n_nonmembers = min(cfg.eval_size or test_size, test_size)
     idx = np.concatenate([split.target_train[:n_members], split.target_test[:n_nonmembers]])
@@ -116,6 +126,7 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
             "model_dir": str(target.path),
             "loaded_from_cache": target.cached,
             "defense": cfg.defense,
+            "evaluation": "adaptive" if adaptive else "non-adaptive",  # does the adversary know the defense?
             "epsilon": target.report.get("epsilon"),
             "delta": target.report.get("delta"),
             "epochs_run": target.report.get("epochs_run"),
@@ -125,7 +136,11 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
                 else {}
             ),
         },
-        shadow={"train_accuracy": shadow.train_accuracy, "test_accuracy": shadow.test_accuracy},
+        shadow={
+            "train_accuracy": shadow.train_accuracy,
+            "test_accuracy": shadow.test_accuracy,
+            "defense": cfg.defense if adaptive else "none",
+        },
         arch=cfg.shadow_arch or spec.arch,
         oracle=smoothed or oracle(TorchOracle, target),
         shadow_oracle=oracle(TorchOracle, shadow),
@@ -137,5 +152,12 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
             x[split.shadow_train], y[split.shadow_train], x[split.shadow_test], y[split.shadow_test]
         ),
         score_oracle=smoothed or target_scores,
-        shadow_score_oracle=oracle(TorchScoreOracle, shadow),
+        shadow_score_oracle=(
+            DefendedScoreOracle(
+                shadow.model, defense=shadow_output, input_shape=dataset.input_shape, n_classes=dataset.n_classes
+            )
+            if adaptive and plan.output.kind != "none"
+            else oracle(TorchScoreOracle, shadow)
+        ),
+        adversary_defense=cfg.defense if adaptive else "none",
     )

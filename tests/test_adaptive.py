@@ -1,0 +1,88 @@
+"""The adaptive evaluation (issue 33, item 1): the adversary knows the target's defense, so its shadow and
+reference models train with it and answer through its output-time part; ``non_adaptive`` keeps the old way."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from labelleak.attacks import ShadowRecipe, create_attack
+from labelleak.attacks._shadow import probabilities
+from labelleak.attacks.base import ShadowData
+from labelleak.defenses import parse_defense
+from labelleak.defenses.output import round_decimals
+from labelleak.oracle.scores import DefendedScoreOracle
+from labelleak.pipeline.audit import attack_params
+from labelleak.pipeline.config import AuditConfig
+from labelleak.pipeline.setup.trained import prepare_local
+
+
+def _stored(cache: Path, role: str) -> list[dict]:
+    """The config.json of every model of ``role`` in a model cache: its spec and recorded settings."""
+    found = [json.loads(p.read_text()) for p in cache.rglob("config.json")]
+    return [c for c in found if c["meta"].get("role") == role]
+
+
+def _cfg(tmp_path: Path, **kw) -> AuditConfig:
+    base = dict(train_size=60, epochs=2, cache_dir=str(tmp_path / "cache"), progress=False, seed=1)
+    return AuditConfig(**{**base, **kw})
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_the_shadow_model_of_a_defended_target_trains_with_the_defense_unless_non_adaptive(tmp_path, adaptive):
+    setup = prepare_local(_cfg(tmp_path, defense="l2=0.01+dropout=0.3+round=1", non_adaptive=not adaptive))
+    (shadow,) = _stored(tmp_path / "cache", "shadow")
+    (target,) = _stored(tmp_path / "cache", "target")
+    assert target["meta"]["settings"]["weight_decay"] == 0.01 and target["spec"]["dropout"] == 0.3
+    assert shadow["meta"]["settings"]["weight_decay"] == (0.01 if adaptive else 0.0)
+    assert shadow["spec"]["dropout"] == (0.3 if adaptive else 0.0)
+    assert setup.target["evaluation"] == ("adaptive" if adaptive else "non-adaptive")
+    assert setup.adversary_defense == ("l2=0.01+dropout=0.3+round=1" if adaptive else "none")
+    # the shadow score oracle answers rounded like the target's, adaptively only
+    p = setup.shadow_score_oracle.predict_proba(setup.x[:20])
+    rounded = torch.allclose(p, torch.round(p * 10) / 10, atol=1e-9)
+    assert rounded == adaptive
+    # and every attack's recipe carries what the adversary knows
+    recipe = attack_params("lira", _cfg(tmp_path), setup)["shadow_recipe"]
+    assert recipe.defense == setup.adversary_defense
+
+
+def test_an_undefended_target_trains_the_same_shadow_model_either_way(tmp_path):
+    prepare_local(_cfg(tmp_path))
+    prepare_local(_cfg(tmp_path, non_adaptive=True))
+    assert len(_stored(tmp_path / "cache", "shadow")) == 1  # one cache key: nothing changes without a defense
+
+
+def test_a_recipe_with_a_training_defense_trains_and_caches_its_models_apart(tmp_path):
+    rng = np.random.default_rng(0)
+    x, y = rng.random((40, 5)).astype(np.float32), rng.integers(0, 3, 40)
+    cache = tmp_path / "adv"
+    kw = dict(hidden=(8,), epochs=2, batch_size=20, cache_dir=str(cache))
+    for defense in ("none", "l2=0.01", "round=1"):  # round is output-time only: the plain model's key
+        ShadowRecipe(**kw, defense=defense).train(x, y, input_shape=(5,), n_classes=3, seed=3)
+    stored = _stored(cache, "adversary: shadow")
+    assert sorted(c["meta"]["settings"]["weight_decay"] for c in stored) == [0.0, 0.01]
+
+
+def test_an_output_defense_changes_what_reference_models_answer(tmp_path):
+    rng = np.random.default_rng(1)
+    x, y = rng.random((60, 5)).astype(np.float32), rng.integers(0, 3, 60)
+    shadow = ShadowData(x[20:40], y[20:40], x[40:], y[40:])
+    kw = dict(hidden=(16,), epochs=3, batch_size=20, cache_dir=str(tmp_path / "adv"))
+    plain, rounding = ShadowRecipe(**kw), ShadowRecipe(**kw, defense="round=1")
+    model = plain.train(x[:20], y[:20], input_shape=(5,), n_classes=3, seed=0)
+    raw = probabilities(model, x[:20])
+    assert torch.equal(plain.reveal(model, x[:20], 0), raw)
+    assert torch.equal(rounding.reveal(model, x[:20], 0), round_decimals(raw, 1, 0))
+    assert not torch.allclose(rounding.reveal(model, x[:20], 0), raw)
+    # LiRA's reference phis come from the rounded answers: the same models, other scores
+    lira = {
+        r.defense: create_attack("lira", n_reference=2, shadow_recipe=r, reference_size=20) for r in (plain, rounding)
+    }
+    target = DefendedScoreOracle(model, defense=parse_defense("round=1").output, input_shape=(5,), n_classes=3)
+    scores = {d: a(target, x[:20], y[:20], shadow=shadow).scores for d, a in lira.items()}
+    assert not np.allclose(scores["none"], scores["round=1"])
