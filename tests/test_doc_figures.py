@@ -58,6 +58,84 @@ FIGURES: list[tuple[str, str, Callable[[], Any]]] = [
     ("docs/benchmarks.md", "| 64 | 4 | 13.18 | 11.72 | 1510 | {} |", lambda: _table_cell(HTTP.format(64), "4", 4)),
 ]
 
+REPORT = "docs/guide/report.md"
+OWN = "docs/runs/audit-own-model/results.json"
+CIFAR = "docs/runs/audit-cifar10-cpu/results.json"
+
+
+def _own(*keys: Any) -> Any:
+    return _json(OWN, *keys)
+
+
+def _cifar_flagged_by_any(fpr: str) -> int:
+    """The CIFAR-10 run predates records.csv: its exposed members are counted from arrays.npz, as its report does."""
+    import numpy as np
+
+    from labelleak.report.records import record_rows
+
+    with np.load(ROOT / "docs/runs/audit-cifar10-cpu/arrays.npz") as a:
+        scores = {n: a[f"{n}/scores"] for n in _json(CIFAR, "attacks")}
+        _, summary = record_rows(a["sample_index"], a["is_member"], scores)
+    return int(summary["members_flagged_by_any"][fpr])
+
+
+def _detectable_pct() -> float:
+    from labelleak.risk import detectable_tpr
+
+    n = _own("attacks", _own("verdict", "strongest_attack"), "n_members")
+    return 100 * float(detectable_tpr(n, level=_own("verdict", "per_attack_confidence")))
+
+
+_TRANSFER_1 = ("attacks", "transfer", "tpr_at_fpr_exact", "0.01")
+_HSJA = ("attacks", "boundary-hsja")
+FIGURES += [
+    (REPORT, "train accuracy {:.3f}, test accuracy 0.540", lambda: _json(CIFAR, "target", "train_accuracy")),
+    (REPORT, "train accuracy 1.000, test accuracy {:.3f}", lambda: _json(CIFAR, "target", "test_accuracy")),
+    (REPORT, "the own model: {:.3f} on the members", lambda: _own("utility", "members_accuracy")),
+    (REPORT, "1.000 on the members, {:.3f} on the", lambda: _own("utility", "nonmembers_accuracy")),
+    (REPORT, "lies above 1%; {:.1f}% for 400 members", _detectable_pct),
+    (REPORT, "risk {}, eps_LB 0.25", lambda: _own("verdict", "risk_level")),
+    (REPORT, "risk medium, eps_LB {:.2f}", lambda: _own("verdict", "eps_lb")),
+    (REPORT, "and {} of 400 members flagged at 1% FPR", lambda: _own("exposed", "members_flagged_by_any", "0.01")),
+    (REPORT, '["queries_asked"]`: {} for the own model', lambda: _own("queries_asked")),
+    (REPORT, "flags {:.1f}% of 200 held-out non-members", lambda: 100 * _own(*_TRANSFER_1, "fpr")),
+    (REPORT, "held-out non-members, {:.1f}% to", lambda: 100 * _own(*_TRANSFER_1, "fpr_ci")[0]),
+    (REPORT, 'non-members, 0.1% to {:.1f}%")', lambda: 100 * _own(*_TRANSFER_1, "fpr_ci")[1]),
+    (REPORT, "transfer at 1% FPR ({:.1f}% of members", lambda: 100 * _own("attacks", "transfer", "tpr_at_fpr", "0.01")),
+    (REPORT, "of members, interval {:.1f}% to 3.9%", lambda: 100 * _own(*_TRANSFER_1, "tpr_ci")[0]),
+    (REPORT, "interval 0.9% to {:.1f}%, which", lambda: 100 * _own(*_TRANSFER_1, "tpr_ci")[1]),
+    (REPORT, "with an AUC of {:.3f},", lambda: _own("attacks", "transfer", "auc")),
+    (REPORT, "boundary-hsja's leak (AUC {:.3f}, interval", lambda: _own(*_HSJA, "auc")),
+    (REPORT, "interval {:.3f} to 0.604)", lambda: _own(*_HSJA, "auc_ci")[0]),
+    (REPORT, "interval 0.525 to {:.3f})", lambda: _own(*_HSJA, "auc_ci")[1]),
+    (REPORT, "score-loss: AUC {:.3f});", lambda: _json(CIFAR, "attacks", "score-loss", "auc")),
+    (REPORT, "eps_LB = {:.3f} at delta 1e-05 from 400 of 800", lambda: _own("verdict", "eps_lb")),
+    (REPORT, "strongest attack {}: its threshold", lambda: _own("verdict", "strongest_attack")),
+    (REPORT, "its threshold flags {} of 200 evaluation members", lambda: _own("verdict", "bound", "tp")),
+    (REPORT, "evaluation members and {} of 200", lambda: _own("verdict", "bound", "fp")),
+    (REPORT, "and the form `{}`", lambda: _own("verdict", "bound", "form")),
+    (REPORT, "{} of 20 right guesses would give 1.280", lambda: _own("verdict", "one_run", "correct")),
+    (REPORT, "19 of {} right guesses", lambda: _own("verdict", "one_run", "guesses")),
+    (REPORT, "right guesses would give {:.3f}", lambda: _own("verdict", "one_run", "eps_lb_if_random")),
+    (REPORT, "row shows {:.3f} (its threshold", lambda: _own(*_HSJA, "epsilon", "eps_lb")),
+    (REPORT, "(its threshold {:.3f} flags", lambda: _own(*_HSJA, "epsilon", "threshold")),
+    (REPORT, "flags 200 of 200 members and {} of 200 non-members)", lambda: _own(*_HSJA, "epsilon", "fp")),
+    (REPORT, "class 5 leaks most (AUC {:.3f} on 44", lambda: _own(*_HSJA, "slices", "by_class", "5", "auc")),
+    (REPORT, "0.709 on {} members", lambda: _own(*_HSJA, "slices", "by_class", "5", "n_members")),
+    (REPORT, "44 members and {} non-members)", lambda: _own(*_HSJA, "slices", "by_class", "5", "n_nonmembers")),
+    (REPORT, "p-value possible is 1/251, {:.4f}", lambda: 1 / (1 + _json(CIFAR, "attacks", "gap", "n_nonmembers"))),
+    (REPORT, "CIFAR-10 run {} of 250 members are flagged at 1% FPR", lambda: _cifar_flagged_by_any("0.01")),
+    (REPORT, "boundary-hsja: AUC {:.3f} [0.807", lambda: _json(CIFAR, "attacks", "boundary-hsja", "auc")),
+    (
+        REPORT,
+        "[0.807, 0.878], TPR at 1% FPR {:.3f}",
+        lambda: _json(CIFAR, "attacks", "boundary-hsja", "tpr_at_fpr", "0.01"),
+    ),
+    (REPORT, "the own model's: train {:.3f}, test 0.9475", lambda: _own("shadow", "train_accuracy")),
+    (REPORT, "train 0.995, test {:g}", lambda: _own("shadow", "test_accuracy")),
+    (REPORT, "boundary-hsja: {} for the", lambda: _own(*_HSJA, "data_free", "noise_queries")),
+]
+
 
 @pytest.mark.parametrize(("page", "printed", "source"), FIGURES, ids=[f"{p}:{t}" for p, t, _ in FIGURES])
 def test_a_key_figure_in_the_docs_is_the_one_in_its_result_file(page, printed, source):

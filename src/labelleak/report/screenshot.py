@@ -108,3 +108,26 @@ def save_screenshot(html: Path, screenshot: Path, *, scroll_to: str | None = Non
             f"{html}: the page made requests {check.requests} or logged errors {check.console_errors}"
         )
     return Path(screenshot)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m labelleak.report.screenshot REPORT PNG [--from SELECTOR] [--height PX]``: the guide's pictures."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Screenshot a report.html (the top, or a window from an element).")
+    parser.add_argument("html", type=Path)
+    parser.add_argument("png", type=Path)
+    parser.add_argument("--from", dest="scroll_to", help="CSS selector of the element the window starts at")
+    parser.add_argument("--height", type=int, default=900, help="window height in pixels (default 900)")
+    args = parser.parse_args(argv)
+    try:
+        save_screenshot(args.html, args.png, scroll_to=args.scroll_to, height=args.height)
+    except InvalidInputError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(f"{args.png} ({args.png.stat().st_size:,} bytes)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
