@@ -66,7 +66,14 @@ def test_epochs_follow_the_budget():
 
 
 def test_tuning_picks_the_best_validation_pair_of_the_grid():
-    _, report = _train(TrainSettings(epochs=2, dp_epsilon=8.0, dp_batch_size=16, lr=1e-3))
+    x, y = _data(60)
+    spec = ModelSpec("mlp", (10,), 2, hidden=(32,))
+    settings = TrainSettings(epochs=2, dp_epsilon=8.0, dp_batch_size=16, lr=1e-3)
+    model = init_model(lambda: build_model(spec), 0)
+    _, report = train_with_report(
+        model, x[:30], y[:30], settings, n_classes=2, progress=False, validation=(x[30:], y[30:])
+    )
+    assert report.dp["tuning_data"] == "outside" and report.dp["tuning_rows"] == 30
     trials = report.dp["tuning"]
     assert [(t["max_grad_norm"], t["lr"]) for t in trials] == [(c, 1e-3 * f) for c in CLIP_GRID for f in LR_FACTORS]
     best = max(trials, key=lambda t: t["val_accuracy"])
@@ -78,4 +85,5 @@ def test_dp_settings_enter_the_cache_key_only_with_dp():
     plain = TrainSettings().to_dict()
     assert "dp_batch_size" not in plain and "dp_recipe" not in plain and plain["augment"] is False
     dp = TrainSettings(dp_epsilon=8.0).to_dict()
-    assert dp["dp_batch_size"] == 256 and dp["dp_tune"] is True and dp["dp_recipe"] == 2
+    assert dp["dp_batch_size"] == 256 and dp["dp_tune"] == "outside" and dp["dp_recipe"] == 3
+    assert TrainSettings(dp_epsilon=8.0, dp_tune=False).dp_tune == "off"  # the former switch still reads

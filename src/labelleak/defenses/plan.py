@@ -107,7 +107,7 @@ def parse_defense(text: str, *, seed: int = 0) -> DefensePlan:
             raise missing_extra("dp", f"defense {text!r} (DP-SGD)")
         plan.spec["groupnorm"] = True  # DP-SGD needs per-sample gradients: no BatchNorm
         if "dp_max_grad_norm" in plan.train:
-            plan.train["dp_tune"] = False  # a clipping norm given by hand is used as given, with the audit's lr
+            plan.train["dp_tune"] = "off"  # a clipping norm given by hand is used as given, with the audit's lr
     return plan
 
 

@@ -70,6 +70,8 @@ DEFENSES: tuple[Defense, ...] = (
     Defense("dp", "train", "dp_epsilon", 8.0, grid=(32, 16, 8, 4, 2, 1)),
     Defense("dp-noise", "train", "dp_noise_multiplier", 1.0),
     Defense("dp-clip", "train", "dp_max_grad_norm", 1.0),
+    # where DP-SGD's tuning reads data: outside the training set, or (flagged, epsilon withheld) the private data
+    Defense("dp-tune", "train", "dp_tune", "outside", choices=("outside", "private", "off")),
     Defense("memguard", "output", "memguard", 1.0, grid=(0.5, 1.0, 2.0), transform=memguard),
     Defense("top1", "output", "top1", 0.0, grid=(None,), transform=top1),
     # decimals kept: fewer is stronger

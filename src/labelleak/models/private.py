@@ -14,15 +14,23 @@ classification through scale"; Ponomareva et al. 2023, "How to DP-fy ML"):
   ``settings.epochs``) for which the noise multiplier calibrated to exactly that many steps stays at or below
   ``MAX_NOISE``, at least one epoch; a small epsilon thus trains for fewer epochs rather than drowning every step
   in noise;
-* clipping norm and learning rate chosen by a short tuning run (:func:`_tune`): the target's own training data
-  is split by a seeded permutation into a validation part (the first ``val_fraction``) and a tuning-train part
-  (the rest); each pair of ``CLIP_GRID`` x ``LR_FACTORS * settings.lr`` trains a DP model on the tuning-train part
-  for half the epochs at the final run's noise multiplier and sample rate, and the pair with the best validation
-  accuracy wins (ties: the first in grid order). The final model then trains on all the target's data. No
-  candidate non-member and no adversary data is ever used; as in most practice, the tuning run's own privacy cost
-  is not accounted (Papernot & Steinke, ICLR 2022, bound it). A model pre-trained on public data
-  (``settings.init``, the ``public=N`` defense modifier) is tuned over ``LR_FACTORS_FINETUNE`` instead:
-  fine-tuning takes smaller steps.
+* clipping norm and learning rate chosen by short tuning runs (:func:`_tune`) on data that is paid for. By default
+  (``dp_tune="outside"``) they read only rows outside the target's training set, handed in as ``tuning`` (the
+  audit gives as many rows beyond its four parts as the target trains on, after any public ones:
+  :func:`labelleak.data.split.validation_part`): a seeded permutation splits them into a validation part (the
+  first ``val_fraction``) and a tuning-train part (the rest); each pair of ``CLIP_GRID`` x ``LR_FACTORS *
+  settings.lr`` trains a DP model on the tuning-train part for half the epochs at the final run's noise
+  multiplier, and the pair with the best validation accuracy wins (ties: the first in grid order). No row of the
+  training set, no candidate and no adversary data is read, so the choice costs the training set no privacy and
+  the accountant's epsilon is that of the whole procedure. ``dp_tune="private"`` (the defense ``dp-tune=private``)
+  tunes on the training set itself, as most practice does: the choice then reads the private rows, and reading
+  validation accuracy is not a DP mechanism, so no accountant here bounds the whole procedure (Papernot &
+  Steinke, ICLR 2022, show what it takes). labelleak refuses to print one epsilon for it: ``report.epsilon`` is
+  ``None``, ``report.dp`` says ``tuning_data: "private"`` and ``epsilon_excludes_tuning: true``, and keeps the
+  final run's accountant epsilon apart as ``epsilon_final_run``. ``dp_tune="off"`` (or ``dp-clip=``), and
+  ``"outside"`` when no rows outside are given (an adversary's own models), use the given clipping norm and lr.
+  A model pre-trained on public data (``settings.init``, the ``public=N`` defense modifier) is tuned over
+  ``LR_FACTORS_FINETUNE`` instead: fine-tuning takes smaller steps.
 
 The optimiser is Adam on clipped, noised per-sample gradients (DP-Adam).
 """
@@ -157,16 +165,21 @@ def _dp_run(
     return private._module, engine
 
 
+def tuning_split(n: int, settings: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """The (validation, tuning-train) positions of ``n`` tuning rows: a seeded permutation, ``val_fraction`` first."""
+    k = max(1, int(round(n * settings.val_fraction)))
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(settings.seed))
+    if n - k < 2:
+        raise InvalidInputError(f"DP-SGD tuning: {n} samples are too few to hold out a validation split")
+    return order[:k], order[k:]
+
+
 def _tune(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, sched: DPSchedule, settings: Any, device: torch.device
 ) -> tuple[float, float, list[dict[str, float]]]:
-    """Clipping norm and learning rate with the best validation accuracy (see the module docstring)."""
-    n = len(x)
-    k = max(1, int(round(n * settings.val_fraction)))
-    order = torch.randperm(n, generator=torch.Generator().manual_seed(settings.seed))
-    val, train = order[:k], order[k:]
-    if len(train) < 2:
-        raise InvalidInputError(f"DP-SGD tuning: {n} samples are too few to hold out a validation split")
+    """Clipping norm and learning rate with the best validation accuracy on the tuning rows ``x, y`` (see the
+    module docstring: outside the training set unless ``dp_tune="private"``)."""
+    val, train = tuning_split(len(x), settings)
     per_epoch = math.ceil(len(train) / settings.dp_batch_size)
     short = DPSchedule(1.0 / per_epoch, per_epoch, max(1, sched.epochs // 2), sched.noise_multiplier)
     trials = []
@@ -184,6 +197,20 @@ def _tune(
     return best["max_grad_norm"], best["lr"], trials
 
 
+def _tuning_data(
+    x: torch.Tensor, y: torch.Tensor, settings: Any, tuning: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """The rows the tuning runs read: ``tuning`` (outside the training set), the training rows themselves
+    (``private``), or none (``off``, or ``outside`` without ``tuning``: then the given clip and lr are used)."""
+    if settings.dp_tune == "off":
+        return None
+    if settings.dp_tune == "private":
+        return x, y
+    if tuning is None:  # nothing outside the training set to tune on: the given clip and lr, never the private rows
+        return None
+    return torch.as_tensor(tuning[0], dtype=torch.float32), torch.as_tensor(tuning[1], dtype=torch.int64)
+
+
 def train_dp(
     model: nn.Module,
     x: np.ndarray,
@@ -193,9 +220,11 @@ def train_dp(
     device: torch.device,
     description: str,
     progress: bool,
+    tuning: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> tuple[nn.Module, TrainReport]:
     """Train with DP-SGD; returns the (unwrapped) model and a ``TrainReport`` carrying epsilon, delta and the
-    run's sample rate, noise multiplier, steps, clipping norm and learning rate (``report.dp``)."""
+    run's sample rate, noise multiplier, steps, clipping norm, learning rate and what the tuning read
+    (``report.dp``). ``tuning``: rows outside ``x`` for the tuning runs (``dp_tune="outside"``, the default)."""
     try:
         import opacus  # noqa: F401
     except ImportError as exc:
@@ -209,13 +238,17 @@ def train_dp(
         sched = dp_schedule(len(xt), settings)
         clip, lr = settings.dp_max_grad_norm, settings.lr
         trials: list[dict[str, float]] = []
-        if settings.dp_tune:
-            clip, lr, trials = _tune(model, xt, yt, sched, settings, device)
+        tune_on = _tuning_data(xt, yt, settings, tuning)
+        if tune_on is not None:
+            clip, lr, trials = _tune(model, *tune_on, sched, settings, device)
         bar_text = description + " [DP-SGD]" if progress else None
         model, engine = _dp_run(model, xt, yt, sched, clip=clip, lr=lr, settings=settings, device=device,
                                 bar_text=bar_text)  # fmt: skip
         report = TrainReport(epochs_run=sched.epochs, trained_rows=len(xt))
-        report.epsilon = float(engine.get_epsilon(settings.dp_delta))
+        final_epsilon = float(engine.get_epsilon(settings.dp_delta))
+    private_tuning = settings.dp_tune == "private"
+    # tuned on the private rows: the final run's epsilon is not the procedure's, and no single number is printed
+    report.epsilon = None if private_tuning else final_epsilon
     report.delta = settings.dp_delta
     steps = sum(s for _, _, s in engine.accountant.history)
     report.dp = {
@@ -226,5 +259,9 @@ def train_dp(
         "max_grad_norm": clip,
         "lr": lr,
         "tuning": trials,
+        "tuning_data": settings.dp_tune if tune_on is not None else "off",  # outside (the training set), private, off
+        "tuning_rows": 0 if tune_on is None else len(tune_on[0]),
+        "epsilon_excludes_tuning": private_tuning,
+        "epsilon_final_run": final_epsilon,
     }
     return model, report

@@ -12,6 +12,7 @@ from typing import Any
 from labelleak.errors import InvalidInputError
 
 LR_SCHEDULES = ("constant", "cosine")
+DP_TUNING = ("outside", "private", "off")  # where DP-SGD's tuning runs read their data (models/private.py)
 
 
 @dataclass(frozen=True)
@@ -42,13 +43,17 @@ class TrainSettings:
     selena_l: int | None = None  # sub-models that exclude each training sample; None: round(0.4 K) (paper 10 of 25)
     # --- DP-SGD recipe (models/private.py); keys of the cache only when DP is on ---
     dp_batch_size: int = 256  # expected logical batch of Poisson sampling; physical batches are smaller
-    dp_tune: bool = True  # choose clipping norm and lr by a short tuning run on a validation split of the data
+    # clipping norm and lr by short tuning runs (models/private.py): "outside" (on rows outside the training set,
+    # given as validation data), "private" (on the training set itself: its epsilon excludes the tuning), "off"
+    dp_tune: str = "outside"
     # --- end of the DP-SGD recipe ---
     init: str | None = None  # cache key of the model training starts from (public pre-training); key only when set
 
     def __post_init__(self) -> None:
         if isinstance(self.augment, bool):  # the former switch: on means the policy that suits the data
             object.__setattr__(self, "augment", "auto" if self.augment else "none")
+        if isinstance(self.dp_tune, bool):  # the former switch: off, or on (now on rows outside the training set)
+            object.__setattr__(self, "dp_tune", "outside" if self.dp_tune else "off")
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as the model cache keys them: fields added later appear only where they matter, so
@@ -67,7 +72,7 @@ class TrainSettings:
         if not self.uses_dp():
             del d["dp_batch_size"], d["dp_tune"]
         else:
-            d["dp_recipe"] = 2  # Poisson sampling, virtual steps, tuning, epochs by budget (models/private.py)
+            d["dp_recipe"] = 3  # Poisson sampling, virtual steps, tuning off the training set, epochs by budget
         return d
 
     def uses_dp(self) -> bool:
@@ -107,6 +112,8 @@ class TrainSettings:
             bad.append("selena trains its own soft labels: it does not combine with dp or hamp")
         if self.dp_batch_size < 1:
             bad.append("dp_batch_size must be positive")
+        if self.dp_tune not in DP_TUNING:
+            bad.append(f"dp_tune must be {', '.join(DP_TUNING)}, got {self.dp_tune!r}")
         if bad:
             raise InvalidInputError("train settings: " + "; ".join(bad))
 

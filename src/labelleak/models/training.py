@@ -73,7 +73,8 @@ def train_with_report(
     Early stopping and adversarial regularisation need held-out rows: ``validation`` (x, y) when given, so that
     the optimiser trains on every row of ``x`` (an audit's members must be exactly those rows; see
     :func:`labelleak.data.split.validation_part`); otherwise a seeded ``val_fraction`` of ``x`` is held out and
-    never trained on. DP-SGD needs neither and trains on every row. ``report.trained_rows`` counts the rows the
+    never trained on. DP-SGD trains on every row and tunes on ``validation`` (rows outside ``x``; see
+    :mod:`labelleak.models.private`). ``report.trained_rows`` counts the rows the
     optimiser saw.
 
     All randomness (shuffling, dropout, augmentation, DP noise) is seeded from ``settings.seed``; the caller's
@@ -89,7 +90,9 @@ def train_with_report(
         if settings.uses_dp():
             from labelleak.models.private import train_dp
 
-            model, report = train_dp(model, x, y, settings, device=device, description=description, progress=progress)
+            model, report = train_dp(
+                model, x, y, settings, device=device, description=description, progress=progress, tuning=validation
+            )
         elif settings.selena_k:
             from labelleak.models.selena import train_selena
 
@@ -100,10 +103,12 @@ def train_with_report(
 
 
 def validation_size(n: int, settings: TrainSettings) -> int:
-    """Held-out rows plain training on ``n`` rows uses with ``settings``: ``val_fraction`` of them with early
-    stopping or adversarial regularisation, else 0 (DP-SGD's tuning run splits its own, and its final run trains
-    on every row)."""
-    if settings.uses_dp() or (settings.early_stopping is None and settings.advreg == 0):
+    """Held-out rows training on ``n`` rows uses with ``settings``: ``val_fraction`` of them with early stopping or
+    adversarial regularisation; ``n`` for DP-SGD tuned outside the training set (its tuning runs then match the
+    final run's sample rate and steps); else 0."""
+    if settings.uses_dp():  # DP-SGD tunes on as many rows outside the training set as it trains on
+        return n if settings.dp_tune == "outside" else 0
+    if settings.early_stopping is None and settings.advreg == 0:
         return 0
     return max(1, int(round(n * settings.val_fraction)))
 
