@@ -128,6 +128,7 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
             "defense": cfg.defense,
             "evaluation": "adaptive" if adaptive else "non-adaptive",  # does the adversary know the defense?
             "epsilon": target.report.get("epsilon"),
+            "dp_tuning": (target.report.get("dp") or {}).get("tuning_data"),  # private: epsilon withheld
             "delta": target.report.get("delta"),
             "epochs_run": target.report.get("epochs_run"),
             **(
