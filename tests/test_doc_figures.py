@@ -54,8 +54,9 @@ FIGURES: list[tuple[str, str, Callable[[], Any]]] = [
     ("docs/benchmarks.md", "| 200 | {:.3f} | 0.024 |", lambda: _curve("boundary-hsja", 200, "auc")),
     ("docs/benchmarks.md", "| 2000 | {:.3f} | 0.047 |", lambda: _curve("boundary-hsja", 2000, "auc")),
     ("docs/benchmarks.md", "| 256 | 4 | {} |", lambda: _table_cell(HTTP.format(256), "4", 1)),
-    ("docs/benchmarks.md", "| 256 | 16 | 4.75 | 3.41 | 399 | {} |", lambda: _table_cell(HTTP.format(256), "16", 4)),
-    ("docs/benchmarks.md", "| 64 | 4 | 13.18 | 11.72 | 1510 | {} |", lambda: _table_cell(HTTP.format(64), "4", 4)),
+    ("docs/benchmarks.md", "| 16 | 15.86 | 10.34 | 525 | 92 | {} |", lambda: _table_cell(HTTP.format(256), "16", 5)),
+    ("docs/benchmarks.md", "| 4 | 37.56 | 26.43 | 1510 | 398 | {} |", lambda: _table_cell(HTTP.format(64), "4", 5)),
+    ("docs/benchmarks.md", "| 0.15 | 3.17 | {} |", lambda: _table_cell(HTTP.format(64), "16", 8)),
 ]
 
 REPORT = "docs/guide/report.md"
