@@ -19,11 +19,11 @@ concurrency 1 and the speed-up per request in flight (goal: at least 0.8 until t
 audit (setup, thresholds off, outputs) and for the attack alone; the scores must be identical at every
 concurrency. ``rounds`` counts the rounds of requests in flight that the audit's oracle calls take at that
 concurrency (a call of m requests takes ceil(m / K), and the search's calls follow one another), so
-``latency_bound``, concurrency 1's rounds over these, is the speed-up that a client and a server that took no time of
-their own would reach against a fixed latency per request. ``--floor`` also runs the audit against a server *without* latency, at the smallest and the largest
-concurrency, and keeps the faster: the time that is not waiting for the target (the client's and the server's own
-work on these cores), which no concurrency removes, so ``ceiling`` (concurrency 1's time over that floor) is about
-the most any concurrency can give on this machine.
+``latency_bound``, concurrency 1's rounds over these, is the speed-up that a client and a server that took no time
+of their own would reach against a fixed latency per request. ``--floor`` also runs the audit against a server
+*without* latency, at the smallest and the largest concurrency, and keeps the faster: the time that is not waiting
+for the target (the client's and the server's own work on these cores), which no concurrency removes, so
+``ceiling`` (concurrency 1's time over that floor) is about the most any concurrency can give on this machine.
 """
 
 from __future__ import annotations
