@@ -15,6 +15,7 @@ from labelleak.attacks._shadow import probabilities
 from labelleak.attacks.base import ShadowData
 from labelleak.defenses import parse_defense
 from labelleak.defenses.output import round_decimals
+from labelleak.metrics import bootstrap_auc
 from labelleak.oracle.scores import DefendedScoreOracle
 from labelleak.pipeline.audit import attack_params
 from labelleak.pipeline.config import AuditConfig
@@ -86,3 +87,37 @@ def test_an_output_defense_changes_what_reference_models_answer(tmp_path):
     target = DefendedScoreOracle(model, defense=parse_defense("round=1").output, input_shape=(5,), n_classes=3)
     scores = {d: a(target, x[:20], y[:20], shadow=shadow).scores for d, a in lira.items()}
     assert not np.allclose(scores["none"], scores["round=1"])
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models train faster on one thread than on cores that other processes share."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_lira_under_rounding_is_below_chance_non_adaptively_and_not_adaptively(tmp_path, one_thread):
+    """A planted case of the miscalibration: a target served with ``round=1`` answers many members with p_y = 1,
+    phi at its clamp (about 690), far beyond the unrounded reference models' phis; their Gaussians, pooled sigma_in
+    below sigma_out, put those members below the non-members. Reference models served rounded too see the same
+    clamp, and the attack is no longer below chance."""
+    rng = np.random.default_rng(0)
+    centers = rng.normal(0, 1, (4, 10))
+    y = rng.integers(0, 4, 400)
+    x = centers[y] + rng.normal(0, 1, (400, 10))
+    x = ((x - x.min()) / (x.max() - x.min())).astype(np.float32)
+    kw = dict(hidden=(32,), epochs=80, lr=1e-2, batch_size=25, cache_dir=str(tmp_path / "adv"))
+    model = ShadowRecipe(**kw).train(x[:100], y[:100], input_shape=(10,), n_classes=4, seed=99).eval()
+    target = DefendedScoreOracle(model, defense=parse_defense("round=1").output, input_shape=(10,), n_classes=4)
+    shadow = ShadowData(x[200:300], y[200:300], x[300:], y[300:])
+    is_member = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    auc = {}
+    for defense in ("none", "round=1"):  # the reference models are the same (round is output-time only)
+        lira = create_attack("lira", n_reference=4, shadow_recipe=ShadowRecipe(**kw, defense=defense), seed=0)
+        scores = lira(target, x[:200], y[:200], shadow=shadow).scores
+        auc[defense] = bootstrap_auc(is_member, scores)
+    assert auc["none"].value < 0.5  # non-adaptive: below chance, which is miscalibration, not protection
+    assert auc["round=1"].high >= 0.5 and auc["round=1"].value > 0.5  # adaptive: at least chance within its interval
+    assert auc["round=1"].value > auc["none"].value + 0.05
