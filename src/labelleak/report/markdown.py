@@ -130,7 +130,8 @@ def matrix_markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
         cells.append("-" if r.get("eps_lb") is None else fmt_number(r["eps_lb"], 2))
         cells += [f"{fmt_number(r.get(f'{a}.auc'))} / {_tpr_cell(r, a)}" for a in attacks]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [_EVALUATION[e] for e in sorted({r.get("evaluation") for r in rows} & set(_EVALUATION))]
+    seen = {str(r.get("evaluation")) for r in rows}
+    lines += [_EVALUATION[e] for e in sorted(seen & _EVALUATION.keys())]
     return "\n".join(lines) + "\n"
 
 
