@@ -35,3 +35,19 @@ def test_an_own_model_audit_names_the_file_its_hash_and_its_accuracy_on_the_cand
     assert titled.exit_code == 0, titled.output
     page = _text((out / "report.html").read_text())
     assert "ACME churn, Q4" in page and "Auditor: J. Doe." in page and "Finished 20" in page
+
+
+def test_the_headline_names_the_verdicts_strongest_attack():
+    """The headline and the verdict used to rank attacks apart (TPR at 1% FPR against eps_LB) and could name two
+    different attacks on one page; the verdict's choice now leads, the TPR ranking only where it has none."""
+    from labelleak.report.audit_view import verdict
+
+    attacks = {
+        "a": {"threat_model": "label-only", "auc": 0.5, "tpr_at_fpr": {"0.01": 0.3}, "n_nonmembers": 400},
+        "b": {"threat_model": "label-only", "auc": 0.6, "tpr_at_fpr": {"0.01": 0.02}, "n_nonmembers": 400},
+        "s": {"threat_model": "scores", "auc": 0.7, "tpr_at_fpr": {"0.01": 0.1}, "n_nonmembers": 400},
+    }
+    assert verdict(attacks)["label-only"]["attack"] == "a"
+    assert verdict(attacks, strongest="b")["label-only"]["attack"] == "b"
+    assert verdict(attacks, strongest="s")["label-only"]["attack"] == "a"  # another threat model: its own ranking
+    assert verdict(attacks, strongest="s")["scores"]["attack"] == "s"

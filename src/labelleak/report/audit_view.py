@@ -110,13 +110,17 @@ def headline(name: str, entry: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def verdict(attacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """The strongest label-only attack and, apart, the strongest score-based one."""
+def verdict(attacks: dict[str, dict[str, Any]], *, strongest: str | None = None) -> dict[str, Any]:
+    """The strongest label-only attack and, apart, the strongest score-based one.
+
+    ``strongest`` is the verdict's (``results["verdict"]["strongest_attack"]``, ranked by eps_LB): where it is of a
+    threat model, that model's headline is about it, so the headline and the verdict never name different
+    attacks; otherwise the highest TPR at 1% FPR, then at 0.1%, then AUC."""
     found: dict[str, Any] = {}
     for threat in ("label-only", "scores"):
         ran = {n: e for n, e in attacks.items() if e.get("threat_model") == threat}
         if ran:
-            best = max(ran, key=lambda n: _rank(ran[n]))
+            best = strongest if strongest in ran else max(ran, key=lambda n: _rank(ran[n]))
             found[threat] = headline(best, ran[best])
     return found
 
@@ -240,7 +244,7 @@ def audit_context(results: dict[str, Any], folder: Path, *, source: str = "resul
         "target_sha": ((results.get("provenance") or {}).get("sha256", {}).get("model") or {}).get("sha256"),
         "utility": results.get("utility"),
         "notes": audit_notes(results),  # a total cap, the target's accuracy on the candidates
-        "verdict": verdict(attacks),
+        "verdict": verdict(attacks, strongest=(results.get("verdict") or {}).get("strongest_attack")),
         "summary": summary_context(results, folder),  # the risk in words, the threat model, what to do
         "dp": verdict_context(results),  # risk level, eps_LB, the claim, the one-run bound, the slices
         "exposed": exposed_context(results, folder),  # the members flagged, the most exposed ones
