@@ -1,7 +1,9 @@
 """Write docs/attacks.md, the attack catalogue, from the attack registry plus the notes on each family below.
 
-Names, classes, threat models, shadow-data needs and parameter defaults are read from ``labelleak.attacks`` (so
-they cannot drift from the code); the idea, the query cost and the reference of each family are written here.
+Names, classes, parameter defaults and what each attack declares (its capabilities: threat model, shadow data,
+reference models, sharding, data-free threshold; its query plan under the audit's default budget) are read from
+``labelleak.attacks`` (so they cannot drift from the code); the idea, the query cost in words and the reference of
+each family are written here.
 A registered attack whose class has no entry below stops the script with a message naming it.
 
     PYTHONPATH=src .venv/bin/python scripts/attack_catalogue.py          # rewrite docs/attacks.md
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from labelleak.attacks import Attack, attack_names, create_attack
+from labelleak.pipeline.config import AuditConfig
 
 PAGE = Path(__file__).resolve().parent.parent / "docs" / "attacks.md"
 
@@ -242,6 +245,18 @@ def _families() -> list[tuple[Family, list[tuple[str, Attack]]]]:
     return [(f, by_class[f.cls]) for f in FAMILIES if f.cls in by_class]
 
 
+def _yes(flag: bool) -> str:
+    return "yes" if flag else "no"
+
+
+def _queries(attack: Attack, budget: int | None) -> str:
+    """Queries per candidate under ``budget``, as the attack plans them: a number, or a ceiling (``<=``)."""
+    plan = attack.query_plan(budget)
+    if plan.per_candidate is None:
+        return "unbounded"
+    return f"{plan.per_candidate:,}" if plan.exact else f"<= {plan.per_candidate:,}"
+
+
 def _anchor(family: Family) -> str:
     return family.cls.lower()
 
@@ -279,19 +294,27 @@ def render() -> str:
         "",
     ]
     out += [f"- **{k}**: {v}" for k, v in THREAT_MODELS.items()]
+    budget = AuditConfig().queries
     out += [
         "",
         "## All attacks",
         "",
-        "| attack | threat model | family | queries per candidate | needs shadow data |",
-        "|---|---|---|---|---|",
+        f"What each attack declares (`Attack.capabilities()`, and `Attack.query_plan()` at the default budget of "
+        f"{budget:,} queries per candidate; `<=` marks a ceiling, setup queries such as labelling the shadow set "
+        "come on top). Sharded attacks split their candidates over workers (`--backend ray`); the data-free "
+        "threshold is set for attacks that give boundary distances.",
+        "",
+        "| attack | threat model | family | queries per candidate | needs shadow data | reference models "
+        "| sharded | data-free threshold |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for family, members in families:
         for name, attack in members:
-            shadow = "yes" if attack.needs_shadow else "no"
+            caps = attack.capabilities()
             out.append(
-                f"| `{name}` | {attack.threat_model} | [{family.title}](#{_anchor(family)}) | {family.queries} "
-                f"| {shadow} |"
+                f"| `{name}` | {caps.threat_model} | [{family.title}](#{_anchor(family)}) | {_queries(attack, budget)} "
+                f"| {_yes(caps.needs_shadow)} | {_yes(caps.uses_reference_models)} | {_yes(caps.shardable)} "
+                f"| {_yes(caps.gives_distances)} |"
             )
     for family, members in families:
         attack = members[0][1]

@@ -431,8 +431,9 @@ def test_estimate_prints_bounds_and_sends_nothing(tmp_path):
     lines = {line.split()[0]: line.split() for line in proc.stdout.splitlines() if line.strip()}
     assert lines["gap"][1:] == ["20", "1", "20", "0", "0", "20"]
     assert lines["transfer"][-1] == "40"  # 20 candidates + 20 shadow-train samples relabelled
-    assert lines["boundary-hsja"][-1] == "2,505"  # 20 x 100 + 5 noise x (1 + 100)
-    assert "2,565" in proc.stdout and "may be cut short" in proc.stdout
+    # the cap leaves 940: 47 for each candidate (as the audit shares it), none for the data-free threshold
+    assert lines["boundary-hsja"][2] == "<=47" and lines["boundary-hsja"][-1] == "940"
+    assert "1,000" in proc.stdout and "cuts short boundary-hsja" in proc.stdout
 
 
 def test_outage_exits_3_with_the_resume_command(tmp_path):

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from labelleak._validation import as_float_array, as_labels, check_in_bounds
+from labelleak.attacks.capabilities import Capabilities, QueryCost, QueryPlan, ThreatModel
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle, QueryLedger
@@ -104,12 +105,19 @@ class Attack(ABC):
     """Base class of all membership-inference attacks. Hyperparameters go to ``__init__``; data to ``__call__``."""
 
     name: str = "attack"  # labels results; the registry sets the registered name
-    threat_model: ClassVar[str] = "label-only"
+    # what the attack declares (read through :meth:`capabilities`; see :class:`Capabilities`)
+    threat_model: ClassVar[ThreatModel] = ThreatModel.LABEL_ONLY
     needs_shadow: ClassVar[bool] = False
+    shadow_reason: ClassVar[str] = "this attack needs shadow data"  # the error's words when shadow data is missing
     # its statuses say, from one label query per candidate, which candidates the target gets right (ok) and
     # which wrong (misclassified): the audit reads the target's accuracy on the candidates from them for free
     reports_accuracy: ClassVar[bool] = False
     trains_reference_models: ClassVar[bool] = False
+    shardable: ClassVar[bool] = False  # each candidate's result depends on that candidate alone
+    gives_distances: ClassVar[bool] = False  # extras["distances"]: boundary distances, for a data-free threshold
+    # how it spends queries (read by :meth:`query_plan`); the default, a search bounded only by the budget, is a
+    # true ceiling for any attack that spends no setup queries
+    query_cost: ClassVar[QueryCost] = QueryCost(per_candidate=None, all_at_once=False)
     # how an attack that trains reference models maps its training jobs (``map``-like; None: the builtin map).
     # Not a hyperparameter: an executor sets it on its own copy to train the models on its workers.
     train_map: Callable[[Callable[[Any], Any], Sequence[Any]], Iterable[Any]] | None = None
@@ -122,6 +130,24 @@ class Attack(ABC):
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
         return f"{type(self).__name__}({args})"
+
+    def capabilities(self) -> Capabilities:
+        """What this attack needs and allows, from its class declarations; an attack whose answer depends on its
+        parameters (e.g. a scorer that trains a model) refines it."""
+        return Capabilities(
+            threat_model=ThreatModel(self.threat_model),
+            needs_shadow=self.needs_shadow,
+            uses_reference_models=self.trains_reference_models,
+            shardable=self.shardable,
+            gives_distances=self.gives_distances,
+            reports_accuracy=self.reports_accuracy,
+        )
+
+    def query_plan(self, budget: int | None, *, shadow_train: int = 0, shadow_test: int = 0) -> QueryPlan:
+        """The target queries one call will send, before it runs: per candidate under the per-candidate
+        ``budget`` (the allowance; ``None``: unbounded), and setup queries for shadow data of ``shadow_train`` +
+        ``shadow_test`` rows. Read from :attr:`query_cost`; attacks whose cost is computed override it."""
+        return self.query_cost.plan(self, budget, shadow_train=shadow_train, shadow_test=shadow_test)
 
     @final
     def __call__(
@@ -155,8 +181,8 @@ class Attack(ABC):
             )
         check_in_bounds(xs, oracle.bounds, name=f"{self.name}: x")
         ys = as_labels(y, name=f"{self.name}: y", n_classes=oracle.n_classes, length=len(xs))
-        if self.needs_shadow and shadow is None:
-            raise InvalidInputError(f"{self.name}: this attack needs shadow data (shadow=ShadowData(...))")
+        if shadow is None and self.capabilities().needs_shadow:
+            raise InvalidInputError(f"{self.name}: {self.shadow_reason} (shadow=ShadowData(...))")
         self._check_oracle(oracle)
         ledger = QueryLedger(len(xs), max_per_sample=max_queries_per_sample, max_total=max_total_queries)
         budgeted = BudgetedOracle(oracle, ledger)
@@ -166,7 +192,7 @@ class Attack(ABC):
         assert raw.scores.shape == (len(xs),) and raw.status.shape == (len(xs),)
         return AttackResult(
             attack=self.name,
-            threat_model=self.threat_model,
+            threat_model=ThreatModel(self.threat_model).value,
             scores=np.asarray(raw.scores, dtype=np.float64),
             status=np.asarray(raw.status, dtype=np.int8),
             queries=ledger.used.numpy().copy(),

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal, TypedDict
 
 import numpy as np
@@ -27,6 +28,7 @@ import torch
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks._surrogate import margin_prior, nearest_other_class, shadow_face_starts
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.capabilities import Capabilities, QueryCost
 from labelleak.attacks.guided import GuidedSearch, PriorFn, can_refine
 from labelleak.attacks.hsja import BoundarySearch, HopSkipJump, Norm, box_diameter, lp_distance
 from labelleak.attacks.qeba import QEBA
@@ -84,6 +86,11 @@ class BoundaryAttack(Attack):
             with its own labels: no target queries).
     """
 
+    shardable = True  # randomness keyed by each candidate's content; a guided search's shadow model by the seed
+    gives_distances = True
+    shadow_reason = "starts, shadow_starts and prior='shadow' need the adversary's data"
+    query_cost = QueryCost(None, all_at_once=False)  # one label, then a search up to the budget
+
     def __init__(
         self,
         *,
@@ -114,6 +121,11 @@ class BoundaryAttack(Attack):
         self.start_tol, self.shadow_recipe, self.refine = start_tol, shadow_recipe, refine
         self.start_doublings = start_doublings
         self.name = f"boundary-{method}" + ("-linf" if norm == "linf" else "")
+
+    def capabilities(self) -> Capabilities:
+        """Shadow data is needed only by a search guided by the adversary's data (``starts``, ``shadow_starts``,
+        ``prior="shadow"``)."""
+        return replace(super().capabilities(), needs_shadow=self.uses_shadow)
 
     def _rich_image(self, shape: tuple[int, ...] | None) -> bool:
         """An image large enough that its low-resolution grid (H / ``ratio`` x W / ``ratio``) has 8 x 8 cells."""

@@ -54,6 +54,7 @@ from labelleak.attacks._reference_search import ReferenceSearches, search_refere
 from labelleak.attacks._shadow import ShadowRecipe, _digest
 from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.attacks.boundary import box_diameter
+from labelleak.attacks.capabilities import QueryCost, ThreatModel
 from labelleak.attacks.hsja import HopSkipJump, Norm, lp_distance
 from labelleak.errors import InvalidInputError
 from labelleak.models.store import model_key
@@ -197,8 +198,9 @@ class BoundaryLiRA(ReferenceModelAttack):
         shadow_recipe: how reference models are trained; seed: their training sets and seeds, and the search's.
     """
 
-    threat_model = "label-only"
+    threat_model = ThreatModel.LABEL_ONLY
     needs_shadow = True
+    query_cost = QueryCost(None, all_at_once=False)  # one label, then a search up to the budget
 
     def __init__(
         self,

@@ -45,6 +45,7 @@ from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._reference_search import MAX_ELEMENTS, model_groups, route, tile
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData, Status
+from labelleak.attacks.capabilities import QueryCost
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
@@ -227,6 +228,8 @@ class DHAttack(ReferenceModelAttack):
 
     name = "dhattack"
     needs_shadow = True
+    # at most max_queries per candidate along its path; the target relabels the whole shadow set (distillation)
+    query_cost = QueryCost("max_queries", all_at_once=False, setup="all")
 
     def __init__(
         self,

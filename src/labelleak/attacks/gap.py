@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.capabilities import QueryCost
 from labelleak.oracle.budget import BudgetedOracle
 
 
@@ -18,6 +19,8 @@ class GapAttack(Attack):
 
     name = "gap"
     reports_accuracy = True
+    shardable = True
+    query_cost = QueryCost(1)
 
     def __init__(self) -> None:
         pass

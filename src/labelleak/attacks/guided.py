@@ -193,7 +193,7 @@ class _GuidedRun(_Run):
     ) -> None:
         super().__init__(search.engine, oracle, x0, labels, owners, milestones)
         self.g, self.prior = search, prior
-        self.starts = None if starts is None else starts.reshape(self.n, -1, self.d).to(torch.float32)
+        self.starts = None if starts is None else starts.reshape(self.n, starts.shape[1], self.d).to(torch.float32)
         if self.starts is not None and valid is None:
             valid = torch.ones(self.starts.shape[:2], dtype=torch.bool)
         self.valid = valid

@@ -27,6 +27,7 @@ import torch
 from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData
+from labelleak.attacks.capabilities import QueryCost, ThreatModel
 from labelleak.attacks.score_based import score_status, served_probabilities
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
@@ -69,8 +70,9 @@ class LiRA(ReferenceModelAttack):
     audit fills in; ``None``: half the shadow data)."""
 
     name = "lira"
-    threat_model = "scores"
+    threat_model = ThreatModel.SCORES
     needs_shadow = True
+    query_cost = QueryCost(1)  # one score query per candidate; the reference models cost the target nothing
 
     def __init__(
         self,

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.capabilities import QueryPlan, fixed_cost
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.budget import BudgetedOracle
 
@@ -35,6 +36,7 @@ class OSLO(Attack):
 
     name = "oslo"
     needs_shadow = True
+    shardable = True  # its surrogates train from the seed and the shadow data alone: the same in every shard
 
     def __init__(
         self,
@@ -50,6 +52,10 @@ class OSLO(Attack):
         self.taus, self.n_source, self.n_validation = tuple(taus), n_source, n_validation
         self.steps, self.step_size = steps, step_size
         self.shadow_recipe, self.seed = shadow_recipe, seed
+
+    def query_plan(self, budget: int | None, *, shadow_train: int = 0, shadow_test: int = 0) -> QueryPlan:
+        """One query per value of ``taus``, all at once."""
+        return fixed_cost(len(self.taus), budget)
 
     def _surrogates(self, shadow: ShadowData, oracle: BudgetedOracle, progress: bool) -> list[torch.nn.Module]:
         rng = np.random.default_rng(self.seed)
@@ -110,10 +116,11 @@ class OSLO(Attack):
         k = len(self.taus)
         served = oracle.ledger.affordable(k)
         idx = torch.nonzero(served).flatten()
-        adv = self.perturb(models, x[idx], y[idx], oracle.bounds)  # (K, R, ...)
-        labels = oracle.query(adv.reshape(k * len(idx), *x.shape[1:]), idx.repeat(k)).reshape(k, len(idx))
         survived = torch.zeros(k, len(x), dtype=torch.bool)
-        survived[:, idx] = labels == y[idx][None, :]
+        if len(idx):  # a budget can leave every candidate fewer than K queries
+            adv = self.perturb(models, x[idx], y[idx], oracle.bounds)  # (K, R, ...)
+            labels = oracle.query(adv.reshape(k * len(idx), *x.shape[1:]), idx.repeat(k)).reshape(k, len(idx))
+            survived[:, idx] = labels == y[idx][None, :]
         scores = survived.sum(0).numpy().astype(np.float64)
         status = np.full(len(x), Status.OK, dtype=np.int8)
         status[~served.numpy()] = Status.BUDGET_HIT

@@ -29,6 +29,7 @@ import torch
 from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData
+from labelleak.attacks.capabilities import QueryPlan, ThreatModel, fixed_cost
 from labelleak.attacks.score_based import score_status, served_probabilities
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.base import LabelOracle
@@ -62,7 +63,7 @@ class RMIA(ReferenceModelAttack):
         reference_size: rows each reference model trains on (the target's; ``None``: half the shadow data).
     """
 
-    threat_model = "scores"
+    threat_model = ThreatModel.SCORES
     needs_shadow = True
 
     def __init__(
@@ -83,6 +84,12 @@ class RMIA(ReferenceModelAttack):
 
     def _check_oracle(self, oracle: LabelOracle) -> None:
         require_scores(oracle, self.name)
+
+    def query_plan(self, budget: int | None, *, shadow_train: int = 0, shadow_test: int = 0) -> QueryPlan:
+        """One score query per candidate; the target also scores the population (setup queries)."""
+        pool = shadow_train + shadow_test
+        population = pool if self.n_population is None else min(self.n_population, pool)
+        return fixed_cost(1, budget, setup=population)
 
     def _population(self, shadow: ShadowData) -> tuple[np.ndarray, np.ndarray]:
         zx = np.concatenate([shadow.x_train, shadow.x_test])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Literal
 
 import numpy as np
@@ -26,6 +27,7 @@ from sklearn.linear_model import LogisticRegression
 
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.capabilities import Capabilities, QueryPlan, fixed_cost
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
@@ -62,6 +64,20 @@ class _CopiesAttack(Attack):
     def copies(self, x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
         """Perturbed copies, shape (K, N, *input_shape), the unchanged original first."""
         raise NotImplementedError
+
+    def n_copies(self) -> int:
+        """K, the copies queried per candidate (the original included)."""
+        raise NotImplementedError
+
+    def capabilities(self) -> Capabilities:
+        """Counting needs nothing but the target; ``scorer="model"`` trains a shadow model first (on the shadow
+        data, which it then needs), once per call: such a run is not split into shards."""
+        model = self.scorer == "model"
+        return replace(super().capabilities(), shardable=not model, needs_shadow=model)
+
+    def query_plan(self, budget: int | None, *, shadow_train: int = 0, shadow_test: int = 0) -> QueryPlan:
+        """Every copy at once: K queries per candidate, or none where the budget cannot pay K."""
+        return fixed_cost(self.n_copies(), budget)
 
     def _correctness(
         self,
@@ -144,6 +160,9 @@ class AugmentationAttack(_CopiesAttack):
     ) -> None:
         self.kind, self.d, self.r, self.scorer, self.shadow_recipe, self.seed = kind, d, r, scorer, shadow_recipe, seed
 
+    def n_copies(self) -> int:
+        return {"translate": 4 * self.d + 1, "rotate": 2 * self.r + 1, "flip": 2}.get(self.kind, 1)
+
     def copies(self, x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
         if x.dim() != 4:
             raise InvalidInputError(
@@ -180,6 +199,9 @@ class NoiseAttack(_CopiesAttack):
     ) -> None:
         self.n_noise, self.sigma, self.flip_prob = n_noise, sigma, flip_prob
         self.scorer, self.shadow_recipe, self.seed = scorer, shadow_recipe, seed
+
+    def n_copies(self) -> int:
+        return self.n_noise + 1  # the clean copy first
 
     def copies(self, x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
         if self.n_noise < 1:

@@ -19,6 +19,7 @@ from sklearn.neural_network import MLPClassifier
 
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.capabilities import QueryCost, ThreatModel
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle
@@ -64,7 +65,9 @@ class MetricAttack(Attack):
     """Threshold on a metric of the target's probability vector for the true label."""
 
     name = "score-loss"
-    threat_model = "scores"
+    threat_model = ThreatModel.SCORES
+    shardable = True
+    query_cost = QueryCost(1)
 
     def __init__(self, *, metric: Metric = "loss") -> None:
         self.metric = metric
@@ -92,8 +95,9 @@ class ShadowNNAttack(Attack):
     """
 
     name = "score-nn"
-    threat_model = "scores"
+    threat_model = ThreatModel.SCORES
     needs_shadow = True
+    query_cost = QueryCost(1)  # trains a model first: never sharded
 
     def __init__(
         self,

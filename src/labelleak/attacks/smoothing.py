@@ -23,6 +23,7 @@ import torch
 from scipy.stats import beta, norm
 
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.capabilities import QueryPlan
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.budget import BudgetedOracle
 from labelleak.progress import progress_bar
@@ -50,9 +51,16 @@ class SmoothingRadius(Attack):
     """
 
     name = "smoothing"
+    shardable = True
 
     def __init__(self, *, sigma: float = 0.25, n: int = 1000, alpha: float = 0.001, seed: int = 0) -> None:
         self.sigma, self.n, self.alpha, self.seed = sigma, n, alpha, seed
+
+    def query_plan(self, budget: int | None, *, shadow_train: int = 0, shadow_test: int = 0) -> QueryPlan:
+        """``n`` noisy queries per candidate; a budget below ``n`` is spent in chunks (a ceiling)."""
+        if budget is None or budget >= self.n:
+            return QueryPlan(self.n)
+        return QueryPlan(budget, exact=False)
 
     def _run(
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
@@ -91,7 +99,6 @@ class SmoothingRadius(Attack):
         scores = self.sigma * norm.ppf(np.clip(p_lower, 1e-12, 1 - 1e-12))
         status = np.full(n_cand, Status.OK, dtype=np.int8)
         status[draws.numpy() < self.n] = Status.BUDGET_HIT
-        status[draws.numpy() == 0] = Status.FAILED
         scores[draws.numpy() == 0] = -np.inf
         finite_floor = scores[np.isfinite(scores)].min() - 1.0 if np.isfinite(scores).any() else -1.0
         scores = np.where(np.isfinite(scores), scores, finite_floor)

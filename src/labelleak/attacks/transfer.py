@@ -20,9 +20,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from labelleak.attacks._relabel import OnlineRelabelling
+from labelleak.attacks._relabel import OnlineRelabelling, batch_sizes
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.capabilities import QueryPlan, fixed_cost
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
@@ -80,6 +81,16 @@ class TransferAttack(Attack):
         self.shadow_recipe, self.score, self.seed = shadow_recipe, score, seed
         self.relabel, self.relabel_epochs = relabel, relabel_epochs
         self.augment_ops, self.augment_magnitude = augment_ops, augment_magnitude
+
+    def query_plan(self, budget: int | None, *, shadow_train: int = 0, shadow_test: int = 0) -> QueryPlan:
+        """One label per candidate; setup: the shadow-train set once, or online the held-out shadow-test set and
+        one view of each shadow-train image per epoch (a last batch of one is skipped, as in training)."""
+        if self.relabel != "online":
+            return fixed_cost(1, budget, setup=shadow_train)
+        epochs = self.relabel_epochs or self.shadow_recipe.epochs
+        return fixed_cost(
+            1, budget, setup=shadow_test + epochs * sum(batch_sizes(shadow_train, self.shadow_recipe.batch_size))
+        )
 
     def _run(
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool

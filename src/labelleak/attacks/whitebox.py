@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
+from labelleak.attacks.capabilities import QueryPlan, ThreatModel
 from labelleak.attacks.hsja import box_diameter, lp_distance
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.backends import TorchOracle
@@ -28,12 +29,23 @@ class WhiteBoxBoundary(Attack):
     """Score = L2 distance to the boundary found with gradients (DDN); needs a :class:`TorchOracle`."""
 
     name = "boundary-whitebox"
-    threat_model = "white-box"
+    threat_model = ThreatModel.WHITE_BOX
+    shardable = True
 
     def __init__(
         self, *, steps: int = 100, gamma: float = 0.05, init_norm: float = 1.0, refine_steps: int = 12
     ) -> None:
         self.steps, self.gamma, self.init_norm, self.refine_steps = steps, gamma, init_norm, refine_steps
+
+    def query_plan(self, budget: int | None, *, shadow_train: int = 0, shadow_test: int = 0) -> QueryPlan:
+        """One label, then the gradient steps and the refinement every candidate can pay (a ceiling: a candidate
+        the target misclassifies stops after the label, one whose search found nothing is not refined)."""
+        if budget is None:
+            return QueryPlan(1 + self.steps + self.refine_steps, exact=False)
+        room = max(budget - 1, 0)
+        steps = max(0, min(self.steps, room - self.refine_steps))
+        refine = max(0, min(self.refine_steps, room - steps))
+        return QueryPlan(min(budget, 1 + steps + refine), exact=False)
 
     def _check_oracle(self, oracle: LabelOracle) -> None:
         if not isinstance(oracle, TorchOracle):
@@ -49,8 +61,10 @@ class WhiteBoxBoundary(Attack):
         model, device = target.model, target.device
         lo, hi = oracle.bounds
         n = len(x)
-        everyone = torch.arange(n)
-        correct = oracle.query(x, everyone) == y
+        served = oracle.ledger.affordable(1)
+        idx = torch.nonzero(served).flatten()
+        correct = torch.zeros(n, dtype=torch.bool)
+        correct[idx] = oracle.query(x[idx], idx) == y[idx]
         rows = torch.nonzero(correct).flatten()
         steps, refine = self._affordable_steps(oracle, rows)
         xs, ys = x[rows].to(device), y[rows].to(device)
@@ -80,6 +94,7 @@ class WhiteBoxBoundary(Attack):
         scores = np.zeros(n)
         status = np.full(n, Status.OK, dtype=np.int8)
         status[~correct.numpy()] = Status.MISCLASSIFIED
+        status[~served.numpy()] = Status.BUDGET_HIT
         found = torch.isfinite(dist)
         r = rows.numpy()
         scores[r] = np.where(found.numpy(), dist.numpy(), box_diameter(oracle.bounds, flat(x).shape[1], "l2"))
@@ -116,5 +131,5 @@ class WhiteBoxBoundary(Attack):
             adv = oracle.query(pts, rows[idx]) != y[idx]
             high[idx] = torch.where(adv, mid, high[idx])
             low[idx] = torch.where(adv, low[idx], mid)
-        dist = lp_distance((high.view(-1, *[1] * (x.dim() - 1)) * delta).reshape(len(rows), -1), "l2")
+        dist = lp_distance((high.view(-1, *[1] * (x.dim() - 1)) * delta).flatten(1), "l2")
         return torch.where(found, dist, torch.full_like(dist, math.inf))

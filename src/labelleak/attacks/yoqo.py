@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData, Status
+from labelleak.attacks.capabilities import QueryCost
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
@@ -143,6 +144,7 @@ class YOQO(ReferenceModelAttack):
 
     name = "yoqo"
     needs_shadow = True
+    query_cost = QueryCost(1)  # the one crafted query
 
     def __init__(
         self,

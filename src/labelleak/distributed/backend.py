@@ -31,10 +31,11 @@ import numpy as np
 from labelleak._extras import require
 from labelleak.attacks import Attack, AttackResult, ShadowData
 from labelleak.distributed.replicas import Shipped, replica_of
-from labelleak.distributed.shards import is_shardable, merge_results, shard_bounds, shard_totals, split_total
+from labelleak.distributed.shards import is_shardable, merge_results, shard_bounds
 from labelleak.errors import LabelleakError
 from labelleak.logs import get_logger
 from labelleak.oracle.base import LabelOracle
+from labelleak.oracle.budget import shard_totals, split_total
 from labelleak.oracle.cache import CachedOracle
 
 log = get_logger(__name__)
@@ -280,7 +281,7 @@ class RayExecutor(Executor):
         max_total_queries: int | None = None,
         progress: bool = False,
     ) -> AttackResult:
-        if attack.trains_reference_models and not is_shardable(attack):
+        if attack.capabilities().uses_reference_models and not is_shardable(attack):
             # runs in the driver (its models are the work): the reference models train on the workers
             twin = copy.copy(attack)
             twin.train_map = self.map

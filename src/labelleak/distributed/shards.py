@@ -2,15 +2,13 @@
 
 An attack can be sharded when each candidate's score, status and query count depend only on that candidate (and
 the seed): the attacks draw their randomness from :class:`labelleak.rng.KeyedStream` keyed by candidate content,
-so a shard gives the same numbers as the whole batch. Attacks that look at all candidates at once are run whole:
+so a shard gives the same numbers as the whole batch. The attack says so itself
+(``attack.capabilities().shardable``); one that looks at all candidates at once (a score relative to the batch,
+a model trained on the candidates, setup queries that a shard would spend again) is run whole.
 
-* ``transfer*`` gives misclassified candidates the lowest score *of the batch* minus one, and spends setup queries
-  relabelling the shadow set (once, not once per shard);
-* ``lira*`` fits one Gaussian over all candidates (and the online variant trains on the candidates);
-* ``score-nn`` and any attack with ``scorer="model"`` train a model first; sharding would train it once per shard.
-
-Under a total query cap each shard gets its candidates' even share (:func:`shard_totals`), so a candidate's
-allowance, and with it its score, is the same in a shard as in the whole batch.
+Under a total query cap each shard gets its candidates' even share
+(:func:`labelleak.oracle.budget.shard_totals`), so a candidate's allowance, and with it its score, is the same in
+a shard as in the whole batch.
 """
 
 from __future__ import annotations
@@ -19,39 +17,20 @@ from typing import Any
 
 import numpy as np
 
-from labelleak.attacks import (
-    OSLO,
-    Attack,
-    AttackResult,
-    AugmentationAttack,
-    BoundaryAttack,
-    GapAttack,
-    MetricAttack,
-    NoiseAttack,
-    SmoothingRadius,
-    WhiteBoxBoundary,
-)
+from labelleak.attacks import Attack, AttackResult
 from labelleak.errors import InvalidInputError
-from labelleak.oracle.budget import even_allowance
+from labelleak.oracle.budget import shard_totals, split_total
 
-_PER_CANDIDATE: tuple[type[Attack], ...] = (
-    GapAttack,
-    BoundaryAttack,
-    WhiteBoxBoundary,
-    SmoothingRadius,
-    OSLO,
-    MetricAttack,
-)
+__all__ = ["is_shardable", "merge_results", "shard_bounds", "shard_totals", "split_total"]
+
 # scalar extras that count or sum over candidates: added over shards
 _SUM_KEYS = {"abstained", "started", "guided_steps", "prior_steps", "prior_alpha_sum", "refine_steps"}
 _MAX_KEYS = {"iterations"}  # scalar extras that report the longest run: the largest shard value
 
 
 def is_shardable(attack: Attack) -> bool:
-    """Whether ``attack`` scores each candidate independently of the others (see the module notes)."""
-    if isinstance(attack, (AugmentationAttack, NoiseAttack)):
-        return attack.scorer == "count"
-    return isinstance(attack, _PER_CANDIDATE)
+    """Whether ``attack`` scores each candidate independently of the others, as it declares (see the notes)."""
+    return attack.capabilities().shardable
 
 
 def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
@@ -60,28 +39,6 @@ def shard_bounds(n: int, shards: int) -> list[tuple[int, int]]:
         raise InvalidInputError(f"shards: expected a positive integer, got {shards}")
     edges = np.linspace(0, n, min(shards, max(n, 1)) + 1).round().astype(int)
     return [(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:]) if b > a]
-
-
-def split_total(total: int | None, sizes: list[int]) -> list[int | None]:
-    """A total query cap split over shards in proportion to their sizes; the remainder goes to the first shards."""
-    if total is None:
-        return [None] * len(sizes)
-    n = sum(sizes)
-    base = [total * s // n if n else 0 for s in sizes]
-    left = total - sum(base)
-    return [b + (1 if i < left else 0) for i, b in enumerate(base)]
-
-
-def shard_totals(total: int | None, sizes: list[int]) -> list[int | None]:
-    """A total query cap split over shards of an attack so that every candidate keeps the allowance it would
-    have in the whole batch: ``even_allowance(total, n)`` times each shard's size (no shardable attack spends
-    setup queries, which a shard would spend again)."""
-    if total is None:
-        return [None] * len(sizes)
-    if len(sizes) == 1:
-        return [total]
-    each = even_allowance(total, sum(sizes))
-    return [each * s for s in sizes]
 
 
 def merge_results(parts: list[AttackResult], *, seconds: float) -> AttackResult:

@@ -1,8 +1,12 @@
-"""Per-attack query accounting: who spent how many queries, and how many are left.
+"""Query budgets: the audit's (:class:`AuditBudget`) and each attack call's (:class:`QueryLedger`).
 
-A :class:`QueryLedger` is plain bookkeeping and owns the budget arithmetic (what each candidate can still
-afford); a :class:`BudgetedOracle` charges it before every batch it forwards, so an attack cannot exceed its
-budget even by mistake. (An interrupted audit resumes by replaying its query journal, which rebuilds the ledger.)
+All budget arithmetic lives here. :class:`AuditBudget` is the audit-wide owner: the per-candidate budget
+(``--queries``) and the total cap (``--max-total-queries``); it says what is left to each attack, charges what the
+attack asked of the target, splits a cap across shards (:func:`shard_totals`, :func:`split_total`) and, before
+anything runs, estimates what every attack will spend from its :class:`QueryPlan` (``--estimate``). A
+:class:`QueryLedger` is one attack call's bookkeeping (what each candidate can still afford); a
+:class:`BudgetedOracle` charges it before every batch it forwards, so an attack cannot exceed its budget even by
+mistake. (An interrupted audit resumes by replaying its query journal, which rebuilds the ledger.)
 
 A total cap is shared evenly: every candidate gets the same allowance, fixed before the first candidate query
 (:func:`even_allowance`). Served in file order instead, the members (listed first) took the whole cap and the
@@ -10,6 +14,9 @@ non-members were starved, which made a target that leaks nothing look as if it d
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 
@@ -24,6 +31,137 @@ def even_allowance(total: int, n: int, per_sample: int | None = None) -> int:
     candidates. ``n == 0``: ``per_sample`` (or ``total``)."""
     share = max(total, 0) // n if n > 0 else max(total, 0)
     return share if per_sample is None else min(per_sample, share)
+
+
+def shard_totals(total: int | None, sizes: list[int]) -> list[int | None]:
+    """A total query cap split over shards of an attack so that every candidate keeps the allowance it would
+    have in the whole batch: ``even_allowance(total, n)`` times each shard's size (no shardable attack spends
+    setup queries, which a shard would spend again)."""
+    if total is None:
+        return [None] * len(sizes)
+    if len(sizes) == 1:
+        return [total]
+    each = even_allowance(total, sum(sizes))
+    return [each * s for s in sizes]
+
+
+def split_total(total: int | None, sizes: list[int]) -> list[int | None]:
+    """A cap split over shards in proportion to their sizes (the oracle's lifetime cap, which a shard's worker
+    enforces on its own replica); the remainder goes to the first shards."""
+    if total is None:
+        return [None] * len(sizes)
+    n = sum(sizes)
+    base = [total * s // n if n else 0 for s in sizes]
+    left = total - sum(base)
+    return [b + (1 if i < left else 0) for i, b in enumerate(base)]
+
+
+@dataclass(frozen=True)
+class QueryPlan:
+    """The target queries one attack call will send, known before it runs (``Attack.query_plan``).
+
+    Attributes:
+        per_candidate: queries one candidate spends at most (``None``: no bound without a budget).
+        setup: queries that belong to no candidate (e.g. labelling the shadow set), each call.
+        exact: every candidate spends exactly ``per_candidate``; otherwise ``per_candidate`` is a ceiling (a
+            search that stops early, or a candidate the target misclassifies, spends less).
+    """
+
+    per_candidate: int | None
+    setup: int = 0
+    exact: bool = True
+
+    def total(self, n: int) -> int | None:
+        """Queries for ``n`` candidates (a ceiling unless ``exact``); ``None`` where unbounded."""
+        return None if self.per_candidate is None else n * self.per_candidate + self.setup
+
+
+PlanFor = Callable[[int | None], QueryPlan]  # an attack's plan for a per-candidate allowance
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """What :meth:`AuditBudget.estimate` expects one attack to spend: its main run and its data-free threshold
+    (``None`` where unbounded), why it would be skipped (``skipped``; then it spends nothing), and whether the
+    total cap gives it less than the per-candidate budget would (``cut``)."""
+
+    plan: QueryPlan
+    main: int | None
+    data_free: int | None = 0
+    skipped: str | None = None
+    cut: bool = False
+
+    @property
+    def total(self) -> int | None:
+        if self.main is None or self.data_free is None:
+            return None
+        return self.main + self.plan.setup + self.data_free
+
+
+class AuditBudget:
+    """The audit's one budget: ``per_candidate`` queries per candidate and call (``--queries``, ``None``: no
+    limit) and a ``total`` cap over the whole audit (``--max-total-queries``), charged with what each step asked
+    of the target."""
+
+    def __init__(self, per_candidate: int | None = None, total: int | None = None) -> None:
+        for name, value in (("per_candidate", per_candidate), ("total", total)):
+            if value is not None and (isinstance(value, bool) or int(value) != value or value < 0):
+                raise InvalidInputError(f"{name}: expected a non-negative integer or None, got {value!r}")
+        self.per_candidate, self.total = per_candidate, total
+        self.spent = 0  # target queries charged so far
+
+    def charge(self, n: int) -> None:
+        """Count ``n`` target queries a finished step asked (the cap was enforced by the step's own ledger)."""
+        self.spent += int(n)
+
+    def left(self, *, after: int = 0) -> int | None:
+        """What the total cap leaves (``after`` more queries spent); ``None``: no cap."""
+        return None if self.total is None else self.total - self.spent - after
+
+    def oracle_cap(self, spent_before: int) -> int | None:
+        """The target oracle's lifetime cap, the hard stop behind every ledger: what the total cap leaves after
+        the ``spent_before`` queries an interrupted run already sent (retries included)."""
+        return None if self.total is None else max(self.total - spent_before, 0)
+
+    def allowance(self, n: int, *, left: int | None, setup: int = 0) -> int | None:
+        """Each of ``n`` candidates' queries in a call given ``left`` (``None``: no cap), its ``setup`` queries
+        spent first: the even share of the rest (:func:`even_allowance`), at most ``per_candidate``."""
+        if left is None:
+            return self.per_candidate
+        return even_allowance(max(left - setup, 0), n, self.per_candidate)
+
+    def estimate(self, plan_for: PlanFor, n: int, *, noise: int = 0) -> Estimate:
+        """What one attack on ``n`` candidates will spend, charged to this budget as the audit would: skipped when
+        the cap leaves less than one query each; ``noise`` inputs labelled, then attacked under what is left, for
+        a data-free threshold. Where a plan is a ceiling, so is the estimate, and under a cap the attacks after it
+        may in fact get more than estimated."""
+        left = self.left()
+        free = plan_for(self.per_candidate)  # without a total cap
+        plan = plan_for(self.allowance(n, left=left, setup=free.setup))
+        if left is not None and left < n:
+            return Estimate(plan, 0, 0, skipped=f"the cap leaves {max(left, 0)} queries for {n} candidates", cut=True)
+        main = None if plan.per_candidate is None else n * plan.per_candidate
+        data_free: int | None = 0
+        cut = plan != free
+        if noise:
+            rest = self.left(after=(main or 0) + plan.setup)
+            if rest is None or rest >= noise:
+                inner = None if rest is None else rest - noise
+                again = plan_for(self.allowance(noise, left=inner, setup=plan.setup))
+                data_free = None if again.per_candidate is None else noise * (1 + again.per_candidate) + again.setup
+                cut |= again != free
+            else:
+                cut = True  # the data-free threshold is skipped
+        estimate = Estimate(plan, main, data_free, cut=cut)
+        self.charge(estimate.total or 0)
+        return estimate
+
+    def estimate_utility(self, n: int) -> int:
+        """One label per candidate for the target's accuracy, where the cap leaves that many (else none)."""
+        left = self.left()
+        spent = n if left is None or left >= n else 0
+        self.charge(spent)
+        return spent
 
 
 class QueryLedger:

@@ -24,6 +24,7 @@ from labelleak.metrics import (
     tpr_at_fpr,
 )
 from labelleak.oracle import LabelOracle
+from labelleak.oracle.budget import AuditBudget
 from labelleak.oracle.cache import CachedOracle
 from labelleak.pipeline.checkpoint import Checkpoint, Interrupted
 from labelleak.pipeline.config import AuditConfig
@@ -219,14 +220,16 @@ def _run_one(
     setup: AuditSetup,
     oracle: LabelOracle,
     executor: Executor | None = None,
-    left: int | None = None,
+    budget: AuditBudget | None = None,
 ) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Run one attack on the candidates, choose its threshold, and return its entry and raw arrays.
 
     With ``cfg.thresholds`` off, no threshold is calibrated (the attack runs once): AUC and TPR@FPR do not need
-    one, and the balanced accuracy is then the best one on the evaluation data, labelled as such. ``left`` is what
-    the audit's total cap leaves to this attack; ``entry["target_queries"]`` is what it asked of the target.
+    one, and the balanced accuracy is then the best one on the evaluation data, labelled as such. ``budget`` is
+    the audit's (what its total cap leaves to this attack); ``entry["target_queries"]`` is what it asked of the
+    target.
     """
+    left = None if budget is None else budget.left()
     attack = create_attack(name, **attack_params(name, cfg, setup))
     # label-only attacks go through the journaling oracle; score and white-box ones need the target itself
     target = oracle if attack.threat_model == "label-only" else _oracle_for(attack, setup)
@@ -245,8 +248,8 @@ def _run_one(
     threshold, source = _calibrate(attack, result, setup, cfg, executor) if cfg.thresholds else (None, None)
     entry = _attack_entry(result, setup.is_member, threshold, source, cfg)
     arrays = {"scores": result.scores, "queries": result.queries, "status": result.status}
-    if "distances" in result.extras and cfg.thresholds:
-        rest = None if left is None else left - spent
+    if attack.capabilities().gives_distances and cfg.thresholds:
+        rest = None if budget is None else budget.left(after=spent)
         try:
             entry["data_free"] = data_free_threshold(
                 attack,
@@ -264,7 +267,7 @@ def _run_one(
     entry["target_queries"] = spent
     if left is not None:  # the audit's total cap: the same allowance for every candidate
         entry["total_cap"] = {"given": left, "allowance": result.allowance, "cut_short": result.cut_short}
-    if attack.reports_accuracy:
+    if attack.capabilities().reports_accuracy:
         entry["candidate_accuracy"] = accuracy_from_status(setup.is_member, result.status)
     if "distances" in result.extras:
         arrays.update({f"distance_{k}": v for k, v in result.extras["distances"].items()})
@@ -317,8 +320,9 @@ def run_audit(
         raise
     answered_before = len(oracle) if isinstance(oracle, CachedOracle) else 0
     spent_before = oracle.spent_before if isinstance(oracle, CachedOracle) else 0  # sent, retries included
+    budget = AuditBudget(cfg.queries, cfg.max_total_queries)
     if cfg.max_total_queries is not None:  # the hard cap: the target oracle refuses a batch that would pass it
-        setup.oracle.max_queries = max(cfg.max_total_queries - spent_before, 0)
+        setup.oracle.max_queries = budget.oracle_cap(spent_before)
     results: dict[str, Any] = {
         "labelleak_version": __version__,
         "dataset": setup.dataset,
@@ -336,7 +340,7 @@ def run_audit(
         for name in cfg.attacks:
             saved = ckpt.load(name) if ckpt else None
             if saved is None:
-                left = _left(cfg, results["attacks"])
+                left = budget.left()
                 if left is not None and left < len(setup.x):
                     skipped[name] = (
                         f"--max-total-queries {cfg.max_total_queries} leaves {max(left, 0)} queries for "
@@ -346,7 +350,7 @@ def run_audit(
                     continue
                 log.info("running %s on %d candidates", name, len(setup.x))
                 try:
-                    saved = _run_one(name, cfg, setup, oracle, executor, left)
+                    saved = _run_one(name, cfg, setup, oracle, executor, budget)
                 except BudgetExhaustedError as exc:
                     if cfg.max_total_queries is None:
                         failure = (name, exc)
@@ -363,11 +367,14 @@ def run_audit(
                 log.info("%s: loaded from the checkpoint", name)
                 results.setdefault("attacks_from_checkpoint", []).append(name)
             results["attacks"][name], finished[name] = saved
+            # counted from the finished attacks' entries, not from the journal, so a resumed run gives each attack
+            # the same allowance as the first run did, and replays it to the same scores
+            budget.charge(int(saved[0].get("target_queries", 0)))
             if own and "utility" not in results and "candidate_accuracy" in saved[0]:  # warned at once
                 results["utility"] = with_warning(measure_utility({name: saved[0]}, oracle, setup, left=None))
         if own and "utility" not in results:  # no attack labelled the candidates: one query each
-            left = _left(cfg, results["attacks"])
-            results["utility"] = with_warning(measure_utility({}, oracle, setup, left=left))
+            results["utility"] = with_warning(measure_utility({}, oracle, setup, left=budget.left()))
+            budget.charge(int(results["utility"].get("queries", 0)))
     except KeyboardInterrupt:
         if ckpt:
             raise Interrupted(ckpt.folder) from None
@@ -386,8 +393,7 @@ def run_audit(
         results["failed_attack"] = {"name": failure[0], "error": str(failure[1])}
     if skipped:
         results["skipped_attacks"] = skipped
-    results["queries_asked"] = sum(int(e.get("target_queries", 0)) for e in results["attacks"].values())
-    results["queries_asked"] += int(results.get("utility", {}).get("queries", 0))
+    results["queries_asked"] = budget.spent
     if cfg.max_total_queries is not None:
         results["total_cap"] = cap_summary(cfg, results["attacks"])
     if setup.remote is not None:
@@ -429,13 +435,3 @@ def cap_summary(cfg: AuditConfig, attacks: dict[str, dict[str, Any]]) -> dict[st
         "attacks": per,
         "cut_short": sum(int(p.get("cut_short") or 0) for p in per.values()),
     }
-
-
-def _left(cfg: AuditConfig, done: dict[str, dict[str, Any]]) -> int | None:
-    """What the total cap leaves after the attacks already run (their ``target_queries``); ``None`` if no cap.
-
-    Counted from the finished attacks' entries, not from the journal, so a resumed run gives each attack the same
-    allowance as the first run did, and replays it to the same scores."""
-    if cfg.max_total_queries is None:
-        return None
-    return cfg.max_total_queries - sum(int(e.get("target_queries", 0)) for e in done.values())
