@@ -121,3 +121,23 @@ def test_lira_under_rounding_is_below_chance_non_adaptively_and_not_adaptively(t
     assert auc["none"].value < 0.5  # non-adaptive: below chance, which is miscalibration, not protection
     assert auc["round=1"].high >= 0.5 and auc["round=1"].value > 0.5  # adaptive: at least chance within its interval
     assert auc["round=1"].value > auc["none"].value + 0.05
+
+
+@pytest.mark.parametrize("flag", [[], ["--non-adaptive"]])
+def test_defend_passes_non_adaptive_to_every_audit(monkeypatch, tmp_path, flag):
+    from typer.testing import CliRunner
+
+    from labelleak.cli import app
+    from labelleak.errors import LabelleakError
+    from labelleak.pipeline import defend
+
+    seen = []
+
+    def run_defend(cfg, chosen, **kw):
+        seen.append(cfg)
+        raise LabelleakError("stop here")
+
+    monkeypatch.setattr(defend, "run_defend", run_defend)
+    CliRunner().invoke(app, ["defend", "--defenses", "round=1", "--out", str(tmp_path), *flag])
+    (cfg,) = seen
+    assert cfg.non_adaptive is bool(flag)

@@ -222,6 +222,9 @@ def defend(
     worker_gpus: float | None = typer.Option(None, help="GPUs per Ray worker (default 0)."),
     resume: bool = typer.Option(False, "--resume", help="Skip finished defenses and continue an interrupted one."),
     fresh: bool = typer.Option(False, "--fresh", help="Start an unfinished defense over, deleting its answers."),
+    non_adaptive: bool = typer.Option(
+        False, "--non-adaptive", help="Attack as an adversary unaware of each defense (default: it knows them)."
+    ),
     quiet: bool = typer.Option(False, "--quiet", help="No progress bars, only warnings and errors on stderr."),
 ) -> None:
     """Train the target under each defense, attack it, and write the defense matrix (JSON, CSV, Markdown, PNG)
@@ -259,6 +262,7 @@ def defend(
             cache_dir=cache_dir,
             resume=True if resume else None,
             fresh=True if fresh else None,
+            non_adaptive=True if non_adaptive else None,
             progress=False if quiet else None,
             backend=backend,
             ray_address=ray_address,
