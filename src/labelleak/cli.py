@@ -313,16 +313,8 @@ def serve(
     """Serve a model as a label-only HTTP API (POST /predict answers labels, nothing else; --v2-name adds v2).
 
     The model is opened as `labelleak audit --model` opens it, with the same preprocessing options."""
-    import os
-
     try:
-        from labelleak._extras import require
-
-        uvicorn = require("uvicorn", "serve", "labelleak serve")
-        from labelleak.serve import FaultConfig, ServeLimits, create_app
-        from labelleak.serve.guards import check_serve_options, server_config
-
-        check_serve_options(
+        uvicorn, limits = _checked_serve_options(
             port=port,
             max_batch=max_batch,
             rate_limit=rate_limit,
@@ -330,18 +322,7 @@ def serve(
             latency=latency,
             max_connections=max_connections,
         )
-    except LabelleakError as exc:
-        _fail(exc)
-        return
-    from labelleak.pipeline.setup import target_from_options
-
-    limits = ServeLimits(max_batch=max_batch, rate_limit=rate_limit, max_connections=max_connections)
-    try:
-        key = os.environ.get(api_key_env) if api_key_env else None
-        if api_key_env and not key:
-            raise LabelleakError(f"environment variable {api_key_env} is not set")
-        oracle = target_from_options(
-            model=str(model),
+        preprocessing = dict(
             input_shape=input_shape,
             n_classes=n_classes,
             bounds=bounds,
@@ -351,19 +332,12 @@ def serve(
             output=output,
             trust=trust,
         )
-        app_ = create_app(
-            oracle.predict_labels,
-            input_shape=oracle.input_shape,
-            n_classes=oracle.n_classes,
-            bounds=oracle.bounds,
-            api_key=key,
-            limits=limits,
-            faults=FaultConfig(rate=fault_rate, latency=latency) if fault_rate > 0 or latency > 0 else None,
-            v2_name=v2_name,
-        )
+        app_ = _served_app(model, preprocessing, api_key_env, limits, fault_rate, latency, v2_name)
     except LabelleakError as exc:
         _fail(exc)
         return
+    from labelleak.serve.guards import server_config
+
     config = server_config(
         app_,
         host=host,
@@ -373,6 +347,52 @@ def serve(
         log_per_second=limits.log_per_second,
     )
     uvicorn.Server(config).run()
+
+
+def _checked_serve_options(**options: Any) -> tuple[Any, Any]:
+    """uvicorn (the serve extra) and the server's limits, after every option is checked in one error."""
+    from labelleak._extras import require
+
+    uvicorn = require("uvicorn", "serve", "labelleak serve")
+    from labelleak.serve import ServeLimits
+    from labelleak.serve.guards import check_serve_options
+
+    check_serve_options(**options)
+    limits = ServeLimits(
+        max_batch=options["max_batch"], rate_limit=options["rate_limit"], max_connections=options["max_connections"]
+    )
+    return uvicorn, limits
+
+
+def _served_app(
+    model: Path,
+    preprocessing: dict[str, Any],
+    api_key_env: str | None,
+    limits: Any,
+    fault_rate: float,
+    latency: float,
+    v2_name: str | None,
+) -> Any:
+    """The label-only app around the model file, opened as ``audit --model`` opens it, behind the API key."""
+    import os
+
+    from labelleak.pipeline.setup import target_from_options
+    from labelleak.serve import FaultConfig, create_app
+
+    key = os.environ.get(api_key_env) if api_key_env else None
+    if api_key_env and not key:
+        raise LabelleakError(f"environment variable {api_key_env} is not set")
+    oracle = target_from_options(model=str(model), **preprocessing)
+    return create_app(
+        oracle.predict_labels,
+        input_shape=oracle.input_shape,
+        n_classes=oracle.n_classes,
+        bounds=oracle.bounds,
+        api_key=key,
+        limits=limits,
+        faults=FaultConfig(rate=fault_rate, latency=latency) if fault_rate > 0 or latency > 0 else None,
+        v2_name=v2_name,
+    )
 
 
 def _parse_sets(items: list[str]) -> dict:
