@@ -93,6 +93,16 @@ def _text(value: str | Path | None | NotGiven) -> str | None | NotGiven:
     return str(value) if isinstance(value, Path) else value
 
 
+_NOT_CONFIG_KEYS = frozenset({"config_file", "target", "members", "nonmembers", "shadow", "config", "print_table"})
+
+
+def _as_config(key: str, value: Any) -> Any:
+    """An argument of :func:`audit` as its configuration key holds it: sequences as lists, paths as text."""
+    if key in ("attacks", "input_shape", "bounds", "mean", "std"):
+        return _listed(value)
+    return _text(value) if key in ("out", "cache_dir") else value
+
+
 def audit(
     config_file: str | Path | None = None,
     *,
@@ -137,6 +147,7 @@ def audit(
     An argument left out takes its value from ``config`` or ``config_file``, else the default; ``None`` is a value
     where the key allows nothing (``queries=None``: no per-candidate cap; ``eval_size=None``: every candidate).
     """
+    options = {k: _as_config(k, v) for k, v in locals().items() if k not in _NOT_CONFIG_KEYS}  # the keys given here
     if config is not None and config_file is not None:
         raise InvalidInputError("audit: give config (an AuditConfig) or config_file (YAML), not both")
     in_memory = isinstance(target, LabelOracle) or any(isinstance(p, tuple) for p in (members, nonmembers, shadow))
@@ -147,33 +158,6 @@ def audit(
         "shadow": shadow,
         "target": where if where and where.startswith(("http://", "https://")) else None,
         "model": where if where and not where.startswith(("http://", "https://")) else None,
-    }
-    options = {
-        "dataset": dataset,
-        "data": data,
-        "attacks": _listed(attacks),
-        "queries": queries,
-        "seed": seed,
-        "out": _text(out),
-        "input_shape": _listed(input_shape),
-        "bounds": _listed(bounds),
-        "mean": _listed(mean),
-        "std": _listed(std),
-        "layout": layout,
-        "output": output,
-        "n_classes": n_classes,
-        "shadow_arch": shadow_arch,
-        "arch": arch,
-        "width": width,
-        "epochs": epochs,
-        "train_size": train_size,
-        "eval_size": eval_size,
-        "noise_samples": noise_samples,
-        "thresholds": thresholds,
-        "checkpoint": checkpoint,
-        "resume": resume,
-        "cache_dir": _text(cache_dir),
-        "progress": progress,
     }
     if not in_memory:
         options.update({k: str(v) if v is not None else None for k, v in files.items()})
