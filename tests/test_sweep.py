@@ -78,7 +78,9 @@ def test_sweep_resume_trains_nothing_and_audits_nothing(tmp_path, monkeypatch):
     monkeypatch.setattr(sweep_mod, "run_audit", lambda c, **kw: audits.append(c.defense) or real_audit(c, **kw))
     monkeypatch.setattr(store_mod, "train_with_report", lambda *a, **k: trainings.append(1) or real_train(*a, **k))
     first = run_defend(cfg, defenses, target_tpr=0.5)
-    assert audits == defenses and len(trainings) == 4  # shadow + none (also top1's) + two l2 targets
+    # none's target and shadow (also top1's: an output defense trains nothing new), and per l2 strength a target
+    # and a shadow model trained with it (the adaptive adversary's)
+    assert audits == defenses and len(trainings) == 6
     matrix = json.loads((tmp_path / "d" / "matrix.json").read_text())
     assert [r["defense"] for r in matrix["rows"]] == defenses
     assert {"gap.tpr@0.1%", "gap.auc_low", "gap.tpr@1%_high", "family", "strength"} <= set(matrix["rows"][0])
