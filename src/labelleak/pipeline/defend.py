@@ -1,7 +1,8 @@
 """``labelleak defend``: one audit per defense, gathered into a defense x attack matrix.
 
 Each defense trains its own target (training-time defenses) or changes what the target serves (output-time
-defenses); the attacks, candidates and the adversary's shadow model stay the same, so rows are comparable.
+defenses); the attacks and candidates stay the same, so rows are comparable. The adversary knows each defense
+(the adaptive evaluation): its shadow and reference models train and answer with it, unless ``non_adaptive``.
 """
 
 from __future__ import annotations
