@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -298,6 +299,69 @@ def run_audit(
     if (target is None) != (data is None):
         raise InvalidInputError("run_audit: give both target and data (members, nonmembers, shadow), or neither")
     setup = prepare_oracle(cfg, target, data) if target is not None and data is not None else prepare(cfg, datasets)
+    ckpt, oracle, executor = _open_run(cfg, setup)
+    answered_before = len(oracle) if isinstance(oracle, CachedOracle) else 0
+    spent_before = oracle.spent_before if isinstance(oracle, CachedOracle) else 0  # sent, retries included
+    budget = AuditBudget(cfg.queries, cfg.max_total_queries)
+    if cfg.max_total_queries is not None:  # the hard cap: the target oracle refuses a batch that would pass it
+        setup.oracle.max_queries = budget.oracle_cap(spent_before)
+    results: dict[str, Any] = {
+        "labelleak_version": __version__,
+        "dataset": setup.dataset,
+        "config": cfg.to_dict(),
+        "split": setup.split,
+        "target": setup.target,
+        "shadow": setup.shadow,
+        "attacks": {},
+    }
+    own = target is not None or cfg.is_remote or bool(cfg.model)  # a target that comes without its accuracy
+    try:
+        run = _run_attacks(cfg, setup, oracle, executor, ckpt, budget, results, own=own)
+    except KeyboardInterrupt:
+        if ckpt:
+            raise Interrupted(ckpt.folder) from None
+        raise
+    finally:
+        executor.close()
+        if isinstance(oracle, CachedOracle):
+            oracle.close()
+        for close in setup.closers:
+            close()
+    if not run.finished:
+        if run.failure is not None:
+            raise run.failure[1]
+        raise BudgetExhaustedError(f"no attack could run: {'; '.join(f'{k}: {v}' for k, v in run.skipped.items())}")
+    if run.failure is not None:
+        results["failed_attack"] = {"name": run.failure[0], "error": str(run.failure[1])}
+    if run.skipped:
+        results["skipped_attacks"] = run.skipped
+    results["queries_asked"] = budget.spent
+    if cfg.max_total_queries is not None:
+        results["total_cap"] = cap_summary(cfg, results["attacks"])
+    if setup.remote is not None:
+        results["remote"] = {
+            **setup.remote.stats(),
+            "journal_hits": oracle.hits if isinstance(oracle, CachedOracle) else 0,
+            "answered_before_resume": answered_before,
+            "sent_before_resume": spent_before,
+            "max_total_queries": cfg.max_total_queries,
+        }
+    add_verdict(results, run.finished, is_member=setup.is_member, labels=setup.y)  # eps_LB, slices, risk, claim
+    results["seconds_total"] = time.perf_counter() - started
+    results["provenance"] = provenance(results)
+    write_audit_outputs(
+        cfg.out, results, run.finished, sample_index=setup.sample_index, is_member=setup.is_member, inputs=setup.x
+    )
+    if run.failure is not None:  # the journal stays: --resume runs what is left
+        raise _partial_failure(*run.failure, finished=len(run.finished), out=cfg.out) from None
+    if ckpt:
+        ckpt.clear_journals()  # finished: every attack's results are stored
+    return results
+
+
+def _open_run(cfg: AuditConfig, setup: AuditSetup) -> tuple[Checkpoint | None, LabelOracle, Executor]:
+    """The checkpoint, the oracle the attacks query (through the journal when there is one) and the executor;
+    the setup's resources are closed when any of them cannot be opened."""
     try:
         check_requirements(cfg, setup, list(cfg.attacks))
         identity = {**cfg.to_dict(), "inputs": setup.inputs_fingerprint} if setup.inputs_fingerprint else cfg.to_dict()
@@ -318,111 +382,85 @@ def run_audit(
         for close in setup.closers:
             close()
         raise
-    answered_before = len(oracle) if isinstance(oracle, CachedOracle) else 0
-    spent_before = oracle.spent_before if isinstance(oracle, CachedOracle) else 0  # sent, retries included
-    budget = AuditBudget(cfg.queries, cfg.max_total_queries)
-    if cfg.max_total_queries is not None:  # the hard cap: the target oracle refuses a batch that would pass it
-        setup.oracle.max_queries = budget.oracle_cap(spent_before)
-    results: dict[str, Any] = {
-        "labelleak_version": __version__,
-        "dataset": setup.dataset,
-        "config": cfg.to_dict(),
-        "split": setup.split,
-        "target": setup.target,
-        "shadow": setup.shadow,
-        "attacks": {},
-    }
-    finished: dict[str, dict[str, np.ndarray]] = {}
-    skipped: dict[str, str] = {}
-    own = target is not None or cfg.is_remote or bool(cfg.model)  # a target that comes without its accuracy
+    return ckpt, oracle, executor
+
+
+@dataclass
+class _AttackRun:
+    """What the attack loop ends with: each finished attack's arrays, the skipped ones and why, the first failure."""
+
+    finished: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)
     failure: tuple[str, LabelleakError] | None = None
-    try:
-        for name in cfg.attacks:
-            saved = ckpt.load(name) if ckpt else None
-            if saved is None:
-                left = budget.left()
-                if left is not None and left < len(setup.x):
-                    skipped[name] = (
-                        f"--max-total-queries {cfg.max_total_queries} leaves {max(left, 0)} queries for "
-                        f"{len(setup.x)} candidates, less than one each"
-                    )
-                    log.warning("%s: skipped, %s", name, skipped[name])
-                    continue
-                log.info("running %s on %d candidates", name, len(setup.x))
-                try:
-                    saved = _run_one(name, cfg, setup, oracle, executor, budget)
-                except BudgetExhaustedError as exc:
-                    if cfg.max_total_queries is None:
-                        failure = (name, exc)
-                        break
-                    skipped[name] = f"--max-total-queries {cfg.max_total_queries}: {exc}"
-                    log.warning("%s: stopped, %s", name, skipped[name])
-                    continue
-                except LabelleakError as exc:  # the attacks finished before it are still written below
-                    failure = (name, exc)
+
+
+def _run_attacks(
+    cfg: AuditConfig,
+    setup: AuditSetup,
+    oracle: LabelOracle,
+    executor: Executor,
+    ckpt: Checkpoint | None,
+    budget: AuditBudget,
+    results: dict[str, Any],
+    *,
+    own: bool,
+) -> _AttackRun:
+    """Each attack of ``cfg.attacks`` in turn (loaded from the checkpoint where it finished before), charged to the
+    budget; stops at the first failure, keeping what finished. ``results`` gains the attacks' entries and, for a
+    target that comes without its accuracy, the utility read from the first attack that labelled the candidates."""
+    run = _AttackRun()
+    for name in cfg.attacks:
+        saved = ckpt.load(name) if ckpt else None
+        if saved is None:
+            left = budget.left()
+            if left is not None and left < len(setup.x):
+                run.skipped[name] = (
+                    f"--max-total-queries {cfg.max_total_queries} leaves {max(left, 0)} queries for "
+                    f"{len(setup.x)} candidates, less than one each"
+                )
+                log.warning("%s: skipped, %s", name, run.skipped[name])
+                continue
+            log.info("running %s on %d candidates", name, len(setup.x))
+            try:
+                saved = _run_one(name, cfg, setup, oracle, executor, budget)
+            except BudgetExhaustedError as exc:
+                if cfg.max_total_queries is None:
+                    run.failure = (name, exc)
                     break
-                if ckpt:
-                    ckpt.save(name, *saved)
-            else:
-                log.info("%s: loaded from the checkpoint", name)
-                results.setdefault("attacks_from_checkpoint", []).append(name)
-            results["attacks"][name], finished[name] = saved
-            # counted from the finished attacks' entries, not from the journal, so a resumed run gives each attack
-            # the same allowance as the first run did, and replays it to the same scores
-            budget.charge(int(saved[0].get("target_queries", 0)))
-            if own and "utility" not in results and "candidate_accuracy" in saved[0]:  # warned at once
-                results["utility"] = with_warning(measure_utility({name: saved[0]}, oracle, setup, left=None))
-        if own and "utility" not in results:  # no attack labelled the candidates: one query each
-            results["utility"] = with_warning(measure_utility({}, oracle, setup, left=budget.left()))
-            budget.charge(int(results["utility"].get("queries", 0)))
-    except KeyboardInterrupt:
-        if ckpt:
-            raise Interrupted(ckpt.folder) from None
-        raise
-    finally:
-        executor.close()
-        if isinstance(oracle, CachedOracle):
-            oracle.close()
-        for close in setup.closers:
-            close()
-    if not finished:
-        if failure is not None:
-            raise failure[1]
-        raise BudgetExhaustedError(f"no attack could run: {'; '.join(f'{k}: {v}' for k, v in skipped.items())}")
-    if failure is not None:
-        results["failed_attack"] = {"name": failure[0], "error": str(failure[1])}
-    if skipped:
-        results["skipped_attacks"] = skipped
-    results["queries_asked"] = budget.spent
-    if cfg.max_total_queries is not None:
-        results["total_cap"] = cap_summary(cfg, results["attacks"])
-    if setup.remote is not None:
-        results["remote"] = {
-            **setup.remote.stats(),
-            "journal_hits": oracle.hits if isinstance(oracle, CachedOracle) else 0,
-            "answered_before_resume": answered_before,
-            "sent_before_resume": spent_before,
-            "max_total_queries": cfg.max_total_queries,
-        }
-    add_verdict(results, finished, is_member=setup.is_member, labels=setup.y)  # eps_LB, slices, risk, claim
-    results["seconds_total"] = time.perf_counter() - started
-    results["provenance"] = provenance(results)
-    write_audit_outputs(
-        cfg.out, results, finished, sample_index=setup.sample_index, is_member=setup.is_member, inputs=setup.x
+                run.skipped[name] = f"--max-total-queries {cfg.max_total_queries}: {exc}"
+                log.warning("%s: stopped, %s", name, run.skipped[name])
+                continue
+            except LabelleakError as exc:  # the attacks finished before it are still written
+                run.failure = (name, exc)
+                break
+            if ckpt:
+                ckpt.save(name, *saved)
+        else:
+            log.info("%s: loaded from the checkpoint", name)
+            results.setdefault("attacks_from_checkpoint", []).append(name)
+        results["attacks"][name], run.finished[name] = saved
+        # counted from the finished attacks' entries, not from the journal, so a resumed run gives each attack
+        # the same allowance as the first run did, and replays it to the same scores
+        budget.charge(int(saved[0].get("target_queries", 0)))
+        if own and "utility" not in results and "candidate_accuracy" in saved[0]:  # warned at once
+            results["utility"] = with_warning(measure_utility({name: saved[0]}, oracle, setup, left=None))
+    if own and "utility" not in results:  # no attack labelled the candidates: one query each
+        results["utility"] = with_warning(measure_utility({}, oracle, setup, left=budget.left()))
+        budget.charge(int(results["utility"].get("queries", 0)))
+    return run
+
+
+def _partial_failure(name: str, error: LabelleakError, *, finished: int, out: str) -> LabelleakError:
+    """The failure of attack ``name``, of its own type, saying that the ``finished`` attacks before it are written
+    and that ``--resume`` continues."""
+    message = (
+        f"{error}; the {finished} attack(s) finished before {name} are written to {out}/ "
+        "(fix the cause and rerun with --resume to continue)"
     )
-    if failure is not None:  # the journal stays: --resume runs what is left
-        message = (
-            f"{failure[1]}; the {len(finished)} attack(s) finished before {failure[0]} are written to {cfg.out}/ "
-            "(fix the cause and rerun with --resume to continue)"
-        )
-        try:
-            stop = type(failure[1])(message)
-        except TypeError:  # an error class with another signature
-            stop = LabelleakError(message)
-        raise stop from None
-    if ckpt:
-        ckpt.clear_journals()  # finished: every attack's results are stored
-    return results
+    try:
+        return type(error)(message)
+    except TypeError:  # an error class with another signature
+        return LabelleakError(message)
 
 
 def cap_summary(cfg: AuditConfig, attacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
