@@ -10,8 +10,8 @@ out=${2:?usage: gpu_smoke.sh DATA.npz OUT_DIR}
 export PYTHONPATH=src PYTHONUNBUFFERED=1
 mkdir -p "$out"
 python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0))"
-timeout 200 python3 -m pytest -p no:cacheprovider -q -x tests/test_reproduce.py tests/test_boundary.py \
-  tests/test_models.py 2>&1 | tail -n 15 | tee "$out/pytest.log"
+timeout 200 python3 -m pytest -p no:cacheprovider -q -x tests/pipeline/test_reproduce.py tests/attacks/test_boundary.py \
+  tests/models/test_models.py 2>&1 | tail -n 15 | tee "$out/pytest.log"
 start=$(date +%s)
 timeout 330 python3 -m labelleak.cli reproduce sizes --scale paper --dataset npz --data "$data" \
   --set train_size=[1000] --set shadow_size=3500 --out /tmp/paper1000 --cache-dir /tmp/cache --quiet \

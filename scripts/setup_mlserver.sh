@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# A separate virtual environment with MLServer and its scikit-learn runtime, for tests/test_v2_mlserver.py.
+# A separate virtual environment with MLServer and its scikit-learn runtime, for tests/serve/test_v2_mlserver.py.
 # MLServer pins fastapi/starlette versions that conflict with labelleak's, so it cannot share the main venv.
 # Idempotent: an existing, complete environment is left as it is.
 set -euo pipefail

@@ -280,7 +280,7 @@ def test_rest_spec_files(tmp_path):
     (tmp_path / "bad.yaml").write_text("url: [")
     with pytest.raises(DataFileError, match="not valid YAML"):
         RestSpec.load(tmp_path / "bad.yaml")
-    example = Path(__file__).parents[1] / "examples" / "rest-spec.yaml"
+    example = Path(__file__).parents[2] / "examples" / "rest-spec.yaml"
     assert RestSpec.load(example).n_classes == 10
 
 

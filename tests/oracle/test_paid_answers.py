@@ -28,7 +28,7 @@ from labelleak.oracle.remote.transport import RetryPolicy, Transport
 from labelleak.pipeline import make_config
 from labelleak.pipeline.checkpoint import Checkpoint
 
-HERE = Path(__file__).parent
+HERE = Path(__file__).parents[1]  # tests/, where the helper modules live
 BATCHES = len(list(workload(0)))
 
 

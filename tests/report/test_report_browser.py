@@ -22,7 +22,7 @@ from labelleak.report.outputs import write_audit_outputs
 from labelleak.report.screenshot import chromium_path, open_page
 from labelleak.report.verdict import add_verdict
 
-RUNS = Path(__file__).resolve().parents[1] / "docs" / "runs"
+RUNS = Path(__file__).resolve().parents[2] / "docs" / "runs"
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -14,7 +14,7 @@ import pytest
 
 from labelleak.attacks import attack_names, create_attack
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PAGE = ROOT / "docs" / "attacks.md"
 ROW = re.compile(r"^\| `(?P<name>[^`]+)` \| (?P<threat>[^|]+?) \|")
 
@@ -164,7 +164,7 @@ def test_the_rest_spec_shown_is_the_example_file():
 
 
 def _mlserver_test_dicts() -> tuple[dict, set[str]]:
-    """What tests/test_v2_mlserver.py writes: model-settings.json (evaluated) and the keys of settings.json."""
+    """What tests/serve/test_v2_mlserver.py writes: model-settings.json (evaluated) and the keys of settings.json."""
     source = next(ROOT.glob("tests/**/test_v2_mlserver.py")).read_text(encoding="utf-8")
     tree = ast.parse(source)
     assigns = [node for node in tree.body if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant)]

@@ -13,7 +13,7 @@ if importlib.util.find_spec("locust") is None:
 
 
 def test_load_test_runs_without_errors():
-    path = Path(__file__).resolve().parents[1] / "bench" / "load_serve.py"
+    path = Path(__file__).resolve().parents[2] / "bench" / "load_serve.py"
     spec = importlib.util.spec_from_file_location("load_serve", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)

@@ -27,7 +27,7 @@ from labelleak.cli import app as cli_app
 from labelleak.oracle.remote.transport import Transport
 from labelleak.oracle.remote.v2 import V2Oracle
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 MLSERVER = ROOT / ".venv-mlserver" / "bin" / "mlserver"
 NAME = "digits-lr"
 

@@ -23,7 +23,7 @@ from labelleak.report.markdown import matrix_markdown, sizes_pivot, summary_mark
 from labelleak.report.provenance import library_versions, provenance, sha256_file
 from labelleak.report.table import print_audit_table
 
-RUNS = Path(__file__).resolve().parents[1] / "docs" / "runs"
+RUNS = Path(__file__).resolve().parents[2] / "docs" / "runs"
 runner = CliRunner()
 
 

@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # packages of the extras (not jinja2: torch itself depends on it)
 OPTIONAL = ("matplotlib", "PIL", "fastapi", "uvicorn", "httpx", "opacus", "onnxruntime", "skops", "ray")
 

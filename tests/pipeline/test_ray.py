@@ -51,7 +51,7 @@ def arrays(result):
 
 
 # boundary-guided trains its shadow model in every shard: a 1-thread worker's model equals the 2-thread driver's only
-# up to rounding, which moves its starts (byte-identical across local shards: tests/test_distributed.py)
+# up to rounding, which moves its starts (byte-identical across local shards: tests/pipeline/test_distributed.py)
 ON_WORKERS = [c for c in PER_CANDIDATE if c[0] != "boundary-guided"]
 
 
