@@ -354,6 +354,7 @@ def test_adversary_models_follow_the_audit_training_recipe():
     class _Setup:
         arch = "cnn5"
         reference_size = 100
+        adversary_defense = "none"
 
     for name in ("transfer", "score-nn", "oslo", "lira", "noise"):
         r = create_attack(name, **attack_params(name, cfg, _Setup())).shadow_recipe
