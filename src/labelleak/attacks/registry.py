@@ -46,6 +46,9 @@ class AuditSetting:
 
 
 # keys are the audit configuration's names (``AuditConfig`` fields); ``shadow_recipe`` is built from several
+DEFAULT_AUDIT_ATTACKS = ("gap", "transfer", "boundary-hsja")  # what `labelleak audit` runs when --attacks is not given
+RATIO_REFERENCE = "lira"  # online LiRA: the score-based attack the label-only ones are measured against (low FPR)
+
 AUDIT_SETTINGS: dict[str, AuditSetting] = {
     "seed": AuditSetting("seed", _key("seed")),
     "shadow_recipe": AuditSetting("shadow_recipe", _adversary_recipe),

@@ -37,7 +37,6 @@ Backend = Literal["local", "ray"]
 Layout = Literal["nchw", "nhwc"]
 RemoteProtocol = Literal["labelleak", "v2", "rest"]
 
-DEFAULT_ATTACKS = ("gap", "transfer", "boundary-hsja")
 MAX_WIDTH = 64  # the width multiplier of labelleak's architectures: beyond it a model does not fit in memory
 MAX_SAMPLE_VALUES = 1 << 24  # values in one input sample (16 M: far beyond ImageNet's 150 k)
 _OWN_FILES = "--model/--target: "
@@ -219,13 +218,21 @@ class RemoteSettings(Section):
         return found
 
 
+def _default_attacks() -> list[str]:
+    """The registry's default attacks, imported only when a configuration is built (reading one, and building the
+    command line, import no torch)."""
+    from labelleak.attacks.registry import DEFAULT_AUDIT_ATTACKS
+
+    return list(DEFAULT_AUDIT_ATTACKS)
+
+
 @dataclass
 class SearchSettings(Section):
     """Which attacks run, their query budgets, and the parameters of their search and thresholds."""
 
     attacks: list[str] = setting(
         help="Comma-separated attack names (see `labelleak attacks`).",
-        factory=lambda: list(DEFAULT_ATTACKS),
+        factory=_default_attacks,
         parse=names_list,
         check=Check(
             lambda v: isinstance(v, (list, tuple)) and bool(v) and all(isinstance(a, str) and a for a in v),

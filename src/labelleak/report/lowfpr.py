@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from labelleak.attacks.registry import RATIO_REFERENCE
 from labelleak.counts import resolution
 from labelleak.logs import get_logger
 from labelleak.metrics import DEFAULT_N_BOOT, Interval, exact_tpr_at_fpr, summarize, tpr_at_fpr
@@ -35,7 +36,6 @@ if TYPE_CHECKING:
 log = get_logger(__name__)
 
 LOW_FPRS = (0.001, 0.01)  # the FPRs the experiment reports (Carlini et al.'s)
-REFERENCE_ATTACK = "lira"  # online LiRA: the score-based attack the label-only ones are measured against
 GOAL_RATIO = 0.5  # issue 16: a label-only attack with at least half of LiRA's TPR ...
 GOAL_QUERIES = 1000  # ... at no more than this many target queries per candidate
 
@@ -138,13 +138,13 @@ def ratio_rows(scored: dict[str, Scored], attacks: list[dict[str, Any]], *, seed
     """Per attack other than online LiRA: its TPR and LiRA's at each low FPR on their common candidates, and the
     ratio with its interval (:func:`tpr_ratio`); ``None`` where the candidates cannot resolve the FPR, and
     ``ratio@..._na`` says why. Empty (with a warning) when the plan has no LiRA run."""
-    lira = scored.get(REFERENCE_ATTACK)
+    lira = scored.get(RATIO_REFERENCE)
     if lira is None:
-        log.warning("lowfpr: no %r results, so no ratio to LiRA", REFERENCE_ATTACK)
+        log.warning("lowfpr: no %r results, so no ratio to LiRA", RATIO_REFERENCE)
         return []
     rows = []
     for a in attacks:
-        if a["attack"] == REFERENCE_ATTACK:
+        if a["attack"] == RATIO_REFERENCE:
             continue
         m, s, ref = matched(scored[a["attack"]], lira)
         n_non = int((~m).sum())
@@ -241,7 +241,7 @@ def summarize_lowfpr(records: list[RunRecord], out: Path) -> Summary:
             name = attack if attack not in scored else f"{attack} ({r.group})"
             s = Scored(r.arrays["sample_index"], r.arrays["is_member"].astype(bool), r.attack_arrays(attack)["scores"])
             scored[name] = s
-            if attack == REFERENCE_ATTACK:
+            if attack == RATIO_REFERENCE:
                 split_seed = run_boot["seed"]  # the ratios split the non-members as LiRA's own numbers did
             rows.append(
                 {
