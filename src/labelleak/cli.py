@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -170,8 +170,7 @@ def audit(
         _fail(exc)
         return
     except Interrupted as stop:
-        _err.print(f"interrupted: progress saved in {stop.folder}; run the same command with --resume to continue")
-        raise typer.Exit(code=130) from None
+        _stopped(stop.folder)
     except KeyboardInterrupt:  # before any attack ran (data, training): no answers to keep, trained models are cached
         _err.print(
             "interrupted during setup, before any attack ran: run the same command again (trained models are cached)",
@@ -230,22 +229,12 @@ def defend(
     """Train the target under each defense, attack it, and write the defense matrix (JSON, CSV, Markdown, PNG)
     with the most accurate defense shown (by 95% upper bounds) to bring the label-only attacks below --target-tpr."""
     _apply_quiet(quiet)
-    from rich.markdown import Markdown
-
-    from labelleak.defenses import recommend, sweep_defenses
     from labelleak.pipeline import make_config
     from labelleak.pipeline.checkpoint import Interrupted
     from labelleak.pipeline.defend import run_defend
-    from labelleak.report.markdown import matrix_markdown
 
     try:
-        names = [d.strip() for d in defenses.split(",") if d.strip()] if defenses is not None else None
-        if sweep:
-            chosen = sweep_defenses(names, grid)
-        elif grid:
-            raise LabelleakError("--grid needs --sweep")
-        else:
-            chosen = names or ["none", "l2=5e-4", "dropout=0.5", "dp=8", "memguard=1"]
+        chosen = _chosen_defenses(defenses, sweep=sweep, grid=grid)
         cfg = make_config(
             config,
             dataset=dataset,
@@ -260,9 +249,7 @@ def defend(
             seed=seed,
             out=out,
             cache_dir=cache_dir,
-            resume=True if resume else None,
-            fresh=True if fresh else None,
-            non_adaptive=True if non_adaptive else None,
+            **_switches(resume=resume, fresh=fresh, non_adaptive=non_adaptive),
             progress=False if quiet else None,
             backend=backend,
             ray_address=ray_address,
@@ -275,13 +262,43 @@ def defend(
         _fail(exc)
         return
     except Interrupted as stop:
-        _err.print(f"interrupted: progress saved in {stop.folder}; run the same command with --resume to continue")
-        raise typer.Exit(code=130) from None
-    Console(width=160).print(Markdown(matrix_markdown(rows, list(cfg.attacks))))
-    rec = recommend(
-        rows, list(cfg.attacks), target_tpr=target_tpr, target_auc=target_auc, target_epsilon=target_epsilon
-    )
-    Console().print(rec.statement())
+        _stopped(stop.folder)
+    targets = dict(target_tpr=target_tpr, target_auc=target_auc, target_epsilon=target_epsilon)
+    _print_matrix(rows, list(cfg.attacks), out, targets)
+
+
+def _switches(**flags: bool) -> dict[str, bool | None]:
+    """On/off options as configuration overrides: a switch left off is "not given" (the config file decides)."""
+    return {name: True if on else None for name, on in flags.items()}
+
+
+def _stopped(folder: Path | str) -> NoReturn:
+    """Ctrl-C during a run that checkpoints: say where its progress is and exit 130."""
+    _err.print(f"interrupted: progress saved in {folder}; run the same command with --resume to continue")
+    raise typer.Exit(code=130) from None
+
+
+def _chosen_defenses(defenses: str | None, *, sweep: bool, grid: list[str]) -> list[str]:
+    """The defense strings of ``--defenses`` (default: one of each kind), or with ``--sweep`` their grids."""
+    from labelleak.defenses import sweep_defenses
+
+    names = [d.strip() for d in defenses.split(",") if d.strip()] if defenses is not None else None
+    if sweep:
+        return sweep_defenses(names, grid)
+    if grid:
+        raise LabelleakError("--grid needs --sweep")
+    return names or ["none", "l2=5e-4", "dropout=0.5", "dp=8", "memguard=1"]
+
+
+def _print_matrix(rows: list[dict[str, Any]], attacks: list[str], out: str, targets: dict[str, Any]) -> None:
+    """The defense matrix as a table, the recommendation, and where the files are."""
+    from rich.markdown import Markdown
+
+    from labelleak.defenses import recommend
+    from labelleak.report.markdown import matrix_markdown
+
+    Console(width=160).print(Markdown(matrix_markdown(rows, attacks)))
+    Console().print(recommend(rows, attacks, **targets).statement())
     Console().print(
         f"matrix written to {out}/ (matrix.json, matrix.csv, matrix.md, privacy_utility.png, pareto.png, report.html)"
     )

@@ -129,6 +129,33 @@ def _holdout(
     return order[k:], order[:k]
 
 
+def _batch_loss(
+    model: nn.Module,
+    logits: torch.Tensor,
+    yt: torch.Tensor,
+    idx: torch.Tensor,
+    settings: TrainSettings,
+    *,
+    soft: torch.Tensor | None,
+    step: int,
+) -> torch.Tensor:
+    """The training objective of one batch before AdvReg's penalty: soft labels (SELENA, HAMP with its entropy
+    term), RelaxLoss, or cross-entropy with label smoothing; plus the L1 penalty."""
+    from labelleak.defenses.training import l1_penalty, prediction_entropy, relaxloss_objective, soft_cross_entropy
+
+    if soft is not None:
+        loss = soft_cross_entropy(logits, soft[idx])
+        if settings.hamp is not None:
+            loss = loss - settings.hamp_alpha * prediction_entropy(logits)
+    elif settings.relaxloss is not None:
+        loss = relaxloss_objective(logits, yt[idx], settings.relaxloss, step)
+    else:
+        loss = F.cross_entropy(logits, yt[idx], label_smoothing=settings.label_smoothing)
+    if settings.l1:
+        loss = loss + settings.l1 * l1_penalty(model)
+    return loss
+
+
 def _train(
     model: nn.Module,
     x: np.ndarray,
@@ -143,16 +170,7 @@ def _train(
 ) -> tuple[nn.Module, TrainReport]:
     """The plain training loop; ``soft_targets`` (N, C), one row per row of ``x``, replaces the labels in the loss
     (SELENA's self-distillation), as HAMP's soft labels do when ``settings.hamp`` is set."""
-    from labelleak.defenses.training import (
-        AdversarialRegulariser,
-        augment_batch,
-        augment_policy,
-        hamp_soft_labels,
-        l1_penalty,
-        prediction_entropy,
-        relaxloss_objective,
-        soft_cross_entropy,
-    )
+    from labelleak.defenses.training import AdversarialRegulariser, augment_batch, augment_policy, hamp_soft_labels
 
     policy = augment_policy(settings.augment, tuple(x.shape[1:]))
 
@@ -184,16 +202,7 @@ def _train(
                     continue  # BatchNorm cannot train on a batch of one
                 xb = augment_batch(xt[idx], gen, policy)
                 logits = model(xb)
-                if soft is not None:
-                    loss = soft_cross_entropy(logits, soft[idx])
-                    if settings.hamp is not None:
-                        loss = loss - settings.hamp_alpha * prediction_entropy(logits)
-                elif settings.relaxloss is not None:
-                    loss = relaxloss_objective(logits, yt[idx], settings.relaxloss, step)
-                else:
-                    loss = F.cross_entropy(logits, yt[idx], label_smoothing=settings.label_smoothing)
-                if settings.l1:
-                    loss = loss + settings.l1 * l1_penalty(model)
+                loss = _batch_loss(model, logits, yt, idx, settings, soft=soft, step=step)
                 if advreg is not None:
                     assert held is not None  # _holdout keeps a reference part whenever advreg is on
                     ref = held[torch.randint(0, len(held), (len(idx),), generator=gen)].to(device)

@@ -339,13 +339,8 @@ def run_audit(
     if cfg.max_total_queries is not None:
         results["total_cap"] = cap_summary(cfg, results["attacks"])
     if setup.remote is not None:
-        results["remote"] = {
-            **setup.remote.stats(),
-            "journal_hits": oracle.hits if isinstance(oracle, CachedOracle) else 0,
-            "answered_before_resume": answered_before,
-            "sent_before_resume": spent_before,
-            "max_total_queries": cfg.max_total_queries,
-        }
+        results["remote"] = {**setup.remote.stats(), **_journal_record(oracle, answered_before, spent_before)}
+        results["remote"]["max_total_queries"] = cfg.max_total_queries
     add_verdict(results, run.finished, is_member=setup.is_member, labels=setup.y)  # eps_LB, slices, risk, claim
     results["seconds_total"] = time.perf_counter() - started
     results["provenance"] = provenance(results)
@@ -357,6 +352,15 @@ def run_audit(
     if ckpt:
         ckpt.clear_journals()  # finished: every attack's results are stored
     return results
+
+
+def _journal_record(oracle: LabelOracle, answered_before: int, spent_before: int) -> dict[str, int]:
+    """What the journal saved a remote audit: answers it looked up, and what an earlier run had bought."""
+    return {
+        "journal_hits": oracle.hits if isinstance(oracle, CachedOracle) else 0,
+        "answered_before_resume": answered_before,
+        "sent_before_resume": spent_before,
+    }
 
 
 def _open_run(cfg: AuditConfig, setup: AuditSetup) -> tuple[Checkpoint | None, LabelOracle, Executor]:

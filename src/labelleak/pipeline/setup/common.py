@@ -16,6 +16,7 @@ import numpy as np
 
 from labelleak.attacks.base import ShadowData
 from labelleak.data.candidates import KINDS, load_labelled
+from labelleak.data.layout import shadow_halves
 from labelleak.errors import InvalidInputError
 from labelleak.models import ModelSpec, ModelStore, TrainSettings, build_model, train_or_load
 from labelleak.oracle import LabelOracle, TorchOracle
@@ -147,7 +148,7 @@ def setup_from_oracle(
     (xm, ym), (xn, yn), (xs, ys) = data.members, data.nonmembers, data.shadow
     shape = oracle.input_shape
     order = np.random.default_rng(cfg.seed).permutation(len(xs))
-    half = len(xs) // 2
+    half, _ = shadow_halves(len(xs))  # the layout --estimate counts (labelleak.data.layout)
     tr, te = order[:half], order[half:]
     spec = ModelSpec(cfg.shadow_arch or auto_arch(cfg, shape), shape, oracle.n_classes, cfg.width)
     build_model(spec)

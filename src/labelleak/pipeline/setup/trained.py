@@ -8,16 +8,18 @@ with the defense and answers through its output-time part, and the attacks' own 
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from labelleak.attacks.base import ShadowData
-from labelleak.data import SplitSizes, four_way_split, public_part, validation_part
+from labelleak.data import Dataset, Split, SplitSizes, four_way_split, public_part, validation_part
 from labelleak.data.cache import DatasetCache, load_prepared
-from labelleak.defenses import parse_defense
+from labelleak.data.layout import trained_layout
+from labelleak.defenses import DefensePlan, parse_defense
 from labelleak.models import ModelSpec, ModelStore, TrainedModel, build_model, train_or_load
 from labelleak.models.training import validation_size
-from labelleak.oracle import TorchOracle, TorchScoreOracle
+from labelleak.oracle import LabelOracle, TorchOracle, TorchScoreOracle
 from labelleak.oracle.hamp import HampScoreOracle
 from labelleak.oracle.scores import DefendedScoreOracle
 from labelleak.oracle.smoothed import smooth_labels
@@ -25,20 +27,78 @@ from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup.common import AuditSetup, auto_arch, train_settings
 
 
-def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> AuditSetup:
-    """Load data (through ``datasets`` when given), split it four ways, and train (or load) the target and the
-    adversary's shadow model."""
-    dataset, x, fingerprint = (datasets.load if datasets else load_prepared)(cfg.dataset, cfg.data)
-    shadow_size = cfg.shadow_size or cfg.train_size
-    test_size = cfg.test_size or cfg.train_size
-    sizes = SplitSizes(cfg.train_size, test_size, shadow_size, shadow_size)
-    split = four_way_split(len(dataset), sizes, seed=cfg.seed, reserve_train=cfg.reserve_train)
-    plan = parse_defense(cfg.defense, seed=cfg.seed)
-    spec = ModelSpec(auto_arch(cfg, dataset.input_shape), dataset.input_shape, dataset.n_classes, cfg.width)
-    defended_spec = replace(spec, **plan.spec)
-    build_model(defended_spec)  # fail early on an architecture that cannot take this input
-    if cfg.shadow_arch:
-        build_model(replace(spec, arch=cfg.shadow_arch))
+def _defended_oracles(
+    plan: DefensePlan, labels: TorchOracle, target: TrainedModel, *, seed: int
+) -> tuple[LabelOracle | None, TorchScoreOracle]:
+    """The target's output defenses: label randomisation answers both labels and (vote-share) scores (``None``
+    without it); a HAMP-trained target's scores are HAMP's output modification unless another output defense is
+    named; the other output defenses act on its probabilities."""
+    smoothed = smooth_labels(labels, plan.label_noise, seed=seed) if plan.label_noise else None
+    shape, classes = labels.input_shape, labels.n_classes
+    scores = (
+        HampScoreOracle(target.model, input_shape=shape, n_classes=classes, seed=seed)
+        if "hamp" in plan.train and plan.output.kind == "none"
+        else DefendedScoreOracle(target.model, defense=plan.output, input_shape=shape, n_classes=classes)
+    )
+    return smoothed, scores
+
+
+def _target_record(
+    cfg: AuditConfig,
+    arch: str,
+    target: TrainedModel,
+    *,
+    n_val: int,
+    adaptive: bool,
+    pretrained: TrainedModel | None,
+    public: int,
+) -> dict[str, Any]:
+    """``results["target"]`` of a target labelleak trained: its rows, accuracies, defense and privacy cost."""
+    return {
+        "arch": arch,
+        "trained_rows": target.trained_rows,  # the members part, all of it; train_accuracy is on these rows
+        **({"validation_rows": n_val} if n_val else {}),
+        "train_accuracy": target.train_accuracy,
+        "test_accuracy": target.test_accuracy,
+        "model_dir": str(target.path),
+        "loaded_from_cache": target.cached,
+        "defense": cfg.defense,
+        "evaluation": "adaptive" if adaptive else "non-adaptive",  # does the adversary know the defense?
+        "epsilon": target.report.get("epsilon"),
+        "dp_tuning": (target.report.get("dp") or {}).get("tuning_data"),  # private: epsilon withheld
+        "delta": target.report.get("delta"),
+        "epochs_run": target.report.get("epochs_run"),
+        **(
+            {"public_pretraining": {"samples": public, "test_accuracy": pretrained.test_accuracy}}
+            if pretrained is not None
+            else {}
+        ),
+    }
+
+
+class _Models(NamedTuple):
+    """The models a trained-target audit trains (or loads): the target, the adversary's shadow model, the owner's
+    public pre-trained model (or None) and the target's validation rows."""
+
+    target: TrainedModel
+    shadow: TrainedModel
+    pretrained: TrainedModel | None
+    n_val: int
+
+
+def _train_models(
+    cfg: AuditConfig,
+    dataset: Dataset,
+    x: np.ndarray,
+    fingerprint: str,
+    sizes: SplitSizes,
+    split: Split,
+    plan: DefensePlan,
+    spec: ModelSpec,
+    defended_spec: ModelSpec,
+) -> _Models:
+    """Train (or load from the cache) the public pre-trained model, the target and, adaptively with the target's
+    defense, the shadow model."""
     store, y = ModelStore(cfg.cache_dir), dataset.y
     settings = train_settings(cfg)
     pretrained = None
@@ -88,25 +148,37 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         init=pretrained if adaptive else None,
         validation_idx=val_idx if adaptive else None,
     )
+    return _Models(target, shadow, pretrained, n_val)
+
+
+def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> AuditSetup:
+    """Load data (through ``datasets`` when given), split it four ways, and train (or load) the target and the
+    adversary's shadow model."""
+    dataset, x, fingerprint = (datasets.load if datasets else load_prepared)(cfg.dataset, cfg.data)
+    shadow_size = cfg.shadow_size or cfg.train_size
+    test_size = cfg.test_size or cfg.train_size
+    sizes = SplitSizes(cfg.train_size, test_size, shadow_size, shadow_size)
+    split = four_way_split(len(dataset), sizes, seed=cfg.seed, reserve_train=cfg.reserve_train)
+    plan = parse_defense(cfg.defense, seed=cfg.seed)
+    spec = ModelSpec(auto_arch(cfg, dataset.input_shape), dataset.input_shape, dataset.n_classes, cfg.width)
+    defended_spec = replace(spec, **plan.spec)
+    build_model(defended_spec)  # fail early on an architecture that cannot take this input
+    if cfg.shadow_arch:
+        build_model(replace(spec, arch=cfg.shadow_arch))
+    adaptive = not cfg.non_adaptive
+    y = dataset.y
+    target, shadow, pretrained, n_val = _train_models(
+        cfg, dataset, x, fingerprint, sizes, split, plan, spec, defended_spec
+    )
     shadow_output = replace(plan.output, seed=cfg.seed + 1)  # the mechanism, not the target's key
-    n_members = min(cfg.eval_size or cfg.train_size, cfg.train_size)
-    n_nonmembers = min(cfg.eval_size or test_size, test_size)
+    layout = trained_layout(cfg.train_size, cfg.test_size, cfg.shadow_size, cfg.eval_size)  # as --estimate counts
+    n_members, n_nonmembers = layout.members, layout.nonmembers
     idx = np.concatenate([split.target_train[:n_members], split.target_test[:n_nonmembers]])
 
     def oracle(kind: type[TorchOracle], m: TrainedModel) -> TorchOracle:
         return kind(m.model, input_shape=dataset.input_shape, n_classes=dataset.n_classes)
 
-    # label randomisation answers both labels and (vote-share) scores; a HAMP-trained target's scores are HAMP's
-    # output modification unless another output defense is named; the output defenses act on probabilities
-    smoothed = None
-    if plan.label_noise:
-        smoothed = smooth_labels(oracle(TorchOracle, target), plan.label_noise, seed=cfg.seed)
-    shape, classes = dataset.input_shape, dataset.n_classes
-    target_scores = (
-        HampScoreOracle(target.model, input_shape=shape, n_classes=classes, seed=cfg.seed)
-        if "hamp" in plan.train and plan.output.kind == "none"
-        else DefendedScoreOracle(target.model, defense=plan.output, input_shape=shape, n_classes=classes)
-    )
+    smoothed, target_scores = _defended_oracles(plan, oracle(TorchOracle, target), target, seed=cfg.seed)
 
     return AuditSetup(
         dataset={
@@ -117,26 +189,9 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
             "input_shape": list(dataset.input_shape),
         },
         split=split.sizes(),
-        target={
-            "arch": spec.arch,
-            "trained_rows": target.trained_rows,  # the members part, all of it; train_accuracy is on these rows
-            **({"validation_rows": n_val} if n_val else {}),
-            "train_accuracy": target.train_accuracy,
-            "test_accuracy": target.test_accuracy,
-            "model_dir": str(target.path),
-            "loaded_from_cache": target.cached,
-            "defense": cfg.defense,
-            "evaluation": "adaptive" if adaptive else "non-adaptive",  # does the adversary know the defense?
-            "epsilon": target.report.get("epsilon"),
-            "dp_tuning": (target.report.get("dp") or {}).get("tuning_data"),  # private: epsilon withheld
-            "delta": target.report.get("delta"),
-            "epochs_run": target.report.get("epochs_run"),
-            **(
-                {"public_pretraining": {"samples": plan.public, "test_accuracy": pretrained.test_accuracy}}
-                if pretrained is not None
-                else {}
-            ),
-        },
+        target=_target_record(
+            cfg, spec.arch, target, n_val=n_val, adaptive=adaptive, pretrained=pretrained, public=plan.public
+        ),
         shadow={
             "train_accuracy": shadow.train_accuracy,
             "test_accuracy": shadow.test_accuracy,
