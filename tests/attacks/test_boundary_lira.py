@@ -178,3 +178,16 @@ class _Counting:
     def __call__(self, engine, oracle, x, y):
         self.rows.append(len(x))
         return self.fn(engine, oracle, x, y)
+
+
+def test_auto_variance_is_chosen_on_reference_models_and_scores_as_the_chosen_option(world):
+    """variance='auto' (issue 34, item 3) fits the option the held-out reference models favour; the scores are those
+    of that option, and the choice with each option's held-out log-likelihood is reported."""
+    auto = _attack(world, "boundary-lira", n_reference=8, variance="auto")(world["x"], world["y"])
+    choice = auto.extras["variance_choice"]
+    assert choice["chosen"] in ("global", "per-example", "shrunk")
+    fixed = _attack(world, "boundary-lira", n_reference=8, variance=choice["chosen"])(world["x"], world["y"])
+    np.testing.assert_array_equal(auto.scores, fixed.scores)
+    assert "variance_choice" not in fixed.extras
+    with pytest.raises(InvalidInputError, match="variance"):
+        _attack(world, "boundary-lira", variance="pooled")(world["x"], world["y"])

@@ -12,7 +12,8 @@ online, each candidate is IN for exactly half of them; offline, OUT for all):
 2. d is stabilised: t = sign(d) log(1 + |d| / s), with s the median nonzero reference distance (one scale for
    all candidates, so t is log d up to a constant for d >> s, and continuous through 0);
 3. Gaussians are fitted per candidate to the IN and the OUT values of t (means per candidate; variance pooled
-   over candidates, ``variance="global"``, or per candidate, ``"per-example"``); score =
+   over candidates, ``variance="global"``, per candidate, ``"per-example"``, shrunk between the two, ``"shrunk"``,
+   or chosen on held-out reference models, ``"auto"``: :mod:`labelleak.attacks._likelihood`); score =
    log N(t; mu_in, s_in^2) - log N(t; mu_out, s_out^2); offline, the one-sided z = (t - mu_out) / s_out.
 
 Signed distance: a candidate the model gets right has d > 0, its distance to the nearest other label. One it
@@ -49,6 +50,7 @@ from torch import nn
 
 from labelleak._version import __version__
 from labelleak.attacks import _reference_search
+from labelleak.attacks._likelihood import Variance, check_variance, choose_variance, likelihood_scores
 from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._reference_search import ReferenceSearches, search_references
 from labelleak.attacks._shadow import ShadowRecipe, _digest
@@ -62,8 +64,6 @@ from labelleak.oracle.budget import BudgetedOracle
 from labelleak.progress import progress_bar
 
 Transform = Literal["log", "sqrt", "none"]
-Variance = Literal["global", "per-example"]
-_TINY = 1e-6
 
 
 def signed_distances(
@@ -108,43 +108,6 @@ def stabilise(d: np.ndarray, transform: Transform, scale: float) -> np.ndarray:
     if transform == "none":
         return np.sign(d) * a
     raise InvalidInputError(f"transform: expected log, sqrt or none, got {transform!r}")
-
-
-def _fit(values: np.ndarray, mask: np.ndarray, variance: Variance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-candidate mean and standard deviation of ``values`` (K, N) over the rows where ``mask``; and counts."""
-    count = mask.sum(0)
-    mu = (values * mask).sum(0) / np.maximum(count, 1)
-    sq = ((values - mu) ** 2 * mask).sum(0)
-    pooled = max(math.sqrt(float(sq.sum()) / max(int(mask.sum()) - int((count > 0).sum()), 1)), _TINY)
-    if variance == "global":
-        return mu, np.full(values.shape[1], pooled), count
-    if variance == "per-example":
-        own = np.sqrt(sq / np.maximum(count - 1, 1))
-        return mu, np.where(count >= 2, np.maximum(own, _TINY), pooled), count
-    raise InvalidInputError(f"variance: expected 'global' or 'per-example', got {variance!r}")
-
-
-def likelihood_scores(
-    t: np.ndarray, ref: np.ndarray, inside: np.ndarray, *, online: bool, variance: Variance
-) -> np.ndarray:
-    """Score (N,) of target values ``t`` against reference values ``ref`` (K, N) with IN mask ``inside`` (K, N).
-
-    Online: log N(t; mu_in, s_in^2) - log N(t; mu_out, s_out^2). A candidate without IN (or OUT) models takes
-    the mean IN - OUT shift of the others. Offline: (t - mu_out) / s_out.
-    """
-    mu_out, s_out, n_out = _fit(ref, ~inside, variance)
-    if not online:
-        return (t - mu_out) / s_out
-    mu_in, s_in, n_in = _fit(ref, inside, variance)
-    both = (n_in > 0) & (n_out > 0)
-    shift = float((mu_in - mu_out)[both].mean()) if both.any() else 0.0
-    mu_in = np.where(n_in > 0, mu_in, mu_out + shift)
-    mu_out = np.where(n_out > 0, mu_out, mu_in - shift)
-
-    def logpdf(v: np.ndarray, mu: np.ndarray, s: np.ndarray) -> np.ndarray:
-        return np.asarray(-0.5 * ((v - mu) / s) ** 2 - np.log(s))
-
-    return logpdf(t, mu_in, s_in) - logpdf(t, mu_out, s_out)
 
 
 def _search_code(engine: HopSkipJump) -> str:
@@ -193,7 +156,9 @@ class BoundaryLiRA(ReferenceModelAttack):
         init_size: random draws tried for a starting point.
         gamma: HopSkipJump's binary-search tolerance factor.
         transform: ``"log"`` (default, see above), ``"sqrt"`` or ``"none"``.
-        variance: ``"global"`` (default) or ``"per-example"``.
+        variance: ``"global"`` (default), ``"per-example"``, ``"shrunk"`` (per-example shrunk toward the pooled
+            variance) or ``"auto"`` (the one under which held-out reference models are most likely;
+            :mod:`labelleak.attacks._likelihood`).
         reference_size: rows each reference model trains on (the target's; ``None``: half the shadow data).
         shadow_recipe: how reference models are trained; seed: their training sets and seeds, and the search's.
     """
@@ -315,8 +280,7 @@ class BoundaryLiRA(ReferenceModelAttack):
         assert shadow is not None
         if self.transform not in ("log", "sqrt", "none"):
             raise InvalidInputError(f"transform: expected log, sqrt or none, got {self.transform!r}")
-        if self.variance not in ("global", "per-example"):
-            raise InvalidInputError(f"variance: expected 'global' or 'per-example', got {self.variance!r}")
+        check_variance(self.variance)
         engine = self.engine()
         refs = self._reference_models(oracle, x, y, shadow, progress=progress)
         d_target, status = signed_distances(engine, oracle, x, y)
@@ -326,7 +290,12 @@ class BoundaryLiRA(ReferenceModelAttack):
         scale = float(np.median(positive)) if len(positive) else 1.0
         t = stabilise(d_target, self.transform, scale)
         ref = stabilise(np.nan_to_num(d_ref), self.transform, scale)
-        scores = likelihood_scores(t, ref, refs.inside, online=self.online, variance=self.variance)
+        variance: str = self.variance
+        choice = None
+        if variance == "auto":  # decided on the reference models alone, never on the target's candidates
+            choice = choose_variance(ref, refs.inside, online=self.online)
+            variance = choice.chosen
+        scores = likelihood_scores(t, ref, refs.inside, online=self.online, variance=variance)
         scores[oracle.ledger.used.numpy() == 0] = 0.0  # never queried: no evidence either way
         return RawScores(
             scores=scores,
@@ -343,5 +312,6 @@ class BoundaryLiRA(ReferenceModelAttack):
                 "reference_failed": int((ref_status == Status.FAILED).sum()),
                 "reference_queries": int(ref_queries),
                 "distance_scale": scale,
+                **({"variance_choice": choice.to_dict()} if choice is not None else {}),
             },
         )
