@@ -16,7 +16,8 @@ trajectory as long as its labels are the same, and they are as long as a model's
 on the other points of the call: :class:`~labelleak.oracle.backends.TorchOracle` pads small chunks for that
 (``MIN_CHUNK_ROWS``), and DHAttack's fixed-path search sends each model exactly the calls its solo search does.
 Models are searched in groups of at most ``max_elements`` input values (models x N x D) to bound memory; the
-grouping changes no result. ``tests/attacks/test_reference_search.py`` checks the rows against solo searches, byte for byte.
+grouping changes no result. ``tests/attacks/test_reference_search.py`` checks the rows against solo searches,
+byte for byte.
 """
 
 from __future__ import annotations
