@@ -38,8 +38,9 @@ def test_audit_verdict_names_the_strongest_label_only_attack_with_its_numbers(tm
     block = html[html.index('id="verdict-label-only"') : html.index("</section>")]
     assert "<strong>boundary-hsja</strong>" in block
     lo, hi = hsja["tpr_at_fpr_ci"]["0.01"]  # 300 non-members: 1% FPR and its exact interval are resolved
-    assert f'data-fpr="0.01">{_pct(hsja["tpr_at_fpr"]["0.01"])}<' in block and f"{_pct(lo)} to {_pct(hi)}" in block
-    held_out = hsja["tpr_at_fpr_exact"]["0.01"]
+    held_out = hsja["tpr_at_fpr_exact"]["0.01"]  # the number shown is the one its interval belongs to
+    assert f'data-fpr="0.01">{_pct(held_out["tpr"])}<' in block and f"{_pct(lo)} to {_pct(hi)}" in block
+    assert f"over all 300 non-members reads {_pct(hsja['tpr_at_fpr']['0.01'])}" in block
     assert f"flags {_pct(held_out['fpr'])} of {held_out['n_evaluation']} held-out non-members" in block
     # ... 0.1% FPR is not: no number, and the count it would need
     assert hsja["tpr_at_fpr"]["0.001"] is None and 'data-fpr="0.001">n/a<' in block

@@ -51,3 +51,37 @@ def test_the_headline_names_the_verdicts_strongest_attack():
     assert verdict(attacks, strongest="b")["label-only"]["attack"] == "b"
     assert verdict(attacks, strongest="s")["label-only"]["attack"] == "a"  # another threat model: its own ranking
     assert verdict(attacks, strongest="s")["scores"]["attack"] == "s"
+
+
+def test_the_headline_number_and_its_interval_come_from_one_threshold():
+    """The headline printed the ROC reading on all non-members beside the interval of the held-out threshold (2.2%
+    with [0.9%, 3.9%] around 2.0%); the number is now the held-out one, the ROC reading said apart."""
+    from labelleak.report.audit_view import headline
+
+    exact = {"tpr": 0.02, "tpr_ci": [0.009, 0.039], "fpr": 0.01, "fpr_ci": [0.001, 0.03], "n_evaluation": 200}
+    entry = {
+        "threat_model": "label-only",
+        "n_nonmembers": 400,
+        "tpr_at_fpr": {"0.01": 0.022, "0.001": None},
+        "tpr_at_fpr_exact": {"0.01": exact},
+    }
+    point = headline("a", entry)["points"][1]
+    assert (point["tpr"], point["low"], point["high"]) == (0.02, 0.009, 0.039)
+    sentence = headline("a", entry)["sentences"][1]
+    assert "2.0% of members are exposed" in sentence and "over all 400 non-members reads 2.2%" in sentence
+
+
+def test_the_terminal_table_names_an_own_model_by_its_file_and_its_accuracy_on_the_candidates():
+    from labelleak.report.table import audit_table
+
+    own = {
+        "dataset": {"name": "own-files"},
+        "target": {"model": "/models/cnn.onnx", "train_accuracy": None},
+        "utility": {"members_accuracy": 0.95, "nonmembers_accuracy": 0.9},
+        "attacks": {},
+    }
+    assert audit_table(own).title == (
+        "labelleak audit: cnn.onnx  |  accuracy on member candidates 0.950, non-members 0.900"
+    )
+    trained = {"dataset": {"name": "digits"}, "target": {"train_accuracy": 1.0, "test_accuracy": 0.8}, "attacks": {}}
+    assert audit_table(trained).title == "labelleak audit: digits  |  target train acc 1.000, test acc 0.800"

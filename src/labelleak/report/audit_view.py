@@ -71,13 +71,15 @@ def _point(entry: dict[str, Any], key: str, words: str) -> tuple[dict[str, Any],
             else "results.json predates exact intervals"
         )
         sentence = f"{at}, {_pct(value)} of members are exposed (no exact interval: {note})."
-    else:
-        note = ""
+    else:  # the number and its interval come from one threshold: the calibration half's, tested on the rest
+        note, roc = "", value
+        value = exact["tpr"]
         f_lo, f_hi = exact["fpr_ci"]
         sentence = (
             f"{at}, {_pct(value)} of members are exposed (95% exact interval {_pct(lo)} to {_pct(hi)}; the "
             f"threshold flags {_pct(exact['fpr'])} of {exact['n_evaluation']} held-out non-members, "
-            f"{_pct(f_lo)} to {_pct(f_hi)})."
+            f"{_pct(f_lo)} to {_pct(f_hi)}; the ROC curve over all {res.n_nonmembers:,} non-members reads "
+            f"{_pct(roc)})."
         )
     return {"fpr": key, "words": words, "tpr": value, "low": lo, "high": hi, "note": note}, sentence
 

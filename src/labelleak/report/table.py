@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
@@ -26,14 +27,28 @@ def _na_caption(results: dict[str, Any]) -> str | None:
     return "n/a: " + "; ".join(sorted(reasons)) if reasons else None
 
 
+def _subject(results: dict[str, Any]) -> str:
+    """What was audited: the model file's name for an own model (not the placeholder 'own-files'), else the
+    dataset's name."""
+    name = results.get("dataset", {}).get("name", "?")
+    model = results.get("target", {}).get("model")
+    return Path(str(model)).name if name in ("own-files", "own-arrays") and model else str(name)
+
+
+def _accuracy(results: dict[str, Any]) -> str:
+    """The target's accuracy: on its training and test rows when labelleak trained it, else on the member and
+    non-member candidates (``results["utility"]``), which is all an auditor of someone else's model can measure."""
+    target, utility = results.get("target", {}), results.get("utility") or {}
+    if target.get("train_accuracy") is None and "members_accuracy" in utility:
+        members, nonmembers = utility["members_accuracy"], utility.get("nonmembers_accuracy")
+        return f"accuracy on member candidates {_fmt(members)}, non-members {_fmt(nonmembers)}"
+    return f"target train acc {_fmt(target.get('train_accuracy'))}, test acc {_fmt(target.get('test_accuracy'))}"
+
+
 def audit_table(results: dict[str, Any]) -> Table:
     """A rich table: one row per attack with AUC (CI), TPR at low FPR, balanced accuracy and cost; a TPR the
     candidates cannot resolve is ``n/a``, and the caption says how many non-members it needs."""
-    target = results.get("target", {})
-    title = (
-        f"labelleak audit: {results.get('dataset', {}).get('name', '?')}  |  target train acc "
-        f"{_fmt(target.get('train_accuracy'))}, test acc {_fmt(target.get('test_accuracy'))}"
-    )
+    title = f"labelleak audit: {_subject(results)}  |  {_accuracy(results)}"
     table = Table(title=title, caption=_na_caption(results))
     cols = ("attack", "threat", "AUC", "95% CI", "TPR@0.1%", "TPR@1%", "TPR@10%", "eps_LB", "bal.acc", "queries")
     for col in (*cols, "seconds"):
