@@ -75,13 +75,8 @@ class RoutedOracle(BudgetedOracle):
         self.n = n
         self._labels = route(n, [_answer(o) for o in oracles])
 
-    def query(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
-        """Labels for ``x`` (B, *input_shape), each row from the model of its owner (B,), charged to that row."""
-        if len(owners) != len(x):
-            raise InvalidInputError(f"query: {len(x)} inputs but {len(owners)} owners")
-        if len(x) == 0:
-            return torch.empty(0, dtype=torch.int64)
-        self.ledger.charge(owners)
+    def _answer_rows(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        """Each row's label from the model of its owner (B,); :meth:`query` has checked and charged them."""
         return self._labels(x, owners)
 
     def query_setup(self, x: torch.Tensor) -> torch.Tensor:

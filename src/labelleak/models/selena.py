@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from labelleak.models.settings import TrainReport, TrainSettings
-from labelleak.models.training import _train, predict_logits
+from labelleak.models.training import _train, init_model, predict_logits
 from labelleak.rng import content_keys
 
 
@@ -72,15 +72,20 @@ class SplitAI:
         return torch.einsum("nk,knc->nc", w, probs) / w.sum(1, keepdim=True)
 
 
-def _fresh_copy(model: nn.Module, seed: int) -> nn.Module:
-    """A copy of ``model`` with every layer re-initialised from ``seed`` (a new sub-model of the same kind)."""
+def _reset(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` with every layer re-initialised from the torch RNG."""
     sub = copy.deepcopy(model)
-    torch.manual_seed(seed)
     for module in sub.modules():
         reset = getattr(module, "reset_parameters", None)
         if callable(reset):
             reset()
     return sub
+
+
+def _fresh_copy(model: nn.Module, seed: int) -> nn.Module:
+    """A new sub-model of the same kind, initialised from ``seed`` (``init_model``: the caller's global RNG is left
+    as it was)."""
+    return init_model(lambda: _reset(model), seed)
 
 
 def train_split_ai(

@@ -313,6 +313,10 @@ class BudgetedOracle:
         if len(x) == 0:
             return torch.empty(0, dtype=torch.int64)
         self.ledger.charge(owners)
+        return self._answer_rows(x, owners)
+
+    def _answer_rows(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        """The labels of rows already charged to ``owners``: the oracle's (a routed oracle asks each row's model)."""
         return self.oracle.predict_labels(x)
 
     def query_proba(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
