@@ -18,7 +18,7 @@ from labelleak.cli import app
 from labelleak.epsilon import epsilon_lower_bound
 from labelleak.pipeline.config import make_config
 from labelleak.report.table import print_audit_table
-from labelleak.report.verdict import add_verdict
+from labelleak.report.verdict import add_verdict, verdict_context
 from labelleak.risk import risk_level
 from labelleak.slices import slice_metrics
 
@@ -82,6 +82,10 @@ def test_the_verdict_compares_attacks_with_bonferroni_and_checks_the_claim():
     assert v["strongest_attack"] == "gap" and v["per_attack_confidence"] == pytest.approx(0.975)
     assert v["eps_lb"] == pytest.approx(at.eps_lb) and v["n_evaluation"] == 200 and v["n_candidates"] == 400
     assert v["eps_lb"] < results["attacks"]["gap"]["epsilon"]["eps_lb"]  # each attack on its own: at 95%
+    corrected = v["per_attack_eps_lb"]  # the report's audit column: the verdict is its largest value
+    assert set(corrected) == {"gap", "noise"} and max(corrected.values()) == v["eps_lb"] == corrected["gap"]
+    rows = {r["attack"]: r for r in verdict_context(results)["epsilon_rows"]}
+    assert rows["gap"]["eps_lb_audit"] == v["eps_lb"] and rows["noise"]["eps_lb_audit"] == corrected["noise"]
     assert v["risk_level"] == "high" and v["delta"] == 1e-5 and v["confidence"] == 0.95
     assert v["claim"]["refuted"] is True and v["claim"]["epsilon"] == 0.5 and v["fails"] is True
     assert v["claim"]["confidence"] == 0.95  # the best of two attacks at 97.5% each
@@ -135,6 +139,7 @@ def test_a_cli_audit_writes_the_verdict_and_exits_4_above_the_limit(files, tmp_p
     assert "eps_LB 1.597 is above --fail-above-epsilon 1" in said
     page = (tmp_path / "a" / "report.html").read_text()
     assert 'id="dp-verdict"' in page and 'id="slices-table"' in page and "refuted</strong>" in page
+    assert f"<td>{entry['epsilon']['eps_lb']:.3f}</td><td>{v['per_attack_eps_lb']['gap']:.3f}</td>" in page
 
 
 def test_below_the_limit_the_audit_exits_0_and_the_table_ends_with_the_verdict(files, tmp_path):

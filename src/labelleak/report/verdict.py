@@ -154,6 +154,7 @@ def audit_verdict(
         "confidence": DEFAULT_CONFIDENCE,
         "attacks_compared": len(names),
         "per_attack_confidence": level,
+        "per_attack_eps_lb": {n: bounds[n].eps_lb for n in names},
         "correction": BONFERRONI,
         "tpr_at_1pct_fpr_low": tpr_low,
         "auc_low": auc_low,
@@ -237,7 +238,10 @@ def verdict_context(results: dict[str, Any]) -> dict[str, Any] | None:
     if not v:
         return None
     attacks = results.get("attacks", {})
-    rows = [{"attack": n, **e["epsilon"]} for n, e in attacks.items() if e.get("epsilon")]
+    corrected = v.get("per_attack_eps_lb") or {}
+    rows = [
+        {"attack": n, **e["epsilon"], "eps_lb_audit": corrected.get(n)} for n, e in attacks.items() if e.get("epsilon")
+    ]
     best = v.get("strongest_attack")
     slices = (attacks.get(best) or {}).get("slices") or {}
     return {
