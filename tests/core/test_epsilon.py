@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 import pytest
-import torch
+from _trained_target import true_label_probabilities
 
 from labelleak.counts import clopper_pearson
 from labelleak.epsilon import (
@@ -135,24 +135,10 @@ def test_a_planted_memorising_target_refutes_a_claim_of_half_an_epsilon():
 
 
 def _trained_scores(seed: int, *, dp: bool) -> tuple[np.ndarray, np.ndarray, float | None]:
-    """An MLP on 100 random-label rows (members) and the probability it gives each true label, members then
-    100 non-members; with ``dp``, DP-SGD at epsilon 1 (delta 1e-5) by the repository's recipe."""
-    pytest.importorskip("opacus")
-    from labelleak.models import ModelSpec, TrainSettings, build_model, init_model
-    from labelleak.models.training import train_with_report
-
-    rng = np.random.default_rng(seed)
-    x = rng.uniform(0, 1, (200, 10)).astype(np.float32)
-    y = rng.integers(0, 2, 200)
-    spec = ModelSpec("mlp", (10,), 2, hidden=(256,))
-    private = {"dp_epsilon": 1.0, "dp_delta": 1e-5, "dp_batch_size": 25, "dp_tune": False} if dp else {}
-    settings = TrainSettings(epochs=10 if dp else 300, lr=1e-2, batch_size=32, seed=seed, **private)
-    model, report = train_with_report(
-        init_model(lambda: build_model(spec), seed), x[:100], y[:100], settings, n_classes=2, progress=False
-    )
-    with torch.no_grad():
-        p = torch.softmax(model(torch.from_numpy(x)), 1).numpy()
-    return np.r_[np.ones(100, bool), np.zeros(100, bool)], p[np.arange(200), y], report.epsilon
+    """The first 100 of 200 random-label rows are the members, the other 100 the non-members."""
+    member = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    score, spent = true_label_probabilities(member, seed, dp=dp)
+    return member, score, spent
 
 
 def test_a_trained_memorising_target_is_refuted_at_half_an_epsilon():

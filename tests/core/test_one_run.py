@@ -7,6 +7,7 @@ import math
 
 import numpy as np
 import pytest
+from _trained_target import true_label_probabilities
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -147,3 +148,23 @@ def test_random_scores_rarely_reject_epsilon_zero():
         b = one_run_bound(member, rng.normal(size=200), delta=1e-5, seed=seed)
         positive += bool(b.eps_lb)
     assert positive <= 22
+
+
+def _one_run_game(seed: int, *, dp: bool) -> tuple[float | None, float | None]:
+    """The paper's game played for real: each of 200 rows is a canary put in the training set by its own coin
+    (probability 1/2), the target is trained once, and the probability it gives each canary's label is the score."""
+    member = np.random.default_rng(1000 + seed).random(200) < 0.5
+    score, spent = true_label_probabilities(member, seed, dp=dp)
+    return one_run_bound(member, score, delta=1e-5, seed=seed).eps_lb, spent
+
+
+def test_a_non_private_training_run_refutes_a_small_epsilon():
+    eps_lb, spent = _one_run_game(0, dp=False)
+    assert spent is None and eps_lb is not None and eps_lb > 0.5  # memorised random labels: far above 0.5
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_dp_sgd_run_at_epsilon_one_stays_below_its_epsilon(seed):
+    eps_lb, spent = _one_run_game(seed, dp=True)
+    assert spent is not None and spent <= 1.0 + 1e-9  # the accountant's epsilon of the run
+    assert eps_lb is not None and eps_lb <= spent
