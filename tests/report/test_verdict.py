@@ -17,6 +17,7 @@ from labelleak.attacks import Status
 from labelleak.cli import app
 from labelleak.epsilon import epsilon_lower_bound
 from labelleak.pipeline.config import make_config
+from labelleak.report.summary import risk_paragraph
 from labelleak.report.table import print_audit_table
 from labelleak.report.verdict import add_verdict, verdict_context
 from labelleak.risk import risk_level
@@ -93,6 +94,29 @@ def test_the_verdict_compares_attacks_with_bonferroni_and_checks_the_claim():
     slices = results["attacks"]["noise"]["slices"]
     assert slices["prediction_source"] == "gap" and set(slices["by_prediction"]) == {"correct", "wrong"}
     assert slices["by_prediction"]["correct"]["n_members"] == 200 and set(slices["by_class"]) == {"0", "1"}
+
+
+def test_a_score_attack_never_speaks_for_the_labels():
+    rng = np.random.default_rng(2)
+    member = rng.permutation(np.r_[np.ones(200, bool), np.zeros(200, bool)])
+    weak = np.where(member, 1.0, 0.0) + rng.normal(0, 1.5, 400)
+    ok = np.zeros(400, np.int8)
+    finished = {"gap": {"scores": weak, "status": ok}, "score-loss": {"scores": np.where(member, 1.0, 0.0)}}
+    results = _results(member, finished)
+    results["attacks"]["score-loss"]["threat_model"] = "scores"  # reads the probabilities: a stronger adversary
+    add_verdict(results, finished, is_member=member, labels=None)
+    v = results["verdict"]
+    assert v["compared"] == ["gap"] and v["strongest_attack"] == "gap" and v["threat_model"] == "label-only"
+    assert v["eps_lb"] < results["attacks"]["score-loss"]["epsilon"]["eps_lb"]  # the perfect score attack is apart
+    alone = {"score-loss": finished["score-loss"]}
+    scores_only = _results(member, alone | {"gap": finished["gap"]})
+    del scores_only["attacks"]["gap"]
+    scores_only["attacks"]["score-loss"]["threat_model"] = "scores"
+    add_verdict(scores_only, alone, is_member=member, labels=None)
+    s = scores_only["verdict"]
+    assert s["compared"] == ["score-loss"] and s["threat_model"] == "scores" and s["risk_level"] == "high"
+    said = risk_paragraph(scores_only)
+    assert said is not None and "sees the target's scores" in said and "only the predicted labels" not in said
 
 
 @pytest.fixture(scope="module")

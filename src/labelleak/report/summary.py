@@ -94,7 +94,11 @@ def risk_paragraph(results: dict[str, Any]) -> str | None:
     if not v:
         return None
     level, eps, delta = v["risk_level"], float(v["eps_lb"]), float(v["delta"])
-    parts = [f"Risk {level}: {LEVEL_WORDS[level]}"]
+    words = LEVEL_WORDS[level]
+    if v.get("threat_model") == "scores":  # no label-only attack ran: the verdict rests on score-based ones
+        words = words.replace("sees only the predicted labels", "sees the target's scores")
+        words = words.replace("through the labels", "through the scores")
+    parts = [f"Risk {level}: {words}"]
     measurable, clause = _detectable(results, v)
     if level == "none":
         parts[0] += f", which {clause}" if measurable else f". {clause}"

@@ -119,16 +119,25 @@ def one_run_verdict(
     return out
 
 
+def _compared(results: dict[str, Any], finished: dict[str, dict[str, np.ndarray]]) -> list[str]:
+    """The attacks the verdict compares: the label-only ones, the threat model labelleak audits; score-based
+    attacks only when no label-only attack ran (the verdict's ``threat_model`` then says so), so a score attack
+    never speaks for what the labels alone reveal."""
+    ran = [n for n in finished if n in results.get("attacks", {})]
+    label_only = [n for n in ran if results["attacks"][n].get("threat_model") == "label-only"]
+    return label_only or ran
+
+
 def audit_verdict(
     results: dict[str, Any], finished: dict[str, dict[str, np.ndarray]], *, is_member: np.ndarray
 ) -> dict[str, Any]:
-    """``results["verdict"]``: the audit-wide eps_LB (Bonferroni over the attacks), the strongest attack, the
-    risk level and the claim check, at the config's ``claimed_delta`` and 95% confidence."""
+    """``results["verdict"]``: the audit-wide eps_LB (Bonferroni over the attacks compared), the strongest attack,
+    the risk level and the claim check, at the config's ``claimed_delta`` and 95% confidence."""
     config = results.get("config", {})
     delta = float(config.get("claimed_delta", DEFAULT_DELTA))
     seed = int(config.get("seed", 0))
     m = np.asarray(is_member, dtype=bool)
-    names = [n for n in finished if n in results.get("attacks", {})]
+    names = _compared(results, finished)
     level = bonferroni_confidence(DEFAULT_CONFIDENCE, max(len(names), 1))
     bounds = {n: epsilon_lower_bound(m, finished[n]["scores"], delta=delta, confidence=level, seed=seed) for n in names}
     tprs = {n: _tpr_low(m, np.asarray(finished[n]["scores"], np.float64), level, seed) for n in names}
@@ -153,6 +162,7 @@ def audit_verdict(
         "delta": delta,
         "confidence": DEFAULT_CONFIDENCE,
         "attacks_compared": len(names),
+        "compared": names,
         "per_attack_confidence": level,
         "per_attack_eps_lb": {n: bounds[n].eps_lb for n in names},
         "correction": BONFERRONI,
