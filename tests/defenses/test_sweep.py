@@ -150,6 +150,11 @@ def test_defenses_summary_has_rows_recommendation_and_pareto(tmp_path):
         (["--grid", "l2=[1]"], "error: --grid needs --sweep"),
         (["--target-tpr", "1.5"], "error: target_tpr: expected a rate in (0, 1), got 1.5"),
         (["--target-tpr", "0"], "error: target_tpr: expected a rate in (0, 1), got 0.0"),
+        (  # refused before the first defense trains: DP-SGD tunes on 400 rows beyond 1,600 of 1,797 digits
+            ["--defenses", "none,dp=8", "--train-size", "400", "--attacks", "gap"],
+            "error: defense 'dp=8': needs 2000 samples (1600 for the four parts, 400 public or validation rows) "
+            "but the pool of 1797 holds fewer",
+        ),
     ],
 )
 def test_cli_bad_input_is_one_line_and_exit_2(tmp_path, args, message):

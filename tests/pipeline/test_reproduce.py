@@ -166,6 +166,22 @@ def test_fit_to_pool_scales_every_size_by_one_factor():
     assert (c.train_size, c.test_size, c.shadow_size, c.reserve_train) == (300, 100, 250, 300)
 
 
+def test_fit_to_pool_counts_the_rows_dp_tuning_and_early_stopping_take():
+    from labelleak.pipeline.plan import _need, _scaled_sizes
+    from labelleak.pipeline.setup.common import rows_beyond_split
+
+    # the four parts of the cpu plan take 1000 + 1000 + 2 * 2500 = 7000; DP-SGD tunes on 1000 more rows outside
+    # the training set and early stopping validates on 100: 7,500 is too few for the dp runs alone
+    plan = fit_to_pool(load_plan("defenses"), 7500)
+    assert plan.pool["largest_run_needs"] == 8000 and plan.pool["factor"] < 1.0
+    needs = {
+        r.config.defense: _need(_scaled_sizes(r.config, 1.0, set())) + rows_beyond_split(r.config) for r in plan.runs
+    }
+    assert max(needs.values()) <= 7500 and needs["dp=8"] == max(needs.values()) > needs["none"]
+    early = next(r.config for r in plan.runs if r.config.defense == "early-stopping=5")
+    assert rows_beyond_split(early) == round(0.1 * early.train_size)  # val_fraction of the members
+
+
 # ---------------------------------------------------------------- every experiment, end to end
 
 

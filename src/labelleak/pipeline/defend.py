@@ -15,6 +15,7 @@ from labelleak.data.cache import DatasetCache
 from labelleak.defenses import check_defense_for_data, matrix_row, parse_defense, recommend
 from labelleak.defenses.recommendation import Recommendation, annotate
 from labelleak.pipeline.config import AuditConfig
+from labelleak.pipeline.setup.common import check_pool
 from labelleak.pipeline.sweep import run_audits
 from labelleak.report.outputs import write_defend_outputs
 
@@ -49,6 +50,10 @@ def run_defend(
             check_defense_for_data(plan, shape)
     out = Path(cfg.out)
     configs = [cfg.replace(defense=d, out=str(out / _slug(d))) for d in defenses]
+    if not cfg.is_remote and cfg.model is None:
+        n_pool = len(datasets.load(cfg.dataset, cfg.data)[0])
+        for c in configs:  # every defense's rows, before the first one trains
+            check_pool(c, n_pool)
     results = run_audits(configs, resume=cfg.resume, datasets=datasets)
     rows = [matrix_row(d, r) for d, r in zip(defenses, results)]
     rec = judged(rows)

@@ -31,6 +31,7 @@ import yaml
 from labelleak._validation import read_utf8
 from labelleak.errors import DataFileError, InvalidInputError, UnknownNameError
 from labelleak.pipeline.config import AuditConfig, from_mapping
+from labelleak.pipeline.setup.common import rows_beyond_split
 
 SCALES = ("cpu", "paper")
 _PLAN_KEYS = {"kind", "description", "claim", "audit", "grid", "groups", "scales"}
@@ -178,8 +179,8 @@ def _scaled_sizes(c: AuditConfig, factor: float, fixed: set[str], min_reserve: i
 
 
 def _need(sizes: dict[str, int]) -> int:
-    """Samples a run takes from the pool: its member block, its non-members and shadow-train plus shadow-test
-    (an unset size follows ``train_size``)."""
+    """Samples a run's four parts take from the pool: its member block, its non-members and shadow-train plus
+    shadow-test (an unset size follows ``train_size``); public and validation rows come on top."""
     train = sizes["train_size"]
     return (
         max(train, sizes.get("reserve_train", 0)) + sizes.get("test_size", train) + 2 * sizes.get("shadow_size", train)
@@ -197,12 +198,17 @@ def fit_to_pool(plan: Plan, n_pool: int, *, fixed: set[str] | frozenset[str] = f
     fixed = set(fixed) & set(_SIZE_KEYS)
     floor = max(r.config.train_size for r in plan.runs) if "train_size" in fixed else 0
     sized = lambda r, f: _scaled_sizes(r.config, f, fixed, floor)  # noqa: E731
-    fits = lambda f: all(_need(sized(r, f)) <= n_pool for r in plan.runs)  # noqa: E731
-    largest = max(_need(sized(r, 1.0)) for r in plan.runs)
+
+    def need(r: Run, f: float) -> int:  # the four parts, then the public and validation rows beyond them
+        sizes = sized(r, f)
+        return _need(sizes) + rows_beyond_split(r.config, sizes["train_size"])
+
+    fits = lambda f: all(need(r, f) <= n_pool for r in plan.runs)  # noqa: E731
+    largest = max(need(r, 1.0) for r in plan.runs)
     factor = 1.0
     if not fits(1.0):
         if not fits(0.0):
-            smallest = max(_need(sized(r, 0.0)) for r in plan.runs)
+            smallest = max(need(r, 0.0) for r in plan.runs)
             raise InvalidInputError(
                 f"the sizes set with --set ({', '.join(sorted(fixed)) or 'none'}) need "
                 f"{smallest} samples with the plan's other sizes at their minimum, but the "

@@ -9,7 +9,7 @@ shadow model, with the architecture ``shadow_arch`` (default: chosen from the in
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,8 +17,10 @@ import numpy as np
 from labelleak.attacks.base import ShadowData
 from labelleak.data.candidates import KINDS, load_labelled
 from labelleak.data.layout import shadow_halves
+from labelleak.defenses import parse_defense
 from labelleak.errors import InvalidInputError
 from labelleak.models import ModelSpec, ModelStore, TrainSettings, build_model, train_or_load
+from labelleak.models.training import validation_size
 from labelleak.oracle import LabelOracle, TorchOracle
 from labelleak.pipeline.config import AuditConfig
 
@@ -82,6 +84,29 @@ def train_settings(cfg: AuditConfig) -> TrainSettings:
     return TrainSettings(
         epochs=cfg.epochs, lr=cfg.lr, batch_size=cfg.batch_size, seed=cfg.seed, lr_schedule=cfg.lr_schedule
     )
+
+
+def rows_beyond_split(cfg: AuditConfig, train_size: int | None = None) -> int:
+    """Pool rows a target labelleak trains takes beyond its four parts: the defense's public pre-training rows
+    and the validation rows of early stopping, adversarial regularisation or DP-SGD tuned outside the training
+    set (at ``train_size`` members, default the config's)."""
+    plan = parse_defense(cfg.defense, seed=cfg.seed)
+    settings = replace(train_settings(cfg), **plan.train)
+    return plan.public + validation_size(train_size or cfg.train_size, settings)
+
+
+def check_pool(cfg: AuditConfig, n_pool: int) -> None:
+    """Refuse, before anything trains, a trained target whose four parts, public rows and validation rows do not
+    fit in the dataset's pool (else a sweep fails at its first such defense, after the runs before it)."""
+    train, test, shadow = cfg.train_size, cfg.test_size or cfg.train_size, cfg.shadow_size or cfg.train_size
+    parts = max(train, cfg.reserve_train or 0) + test + 2 * shadow
+    beyond = rows_beyond_split(cfg)
+    if parts + beyond > n_pool:
+        raise InvalidInputError(
+            f"defense {cfg.defense!r}: needs {parts + beyond} samples ({parts} for the four parts, {beyond} public "
+            f"or validation rows) but the pool of {n_pool} holds fewer; reduce --train-size/--test-size/"
+            "--shadow-size or the defense's public rows"
+        )
 
 
 @dataclass(frozen=True)

@@ -24,7 +24,7 @@ from labelleak.oracle.hamp import HampScoreOracle
 from labelleak.oracle.scores import DefendedScoreOracle
 from labelleak.oracle.smoothed import smooth_labels
 from labelleak.pipeline.config import AuditConfig
-from labelleak.pipeline.setup.common import AuditSetup, auto_arch, train_settings
+from labelleak.pipeline.setup.common import AuditSetup, auto_arch, check_pool, train_settings
 
 
 def _defended_oracles(
@@ -155,6 +155,7 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
     """Load data (through ``datasets`` when given), split it four ways, and train (or load) the target and the
     adversary's shadow model."""
     dataset, x, fingerprint = (datasets.load if datasets else load_prepared)(cfg.dataset, cfg.data)
+    check_pool(cfg, len(dataset))
     shadow_size = cfg.shadow_size or cfg.train_size
     test_size = cfg.test_size or cfg.train_size
     sizes = SplitSizes(cfg.train_size, test_size, shadow_size, shadow_size)
