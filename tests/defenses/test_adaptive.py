@@ -16,7 +16,10 @@ from labelleak.attacks.base import ShadowData
 from labelleak.defenses import parse_defense
 from labelleak.defenses.output import round_decimals
 from labelleak.metrics import bootstrap_auc
+from labelleak.oracle import TorchOracle
+from labelleak.oracle.hamp import HampScoreOracle
 from labelleak.oracle.scores import DefendedScoreOracle
+from labelleak.oracle.smoothed import SmoothedLabelOracle, smooth_labels
 from labelleak.pipeline.audit import attack_params
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup.trained import prepare_local
@@ -87,6 +90,36 @@ def test_an_output_defense_changes_what_reference_models_answer(tmp_path):
     target = DefendedScoreOracle(model, defense=parse_defense("round=1").output, input_shape=(5,), n_classes=3)
     scores = {d: a(target, x[:20], y[:20], shadow=shadow).scores for d, a in lira.items()}
     assert not np.allclose(scores["none"], scores["round=1"])
+
+
+def test_hamp_and_label_noise_change_what_reference_models_answer():
+    rng = np.random.default_rng(2)
+    x, y = rng.random((40, 5)).astype(np.float32), rng.integers(0, 3, 40)
+    kw = dict(hidden=(16,), epochs=3, batch_size=20)
+    model = ShadowRecipe(**kw).train(x, y, input_shape=(5,), n_classes=3, seed=0)
+    raw = probabilities(model, x)
+    hamp, noise = ShadowRecipe(**kw, defense="hamp=0.9"), ShadowRecipe(**kw, defense="label-noise=0.25")
+    assert hamp.modifies_answers() and noise.modifies_answers() and not ShadowRecipe(**kw).modifies_answers()
+    # HAMP: the scores of random samples in the query's order of classes, the label unchanged
+    want = HampScoreOracle(model, input_shape=(5,), n_classes=3, seed=4).predict_proba(x)
+    got = hamp.reveal(model, x, 4)
+    assert torch.equal(got, want) and not torch.allclose(got, raw) and torch.equal(got.argmax(1), raw.argmax(1))
+    # label randomisation: the vote shares of 15 noised copies, as a smoothed target answers
+    plain = TorchOracle(model, input_shape=(5,), n_classes=3)
+    shares = noise.reveal(model, x, 4)
+    assert torch.equal(shares, smooth_labels(plain, 0.25, seed=4).predict_proba(x))
+    assert torch.equal(shares * 15, torch.round(shares * 15)) and not torch.allclose(shares, raw)
+
+
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_the_shadow_model_answers_through_label_noise_and_hamp_adaptively(tmp_path, adaptive):
+    noisy = prepare_local(_cfg(tmp_path, defense="label-noise=0.1", non_adaptive=not adaptive))
+    assert isinstance(noisy.oracle, SmoothedLabelOracle)  # the target always answers through its defense
+    assert isinstance(noisy.shadow_oracle, SmoothedLabelOracle) == adaptive
+    assert isinstance(noisy.shadow_score_oracle, SmoothedLabelOracle) == adaptive
+    hamp = prepare_local(_cfg(tmp_path, defense="hamp=0.9", non_adaptive=not adaptive))
+    assert isinstance(hamp.score_oracle, HampScoreOracle)
+    assert isinstance(hamp.shadow_score_oracle, HampScoreOracle) == adaptive
 
 
 @pytest.fixture

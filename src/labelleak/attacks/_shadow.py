@@ -24,6 +24,7 @@ from labelleak.models import (
     predict_logits,
     train_model,
 )
+from labelleak.oracle.defended import serve
 
 
 def _digest(a: np.ndarray | torch.Tensor) -> str:
@@ -110,12 +111,23 @@ class ShadowRecipe:
         output = parse_defense(self.defense, seed=seed).output
         return None if output.kind == "none" else output
 
+    def modifies_answers(self) -> bool:
+        """Do this recipe's models answer other than their own softmax (an output defense, HAMP's scores, label
+        randomisation)? When not, an attack may read their logits directly."""
+        plan = parse_defense(self.defense)
+        return bool(plan.label_noise) or "hamp" in plan.train or plan.output.kind != "none"
+
     def reveal(self, model: nn.Module, x: np.ndarray | torch.Tensor, seed: int) -> torch.Tensor:
         """What ``model`` answers on ``x`` when it serves like the target: its probabilities (float64) through the
-        output-time part of ``defense``, seeded by ``seed``."""
+        output-time part of ``defense`` (HAMP's answers of random samples, the vote shares of label
+        randomisation), seeded by ``seed``."""
+        plan = parse_defense(self.defense, seed=seed)
         p = probabilities(model, x)
-        output = self.output_defense(seed)
-        return p if output is None else output.apply(p)
+        if not (plan.label_noise or "hamp" in plan.train) or len(p) == 0:
+            return p if plan.output.kind == "none" else plan.output.apply(p)
+        xt = torch.as_tensor(x, dtype=torch.float32)
+        served = serve(model, plan, input_shape=tuple(xt.shape[1:]), n_classes=p.shape[1], seed=seed)
+        return served.scores.predict_proba(xt).double()  # type: ignore[attr-defined]
 
 
 def _fit(

@@ -115,8 +115,7 @@ class LiRA(ReferenceModelAttack):
     def _reference_phi(self, model: torch.nn.Module, seed: int, x: torch.Tensor, y: torch.Tensor) -> np.ndarray:
         """phi of one reference model, from what it answers served like the target: through the output-time
         defense of the recipe (the adaptive adversary's), else from its logits (exact at any margin)."""
-        output = self.shadow_recipe.output_defense(seed)
-        if output is None:
+        if not self.shadow_recipe.modifies_answers():
             return logit_confidence_from_logits(predict_logits(model, x), y)
         return logit_confidence(self.shadow_recipe.reveal(model, x, seed), y)
 

@@ -19,28 +19,9 @@ from labelleak.data.layout import trained_layout
 from labelleak.defenses import DefensePlan, parse_defense
 from labelleak.models import ModelSpec, ModelStore, TrainedModel, build_model, train_or_load
 from labelleak.models.training import validation_size
-from labelleak.oracle import LabelOracle, TorchOracle, TorchScoreOracle
-from labelleak.oracle.hamp import HampScoreOracle
-from labelleak.oracle.scores import DefendedScoreOracle
-from labelleak.oracle.smoothed import smooth_labels
+from labelleak.oracle.defended import serve
 from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup.common import AuditSetup, auto_arch, check_pool, train_settings
-
-
-def _defended_oracles(
-    plan: DefensePlan, labels: TorchOracle, target: TrainedModel, *, seed: int
-) -> tuple[LabelOracle | None, TorchScoreOracle]:
-    """The target's output defenses: label randomisation answers both labels and (vote-share) scores (``None``
-    without it); a HAMP-trained target's scores are HAMP's output modification unless another output defense is
-    named; the other output defenses act on its probabilities."""
-    smoothed = smooth_labels(labels, plan.label_noise, seed=seed) if plan.label_noise else None
-    shape, classes = labels.input_shape, labels.n_classes
-    scores = (
-        HampScoreOracle(target.model, input_shape=shape, n_classes=classes, seed=seed)
-        if "hamp" in plan.train and plan.output.kind == "none"
-        else DefendedScoreOracle(target.model, defense=plan.output, input_shape=shape, n_classes=classes)
-    )
-    return smoothed, scores
 
 
 def _target_record(
@@ -171,15 +152,16 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
     target, shadow, pretrained, n_val = _train_models(
         cfg, dataset, x, fingerprint, sizes, split, plan, spec, defended_spec
     )
-    shadow_output = replace(plan.output, seed=cfg.seed + 1)  # the mechanism, not the target's key
     layout = trained_layout(cfg.train_size, cfg.test_size, cfg.shadow_size, cfg.eval_size)  # as --estimate counts
     n_members, n_nonmembers = layout.members, layout.nonmembers
     idx = np.concatenate([split.target_train[:n_members], split.target_test[:n_nonmembers]])
 
-    def oracle(kind: type[TorchOracle], m: TrainedModel) -> TorchOracle:
-        return kind(m.model, input_shape=dataset.input_shape, n_classes=dataset.n_classes)
-
-    smoothed, target_scores = _defended_oracles(plan, oracle(TorchOracle, target), target, seed=cfg.seed)
+    shape, classes = dataset.input_shape, dataset.n_classes
+    served = serve(target.model, plan, input_shape=shape, n_classes=classes, seed=cfg.seed)
+    # adaptive: the shadow model answers through the same mechanisms (label randomisation, HAMP's scores, the
+    # output defenses), keyed by its own seed, not the target's key; non-adaptive: as the plain model answers
+    shadow_plan = parse_defense(cfg.defense if adaptive else "none", seed=cfg.seed + 1)
+    shadow_served = serve(shadow.model, shadow_plan, input_shape=shape, n_classes=classes, seed=cfg.seed + 1)
 
     return AuditSetup(
         dataset={
@@ -199,8 +181,8 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
             "defense": cfg.defense if adaptive else "none",
         },
         arch=cfg.shadow_arch or spec.arch,
-        oracle=smoothed or oracle(TorchOracle, target),
-        shadow_oracle=oracle(TorchOracle, shadow),
+        oracle=served.labels,
+        shadow_oracle=shadow_served.labels,
         sample_index=idx,
         x=x[idx],
         y=y[idx],
@@ -208,13 +190,7 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         shadow_data=ShadowData(
             x[split.shadow_train], y[split.shadow_train], x[split.shadow_test], y[split.shadow_test]
         ),
-        score_oracle=smoothed or target_scores,
-        shadow_score_oracle=(
-            DefendedScoreOracle(
-                shadow.model, defense=shadow_output, input_shape=dataset.input_shape, n_classes=dataset.n_classes
-            )
-            if adaptive and plan.output.kind != "none"
-            else oracle(TorchScoreOracle, shadow)
-        ),
+        score_oracle=served.scores,
+        shadow_score_oracle=shadow_served.scores,
         adversary_defense=cfg.defense if adaptive else "none",
     )
