@@ -111,6 +111,29 @@ def test_hamp_and_label_noise_change_what_reference_models_answer():
     assert torch.equal(shares * 15, torch.round(shares * 15)) and not torch.allclose(shares, raw)
 
 
+def test_reference_models_label_through_label_noise_for_the_label_only_attacks():
+    from labelleak.attacks._reference_search import served_references
+    from labelleak.attacks.dhattack import model_classifier
+
+    rng = np.random.default_rng(3)
+    x, y = rng.random((40, 5)).astype(np.float32), rng.integers(0, 3, 40)
+    kw = dict(hidden=(16,), epochs=3, batch_size=20)
+    models = [ShadowRecipe(**kw).train(x, y, input_shape=(5,), n_classes=3, seed=s) for s in (0, 1)]
+    noise, plain = ShadowRecipe(**kw, defense="label-noise=0.5"), ShadowRecipe(**kw, defense="l2=0.01")
+    target = TorchOracle(models[0], input_shape=(5,), n_classes=3)
+    assert served_references(plain, models, target, 7) == models  # no label randomisation: the models' argmax
+    served = served_references(noise, models, target, 7)
+    assert all(isinstance(o, SmoothedLabelOracle) for o in served) and [o.seed for o in served] == [8, 9]
+    votes = smooth_labels(TorchOracle(models[1], input_shape=(5,), n_classes=3), 0.5, seed=9).predict_labels(
+        torch.from_numpy(x)
+    )
+    assert torch.equal(model_classifier(served[1], (5,))(torch.from_numpy(x), torch.arange(40)), votes)
+    argmax = probabilities(models[1], x).argmax(1)
+    assert not torch.equal(votes, argmax)  # sigma 0.5 on inputs in [0, 1]: some votes differ from the argmax
+    assert torch.equal(noise.labeller(models[1], n_classes=3, seed=9)(torch.from_numpy(x)), votes)
+    assert torch.equal(plain.labeller(models[1], n_classes=3, seed=9)(torch.from_numpy(x)), argmax)
+
+
 @pytest.mark.parametrize("adaptive", [True, False])
 def test_the_shadow_model_answers_through_label_noise_and_hamp_adaptively(tmp_path, adaptive):
     noisy = prepare_local(_cfg(tmp_path, defense="label-noise=0.1", non_adaptive=not adaptive))

@@ -30,8 +30,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.errors import InvalidInputError
 from labelleak.oracle.backends import TorchOracle
+from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle, QueryLedger
 
 Label = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (points (B, ...), candidates (B,)) -> labels (B,)
@@ -60,7 +62,7 @@ class RoutedOracle(BudgetedOracle):
 
     def __init__(
         self,
-        models: Sequence[nn.Module],
+        models: Sequence[nn.Module | LabelOracle],
         n: int,
         *,
         input_shape: tuple[int, ...],
@@ -70,7 +72,12 @@ class RoutedOracle(BudgetedOracle):
     ) -> None:
         if not models:
             raise InvalidInputError("RoutedOracle: expected at least one model")
-        oracles = [TorchOracle(m, input_shape=input_shape, n_classes=n_classes, bounds=bounds) for m in models]
+        oracles = [  # a model answers with its argmax; an oracle as it serves (label randomisation, say)
+            m
+            if isinstance(m, LabelOracle)
+            else TorchOracle(m, input_shape=input_shape, n_classes=n_classes, bounds=bounds)
+            for m in models
+        ]
         super().__init__(oracles[0], QueryLedger(len(models) * n, max_per_sample=cap))
         self.n = n
         self._labels = route(n, [_answer(o) for o in oracles])
@@ -83,11 +90,25 @@ class RoutedOracle(BudgetedOracle):
         raise InvalidInputError("RoutedOracle: a reference search has no setup queries; every row is a candidate's")
 
 
-def _answer(oracle: TorchOracle) -> Label:
+def _answer(oracle: LabelOracle) -> Label:
     def labels(points: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         return oracle.predict_labels(points)
 
     return labels
+
+
+def served_references(
+    recipe: ShadowRecipe, models: Sequence[nn.Module], oracle: LabelOracle | BudgetedOracle, seed: int
+) -> list[nn.Module | LabelOracle]:
+    """The reference models as the target serves labels: each behind label randomisation (its votes keyed by
+    ``seed + 1 + k``) when the recipe's defense has it, else the models themselves (their argmax)."""
+    if not recipe.randomises_labels():
+        return list(models)
+    shape, classes, bounds = oracle.input_shape, oracle.n_classes, oracle.bounds
+    return [
+        recipe.label_oracle(m, input_shape=shape, n_classes=classes, bounds=bounds, seed=seed + 1 + k)
+        for k, m in enumerate(models)
+    ]
 
 
 def model_groups(k: int, n: int, d: int, max_elements: int = MAX_ELEMENTS) -> list[range]:
@@ -112,7 +133,7 @@ class ReferenceSearches:
 
 def search_references(
     measure: Measure,
-    models: Sequence[nn.Module],
+    models: Sequence[nn.Module | LabelOracle],
     x: torch.Tensor,
     y: torch.Tensor,
     *,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
 
@@ -24,6 +24,7 @@ from labelleak.models import (
     predict_logits,
     train_model,
 )
+from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.defended import serve
 
 
@@ -116,6 +117,35 @@ class ShadowRecipe:
         randomisation)? When not, an attack may read their logits directly."""
         plan = parse_defense(self.defense)
         return bool(plan.label_noise) or "hamp" in plan.train or plan.output.kind != "none"
+
+    def randomises_labels(self) -> bool:
+        """Does the target answer labels through label randomisation (so must this recipe's models)?"""
+        return bool(parse_defense(self.defense).label_noise)
+
+    def label_oracle(
+        self,
+        model: nn.Module,
+        *,
+        input_shape: tuple[int, ...],
+        n_classes: int,
+        seed: int,
+        bounds: tuple[float, float] = (0.0, 1.0),
+    ) -> LabelOracle:
+        """``model``'s labels as the target serves its own: through label randomisation, its votes keyed by
+        ``seed``, when the defense has it; else the model's argmax."""
+        plan = parse_defense(self.defense, seed=seed)
+        return serve(model, plan, input_shape=input_shape, n_classes=n_classes, seed=seed, bounds=bounds).labels
+
+    def labeller(self, model: nn.Module, *, n_classes: int, seed: int) -> Callable[[torch.Tensor], torch.Tensor]:
+        """``points -> labels`` of ``model`` served like the target (points of any input shape)."""
+        if not self.randomises_labels():
+            return lambda q: predict_logits(model, q).argmax(1)
+
+        def labels(q: torch.Tensor) -> torch.Tensor:
+            served = self.label_oracle(model, input_shape=tuple(q.shape[1:]), n_classes=n_classes, seed=seed)
+            return served.predict_labels(q)
+
+        return labels
 
     def reveal(self, model: nn.Module, x: np.ndarray | torch.Tensor, seed: int) -> torch.Tensor:
         """What ``model`` answers on ``x`` when it serves like the target: its probabilities (float64) through the

@@ -52,7 +52,7 @@ from labelleak._version import __version__
 from labelleak.attacks import _reference_search
 from labelleak.attacks._likelihood import Variance, check_variance, choose_variance, likelihood_scores
 from labelleak.attacks._reference import ReferenceModelAttack
-from labelleak.attacks._reference_search import ReferenceSearches, search_references
+from labelleak.attacks._reference_search import ReferenceSearches, search_references, served_references
 from labelleak.attacks._shadow import ShadowRecipe, _digest
 from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.attacks.boundary import box_diameter
@@ -230,6 +230,8 @@ class BoundaryLiRA(ReferenceModelAttack):
             code=_search_code(engine),
             cap=cap,
             bounds=list(oracle.bounds),
+            # label randomisation leaves the weights as they are: its scale keys the searches apart
+            **({"label_noise": self.shadow_recipe.defense} if self.shadow_recipe.randomises_labels() else {}),
         )
         return Path(self.shadow_recipe.cache_dir) / "reference-searches" / f"{key}.npz"
 
@@ -246,6 +248,7 @@ class BoundaryLiRA(ReferenceModelAttack):
         """Signed distances (K, N), statuses (K, N) and the query count of every reference model's search: those
         the cache holds are read, the others searched all at once (:mod:`labelleak.attacks._reference_search`)."""
         paths = [self._search_path(engine, m, oracle, x, y, cap) for m in models]
+        served = served_references(self.shadow_recipe, models, oracle, self.seed)  # labels as the target serves
         found = [_load_search(p) for p in paths]
         todo = [k for k, hit in enumerate(found) if hit is None]
         with progress_bar(f"{self.name}: reference searches", len(models), enabled=progress) as bar:
@@ -262,7 +265,7 @@ class BoundaryLiRA(ReferenceModelAttack):
             if todo:
                 search_references(
                     lambda routed, xs, ys: signed_distances(engine, routed, xs, ys),
-                    [models[k] for k in todo],
+                    [served[k] for k in todo],
                     x,
                     y,
                     input_shape=oracle.input_shape,

@@ -42,12 +42,13 @@ import numpy as np
 import torch
 
 from labelleak.attacks._reference import ReferenceModelAttack
-from labelleak.attacks._reference_search import MAX_ELEMENTS, model_groups, route, tile
+from labelleak.attacks._reference_search import MAX_ELEMENTS, model_groups, route, served_references, tile
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.attacks.capabilities import QueryCost
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
+from labelleak.oracle.base import LabelOracle
 from labelleak.oracle.budget import BudgetedOracle
 
 Classify = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]  # (points (B, D), rows (B,)) -> labels (B,)
@@ -160,19 +161,23 @@ def _ask(
     return paid, rows, classify(x[rows] + t[:, None].to(x.dtype) * (end[rows] - x[rows]), rows)
 
 
-def model_classifier(model: torch.nn.Module, shape: tuple[int, ...]) -> Classify:
-    """``classify`` for an in-process model: arg-max of its logits."""
+def model_classifier(model: torch.nn.Module | LabelOracle, shape: tuple[int, ...]) -> Classify:
+    """``classify`` for an in-process model: arg-max of its logits, or the labels of an oracle that serves it
+    (label randomisation, say)."""
 
     def classify(points: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
         if len(points) == 0:
             return torch.empty(0, dtype=torch.int64)
-        return predict_logits(model, points.reshape(len(points), *shape)).argmax(1)
+        batch = points.reshape(len(points), *shape)
+        if isinstance(model, LabelOracle):
+            return model.predict_labels(batch)
+        return predict_logits(model, batch).argmax(1)
 
     return classify
 
 
 def reference_path_distances(
-    models: Sequence[torch.nn.Module],
+    models: Sequence[torch.nn.Module | LabelOracle],
     x: torch.Tensor,
     y: torch.Tensor,
     end_out: torch.Tensor,
@@ -288,8 +293,9 @@ class DHAttack(ReferenceModelAttack):
         )
         shape = oracle.input_shape
         ref = reference_path_distances(
-            refs.models, flat, y, end_out, end_in, shape=shape, steps=steps, min_ratio=self.min_ratio
-        )
+            served_references(self.shadow_recipe, refs.models, oracle, self.seed),
+            flat, y, end_out, end_in, shape=shape, steps=steps, min_ratio=self.min_ratio,
+        )  # fmt: skip
         d = target.distance.numpy()
         scores, mu, sigma = gaussian_scores(d, ref, shrinkage=self.shrinkage)
         status = np.full(len(x), Status.OK, dtype=np.int8)

@@ -29,7 +29,6 @@ from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, RawScores, ShadowData, Status
 from labelleak.attacks.capabilities import Capabilities, QueryPlan, fixed_cost
 from labelleak.errors import InvalidInputError
-from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
 from labelleak.rng import KeyedStream, content_keys
 
@@ -124,7 +123,7 @@ class _CopiesAttack(Attack):
             description="shadow (robustness)",
             progress=progress,
         )
-        label_fn = lambda q: predict_logits(model, q).argmax(1)  # noqa: E731
+        label_fn = self.shadow_recipe.labeller(model, n_classes=oracle.n_classes, seed=self.seed + 1)
         feats = np.concatenate(
             [
                 self._correctness(

@@ -44,7 +44,6 @@ from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.attacks.capabilities import QueryCost
 from labelleak.errors import InvalidInputError
-from labelleak.models import predict_logits
 from labelleak.oracle.budget import BudgetedOracle
 
 
@@ -210,7 +209,12 @@ class YOQO(ReferenceModelAttack):
         loss = torch.cat([p[1] for p in parts]) if parts else torch.empty(0)
         converged = torch.cat([p[2] for p in parts]) if parts else torch.empty(0, dtype=torch.bool)
         with torch.no_grad():
-            ref_hits = torch.stack([predict_logits(m, crafted).argmax(1) == y for m in models]).numpy()  # (K, N)
+            # each reference model answers as the target serves (label randomisation, when adaptive), by its seed
+            labels = [
+                self.shadow_recipe.labeller(m, n_classes=oracle.n_classes, seed=self.seed + 1 + k)
+                for k, m in enumerate(models)
+            ]
+            ref_hits = torch.stack([label(crafted) == y for label in labels]).numpy()  # (K, N)
 
         served = oracle.ledger.affordable(1)
         idx = torch.nonzero(served).flatten()
