@@ -11,9 +11,11 @@ from labelleak.attacks import ShadowData, ShadowRecipe, Status, audit_params, cr
 from labelleak.attacks._relabel import OnlineRelabelling, batch_sizes
 from labelleak.attacks.transfer import TransferAttack, posterior_scores
 from labelleak.cli import app
+from labelleak.defenses.training import hamp_soft_labels, prediction_entropy, soft_cross_entropy
 from labelleak.errors import BudgetExhaustedError, InvalidInputError
 from labelleak.models import ModelSpec, TrainSettings, build_model, init_model, predict_logits, train_model
 from labelleak.models.randaugment import RANDAUGMENT_OPS, rand_augment
+from labelleak.models.training import batch_objective
 from labelleak.oracle import CallableOracle
 from labelleak.oracle.budget import BudgetedOracle, QueryLedger
 from labelleak.pipeline.checkpoint import run_identity
@@ -113,6 +115,37 @@ def test_the_kept_checkpoint_agrees_best_with_the_target(world):
     assert log.agreement_by_epoch[log.best_epoch - 1] == kept and len(log.agreement_by_epoch) == 15
     assert kept > 0.5  # it learned the target's labels (10 classes: chance is 0.1)
     assert oracle.ledger.setup == 20 + 15 * 52
+
+
+def test_online_relabelling_trains_with_the_target_s_defense(world, monkeypatch):
+    decays: list[float] = []
+    adam = torch.optim.Adam
+
+    def recording(params, **kw):
+        decays.append(kw.get("weight_decay", 0.0))
+        return adam(params, **kw)
+
+    monkeypatch.setattr(torch.optim, "Adam", recording)
+    shadow, oracle = world["shadow"], BudgetedOracle(_oracle(world), QueryLedger(0))
+    recipe = ShadowRecipe(arch="mlp", hidden=(32,), lr=1e-2, batch_size=16, defense="dropout=0.5+l2=0.01+hamp=0.9")
+    model, log = OnlineRelabelling(recipe, 2, seed=3).train(oracle, shadow.x_train, shadow.x_test)
+    assert any(isinstance(m, torch.nn.Dropout) and m.p == 0.5 for m in model.modules())
+    assert decays == [0.01] and log.defense_left_out == []
+    # HAMP's soft labels: the loss of a batch is the soft cross-entropy minus alpha times the prediction entropy
+    logits, labels = torch.randn(6, 10), torch.arange(6)
+    settings = TrainSettings(hamp=0.9, hamp_alpha=0.01)
+    soft = hamp_soft_labels(labels, 10, 0.9)
+    want = soft_cross_entropy(logits, soft) - 0.01 * prediction_entropy(logits)
+    assert torch.allclose(batch_objective(model, logits, labels, settings, step=0), want)
+
+
+def test_online_relabelling_says_which_parts_of_the_defense_it_cannot_apply(world, caplog):
+    shadow, oracle = world["shadow"], BudgetedOracle(_oracle(world), QueryLedger(0))
+    recipe = ShadowRecipe(arch="mlp", hidden=(32,), lr=1e-2, batch_size=16, defense="dp=8+l2=0.01")
+    with caplog.at_level("WARNING"):
+        _, log = OnlineRelabelling(recipe, 1, seed=3).train(oracle, shadow.x_train, shadow.x_test)
+    assert log.defense_left_out == ["dp"]
+    assert "cannot apply dp of the defense 'dp=8+l2=0.01'" in caplog.text
 
 
 def test_online_relabelling_is_seeded(world):

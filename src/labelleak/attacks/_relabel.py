@@ -14,16 +14,18 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.errors import BudgetExhaustedError, InvalidInputError
-from labelleak.models import ModelSpec, build_model, init_model, predict_logits
+from labelleak.logs import get_logger
+from labelleak.models import ModelSpec, TrainSettings, build_model, init_model, predict_logits
 from labelleak.models.randaugment import rand_augment
-from labelleak.models.training import default_device
+from labelleak.models.training import batch_objective, default_device, left_out_per_batch
 from labelleak.oracle.budget import BudgetedOracle
 from labelleak.progress import progress_bar
+
+logger = get_logger(__name__)
 
 
 @dataclass
@@ -36,6 +38,7 @@ class RelabelLog:
     best_epoch: int = 0  # 1-based epoch of the kept checkpoint
     agreement_by_epoch: list[float] = field(default_factory=list)  # shadow model vs target on the held-out set
     budget_hit: bool = False  # the total cap stopped relabelling before the last epoch ended
+    defense_left_out: list[str] = field(default_factory=list)  # parts of the defense one batch cannot apply
 
 
 def batch_sizes(n: int, batch_size: int) -> list[int]:
@@ -89,11 +92,20 @@ class OnlineRelabelling:
         log = RelabelLog(holdout_labels=held_labels.numpy(), queries=len(x_held))
         r = self.recipe
         spec = ModelSpec(r.arch, tuple(oracle.input_shape), oracle.n_classes, r.width, tuple(r.hidden))
+        plain = TrainSettings(epochs=self.epochs, lr=r.lr, batch_size=r.batch_size, seed=self.seed)
+        spec, settings = r.defended(spec, plain)  # the target's defense, as the adaptive adversary knows it
+        log.defense_left_out = left_out_per_batch(settings)
+        if log.defense_left_out:
+            logger.warning(
+                "transfer: relabel=online trains one queried batch at a time and cannot apply %s of the defense %r; "
+                "its shadow model trains without them (relabel=once applies the whole defense)",
+                ", ".join(log.defense_left_out), r.defense,
+            )  # fmt: skip
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)  # dropout, if the architecture has any
             model = init_model(lambda: build_model(spec), self.seed).to(default_device())
             xt = torch.as_tensor(x_train, dtype=torch.float32)
-            model.load_state_dict(self._epochs(model, oracle, xt, x_held, log, room, progress))
+            model.load_state_dict(self._epochs(model, oracle, xt, x_held, log, room, settings, progress))
         return model.eval().cpu(), log
 
     def _epochs(
@@ -104,12 +116,14 @@ class OnlineRelabelling:
         x_held: np.ndarray,
         log: RelabelLog,
         room: int | None,
+        settings: TrainSettings,
         progress: bool,
     ) -> dict[str, torch.Tensor]:
         """The training epochs; returns the state of the best checkpoint and fills ``log``."""
         device, r = next(model.parameters()).device, self.recipe
         gen = torch.Generator().manual_seed(self.seed)
-        opt = torch.optim.Adam(model.parameters(), lr=r.lr)
+        opt = torch.optim.Adam(model.parameters(), lr=r.lr, weight_decay=settings.weight_decay)
+        step = 0
         held = torch.as_tensor(log.holdout_labels)
         best, best_state = -1.0, {k: v.detach().clone() for k, v in model.state_dict().items()}
         with progress_bar("shadow (transfer, online relabelling)", self.epochs, enabled=progress) as bar:
@@ -129,7 +143,8 @@ class OnlineRelabelling:
                     )
                     labels = oracle.query_setup(views)
                     log.queries += len(idx)
-                    loss = F.cross_entropy(model(views.to(device)), labels.to(device))
+                    loss = batch_objective(model, model(views.to(device)), labels.to(device), settings, step=step)
+                    step += 1
                     opt.zero_grad(set_to_none=True)
                     loss.backward()
                     opt.step()

@@ -162,4 +162,5 @@ class TransferAttack(Attack):
             "relabel_best_epoch": log.best_epoch,
             "relabel_agreement_by_epoch": log.agreement_by_epoch,
             "relabel_budget_hit": log.budget_hit,
+            "relabel_defense_left_out": log.defense_left_out,
         }

@@ -156,6 +156,28 @@ def _batch_loss(
     return loss
 
 
+PER_BATCH_ONLY = ("dp", "selena", "advreg")  # defenses that need the whole training set, not one batch at a time
+
+
+def left_out_per_batch(settings: TrainSettings) -> list[str]:
+    """The parts of ``settings``' defense that training on one labelled batch at a time cannot apply (DP-SGD's
+    sampling and accounting, SELENA's split, AdvReg's reference set)."""
+    flags = {"dp": settings.uses_dp(), "selena": bool(settings.selena_k), "advreg": bool(settings.advreg)}
+    return [name for name in PER_BATCH_ONLY if flags[name]]
+
+
+def batch_objective(
+    model: nn.Module, logits: torch.Tensor, labels: torch.Tensor, settings: TrainSettings, *, step: int
+) -> torch.Tensor:
+    """The defended training loss of one batch whose labels arrive with it (online relabelling): HAMP's soft
+    labels and entropy term, RelaxLoss, label smoothing and L1, as :func:`train_model` applies them."""
+    from labelleak.defenses.training import hamp_soft_labels
+
+    soft = None if settings.hamp is None else hamp_soft_labels(labels, logits.shape[1], settings.hamp)
+    every = torch.arange(len(labels), device=labels.device)
+    return _batch_loss(model, logits, labels, every, settings, soft=soft, step=step)
+
+
 def _train(
     model: nn.Module,
     x: np.ndarray,
