@@ -46,11 +46,19 @@ def test_by_default_no_row_of_the_targets_training_set_is_tuned_on(tmp_path, mon
     assert setup.target["validation_rows"] == 40 and setup.target["dp_tuning"] == "outside"
     assert tuned and np.array_equal(tuned[0], x[val_idx])  # the target's tuning read exactly those rows
     assert setup.target["epsilon"] is not None and setup.target["epsilon"] <= 8.01
+    # the adaptive adversary's recipe trains with the clipping norm and rate the target's tuning chose
+    chosen = setup.adversary_defense.split("+")
+    assert chosen[0] == "dp=8" and chosen[1].startswith("dp-clip=") and chosen[2].startswith("dp-lr=")
+    plan = parse_defense(setup.adversary_defense)
+    assert plan.train["dp_tune"] == "off" and plan.train["lr"] > 0 and plan.train["dp_max_grad_norm"] > 0
 
 
 def test_tuning_on_private_data_is_flagged_and_its_epsilon_withheld():
     assert parse_defense("dp=8+dp-tune=private").train["dp_tune"] == "private"
     assert parse_defense("dp=8+dp-clip=1").train["dp_tune"] == "off"
+    assert parse_defense("dp=8+dp-lr=0.003").train == {"dp_epsilon": 8.0, "lr": 0.003, "dp_tune": "off"}
+    with pytest.raises(InvalidInputError, match="dp-lr sets DP-SGD's learning rate and needs dp= or dp-noise="):
+        parse_defense("l2=0.01+dp-lr=0.1")
     settings = TrainSettings(epochs=2, dp_epsilon=8.0, dp_batch_size=16, dp_tune="private")
     assert validation_size(60, settings) == 0 and validation_size(60, TrainSettings(dp_epsilon=8.0)) == 60
     rng = np.random.default_rng(0)

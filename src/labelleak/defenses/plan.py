@@ -106,8 +106,10 @@ def parse_defense(text: str, *, seed: int = 0) -> DefensePlan:
         if not has_module("opacus"):  # fail before any model is trained, not when the DP target's turn comes
             raise missing_extra("dp", f"defense {text!r} (DP-SGD)")
         plan.spec["groupnorm"] = True  # DP-SGD needs per-sample gradients: no BatchNorm
-        if "dp_max_grad_norm" in plan.train:
-            plan.train["dp_tune"] = "off"  # a clipping norm given by hand is used as given, with the audit's lr
+        if "dp_max_grad_norm" in plan.train or "lr" in plan.train:
+            plan.train["dp_tune"] = "off"  # a clipping norm or rate given by hand is used as given, not tuned
+    elif "lr" in plan.train:
+        raise InvalidInputError(f"defense {text!r}: dp-lr sets DP-SGD's learning rate and needs dp= or dp-noise=")
     return plan
 
 

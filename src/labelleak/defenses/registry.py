@@ -70,6 +70,8 @@ DEFENSES: tuple[Defense, ...] = (
     Defense("dp", "train", "dp_epsilon", 8.0, grid=(32, 16, 8, 4, 2, 1)),
     Defense("dp-noise", "train", "dp_noise_multiplier", 1.0),
     Defense("dp-clip", "train", "dp_max_grad_norm", 1.0),
+    # DP-SGD's learning rate as given (the adaptive adversary's models take the target's tuned one)
+    Defense("dp-lr", "train", "lr", 1e-3),
     # where DP-SGD's tuning reads data: outside the training set, or (flagged, epsilon withheld) the private data
     Defense("dp-tune", "train", "dp_tune", "outside", choices=("outside", "private", "off")),
     Defense("memguard", "output", "memguard", 1.0, grid=(0.5, 1.0, 2.0), transform=memguard),

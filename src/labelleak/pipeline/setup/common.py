@@ -101,11 +101,11 @@ def check_pool(cfg: AuditConfig, n_pool: int) -> None:
     train, test, shadow = cfg.train_size, cfg.test_size or cfg.train_size, cfg.shadow_size or cfg.train_size
     parts = max(train, cfg.reserve_train or 0) + test + 2 * shadow
     beyond = rows_beyond_split(cfg)
-    if parts + beyond > n_pool:
+    if beyond and parts <= n_pool < parts + beyond:  # four parts too large: the split says so itself
         raise InvalidInputError(
-            f"defense {cfg.defense!r}: needs {parts + beyond} samples ({parts} for the four parts, {beyond} public "
-            f"or validation rows) but the pool of {n_pool} holds fewer; reduce --train-size/--test-size/"
-            "--shadow-size or the defense's public rows"
+            f"defense {cfg.defense!r}: needs {beyond} public or validation rows beyond the four parts ({parts} "
+            f"samples), but the pool of {n_pool} has only {n_pool - parts} beyond them; reduce "
+            "--train-size/--test-size/--shadow-size or the defense's public rows"
         )
 
 

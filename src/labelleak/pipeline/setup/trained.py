@@ -24,6 +24,16 @@ from labelleak.pipeline.config import AuditConfig
 from labelleak.pipeline.setup.common import AuditSetup, auto_arch, check_pool, train_settings
 
 
+def _adversary_defense(cfg: AuditConfig, target: TrainedModel) -> str:
+    """The defense the adaptive adversary's recipe trains with: the target's, and DP-SGD's clipping norm and
+    learning rate as the target's tuning chose them (the recipe's models have no tuning rows: they would train
+    with clip 1 and the audit's rate, not the target's)."""
+    dp = target.report.get("dp") or {}
+    if dp.get("tuning_data") in (None, "off"):
+        return cfg.defense
+    return f"{cfg.defense}+dp-clip={float(dp['max_grad_norm'])!r}+dp-lr={float(dp['lr'])!r}"
+
+
 def _target_record(
     cfg: AuditConfig,
     arch: str,
@@ -192,5 +202,5 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         ),
         score_oracle=served.scores,
         shadow_score_oracle=shadow_served.scores,
-        adversary_defense=cfg.defense if adaptive else "none",
+        adversary_defense=_adversary_defense(cfg, target) if adaptive else "none",
     )
