@@ -87,8 +87,13 @@ def test_validation_part_lies_beyond_the_four_parts_and_the_public_part():
 def test_a_pool_with_no_room_for_validation_rows_is_refused_before_training(tmp_path):
     # digits has 1797 samples: four parts of 449 leave 1 beyond them, and early stopping on 449 needs 45
     cfg = _cfg(tmp_path, train_size=449, defense="early-stopping=2")
-    with pytest.raises(InvalidInputError, match="validation data: 45 samples asked, but the pool of 1797 has only 1"):
+    with pytest.raises(
+        InvalidInputError,
+        match=r"'early-stopping=2': needs 45 public or validation rows beyond the four parts \(1796 samples\), but "
+        "the pool of 1797 has only 1 beyond them",
+    ):
         prepare_local(cfg)
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("config.json"))  # none trained
 
 
 def test_given_validation_rows_are_held_out_and_every_training_row_is_trained_on(optimiser_rows):
