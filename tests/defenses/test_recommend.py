@@ -168,3 +168,25 @@ def test_targets_out_of_range_are_refused(bad):
 def test_pareto_front_keeps_only_undominated_points():
     pts = [(0.1, 0.8), (0.05, 0.7), (0.06, 0.6), (0.2, 0.79), (0.01, 0.3)]
     assert pareto_front(pts) == [(0.01, 0.3), (0.05, 0.7), (0.1, 0.8)]
+
+
+def test_the_matrix_tpr_is_the_one_its_interval_is_about():
+    # the ROC reading over all 300 non-members (0.063) lies above the exact interval [0.007, 0.043] of the
+    # threshold chosen on 150 of them, which flags 6 of 300 members (0.02) on the other 150
+    exact = {"tpr": 0.02, "tpr_ci": [0.0074, 0.0430], "true_positives": 6, "n_members": 300}
+    results = {
+        "target": {"train_accuracy": 1.0, "test_accuracy": 0.9},
+        "attacks": {
+            "lira": {
+                "auc": 0.63, "auc_ci": [0.59, 0.68], "threat_model": "scores",
+                "tpr_at_fpr": {"0.001": None, "0.01": 0.0633},
+                "tpr_at_fpr_ci": {"0.001": None, "0.01": [0.0074, 0.0430]},
+                "tpr_at_fpr_exact": {"0.01": exact},
+            }
+        },
+    }  # fmt: skip
+    row = matrix_row("none", results)
+    assert row["lira.tpr@1%"] == 0.02 and row["lira.tpr@1%_roc"] == 0.0633
+    assert row["lira.tpr@1%_low"] <= row["lira.tpr@1%"] <= row["lira.tpr@1%_high"]
+    assert row["lira.tpr@0.1%"] is None and row["lira.tpr@0.1%_roc"] is None  # not resolvable: neither
+    assert "0.020 [0.007, 0.043]" in matrix_markdown([row], ["lira"])

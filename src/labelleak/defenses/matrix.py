@@ -24,8 +24,9 @@ def family_and_strength(defense: str) -> tuple[str, float | None]:
 def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
     """One row of the matrix: the defense's family and strength, utility, generalisation gap, the accountant's
     epsilon (and ``dp_tuning``, what DP-SGD's tuning read), the verdict's eps_LB, and each attack's AUC (bootstrap
-    interval) and TPR at 0.1% and 1% FPR (exact interval; ``None`` where the candidates cannot resolve the FPR,
-    with the reason in ``..._na``)."""
+    interval) and TPR at 0.1% and 1% FPR (at the threshold chosen on held-out non-members, with its exact
+    interval, and the ROC reading in ``..._roc``; ``None`` where the candidates cannot resolve the FPR, with the
+    reason in ``..._na``)."""
     target = results["target"]
     family, strength = family_and_strength(defense)
     row: dict[str, Any] = {
@@ -45,7 +46,12 @@ def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
         row[f"{name}.auc"] = entry["auc"]
         row[f"{name}.auc_low"], row[f"{name}.auc_high"] = entry.get("auc_ci") or nan2
         for fpr, label in (("0.001", "0.1%"), ("0.01", "1%")):
-            row[f"{name}.tpr@{label}"] = entry["tpr_at_fpr"].get(fpr)
+            # the held-out threshold's TPR, the number its exact interval is about (the ROC reading over all
+            # non-members, ``_roc``, can lie outside that interval); the ROC reading where there is no interval
+            exact = (entry.get("tpr_at_fpr_exact") or {}).get(fpr) or {}
+            roc = entry["tpr_at_fpr"].get(fpr)
+            row[f"{name}.tpr@{label}"] = exact.get("tpr", roc)
+            row[f"{name}.tpr@{label}_roc"] = roc
             ci = (entry.get("tpr_at_fpr_ci") or {}).get(fpr) or nan2
             row[f"{name}.tpr@{label}_low"], row[f"{name}.tpr@{label}_high"] = ci
             row[f"{name}.tpr@{label}_na"] = (entry.get("tpr_at_fpr_na") or {}).get(fpr)
