@@ -65,6 +65,38 @@ FIGURES: list[tuple[str, str, Callable[[], Any]]] = [
     ),
 ]
 
+DEFENSES = "docs/defenses.md"
+
+
+def _defended(mode: str, defense: str, key: str) -> Any:
+    """A cell of the committed adaptive or non-adaptive digits matrix."""
+    rows = _json(f"docs/runs/defend-digits-{mode}/matrix.json", "rows")
+    return next(r for r in rows if r["defense"] == defense)[key]
+
+
+FIGURES += [
+    (DEFENSES, "| round=1 | 0.933 | {:.3f} [0.531", lambda: _defended("adaptive", "round=1", "lira.auc")),
+    (DEFENSES, "[0.531, 0.621] | {:.3f} [0.414", lambda: _defended("nonadaptive", "round=1", "lira.auc")),
+    (DEFENSES, "0.460 [{:.3f}, 0.506]", lambda: _defended("nonadaptive", "round=1", "lira.auc_low")),
+    (DEFENSES, "0.460 [0.414, {:.3f}]", lambda: _defended("nonadaptive", "round=1", "lira.auc_high")),
+    (
+        DEFENSES,
+        "| label-noise=0.1 | 0.933 | {:.3f} [0.556",
+        lambda: _defended("adaptive", "label-noise=0.1", "lira.auc"),
+    ),
+    (DEFENSES, "0.593 [{:.3f}, 0.629]", lambda: _defended("adaptive", "label-noise=0.1", "lira.auc_low")),
+    (DEFENSES, "[0.556, 0.629] | {:.3f} [0.435", lambda: _defended("nonadaptive", "label-noise=0.1", "lira.auc")),
+    (DEFENSES, "| hamp=0.9 | 0.940 | {:.3f} [0.464", lambda: _defended("adaptive", "hamp=0.9", "lira.auc")),
+    (DEFENSES, "[0.464, 0.557] | {:.3f} [0.451", lambda: _defended("nonadaptive", "hamp=0.9", "lira.auc")),
+    (DEFENSES, "0.574 [{:.3f}, 0.620]", lambda: _defended("adaptive", "relaxloss=0.5", "lira.auc_low")),
+    (DEFENSES, "[0.530, 0.620] | {:.3f} [0.482", lambda: _defended("nonadaptive", "relaxloss=0.5", "lira.auc")),
+    (DEFENSES, "| dp=8 | 0.440 | {:.3f} [0.464", lambda: _defended("adaptive", "dp=8", "lira.auc")),
+    (DEFENSES, "[0.464, 0.556] | {:.3f} [0.453", lambda: _defended("nonadaptive", "dp=8", "lira.auc")),
+    (DEFENSES, "0.633 [0.587, 0.677] | {:.3f} | 0.39", lambda: _defended("nonadaptive", "none", "boundary-hsja.auc")),
+    (DEFENSES, "[0.451, 0.543] | {:.3f} | 0.39", lambda: _defended("adaptive", "hamp=0.9", "boundary-hsja.auc")),
+    (DEFENSES, "| 0.553 | {:.2f} |", lambda: _defended("adaptive", "label-noise=0.1", "eps_lb")),
+]
+
 REPORT = "docs/guide/report.md"
 OWN = "docs/runs/audit-own-model/results.json"
 CIFAR = "docs/runs/audit-cifar10-cpu/results.json"
