@@ -139,6 +139,8 @@ FIGURES += [
     (REPORT, "eps_LB = {:.3f} at delta 1e-05 from 400 of 800", lambda: _own("verdict", "eps_lb")),
     (REPORT, "strongest attack {}: its threshold", lambda: _own("verdict", "strongest_attack")),
     (REPORT, "its threshold flags {} of 200 evaluation members", lambda: _own("verdict", "bound", "tp")),
+    (REPORT, "evaluation members but only {} of 200 non-members", lambda: _own("verdict", "bound", "fp")),
+    (REPORT, "the complementary form `{}` gave it", lambda: _own("verdict", "bound", "form")),
     (REPORT, "evaluation members and {} of 200", lambda: _own("verdict", "bound", "fp")),
     (REPORT, "and the form `{}`", lambda: _own("verdict", "bound", "form")),
     (REPORT, "{} of 20 right guesses would give 1.280", lambda: _own("verdict", "one_run", "correct")),

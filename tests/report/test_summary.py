@@ -136,6 +136,14 @@ def test_the_risk_paragraph_follows_the_numbers():
     one = v["one_run"]
     assert f"(gap, {one['correct']} of {one['guesses']} guesses right) gives eps_LB {one['eps_lb']:.2f}" in said
 
+    assert "rests on the members" not in said  # the tpr/fpr form: members found at a low FPR decided it
+    tnr = {**high, "verdict": {**v, "bound": {**v["bound"], "form": "tnr/fnr", "tp": 125, "n_members": 125}}}
+    tnr["verdict"]["bound"].update(fp=44, n_nonmembers=125)
+    assert (
+        "rests on the members gap does not miss: its threshold flags 125 of 125 evaluation members but only 44 of "
+        "125 non-members" in risk_paragraph(tnr)
+    )
+
     quiet = _audit(300, {"gap": 0.0}, kind=TRAINED, seed=4)
     assert quiet["verdict"]["risk_level"] == "none"
     x = detectable_tpr(300, level=0.95)

@@ -108,6 +108,14 @@ def risk_paragraph(results: dict[str, Any]) -> str | None:
             f"The attacks rule out differentially private training with epsilon below {eps:.2f} (delta {delta:g}, "
             f"{v['confidence']:.0%} confidence, strongest attack {strongest})"
         )
+        b = v.get("bound") or {}
+        if b.get("form") == "tnr/fnr":  # the bound says which side of the test decided it
+            parts.append(
+                f"That bound rests on the members {strongest} does not miss: its threshold flags {b['tp']} of "
+                f"{b['n_members']} evaluation members but only {b['fp']} of {b['n_nonmembers']} non-members, and no "
+                "training that private could miss so few members, even though no member need stand out at a low "
+                "false-positive rate"
+            )
     else:
         parts.append(
             f"No epsilon is ruled out (eps_LB 0); on {v.get('n_evaluation', 0):,} evaluation candidates the bound "
