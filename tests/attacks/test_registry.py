@@ -141,5 +141,6 @@ def test_results_hold_the_recipe_as_plain_data(linear_model, linear_oracle):
         "lr_schedule": "constant",
         "cache_dir": None,
         "defense": "none",  # the adaptive adversary's knowledge of the target's defense: none given
+        "init": None,  # no public pre-trained model to start from
     }
     assert json.loads(json.dumps(res.params))["shadow_recipe"]["hidden"] == [4]

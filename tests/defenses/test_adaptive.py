@@ -55,6 +55,25 @@ def test_the_shadow_model_of_a_defended_target_trains_with_the_defense_unless_no
     assert recipe.defense == setup.adversary_defense
 
 
+@pytest.mark.parametrize("adaptive", [True, False])
+def test_the_adversary_s_models_start_from_the_public_model_adaptively(tmp_path, adaptive):
+    cfg = _cfg(tmp_path, defense="l2=0.01+public=50", non_adaptive=not adaptive)
+    setup = prepare_local(cfg)
+    recipe = attack_params("lira", cfg, setup)["shadow_recipe"]
+    assert recipe.init == setup.adversary_init and (setup.adversary_init is not None) == adaptive
+    if not adaptive:
+        return
+    (public,) = _stored(tmp_path / "cache", "public pre-training")
+    shadow = setup.shadow_data
+    model = recipe.train(shadow.x_train[:40], shadow.y_train[:40], input_shape=(1, 8, 8), n_classes=10, seed=5)
+    (stored,) = _stored(tmp_path / "cache", "adversary: shadow")
+    assert stored["meta"]["settings"]["init"] == Path(setup.adversary_init).name  # keyed apart from a fresh start
+    assert stored["spec"] == public["spec"]
+    fresh = ShadowRecipe(**{**recipe.__dict__, "init": None, "cache_dir": None})
+    scratch = fresh.train(shadow.x_train[:40], shadow.y_train[:40], input_shape=(1, 8, 8), n_classes=10, seed=5)
+    assert not torch.equal(next(model.parameters()), next(scratch.parameters()))  # another start, another model
+
+
 def test_an_undefended_target_trains_the_same_shadow_model_either_way(tmp_path):
     prepare_local(_cfg(tmp_path))
     prepare_local(_cfg(tmp_path, non_adaptive=True))

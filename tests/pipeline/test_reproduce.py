@@ -371,6 +371,7 @@ def test_adversary_models_follow_the_audit_training_recipe():
         arch = "cnn5"
         reference_size = 100
         adversary_defense = "none"
+        adversary_init = None
 
     for name in ("transfer", "score-nn", "oslo", "lira", "noise"):
         r = create_attack(name, **attack_params(name, cfg, _Setup())).shadow_recipe

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import copy
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,6 +22,7 @@ from labelleak.models import (
     TrainSettings,
     build_model,
     init_model,
+    load_model,
     model_key,
     predict_logits,
     train_model,
@@ -49,7 +52,8 @@ class ShadowRecipe:
     ``defense`` is the target's defense as the adaptive adversary knows it (a specification such as ``l2=5e-4`` or
     ``dp=8+round=1``, :func:`labelleak.defenses.parse_defense`): its training-time part (settings, model spec) trains
     every model of this recipe, so the cache keys them apart, and :meth:`reveal` applies its output-time part to
-    what those models answer. Public pre-training is not repeated (the adversary's models train from scratch).
+    what those models answer. ``init`` (the public pre-trained model of a ``public=N`` target, which the adversary
+    has as the owner does) starts every model of this recipe whose architecture is its own.
     ``none`` (the default, and ``--non-adaptive``) trains the plain recipe.
     """
 
@@ -62,6 +66,7 @@ class ShadowRecipe:
     lr_schedule: str = "constant"
     cache_dir: str | None = None
     defense: str = "none"
+    init: str | None = None  # a stored model (folder) the recipe's models start from: the public pre-trained one
 
     @classmethod
     def from_mapping(cls, values: Mapping[str, Any]) -> ShadowRecipe:
@@ -91,16 +96,27 @@ class ShadowRecipe:
             epochs=self.epochs, lr=self.lr, batch_size=self.batch_size, seed=seed, lr_schedule=self.lr_schedule
         )
         spec, settings = self.defended(spec, settings)
+        start = self._start(spec)
+        if start is not None:  # the start joins the cache key, as the target's does
+            settings = replace(settings, init=Path(str(self.init)).name)
         if self.cache_dir is None:
-            return _fit(x, y, spec, settings, description, progress)
+            return _fit(x, y, spec, settings, description, progress, start)
         store = ModelStore(self.cache_dir)
         key = model_key(role="adversary", x=_digest(x), y=_digest(y), spec=spec.to_dict(), settings=settings.to_dict())
         hit = store.get(key)
         if hit is not None:
             return hit[0]
-        model = _fit(x, y, spec, settings, description, progress)
+        model = _fit(x, y, spec, settings, description, progress, start)
         store.put(key, model, spec, {"role": f"adversary: {description}", "settings": settings.to_dict()})
         return model
+
+    def _start(self, spec: ModelSpec) -> nn.Module | None:
+        """The stored model ``init`` names when it has this ``spec`` (the adversary's models then fine-tune the
+        public model, as the target did); ``None`` without ``init`` or for another architecture or input."""
+        if self.init is None:
+            return None
+        model, stored, _ = load_model(self.init)
+        return model if stored.to_dict() == spec.to_dict() else None
 
     def defended(self, spec: ModelSpec, settings: TrainSettings) -> tuple[ModelSpec, TrainSettings]:
         """``spec`` and ``settings`` with the training-time part of ``defense`` (unchanged for ``none``)."""
@@ -161,9 +177,15 @@ class ShadowRecipe:
 
 
 def _fit(
-    x: np.ndarray, y: np.ndarray, spec: ModelSpec, settings: TrainSettings, description: str, progress: bool
+    x: np.ndarray,
+    y: np.ndarray,
+    spec: ModelSpec,
+    settings: TrainSettings,
+    description: str,
+    progress: bool,
+    start: nn.Module | None = None,
 ) -> nn.Module:
-    model = init_model(lambda: build_model(spec), settings.seed)
+    model = copy.deepcopy(start).train() if start is not None else init_model(lambda: build_model(spec), settings.seed)
     return train_model(model, x, y, settings, n_classes=spec.n_classes, description=description, progress=progress)
 
 

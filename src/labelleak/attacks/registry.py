@@ -30,6 +30,7 @@ def _adversary_recipe(config: Mapping[str, Any]) -> ShadowRecipe:
         lr_schedule=config["lr_schedule"],
         cache_dir=config["cache_dir"],
         defense=config.get("adversary_defense", "none"),
+        init=config.get("adversary_init"),
     )
 
 

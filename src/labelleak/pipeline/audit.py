@@ -47,6 +47,7 @@ def attack_params(name: str, cfg: AuditConfig, setup: AuditSetup) -> dict[str, A
             "adversary_arch": setup.arch,
             "reference_size": setup.reference_size,
             "adversary_defense": setup.adversary_defense,
+            "adversary_init": setup.adversary_init,
         },
     )
 

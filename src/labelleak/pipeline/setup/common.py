@@ -54,6 +54,8 @@ class AuditSetup:
     # the defense the adversary's own models train and answer with: the target's in the adaptive evaluation of a
     # target labelleak trains (its defense is known), else none
     adversary_defense: str = "none"
+    # the public pre-trained model the adversary's models start from (adaptive, ``public=N``), as a stored folder
+    adversary_init: str | None = None
 
     @property
     def kind(self) -> str:

@@ -203,4 +203,5 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         score_oracle=served.scores,
         shadow_score_oracle=shadow_served.scores,
         adversary_defense=_adversary_defense(cfg, target) if adaptive else "none",
+        adversary_init=str(pretrained.path) if adaptive and pretrained is not None else None,
     )
