@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields, replace
@@ -98,7 +99,7 @@ class ShadowRecipe:
         spec, settings = self.defended(spec, settings)
         start = self._start(spec)
         if start is not None:  # the start joins the cache key, as the target's does
-            settings = replace(settings, init=Path(str(self.init)).name)
+            settings = replace(settings, init=Path(self.init or "").name)
         if self.cache_dir is None:
             return _fit(x, y, spec, settings, description, progress, start)
         store = ModelStore(self.cache_dir)
@@ -115,7 +116,7 @@ class ShadowRecipe:
         public model, as the target did); ``None`` without ``init`` or for another architecture or input."""
         if self.init is None:
             return None
-        model, stored, _ = load_model(self.init)
+        model, stored = _stored_model(self.init)
         return model if stored.to_dict() == spec.to_dict() else None
 
     def defended(self, spec: ModelSpec, settings: TrainSettings) -> tuple[ModelSpec, TrainSettings]:
@@ -174,6 +175,14 @@ class ShadowRecipe:
         xt = torch.as_tensor(x, dtype=torch.float32)
         served = serve(model, plan, input_shape=tuple(xt.shape[1:]), n_classes=p.shape[1], seed=seed)
         return served.scores.predict_proba(xt).double()  # type: ignore[attr-defined]
+
+
+@functools.lru_cache(maxsize=4)
+def _stored_model(folder: str) -> tuple[nn.Module, ModelSpec]:
+    """A stored model read once for every model of a recipe that starts from it (the store is content-keyed, so a
+    folder never changes); callers copy it before training."""
+    model, spec, _ = load_model(folder)
+    return model, spec
 
 
 def _fit(

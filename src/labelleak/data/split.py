@@ -50,6 +50,11 @@ def _reserved_and_total(sizes: SplitSizes, reserve_train: int | None) -> tuple[i
     return reserved, sizes.total() - sizes.target_train + reserved
 
 
+def rows_taken(sizes: SplitSizes, reserve_train: int | None = None) -> int:
+    """Pool rows the four parts take, the members' reserve included (public and validation rows come after)."""
+    return _reserved_and_total(sizes, reserve_train)[1]
+
+
 def four_way_split(n_pool: int, sizes: SplitSizes, *, seed: int, reserve_train: int | None = None) -> Split:
     """Shuffle ``range(n_pool)`` with ``seed`` and cut it into the four parts, in order.
 

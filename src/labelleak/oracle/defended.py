@@ -20,7 +20,6 @@ class Served(NamedTuple):
 
     labels: LabelOracle
     scores: LabelOracle  # with predict_proba: a ScoreOracle too
-    modified: bool  # do the answers differ from the model's own argmax and softmax?
 
 
 def serve(
@@ -38,11 +37,11 @@ def serve(
     plain = TorchOracle(model, input_shape=input_shape, n_classes=n_classes, bounds=bounds)
     if plan.label_noise:
         smoothed = smooth_labels(plain, plan.label_noise, seed=seed)
-        return Served(smoothed, smoothed, True)
+        return Served(smoothed, smoothed)
     if "hamp" in plan.train and plan.output.kind == "none":
         hamp = HampScoreOracle(model, input_shape=input_shape, n_classes=n_classes, bounds=bounds, seed=seed)
-        return Served(plain, hamp, True)
+        return Served(plain, hamp)
     scores = DefendedScoreOracle(
         model, defense=plan.output, input_shape=input_shape, n_classes=n_classes, bounds=bounds
     )
-    return Served(plain, scores, plan.output.kind != "none")
+    return Served(plain, scores)

@@ -15,8 +15,10 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from labelleak.attacks.base import ShadowData
+from labelleak.data import SplitSizes
 from labelleak.data.candidates import KINDS, load_labelled
 from labelleak.data.layout import shadow_halves
+from labelleak.data.split import rows_taken
 from labelleak.defenses import parse_defense
 from labelleak.errors import InvalidInputError
 from labelleak.models import ModelSpec, ModelStore, TrainSettings, build_model, train_or_load
@@ -100,10 +102,12 @@ def rows_beyond_split(cfg: AuditConfig, train_size: int | None = None) -> int:
 def check_pool(cfg: AuditConfig, n_pool: int) -> None:
     """Refuse, before anything trains, a trained target whose four parts, public rows and validation rows do not
     fit in the dataset's pool (else a sweep fails at its first such defense, after the runs before it)."""
-    train, test, shadow = cfg.train_size, cfg.test_size or cfg.train_size, cfg.shadow_size or cfg.train_size
-    parts = max(train, cfg.reserve_train or 0) + test + 2 * shadow
     beyond = rows_beyond_split(cfg)
-    if beyond and parts <= n_pool < parts + beyond:  # four parts too large: the split says so itself
+    if not beyond:
+        return
+    shadow = cfg.shadow_size or cfg.train_size
+    parts = rows_taken(SplitSizes(cfg.train_size, cfg.test_size or cfg.train_size, shadow, shadow), cfg.reserve_train)
+    if parts <= n_pool < parts + beyond:  # four parts too large: the split says so itself
         raise InvalidInputError(
             f"defense {cfg.defense!r}: needs {beyond} public or validation rows beyond the four parts ({parts} "
             f"samples), but the pool of {n_pool} has only {n_pool - parts} beyond them; reduce "
