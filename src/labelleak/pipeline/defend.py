@@ -44,16 +44,14 @@ def run_defend(
 
     judged([])  # and a bad target
     datasets = DatasetCache()  # one dataset for every defense: read it once
-    if not cfg.is_remote and cfg.model is None:
-        shape = datasets.load(cfg.dataset, cfg.data)[0].input_shape
-        for plan in plans:
-            check_defense_for_data(plan, shape)
     out = Path(cfg.out)
     configs = [cfg.replace(defense=d, out=str(out / _slug(d))) for d in defenses]
-    if not cfg.is_remote and cfg.model is None:
-        n_pool = len(datasets.load(cfg.dataset, cfg.data)[0])
-        for c in configs:  # every defense's rows, before the first one trains
-            check_pool(c, n_pool)
+    if not cfg.is_remote and cfg.model is None:  # every defense against the data, before the first one trains
+        dataset = datasets.load(cfg.dataset, cfg.data)[0]
+        for plan in plans:
+            check_defense_for_data(plan, dataset.input_shape)
+        for c in configs:
+            check_pool(c, len(dataset))
     results = run_audits(configs, resume=cfg.resume, datasets=datasets)
     rows = [matrix_row(d, r) for d, r in zip(defenses, results)]
     rec = judged(rows)
