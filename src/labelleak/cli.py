@@ -209,6 +209,9 @@ def defend(
     epochs: int | None = typer.Option(None, help="Training epochs."),
     train_size: int | None = typer.Option(None, help="Target training-set size."),
     eval_size: int | None = typer.Option(None, help="Member and non-member candidates each."),
+    canaries: int | None = typer.Option(
+        None, help="One-run DP audit of each defense's training: M canaries, each trained on by its own coin."
+    ),
     attacks: str | None = typer.Option("gap,transfer,boundary-hsja,score-loss", help="Attacks to run."),
     queries: int | None = typer.Option(None, help="Per-candidate query budget."),
     seed: int | None = typer.Option(None, help="Seed."),
@@ -244,6 +247,7 @@ def defend(
             epochs=epochs,
             train_size=train_size,
             eval_size=eval_size,
+            canaries=canaries,
             attacks=attacks,
             queries=queries,
             seed=seed,

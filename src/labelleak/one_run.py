@@ -21,7 +21,9 @@ confidence). The p-value grows with epsilon whenever ``2 m delta <= 1`` (its der
 broken by a seeded permutation (never by membership). ``k+`` and ``k-`` are tuned on the selection half of
 :func:`labelleak.epsilon.selection_split` (at delta = 0, over :data:`FRACTIONS` of the half) and used once on the
 evaluation half, so the evaluation count sees one test. Each half is balanced first (the larger group cut to the
-smaller's size by the seed): an unequal pool is not the fair coin the game assumes.
+smaller's size by the seed): an unequal pool is not the fair coin the game assumes. Canaries that were each
+included by their own coin (``coins=True``) are the game itself: they are halved by a seeded permutation that
+never reads membership, and nothing is cut.
 
 >>> round(epsilon_from_guesses(100, 100, 100, delta=0.0), 3)  # every one of 100 guesses right
 3.493
@@ -54,7 +56,8 @@ ASSUMPTION = (
 METHOD = (
     "Steinke, Nasr & Jagielski 2023 (one training run), Theorem 3.1: guess in for the k+ highest scores, out for "
     "the k- lowest, abstain on the rest; k+ and k- tuned on the selection half, the count of correct guesses on the "
-    "evaluation half (each half balanced by the seed); eps_LB is the largest epsilon the count rejects at 1 - beta"
+    "evaluation half (each half balanced by the seed, unless the candidates are canaries of independent coins); "
+    "eps_LB is the largest epsilon the count rejects at 1 - beta"
 )
 
 
@@ -150,11 +153,24 @@ class Tuning:
     n_selection: int
 
 
-def tune(is_member: Any, score: Any, *, beta: float = DEFAULT_BETA, seed: int = 0) -> Tuning:
-    """The ``(k+, k-)`` fractions whose bound (delta = 0) is largest on these candidates, balanced by ``seed``."""
+def selection_half(is_member: Any, seed: int = 0, *, coins: bool = False) -> np.ndarray:
+    """The selection half's mask: :func:`labelleak.epsilon.selection_split` (half of each group), or, for canaries
+    of independent coins, the first half of a seeded permutation, which never reads membership (a split by group
+    would fix how many members each half holds, and the game's coins would no longer be independent)."""
+    member = np.asarray(is_member, bool)
+    if not coins:
+        return selection_split(member, seed)
+    chosen = np.zeros(len(member), bool)
+    chosen[np.random.default_rng([seed, ONE_RUN_STREAM, 2]).permutation(len(member))[: len(member) // 2]] = True
+    return chosen
+
+
+def tune(is_member: Any, score: Any, *, beta: float = DEFAULT_BETA, seed: int = 0, coins: bool = False) -> Tuning:
+    """The ``(k+, k-)`` fractions whose bound (delta = 0) is largest on these candidates, balanced by ``seed``
+    (all of them, for canaries of independent ``coins``)."""
     rng = np.random.default_rng([seed, ONE_RUN_STREAM, 0])
     member, s = np.asarray(is_member, bool), np.asarray(score, np.float64)
-    keep = _balanced(member, rng)
+    keep = np.arange(len(member)) if coins else _balanced(member, rng)
     m = len(keep)
     if m == 0:
         return Tuning(0.0, 0.0, 0.0, 0)
@@ -193,11 +209,18 @@ class OneRunBound:
 
 
 def one_run_bound(
-    is_member: Any, score: Any, *, delta: float, beta: float = DEFAULT_BETA, seed: int = 0, tuned: Tuning | None = None
+    is_member: Any,
+    score: Any,
+    *,
+    delta: float,
+    beta: float = DEFAULT_BETA,
+    seed: int = 0,
+    tuned: Tuning | None = None,
+    coins: bool = False,
 ) -> OneRunBound:
-    """The one-run bound of ``score`` (higher = member): tuned on the selection half of
-    :func:`labelleak.epsilon.selection_split` (or ``tuned``, when the caller tuned it there), counted once on the
-    evaluation half.
+    """The one-run bound of ``score`` (higher = member): tuned on the selection half of :func:`selection_half`
+    (or ``tuned``, when the caller tuned it there), counted once on the evaluation half; ``coins``: the candidates
+    are canaries, each included by its own coin (halved blind to membership, never balanced).
 
     ``is_member``, ``score``: (N,)."""
     member, s = np.asarray(is_member, bool), np.asarray(score, np.float64)
@@ -205,11 +228,11 @@ def one_run_bound(
         raise InvalidInputError(f"one-run audit: is_member and score must be 1-D of equal length, got {member.shape}")
     if np.isnan(s).any():
         raise InvalidInputError("one-run audit: score contains NaN")
-    chosen = selection_split(member, seed)
-    rule = tuned if tuned is not None else tune(member[chosen], s[chosen], beta=beta, seed=seed)
+    chosen = selection_half(member, seed, coins=coins)
+    rule = tuned if tuned is not None else tune(member[chosen], s[chosen], beta=beta, seed=seed, coins=coins)
     rng = np.random.default_rng([seed, ONE_RUN_STREAM, 1])
     ev = np.flatnonzero(~chosen)
-    keep = ev[_balanced(member[ev], rng)]
+    keep = ev if coins else ev[_balanced(member[ev], rng)]
     m = len(keep)
     kp, km = round(rule.in_fraction * m), round(rule.out_fraction * m)
     if kp + km > m:  # rounding both up
@@ -223,8 +246,8 @@ def one_run_bound(
         na = f"2 m delta = {2 * m * delta:g} > 1 ({m} candidates at delta {delta:g}): the theorem needs a smaller delta"
     elif most == 0.0:
         na = (
-            f"{m} balanced evaluation candidates cannot reject epsilon = 0 at {1 - beta:.0%} even if every guess "
-            f"were right (at least {MIN_GUESSES} guesses needed)"
+            f"{m} {'' if coins else 'balanced '}evaluation candidates cannot reject epsilon = 0 at {1 - beta:.0%} "
+            f"even if every guess were right (at least {MIN_GUESSES} guesses needed)"
         )
     elif kp + km == 0:
         na = "the selection half found no guessing rule that leaks (no guess is made)"

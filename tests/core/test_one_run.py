@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from labelleak.errors import InvalidInputError
-from labelleak.one_run import epsilon_from_guesses, guesses, one_run_bound, p_value
+from labelleak.one_run import epsilon_from_guesses, guesses, one_run_bound, p_value, selection_half
 
 
 def _theorem(m: int, r: int, v: int, eps: float, delta: float) -> float:
@@ -126,6 +126,15 @@ def test_unequal_groups_are_balanced_and_ties_do_not_leak():
     assert flat.eps_lb == 0.0
 
 
+def test_canaries_of_independent_coins_are_halved_blind_to_membership_and_never_cut():
+    member, score = _separated(300, 100)
+    b = one_run_bound(member, score, delta=1e-5, seed=1, coins=True)
+    assert b.m == 200 and b.n_selection == 200  # every canary counts, whatever the coins gave
+    assert b.correct == b.guesses > 0  # separated: every guess right, tuned on the other half
+    halves = [selection_half(np.r_[np.ones(k, bool), np.zeros(400 - k, bool)], 3, coins=True) for k in (100, 300)]
+    assert np.array_equal(*halves)  # the halves do not depend on who is a member
+
+
 def test_a_tiny_sample_is_na_with_its_reason():
     member, score = _separated(3, 3)  # 2 + 2 evaluation candidates: 4 right of 4 has p = 1/16
     b = one_run_bound(member, score, delta=1e-5, seed=0)
@@ -150,12 +159,23 @@ def test_random_scores_rarely_reject_epsilon_zero():
     assert positive <= 22
 
 
+def test_random_scores_on_coin_canaries_rarely_reject_epsilon_zero():
+    # the game itself: 200 canaries each a member by its own coin, random scores; as above, at most ~5% positive
+    rng = np.random.default_rng(12)
+    positive = 0
+    for seed in range(200):
+        member = rng.random(200) < 0.5
+        b = one_run_bound(member, rng.normal(size=200), delta=1e-5, seed=seed, coins=True)
+        positive += bool(b.eps_lb)
+    assert positive <= 22
+
+
 def _one_run_game(seed: int, *, dp: bool) -> tuple[float | None, float | None]:
     """The paper's game played for real: each of 200 rows is a canary put in the training set by its own coin
     (probability 1/2), the target is trained once, and the probability it gives each canary's label is the score."""
     member = np.random.default_rng(1000 + seed).random(200) < 0.5
     score, spent = true_label_probabilities(member, seed, dp=dp)
-    return one_run_bound(member, score, delta=1e-5, seed=seed).eps_lb, spent
+    return one_run_bound(member, score, delta=1e-5, seed=seed, coins=True).eps_lb, spent
 
 
 def test_a_non_private_training_run_refutes_a_small_epsilon():

@@ -89,8 +89,8 @@ def test_a_pool_with_no_room_for_validation_rows_is_refused_before_training(tmp_
     cfg = _cfg(tmp_path, train_size=449, defense="early-stopping=2")
     with pytest.raises(
         InvalidInputError,
-        match=r"'early-stopping=2': needs 45 public or validation rows beyond the four parts \(1796 samples\), but "
-        "the pool of 1797 has only 1 beyond them",
+        match=r"'early-stopping=2': needs 45 public, validation or canary rows beyond the four parts \(1796 "
+        r"samples\), but the pool of 1797 has only 1 beyond them",
     ):
         prepare_local(cfg)
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("config.json"))  # none trained

@@ -152,8 +152,8 @@ def test_defenses_summary_has_rows_recommendation_and_pareto(tmp_path):
         (["--target-tpr", "0"], "error: target_tpr: expected a rate in (0, 1), got 0.0"),
         (  # refused before the first defense trains: DP-SGD tunes on 400 rows beyond 1,600 of 1,797 digits
             ["--defenses", "none,dp=8", "--train-size", "400", "--attacks", "gap"],
-            "error: defense 'dp=8': needs 400 public or validation rows beyond the four parts (1600 samples), but "
-            "the pool of 1797 has only 197 beyond them",
+            "error: defense 'dp=8': needs 400 public, validation or canary rows beyond the four parts (1600 "
+            "samples), but the pool of 1797 has only 197 beyond them",
         ),
     ],
 )

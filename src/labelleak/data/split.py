@@ -105,6 +105,24 @@ def validation_part(
     return _beyond(n_pool, sizes, n, after, "validation data", seed=seed, reserve_train=reserve_train)
 
 
+CANARY_STREAM = 0xCA7A  # the canaries' coins: their own stream of the split's seed
+
+
+def canary_part(
+    n_pool: int, sizes: SplitSizes, n: int, *, after: int, seed: int, reserve_train: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``n`` canaries of the one-run audit (Steinke, Nasr & Jagielski 2023): pool indices outside the four parts,
+    after the first ``after`` of them (public and validation rows), and one fair coin per canary, drawn
+    independently of the others and of the split (True: the target trains on it). The coins are a prefix-stable
+    seeded draw: the first ``k`` canaries keep their coins when more are asked for.
+
+    Raises ``InvalidInputError`` if the pool holds fewer than ``after + n`` samples beyond the four parts.
+    """
+    rows = _beyond(n_pool, sizes, n, after, "canaries", seed=seed, reserve_train=reserve_train)
+    coins = np.random.default_rng([seed, CANARY_STREAM]).random(n) < 0.5
+    return rows, coins
+
+
 def _beyond(
     n_pool: int, sizes: SplitSizes, n: int, after: int, what: str, *, seed: int, reserve_train: int | None
 ) -> np.ndarray:

@@ -23,10 +23,10 @@ def family_and_strength(defense: str) -> tuple[str, float | None]:
 
 def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
     """One row of the matrix: the defense's family and strength, utility, generalisation gap, the accountant's
-    epsilon (and ``dp_tuning``, what DP-SGD's tuning read), the verdict's eps_LB, and each attack's AUC (bootstrap
-    interval) and TPR at 0.1% and 1% FPR (at the threshold chosen on held-out non-members, with its exact
-    interval, and the ROC reading in ``..._roc``; ``None`` where the candidates cannot resolve the FPR, with the
-    reason in ``..._na``)."""
+    epsilon (and ``dp_tuning``, what DP-SGD's tuning read), the verdict's eps_LB and one-run eps_LB, and each
+    attack's AUC (bootstrap interval) and TPR at 0.1% and 1% FPR (at the threshold chosen on held-out
+    non-members, with its exact interval, and the ROC reading in ``..._roc``; ``None`` where the candidates cannot
+    resolve the FPR, with the reason in ``..._na``)."""
     target = results["target"]
     family, strength = family_and_strength(defense)
     row: dict[str, Any] = {
@@ -40,6 +40,8 @@ def matrix_row(defense: str, results: dict[str, Any]) -> dict[str, Any]:
         "evaluation": target.get("evaluation"),  # adaptive: the adversary's models knew the defense
         "dp_tuning": target.get("dp_tuning"),  # "private": the epsilon excludes the tuning (models/private.py)
         "eps_lb": (results.get("verdict") or {}).get("eps_lb"),
+        # the one-run audit's bound of the training pipeline, beside the accountant's epsilon (None: n/a)
+        "one_run_eps_lb": ((results.get("verdict") or {}).get("one_run") or {}).get("eps_lb"),
     }
     nan2 = [float("nan")] * 2
     for name, entry in results["attacks"].items():

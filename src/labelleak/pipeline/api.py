@@ -129,6 +129,7 @@ def audit(
     epochs: int | NotGiven = NOT_GIVEN,
     train_size: int | NotGiven = NOT_GIVEN,
     eval_size: int | None | NotGiven = NOT_GIVEN,
+    canaries: int | NotGiven = NOT_GIVEN,
     noise_samples: int | NotGiven = NOT_GIVEN,
     thresholds: bool | NotGiven = NOT_GIVEN,
     checkpoint: bool | NotGiven = NOT_GIVEN,

@@ -342,11 +342,18 @@ def run_audit(
     if setup.remote is not None:
         results["remote"] = {**setup.remote.stats(), **_journal_record(oracle, answered_before, spent_before)}
         results["remote"]["max_total_queries"] = cfg.max_total_queries
-    add_verdict(results, run.finished, is_member=setup.is_member, labels=setup.y)  # eps_LB, slices, risk, claim
+    # eps_LB, slices, risk, claim; the one-run bound on the canaries when there are some
+    add_verdict(results, run.finished, is_member=setup.is_member, labels=setup.y, canary=setup.canary)
     results["seconds_total"] = time.perf_counter() - started
     results["provenance"] = provenance(results)
     write_audit_outputs(
-        cfg.out, results, run.finished, sample_index=setup.sample_index, is_member=setup.is_member, inputs=setup.x
+        cfg.out,
+        results,
+        run.finished,
+        sample_index=setup.sample_index,
+        is_member=setup.is_member,
+        inputs=setup.x,
+        canary=setup.canary,
     )
     if run.failure is not None:  # the journal stays: --resume runs what is left
         raise _partial_failure(*run.failure, finished=len(run.finished), out=cfg.out) from None

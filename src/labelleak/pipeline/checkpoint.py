@@ -45,7 +45,7 @@ _VOLATILE = {
 
 # keys added after runs were saved, with the value every earlier run implicitly had: at that value they are left out
 # of a run's identity, so results and checkpoints saved before they existed stay valid
-ADDED_LATER: dict[str, Any] = {"relabel": "once", "relabel_epochs": None}
+ADDED_LATER: dict[str, Any] = {"relabel": "once", "relabel_epochs": None, "canaries": 0}
 
 
 def run_identity(config: dict[str, Any]) -> dict[str, Any]:

@@ -77,6 +77,8 @@ class AuditConfig(  # bases in reverse: a dataclass lists the last base's fields
             missing = [k for k in ("members", "nonmembers", "shadow") if not getattr(self, k)]
             if missing:
                 found.append(f"{', '.join(missing)}: an audit of a model file needs --members, --nonmembers, --shadow")
+        if self.canaries and (self.model is not None or self.target is not None or self.members is not None):
+            found.append("canaries: only for a target labelleak trains (its training set is where the coins go)")
         if self.fail_above_epsilon is not None and isinstance(self.repeats, int) and self.repeats > 1:
             found.append("fail_above_epsilon: one audit's gate, not with repeats > 1 (each seed has its verdict)")
         return found

@@ -46,7 +46,7 @@ def layout(cfg: AuditConfig) -> Layout:
         return own_layout(
             _rows(cfg.members, "members"), _rows(cfg.nonmembers, "nonmembers"), _rows(cfg.shadow, "shadow")
         )
-    return trained_layout(cfg.train_size, cfg.test_size, cfg.shadow_size, cfg.eval_size)
+    return trained_layout(cfg.train_size, cfg.test_size, cfg.shadow_size, cfg.eval_size, cfg.canaries)
 
 
 def candidate_sizes(cfg: AuditConfig) -> tuple[int, int]:

@@ -75,6 +75,11 @@ class DataSettings(Section):
     shadow_size: int | None = setting(
         None, help="Size of shadow-train and of shadow-test.", check=optional(POSITIVE_INT)
     )  # default: train_size
+    canaries: int = setting(
+        0,
+        help="One-run DP audit: M more candidates from the pool, each trained on by its own coin (p = 1/2).",
+        check=NON_NEGATIVE_INT,
+    )  # a target labelleak trains only (pipeline.config)
     members: str | None = setting(
         None, help=_OWN_FILES + "member candidates (.npz with x, y; image folder; CSV, label last)."
     )

@@ -118,16 +118,17 @@ def _tpr_cell(row: dict[str, Any], attack: str) -> str:
 
 
 def matrix_markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
-    """The defense x attack matrix: utility, gap, the accountant's epsilon, the verdict's eps_LB and each attack's
-    AUC / TPR@1%FPR with its exact 95% interval."""
-    head = ["defense", "test acc", "gap", "epsilon", "eps_LB"] + [f"{a} AUC / TPR@1% [95% CI]" for a in attacks]
+    """The defense x attack matrix: utility, gap, the accountant's epsilon, the verdict's and the one-run audit's
+    eps_LB and each attack's AUC / TPR@1%FPR with its exact 95% interval."""
+    head = ["defense", "test acc", "gap", "epsilon", "eps_LB", "one-run eps_LB"]
+    head += [f"{a} AUC / TPR@1% [95% CI]" for a in attacks]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         eps = "-" if r["epsilon"] is None else f"{r['epsilon']:.2f}"
         if r.get("dp_tuning") == "private":
             eps += " (excl. tuning)"
         cells = [r["defense"], fmt_number(r["test_accuracy"]), fmt_number(r["gap"]), eps]
-        cells.append("-" if r.get("eps_lb") is None else fmt_number(r["eps_lb"], 2))
+        cells += ["-" if r.get(k) is None else fmt_number(r[k], 2) for k in ("eps_lb", "one_run_eps_lb")]
         cells += [f"{fmt_number(r.get(f'{a}.auc'))} / {_tpr_cell(r, a)}" for a in attacks]
         lines.append("| " + " | ".join(cells) + " |")
     seen = {str(r.get("evaluation")) for r in rows}

@@ -42,10 +42,12 @@ def write_audit_outputs(
     sample_index: np.ndarray,
     is_member: np.ndarray,
     inputs: np.ndarray | None = None,
+    canary: np.ndarray | None = None,
 ) -> None:
-    """``scores.csv``, ``arrays.npz``, ``distances.csv``, ``roc.png``, ``queries.png``, ``records.csv`` and
-    ``records.jsonl`` (the exposed records), ``exposed_inputs.npz`` (the listed members' ``inputs``, when given),
-    ``results.json`` and ``report.html`` of one audit; ``finished`` maps each attack to its per-candidate arrays."""
+    """``scores.csv``, ``arrays.npz`` (``is_canary`` too when the audit has canaries), ``distances.csv``,
+    ``roc.png``, ``queries.png``, ``records.csv`` and ``records.jsonl`` (the exposed records),
+    ``exposed_inputs.npz`` (the listed members' ``inputs``, when given), ``results.json`` and ``report.html`` of
+    one audit; ``finished`` maps each attack to its per-candidate arrays."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     rows = [
@@ -62,6 +64,8 @@ def write_audit_outputs(
     ]
     write_scores_csv(out / "scores.csv", rows)
     per_attack: dict[str, Any] = {f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()}
+    if canary is not None:
+        per_attack["is_canary"] = np.asarray(canary, bool)
     np.savez_compressed(out / "arrays.npz", sample_index=sample_index, is_member=is_member, **per_attack)
     distances = {
         name: {k[len("distance_") :]: v for k, v in a.items() if k.startswith("distance_")}

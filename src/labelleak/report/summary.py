@@ -141,7 +141,8 @@ def risk_paragraph(results: dict[str, Any]) -> str | None:
     one = v.get("one_run") or {}
     if one.get("eps_lb") is not None:
         parts.append(
-            f"The one-run audit ({one['attack']}, {one['correct']} of {one['guesses']} guesses right) gives "
+            f"The one-run audit ({one['attack']}, {one['correct']} of {one['guesses']} guesses right"
+            f"{' on canaries, each trained on by its own coin' if one.get('candidates') == 'canaries' else ''}) gives "
             f"eps_LB {one['eps_lb']:.2f}"
         )
     claim = v.get("claim")

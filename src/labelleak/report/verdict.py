@@ -21,10 +21,9 @@ from labelleak.epsilon import (
     bonferroni_confidence,
     check_claim,
     epsilon_lower_bound,
-    selection_split,
 )
 from labelleak.metrics import exact_tpr_at_fpr
-from labelleak.one_run import ASSUMPTION, one_run_bound, tune
+from labelleak.one_run import ASSUMPTION, one_run_bound, selection_half, tune
 from labelleak.risk import risk_level
 from labelleak.slices import SLICE_FPR, slice_metrics
 
@@ -35,6 +34,10 @@ RANDOM_SPLIT = (
     "which candidates are members is random and the target was trained once on them. The cut has fixed sizes "
     "rather than a coin flip per candidate: with no leakage, the variance of the correct count is then at most "
     "m / (m - 1) times that of independent coins, which the bound does not correct for"
+)
+COIN_SPLIT = (
+    "each of the {m} canaries was put in the training set by its own fair coin, independently of the others, and "
+    "the target was trained once: the game of the theorem, on the canaries alone"
 )
 OWN_SPLIT = {
     "model-file": "the members are the model owner's training rows, not known to have been drawn at random",
@@ -92,26 +95,39 @@ def target_kind(results: dict[str, Any]) -> TargetKind:
 
 
 def one_run_verdict(
-    results: dict[str, Any], finished: dict[str, dict[str, np.ndarray]], m: np.ndarray, *, delta: float, seed: int
+    results: dict[str, Any],
+    finished: dict[str, dict[str, np.ndarray]],
+    m: np.ndarray,
+    *,
+    delta: float,
+    seed: int,
+    canary: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """``verdict["one_run"]``: the one-run bound of the label-only attack whose tuned rule leaks most on the
-    selection half, counted once on the evaluation half; for a split labelleak did not draw, the number is kept
-    apart (``eps_lb_if_random``) and ``eps_lb`` is ``None``: the theorem's assumption is not known to hold."""
+    selection half, counted once on the evaluation half; on the ``canary`` candidates alone when the audit has
+    canaries (each a member by its own coin), else on every candidate. For a split labelleak did not draw, the
+    number is kept apart (``eps_lb_if_random``) and ``eps_lb`` is ``None``: the assumption is not known to hold."""
     kind = target_kind(results)
+    rows = np.flatnonzero(canary) if canary is not None and np.any(canary) else np.arange(len(m))
     base: dict[str, Any] = {
         "assumption": ASSUMPTION,
         "applies": kind == "trained",
-        "split": RANDOM_SPLIT if kind == "trained" else OWN_SPLIT[kind],
+        "split": (COIN_SPLIT.format(m=len(rows)) if len(rows) < len(m) else RANDOM_SPLIT)
+        if kind == "trained"
+        else OWN_SPLIT[kind],
+        "candidates": "canaries" if len(rows) < len(m) else "all",
         "accountant_epsilon": results.get("target", {}).get("epsilon"),
     }
     names = [n for n in finished if results["attacks"].get(n, {}).get("threat_model") == "label-only"]
     if not names:
         return {**base, "attack": None, "eps_lb": None, "na": "no label-only attack ran"}
-    chosen = selection_split(m, seed)
-    scores = {n: np.asarray(finished[n]["scores"], np.float64) for n in names}
-    tuned = {n: tune(m[chosen], scores[n][chosen], seed=seed) for n in names}
+    coins = len(rows) < len(m)  # canaries: each its own coin, halved blind to membership and never balanced
+    m = m[rows]
+    chosen = selection_half(m, seed, coins=coins)
+    scores = {n: np.asarray(finished[n]["scores"], np.float64)[rows] for n in names}
+    tuned = {n: tune(m[chosen], scores[n][chosen], seed=seed, coins=coins) for n in names}
     best = max(names, key=lambda n: tuned[n].selection_eps)  # the first of equals, in the audit's order
-    bound = one_run_bound(m, scores[best], delta=delta, seed=seed, tuned=tuned[best]).to_dict()
+    bound = one_run_bound(m, scores[best], delta=delta, seed=seed, tuned=tuned[best], coins=coins).to_dict()
     out = {**base, "attack": best, **bound, "selection_eps_by_attack": {n: t.selection_eps for n, t in tuned.items()}}
     if not out["applies"]:
         out["eps_lb_if_random"], out["eps_lb"] = out["eps_lb"], None
@@ -129,10 +145,15 @@ def _compared(results: dict[str, Any], finished: dict[str, dict[str, np.ndarray]
 
 
 def audit_verdict(
-    results: dict[str, Any], finished: dict[str, dict[str, np.ndarray]], *, is_member: np.ndarray
+    results: dict[str, Any],
+    finished: dict[str, dict[str, np.ndarray]],
+    *,
+    is_member: np.ndarray,
+    canary: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """``results["verdict"]``: the audit-wide eps_LB (Bonferroni over the attacks compared), the strongest attack,
-    the risk level and the claim check, at the config's ``claimed_delta`` and 95% confidence."""
+    the risk level and the claim check, at the config's ``claimed_delta`` and 95% confidence; the one-run bound on
+    the ``canary`` candidates when there are some."""
     config = results.get("config", {})
     delta = float(config.get("claimed_delta", DEFAULT_DELTA))
     seed = int(config.get("seed", 0))
@@ -172,7 +193,7 @@ def audit_verdict(
         "n_evaluation": (audit.n_members + audit.n_nonmembers) if audit is not None else 0,
         "bound": audit.to_dict() if audit is not None else None,
         "claim": _claim(config, audit, delta),
-        "one_run": one_run_verdict(results, finished, m, delta=delta, seed=seed),
+        "one_run": one_run_verdict(results, finished, m, delta=delta, seed=seed, canary=canary),
         "fail_above_epsilon": limit,
         "fails": None if limit is None else bool(eps > float(limit)),
     }
@@ -184,6 +205,7 @@ def add_verdict(
     *,
     is_member: np.ndarray,
     labels: np.ndarray | None,
+    canary: np.ndarray | None = None,
 ) -> None:
     """Write each attack's ``epsilon`` (at 95%, uncorrected) and ``slices`` into ``results["attacks"]`` and the
     audit's ``results["verdict"]``; ``labels`` are the candidates' true classes (``None``: no class slices)."""
@@ -200,7 +222,7 @@ def add_verdict(
         bound = epsilon_lower_bound(m, scores, delta=delta, confidence=DEFAULT_CONFIDENCE, seed=seed)
         results["attacks"][name]["epsilon"] = bound.to_dict()
         results["attacks"][name]["slices"] = attack_slices(m, scores, labels, correct)
-    results["verdict"] = audit_verdict(results, finished, is_member=m)
+    results["verdict"] = audit_verdict(results, finished, is_member=m, canary=canary)
 
 
 def verdict_line(results: dict[str, Any]) -> str | None:

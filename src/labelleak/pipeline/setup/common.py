@@ -58,6 +58,8 @@ class AuditSetup:
     adversary_defense: str = "none"
     # the public pre-trained model the adversary's models start from (adaptive, ``public=N``), as a stored folder
     adversary_init: str | None = None
+    # the one-run audit's canaries among the candidates (each a member by its own coin), or None: no canaries
+    canary: np.ndarray | None = None
 
     @property
     def kind(self) -> str:
@@ -91,12 +93,12 @@ def train_settings(cfg: AuditConfig) -> TrainSettings:
 
 
 def rows_beyond_split(cfg: AuditConfig, train_size: int | None = None) -> int:
-    """Pool rows a target labelleak trains takes beyond its four parts: the defense's public pre-training rows
-    and the validation rows of early stopping, adversarial regularisation or DP-SGD tuned outside the training
-    set (at ``train_size`` members, default the config's)."""
+    """Pool rows a target labelleak trains takes beyond its four parts: the defense's public pre-training rows,
+    the validation rows of early stopping, adversarial regularisation or DP-SGD tuned outside the training set
+    (at ``train_size`` members, default the config's), and the one-run audit's canaries."""
     plan = parse_defense(cfg.defense, seed=cfg.seed)
     settings = replace(train_settings(cfg), **plan.train)
-    return plan.public + validation_size(train_size or cfg.train_size, settings)
+    return plan.public + validation_size(train_size or cfg.train_size, settings) + cfg.canaries
 
 
 def check_pool(cfg: AuditConfig, n_pool: int) -> None:
@@ -108,10 +110,11 @@ def check_pool(cfg: AuditConfig, n_pool: int) -> None:
     shadow = cfg.shadow_size or cfg.train_size
     parts = rows_taken(SplitSizes(cfg.train_size, cfg.test_size or cfg.train_size, shadow, shadow), cfg.reserve_train)
     if parts <= n_pool < parts + beyond:  # four parts too large: the split says so itself
+        what = f"defense {cfg.defense!r}" + (f" with {cfg.canaries} canaries" if cfg.canaries else "")
         raise InvalidInputError(
-            f"defense {cfg.defense!r}: needs {beyond} public or validation rows beyond the four parts ({parts} "
-            f"samples), but the pool of {n_pool} has only {n_pool - parts} beyond them; reduce "
-            "--train-size/--test-size/--shadow-size or the defense's public rows"
+            f"{what}: needs {beyond} public, validation or canary rows beyond the four parts ({parts} samples), but "
+            f"the pool of {n_pool} has only {n_pool - parts} beyond them; reduce --train-size/--test-size/"
+            "--shadow-size, the defense's public rows or --canaries"
         )
 
 

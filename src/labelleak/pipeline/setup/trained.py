@@ -16,6 +16,7 @@ from labelleak.attacks.base import ShadowData
 from labelleak.data import Dataset, Split, SplitSizes, four_way_split, public_part, validation_part
 from labelleak.data.cache import DatasetCache, load_prepared
 from labelleak.data.layout import trained_layout
+from labelleak.data.split import canary_part
 from labelleak.defenses import DefensePlan, parse_defense
 from labelleak.models import ModelSpec, ModelStore, TrainedModel, build_model, train_or_load
 from labelleak.models.training import validation_size
@@ -43,11 +44,14 @@ def _target_record(
     adaptive: bool,
     pretrained: TrainedModel | None,
     public: int,
+    coins: np.ndarray,
 ) -> dict[str, Any]:
     """``results["target"]`` of a target labelleak trained: its rows, accuracies, defense and privacy cost."""
     return {
         "arch": arch,
-        "trained_rows": target.trained_rows,  # the members part, all of it; train_accuracy is on these rows
+        # the members part, all of it, and the canaries whose coin came up; train_accuracy is on these rows
+        "trained_rows": target.trained_rows,
+        **({"canaries": {"candidates": len(coins), "trained_on": int(coins.sum())}} if len(coins) else {}),
         **({"validation_rows": n_val} if n_val else {}),
         "train_accuracy": target.train_accuracy,
         "test_accuracy": target.test_accuracy,
@@ -69,12 +73,14 @@ def _target_record(
 
 class _Models(NamedTuple):
     """The models a trained-target audit trains (or loads): the target, the adversary's shadow model, the owner's
-    public pre-trained model (or None) and the target's validation rows."""
+    public pre-trained model (or None), the target's validation rows, and the canaries with their coins."""
 
     target: TrainedModel
     shadow: TrainedModel
     pretrained: TrainedModel | None
     n_val: int
+    canaries: np.ndarray
+    coins: np.ndarray
 
 
 def _train_models(
@@ -107,6 +113,14 @@ def _train_models(
         if n_val
         else None
     )
+    # the one-run audit's canaries come after those rows; the target trains on the ones whose coin came up
+    canaries, coins = (
+        canary_part(
+            len(dataset), sizes, cfg.canaries, after=plan.public + n_val, seed=cfg.seed, reserve_train=cfg.reserve_train
+        )
+        if cfg.canaries
+        else (np.zeros(0, np.int64), np.zeros(0, bool))
+    )
     target = train_or_load(
         store,
         x,
@@ -114,7 +128,7 @@ def _train_models(
         fingerprint,
         defended_spec,
         target_settings,
-        split.target_train,
+        np.concatenate([split.target_train, canaries[coins]]),
         split.target_test,
         role="target",
         progress=cfg.progress,
@@ -139,7 +153,7 @@ def _train_models(
         init=pretrained if adaptive else None,
         validation_idx=val_idx if adaptive else None,
     )
-    return _Models(target, shadow, pretrained, n_val)
+    return _Models(target, shadow, pretrained, n_val, canaries, coins)
 
 
 def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> AuditSetup:
@@ -159,12 +173,12 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         build_model(replace(spec, arch=cfg.shadow_arch))
     adaptive = not cfg.non_adaptive
     y = dataset.y
-    target, shadow, pretrained, n_val = _train_models(
-        cfg, dataset, x, fingerprint, sizes, split, plan, spec, defended_spec
-    )
-    layout = trained_layout(cfg.train_size, cfg.test_size, cfg.shadow_size, cfg.eval_size)  # as --estimate counts
+    models = _train_models(cfg, dataset, x, fingerprint, sizes, split, plan, spec, defended_spec)
+    target, shadow, pretrained = models.target, models.shadow, models.pretrained
+    # as --estimate counts: members, non-members, then the canaries (members by their coins)
+    layout = trained_layout(cfg.train_size, cfg.test_size, cfg.shadow_size, cfg.eval_size, cfg.canaries)
     n_members, n_nonmembers = layout.members, layout.nonmembers
-    idx = np.concatenate([split.target_train[:n_members], split.target_test[:n_nonmembers]])
+    idx = np.concatenate([split.target_train[:n_members], split.target_test[:n_nonmembers], models.canaries])
 
     shape, classes = dataset.input_shape, dataset.n_classes
     served = serve(target.model, plan, input_shape=shape, n_classes=classes, seed=cfg.seed)
@@ -183,7 +197,14 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         },
         split=split.sizes(),
         target=_target_record(
-            cfg, spec.arch, target, n_val=n_val, adaptive=adaptive, pretrained=pretrained, public=plan.public
+            cfg,
+            spec.arch,
+            target,
+            n_val=models.n_val,
+            adaptive=adaptive,
+            pretrained=pretrained,
+            public=plan.public,
+            coins=models.coins,
         ),
         shadow={
             "train_accuracy": shadow.train_accuracy,
@@ -196,7 +217,7 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         sample_index=idx,
         x=x[idx],
         y=y[idx],
-        is_member=np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool)],
+        is_member=np.r_[np.ones(n_members, bool), np.zeros(n_nonmembers, bool), models.coins],
         shadow_data=ShadowData(
             x[split.shadow_train], y[split.shadow_train], x[split.shadow_test], y[split.shadow_test]
         ),
@@ -204,4 +225,5 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         shadow_score_oracle=shadow_served.scores,
         adversary_defense=_adversary_defense(cfg, target) if adaptive else "none",
         adversary_init=str(pretrained.path) if adaptive and pretrained is not None else None,
+        canary=np.r_[np.zeros(n_members + n_nonmembers, bool), np.ones(cfg.canaries, bool)] if cfg.canaries else None,
     )
