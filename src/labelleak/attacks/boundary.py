@@ -20,10 +20,11 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Literal, TypedDict
+from typing import Any, Literal, TypedDict
 
 import numpy as np
 import torch
+from torch import nn
 
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks._surrogate import margin_prior, nearest_other_class, shadow_face_starts
@@ -37,6 +38,10 @@ from labelleak.oracle.budget import BudgetedOracle
 from labelleak.progress import progress_bar
 
 DEFAULT_MILESTONES = (100, 200, 500, 1000, 2000, 5000, 10_000, 20_000)
+# boundary-guided: what it adds to a plain search, also the search of boundary-lira-guided and dhattack-guided
+GUIDED: dict[str, Any] = dict(
+    method="auto", norm="l2", starts=4, shadow_starts="auto", start_doublings=5, prior="shadow", refine=True
+)
 ScoreNorm = Literal["l0", "l1", "l2", "linf"]
 
 
@@ -268,32 +273,61 @@ class BoundaryAttack(Attack):
         self._check_guidance()
         if not self.guided(engine):
             return engine.search(oracle, x, y, rows, milestones=self.milestones, on_iteration=tick)
+        model = self.guidance_model(oracle, shadow, progress=progress)
+        return self.guided_search(
+            engine, oracle, x, y, rows, shadow=shadow, model=model, milestones=self.milestones, on_iteration=tick
+        )
+
+    def guidance_model(
+        self, oracle: BudgetedOracle, shadow: ShadowData | None, *, progress: bool = False
+    ) -> nn.Module | None:
+        """The shadow model behind the shadow starts and the prior (``None`` when neither is on), trained once so
+        that every search it guides (boundary-LiRA's target and reference searches) sees the same one."""
+        self._check_guidance()
         if shadow is None and self.uses_shadow:
             raise InvalidInputError(
                 f"{self.name}: starts, shadow_starts and prior='shadow' need the adversary's data "
                 "(shadow=ShadowData(...))"
             )
+        if shadow is None or (self.resolved_shadow_starts(tuple(oracle.input_shape)) == 0 and self.prior != "shadow"):
+            return None
+        return self.shadow_recipe.train(
+            shadow.x_train,
+            shadow.y_train,
+            input_shape=oracle.input_shape,
+            n_classes=oracle.n_classes,
+            seed=self.seed,
+            description=f"shadow ({self.name})",
+            progress=progress,
+        )
+
+    def guided_search(
+        self,
+        engine: HopSkipJump,
+        oracle: BudgetedOracle,
+        x: torch.Tensor,
+        labels: torch.Tensor,
+        owners: torch.Tensor,
+        *,
+        shadow: ShadowData | None,
+        model: nn.Module | None,
+        milestones: tuple[int, ...] = (),
+        on_iteration: Callable[[int, int], None] | None = None,
+    ) -> BoundarySearch:
+        """The guided search of ``x`` away from ``labels`` on ``oracle``: starts from the adversary's samples of
+        other classes and beyond ``model``'s nearest faces, and ``model``'s gradient as the prior (see
+        :meth:`guidance_model`)."""
         parts: list[tuple[torch.Tensor, torch.Tensor]] = []
         if self.starts > 0 and shadow is not None:
             pool_x = torch.as_tensor(np.concatenate([shadow.x_train, shadow.x_test]), dtype=torch.float32)
             pool_y = torch.as_tensor(np.concatenate([shadow.y_train, shadow.y_test]), dtype=torch.int64)
-            parts.append(nearest_other_class(x, y, pool_x, pool_y, self.starts))
+            parts.append(nearest_other_class(x, labels, pool_x, pool_y, self.starts))
         prior: PriorFn | None = None
-        n_faces = self.resolved_shadow_starts(tuple(oracle.input_shape))
-        if (n_faces > 0 or self.prior == "shadow") and shadow is not None:
-            model = self.shadow_recipe.train(
-                shadow.x_train,
-                shadow.y_train,
-                input_shape=oracle.input_shape,
-                n_classes=oracle.n_classes,
-                seed=self.seed,
-                description=f"shadow ({self.name})",
-                progress=progress,
-            )
-            if n_faces > 0:
-                parts.insert(0, shadow_face_starts(model, x, y, n_faces, bounds=oracle.bounds))
-            if self.prior == "shadow":
-                prior = margin_prior(model)
+        n_faces = self.resolved_shadow_starts(tuple(oracle.input_shape)) if model is not None else 0
+        if n_faces > 0 and model is not None:
+            parts.insert(0, shadow_face_starts(model, x, labels, n_faces, bounds=oracle.bounds))
+        if self.prior == "shadow" and model is not None:
+            prior = margin_prior(model)
         starts = torch.cat([p for p, _ in parts], dim=1) if parts else None
         valid = torch.cat([v for _, v in parts], dim=1) if parts else None
         grow = None
@@ -310,12 +344,12 @@ class BoundaryAttack(Attack):
         ).search(
             oracle,
             x,
-            y,
-            rows,
+            labels,
+            owners,
             starts=starts,
             valid=valid,
             grow=grow,
             prior=prior,
-            milestones=self.milestones,
-            on_iteration=tick,
+            milestones=milestones,
+            on_iteration=on_iteration,
         )
