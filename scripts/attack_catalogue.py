@@ -172,7 +172,10 @@ FAMILIES = [
         "per-candidate budget, on every reference model in process; the log distance gets a Gaussian per "
         "candidate from the models trained with it (IN) and without it (OUT), and the score is the likelihood "
         "ratio (online, `boundary-lira`) or the OUT z-score (`boundary-lira-offline`). Misclassified candidates "
-        "get a signed (negative) distance instead of a tied constant.",
+        "get a signed (negative) distance instead of a tied constant. `boundary-lira-guided` and "
+        "`boundary-lira-guided-offline` measure the distance with boundary-guided's search instead (QEBA's "
+        "subspace on large images, starts from the adversary's samples and beyond its shadow model's faces, that "
+        "model's gradient as a prior), one shadow model guiding the target's search and every reference model's.",
         "the HSJA budget on the target (`queries`); the reference models' searches cost no target query",
         "Carlini et al., *Membership Inference Attacks From First Principles*, S&P 2022 (the calibration); "
         "Chen, Jordan & Wainwright, *HopSkipJumpAttack*, IEEE S&P 2020 (the search).",
@@ -197,8 +200,11 @@ FAMILIES = [
         "nearest shadow sample the target labels differently), found by a log-scale bisection; reference models "
         "distilled from the target's labels on the shadow data run the same search in process, and the score is "
         "the candidate's distance in standard deviations of its own OUT Gaussian. Misclassified candidates get a "
-        "negative (signed) distance.",
-        "`max_queries` (default 15) plus the shadow set's labels once (setup)",
+        "negative (signed) distance. `dhattack-guided` replaces the path by boundary-guided's search up to the "
+        "per-candidate budget (guided by a shadow model of the distilled data), on the target and on every "
+        "distilled reference model.",
+        "`max_queries` (default 15) plus the shadow set's labels once (setup); `dhattack-guided`: the budget "
+        "(`queries`)",
         "Li et al., hard-label membership inference with decision boundary distance and reference models, USENIX "
         "Security 2025 (facts taken from the issue's summary: no paper text was available).",
         "The audit sets `n_reference` from `lira_models`.",

@@ -33,10 +33,13 @@ TINY: dict[str, dict] = {
     "lira-offline": _REFS,
     "rmia": _REFS,
     "dhattack": dict(max_queries=6, **_REFS),
+    "dhattack-guided": _REFS,
     "yoqo": dict(max_steps=5, **_REFS),
     "yoqo-offline": dict(max_steps=5, **_REFS),
     "boundary-lira": dict(**HSJA, **_REFS),
     "boundary-lira-offline": dict(**HSJA, **_REFS),
+    "boundary-lira-guided": dict(**HSJA, **_REFS),
+    "boundary-lira-guided-offline": dict(**HSJA, **_REFS),
 }
 
 

@@ -22,14 +22,18 @@ STATUSES = {int(s) for s in Status}
 KNOWN = {
     ("sharding", "boundary-guided"): "the shadow model's gradients on a shard differ in the last bits from the whole "
     "batch's (batch-size dependent kernels), so one of 20 candidates' score moves by 2e-7",
-    ("starved", "boundary-lira"): "signed_distances reshapes an empty search when no candidate can pay its label",
-    ("starved", "boundary-lira-offline"): "signed_distances reshapes an empty search when no candidate can pay",
 }
+
+
+# breaches that show on some machines only (the last bits of a kernel depend on the build and the thread count)
+MACHINE_DEPENDENT = {("sharding", "boundary-guided")}
 
 
 def _names(check: str) -> list:
     return [
-        pytest.param(n, marks=pytest.mark.xfail(strict=True, reason=KNOWN[check, n])) if (check, n) in KNOWN else n
+        pytest.param(n, marks=pytest.mark.xfail(strict=(check, n) not in MACHINE_DEPENDENT, reason=KNOWN[check, n]))
+        if (check, n) in KNOWN
+        else n
         for n in NAMES
     ]
 

@@ -158,10 +158,13 @@ def world(tmp_path_factory):
     )
 
 
-@pytest.mark.parametrize("name", ["boundary-lira", "boundary-lira-offline"])
+@pytest.mark.parametrize(
+    "name", ["boundary-lira", "boundary-lira-offline", "boundary-lira-guided", "boundary-lira-guided-offline"]
+)
 def test_boundary_lira_reference_rows_follow_their_models_and_in_out_masks(world, name):
     """Row k of the attack's reference distances is the search alone on reference model k, whose IN set is row k of
-    ``inside``: the scores are the likelihood ratio of those rows, so the bookkeeping is the one of K solo searches."""
+    ``inside``: the scores are the likelihood ratio of those rows, so the bookkeeping is the one of K solo searches.
+    Guided, the solo search is boundary-guided's, with the same shadow model (its starts and prior)."""
     search = dict(max_iter=4, max_eval=40, init_eval=10, init_size=10)
     attack = create_attack(name, n_reference=4, **search, **world["recipe"])
     res = attack(world["oracle"], world["x"], world["y"], shadow=world["shadow"], max_queries_per_sample=80)
@@ -170,10 +173,13 @@ def test_boundary_lira_reference_rows_follow_their_models_and_in_out_masks(world
     refs = attack._reference_models(BudgetedOracle(world["oracle"], ledger), xt, yt, world["shadow"])
     assert refs.inside.sum(0).tolist() == ([2] * len(xt) if attack.online else [0] * len(xt))
     total = 0
+    engine = attack.engine((2,))
+    search, _ = attack._guided(engine, BudgetedOracle(world["oracle"], QueryLedger(len(xt))), world["shadow"], False)
+    assert (search is not None) == ("guided" in name) and res.extras["search"] == attack.search
     for k, model in enumerate(refs.models):
         ledger = QueryLedger(len(xt), max_per_sample=80)
         oracle = BudgetedOracle(TorchOracle(model, input_shape=(2,), n_classes=3), ledger)
-        d, _ = signed_distances(attack.engine(), oracle, xt, yt)
+        d, _ = signed_distances(engine, oracle, xt, yt, search)
         assert res.extras["reference_distances"][k].tobytes() == d.tobytes()
         total += ledger.total
     assert res.extras["reference_queries"] == total
@@ -200,3 +206,36 @@ def test_dhattack_scores_are_the_gaussians_of_each_reference_model_alone(world):
     scores, _, _ = gaussian_scores(res.extras["distance"], ref, shrinkage=attack.shrinkage)
     assert res.scores.tobytes() == scores.tobytes()
     assert len({row.tobytes() for row in ref}) == 4
+
+
+def test_dhattack_guided_runs_boundary_guideds_search_on_the_target_and_each_distilled_model_alone(world):
+    """dhattack-guided (issue 34, item 2): the fixed path gives way to boundary-guided's search, up to the call's
+    per-candidate budget, guided by a shadow model of the distilled data, the same on the target and on each
+    distilled reference model; the scores are dhattack's per-sample Gaussians over those distances."""
+    attack = create_attack("dhattack-guided", n_reference=4, **world["recipe"])
+    res = attack(world["oracle"], world["x"], world["y"], shadow=world["shadow"], max_queries_per_sample=60)
+    xt, yt = torch.from_numpy(world["x"]), torch.from_numpy(world["y"])
+    budgeted = BudgetedOracle(world["oracle"], QueryLedger(len(xt)))
+    distilled = attack.distill(budgeted, world["shadow"])
+    refs = attack._reference_models(budgeted, xt, yt, distilled, online=False)
+    guide = attack.guide()
+    engine = guide.engine((2,))
+    model = guide.guidance_model(budgeted, distilled)
+
+    def search(o, xs, labels, owners):
+        return guide.guided_search(engine, o, xs, labels, owners, shadow=distilled, model=model)
+
+    target = BudgetedOracle(world["oracle"], QueryLedger(len(xt), max_per_sample=60))
+    d, _ = signed_distances(engine, target, xt, yt, search)
+    assert res.extras["distance"].tobytes() == d.tobytes()
+    assert 0 < int(target.ledger.used.max()) <= 60  # the call's budget, not max_queries = 15
+    for k, m in enumerate(refs.models):
+        oracle = BudgetedOracle(TorchOracle(m, input_shape=(2,), n_classes=3), QueryLedger(len(xt), max_per_sample=60))
+        alone, _ = signed_distances(engine, oracle, xt, yt, search)
+        assert res.extras["reference_distances"][k].tobytes() == alone.tobytes()
+    scores, _, _ = gaussian_scores(d, res.extras["reference_distances"], shrinkage=attack.shrinkage)
+    assert res.scores.tobytes() == scores.tobytes() and res.extras["search"] == "guided"
+    plan = attack.query_plan(60, shadow_train=10, shadow_test=10)
+    assert plan.setup == 20 and plan.per_candidate == 60
+    with pytest.raises(InvalidInputError, match="dhattack: search must be 'path' or 'guided', got 'walk'"):
+        create_attack("dhattack", search="walk")(world["oracle"], world["x"], world["y"], shadow=world["shadow"])

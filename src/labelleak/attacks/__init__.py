@@ -2,7 +2,7 @@
 
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, AttackResult, RawScores, ShadowData, Status
-from labelleak.attacks.boundary import BoundaryAttack
+from labelleak.attacks.boundary import GUIDED, BoundaryAttack
 from labelleak.attacks.boundary_lira import BoundaryLiRA
 from labelleak.attacks.dhattack import DHAttack
 from labelleak.attacks.gap import GapAttack
@@ -27,18 +27,7 @@ register_attack("transfer-confidence", TransferAttack, score="confidence", setti
 register_attack("boundary-hsja", BoundaryAttack, settings=_SEARCH, method="hsja", norm="l2")
 register_attack("boundary-hsja-linf", BoundaryAttack, settings=_SEARCH, method="hsja", norm="linf")
 register_attack("boundary-qeba", BoundaryAttack, settings=_SEARCH, method="qeba", norm="l2")
-register_attack(
-    "boundary-guided",
-    BoundaryAttack,
-    settings=_SEARCH,
-    method="auto",
-    norm="l2",
-    starts=4,
-    shadow_starts="auto",
-    start_doublings=5,
-    prior="shadow",
-    refine=True,
-)
+register_attack("boundary-guided", BoundaryAttack, settings=_SEARCH, **GUIDED)
 register_attack("boundary-whitebox", WhiteBoxBoundary)
 register_attack("augmentation", AugmentationAttack)
 register_attack("noise", NoiseAttack)
@@ -50,11 +39,16 @@ register_attack("score-nn", ShadowNNAttack)
 register_attack("lira", LiRA, settings=("lira_models",), online=True)
 register_attack("lira-offline", LiRA, settings=("lira_models",), online=False)
 register_attack("dhattack", DHAttack, settings=("lira_models",))
+register_attack("dhattack-guided", DHAttack, settings=("lira_models",), search="guided")
 register_attack("yoqo", YOQO, settings=("lira_models",), online=True)
 register_attack("yoqo-offline", YOQO, settings=("lira_models",), online=False)
 register_attack("rmia", RMIA, settings=("lira_models",), online=False)
 register_attack("boundary-lira", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=True)
 register_attack("boundary-lira-offline", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=False)
+register_attack("boundary-lira-guided", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=True, search="guided")
+register_attack(
+    "boundary-lira-guided-offline", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=False, search="guided"
+)
 
 __all__ = [
     "OSLO",

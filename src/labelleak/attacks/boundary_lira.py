@@ -41,6 +41,7 @@ import inspect
 import math
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Literal
 
@@ -55,42 +56,52 @@ from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._reference_search import ReferenceSearches, search_references, served_references
 from labelleak.attacks._shadow import ShadowRecipe, _digest
 from labelleak.attacks.base import RawScores, ShadowData, Status
-from labelleak.attacks.boundary import box_diameter
+from labelleak.attacks.boundary import GUIDED, BoundaryAttack, box_diameter
 from labelleak.attacks.capabilities import QueryCost, ThreatModel
-from labelleak.attacks.hsja import HopSkipJump, Norm, lp_distance
+from labelleak.attacks.hsja import BoundarySearch, HopSkipJump, Norm, lp_distance
 from labelleak.errors import InvalidInputError
 from labelleak.models.store import model_key
 from labelleak.oracle.budget import BudgetedOracle
 from labelleak.progress import progress_bar
 
 Transform = Literal["log", "sqrt", "none"]
+# (oracle, points (R, *shape), labels to leave (R,), owners (R,)) -> what the search found
+Search = Callable[[BudgetedOracle, torch.Tensor, torch.Tensor, torch.Tensor], BoundarySearch]
 
 
 def signed_distances(
-    engine: HopSkipJump, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor
+    engine: HopSkipJump,
+    oracle: BudgetedOracle,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    search: Search | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Signed boundary distance (N,) of each candidate on ``oracle`` and its status (N,) int8.
 
-    One label query per candidate, then one batched search from every served candidate away from the label the
-    oracle gave it: d > 0 where that label is ``y``, d < 0 where it is not; no start point: +-box diameter.
+    One label query per candidate, then one batched search (``search``, else ``engine``'s own) from every served
+    candidate away from the label the oracle gave it: d > 0 where that label is ``y``, d < 0 where it is not; no
+    start point: +-box diameter. A candidate that cannot pay its label query is not searched (``BUDGET_HIT``).
     """
     n = len(x)
     served = oracle.ledger.affordable(1)
     idx = torch.nonzero(served).flatten()
     pred = torch.full((n,), -1, dtype=torch.int64)
-    pred[idx] = oracle.query(x[idx], idx)
-    found = engine.search(oracle, x[idx], pred[idx], idx)
     flat = x.reshape(n, -1)
     dist = torch.full((n,), math.nan, dtype=torch.float64)
-    moved = lp_distance(found.adv.reshape(len(idx), -1) - flat[idx], engine.norm).double()
-    ceiling = box_diameter(oracle.bounds, flat.shape[1], engine.norm)
-    dist[idx] = torch.where(found.found, moved, torch.full_like(moved, ceiling))
+    found_any = torch.zeros(0, dtype=torch.bool)
+    if len(idx):
+        pred[idx] = oracle.query(x[idx], idx)
+        found = (search or engine.search)(oracle, x[idx], pred[idx], idx)
+        moved = lp_distance(found.adv.reshape(len(idx), -1) - flat[idx], engine.norm).double()
+        ceiling = box_diameter(oracle.bounds, flat.shape[1], engine.norm)
+        dist[idx] = torch.where(found.found, moved, torch.full_like(moved, ceiling))
+        found_any = found.found
     wrong = served & (pred != y)
     d = torch.where(wrong, -dist, dist).numpy()
     status = np.full(n, Status.OK, dtype=np.int8)
     status[wrong.numpy()] = Status.MISCLASSIFIED
     failed = torch.zeros(n, dtype=torch.bool)
-    failed[idx] = ~found.found
+    failed[idx] = ~found_any
     status[failed.numpy()] = Status.FAILED
     # a search that spent the whole allowance a total cap had lowered was cut short
     status[(served & ~wrong & oracle.ledger.cut_short()).numpy()] = Status.BUDGET_HIT
@@ -114,11 +125,20 @@ def _search_code(engine: HopSkipJump) -> str:
     """Digest of the source of the search: the engine's classes' modules and this one. A cached reference search
     is then reused only by the code that made it (the package version alone does not change between commits)."""
     modules = {c.__module__ for c in type(engine).__mro__ if c.__module__.startswith("labelleak")}
-    modules |= {__name__, _reference_search.__name__}
+    modules |= {__name__, _reference_search.__name__, "labelleak.attacks.guided", "labelleak.attacks._surrogate"}
+    modules |= {"labelleak.attacks.boundary"}  # the guided search's starts and prior
     digest = hashlib.sha256()
     for name in sorted(modules):
         digest.update(inspect.getsource(sys.modules[name]).encode())
     return digest.hexdigest()
+
+
+def _weights(model: nn.Module) -> str:
+    """Digest of a model's weights (its state dict, names and bytes)."""
+    weights = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        weights.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
+    return weights.hexdigest()
 
 
 def _load_search(path: Path | None) -> tuple[np.ndarray, np.ndarray, int] | None:
@@ -161,6 +181,11 @@ class BoundaryLiRA(ReferenceModelAttack):
             :mod:`labelleak.attacks._likelihood`).
         reference_size: rows each reference model trains on (the target's; ``None``: half the shadow data).
         shadow_recipe: how reference models are trained; seed: their training sets and seeds, and the search's.
+        search: ``"hsja"`` (default), or ``"guided"``: boundary-guided's search (QEBA's subspace on images large
+            enough for it, HopSkipJump otherwise; starts from the adversary's samples of other classes and beyond
+            its shadow model's nearest faces, that model's gradient as a prior, complement sampling;
+            :mod:`labelleak.attacks.guided`), the same search with the same shadow model on the target and on
+            every reference model.
     """
 
     threat_model = ThreatModel.LABEL_ONLY
@@ -183,6 +208,7 @@ class BoundaryLiRA(ReferenceModelAttack):
         reference_size: int | None = None,
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
+        search: Literal["hsja", "guided"] = "hsja",
     ) -> None:
         self.reference_size = reference_size
         self.online, self.n_reference, self.norm = online, n_reference, norm
@@ -190,9 +216,27 @@ class BoundaryLiRA(ReferenceModelAttack):
         self.init_size, self.gamma = init_size, gamma
         self.transform, self.variance = transform, variance
         self.shadow_recipe, self.seed = shadow_recipe, seed
-        self.name = "boundary-lira" + ("" if online else "-offline")
+        self.search = search
+        self.name = "boundary-lira" + ("-guided" if search == "guided" else "") + ("" if online else "-offline")
 
-    def engine(self) -> HopSkipJump:
+    def guide(self) -> BoundaryAttack:
+        """boundary-guided with this attack's search settings, seed and shadow recipe: its engine, shadow model
+        and guided search are the ones ``search="guided"`` runs."""
+        return BoundaryAttack(
+            **{**GUIDED, "norm": self.norm},
+            max_iter=self.max_iter,
+            max_eval=self.max_eval,
+            init_eval=self.init_eval,
+            init_size=self.init_size,
+            gamma=self.gamma,
+            seed=self.seed,
+            shadow_recipe=self.shadow_recipe,
+        )
+
+    def engine(self, shape: tuple[int, ...] | None = None) -> HopSkipJump:
+        """The search engine (guided: QEBA or HopSkipJump as ``method="auto"`` decides for inputs of ``shape``)."""
+        if self.search == "guided":
+            return self.guide().engine(shape)
         return HopSkipJump(
             norm=self.norm,
             max_iter=self.max_iter,
@@ -211,25 +255,25 @@ class BoundaryLiRA(ReferenceModelAttack):
         x: torch.Tensor,
         y: torch.Tensor,
         cap: int | None,
+        guidance: str | None = None,
     ) -> Path | None:
         """Where the recipe's cache keeps one reference model's search (``None``: no cache): a reference search
         costs as much as the target's, and an interrupted run would otherwise redo every finished one (only target
         queries are journaled)."""
         if self.shadow_recipe.cache_dir is None:
             return None
-        weights = hashlib.sha256()
-        for name, tensor in model.state_dict().items():
-            weights.update(name.encode() + tensor.detach().cpu().contiguous().numpy().tobytes())
         key = model_key(
             role="reference-search",
             version=__version__,
-            model=weights.hexdigest(),
+            model=_weights(model),
             x=_digest(x),
             y=_digest(y),
             engine={k: v for k, v in vars(engine).items()},
             code=_search_code(engine),
             cap=cap,
             bounds=list(oracle.bounds),
+            # the guided search: its settings and the shadow model that guides it
+            **({"guidance": guidance} if guidance is not None else {}),
             # label randomisation leaves the weights as they are: its scale keys the searches apart
             **({"label_noise": self.shadow_recipe.defense} if self.shadow_recipe.randomises_labels() else {}),
         )
@@ -244,10 +288,12 @@ class BoundaryLiRA(ReferenceModelAttack):
         y: torch.Tensor,
         cap: int | None,
         progress: bool,
+        search: Search | None = None,
+        guidance: str | None = None,
     ) -> tuple[np.ndarray, np.ndarray, int]:
         """Signed distances (K, N), statuses (K, N) and the query count of every reference model's search: those
         the cache holds are read, the others searched all at once (:mod:`labelleak.attacks._reference_search`)."""
-        paths = [self._search_path(engine, m, oracle, x, y, cap) for m in models]
+        paths = [self._search_path(engine, m, oracle, x, y, cap, guidance) for m in models]
         served = served_references(self.shadow_recipe, models, oracle, self.seed)  # labels as the target serves
         found = [_load_search(p) for p in paths]
         todo = [k for k, hit in enumerate(found) if hit is None]
@@ -264,7 +310,7 @@ class BoundaryLiRA(ReferenceModelAttack):
                 bar.update(bar.task_ids[0], advance=len(models) - len(todo))
             if todo:
                 search_references(
-                    lambda routed, xs, ys: signed_distances(engine, routed, xs, ys),
+                    lambda routed, xs, ys: signed_distances(engine, routed, xs, ys, search),
                     [served[k] for k in todo],
                     x,
                     y,
@@ -277,6 +323,25 @@ class BoundaryLiRA(ReferenceModelAttack):
         done = [hit for hit in found if hit is not None]
         return np.stack([d for d, _, _ in done]), np.stack([s for _, s, _ in done]), sum(q for _, _, q in done)
 
+    def _guided(
+        self, engine: HopSkipJump, oracle: BudgetedOracle, shadow: ShadowData, progress: bool
+    ) -> tuple[Search | None, str | None]:
+        """The guided search (``None`` for plain HopSkipJump) and the digest that keys its cached reference
+        searches: the guide's settings and its shadow model's weights."""
+        if self.search != "guided":
+            return None, None
+        guide = self.guide()
+        model = guide.guidance_model(oracle, shadow, progress=progress)
+
+        def search(o: BudgetedOracle, xs: torch.Tensor, labels: torch.Tensor, owners: torch.Tensor) -> BoundarySearch:
+            return guide.guided_search(engine, o, xs, labels, owners, shadow=shadow, model=model)
+
+        settings = {k: repr(v) for k, v in sorted(vars(guide).items()) if k != "shadow_recipe"}  # keyed apart
+        digest = hashlib.sha256(repr(settings).encode())
+        if model is not None:
+            digest.update(_weights(model).encode())
+        return search, digest.hexdigest()
+
     def _run(
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
     ) -> RawScores:
@@ -284,11 +349,16 @@ class BoundaryLiRA(ReferenceModelAttack):
         if self.transform not in ("log", "sqrt", "none"):
             raise InvalidInputError(f"transform: expected log, sqrt or none, got {self.transform!r}")
         check_variance(self.variance)
-        engine = self.engine()
+        if self.search not in ("hsja", "guided"):
+            raise InvalidInputError(f"search: expected 'hsja' or 'guided', got {self.search!r}")
+        engine = self.engine(tuple(oracle.input_shape))
+        search, guidance = self._guided(engine, oracle, shadow, progress)
         refs = self._reference_models(oracle, x, y, shadow, progress=progress)
-        d_target, status = signed_distances(engine, oracle, x, y)
+        d_target, status = signed_distances(engine, oracle, x, y, search)
         cap = oracle.ledger.allowance()  # the references search under the target's budget, total cap included
-        d_ref, ref_status, ref_queries = self._reference_searches(engine, refs.models, oracle, x, y, cap, progress)
+        d_ref, ref_status, ref_queries = self._reference_searches(
+            engine, refs.models, oracle, x, y, cap, progress, search, guidance
+        )
         positive = np.abs(d_ref[np.isfinite(d_ref) & (d_ref != 0)])
         scale = float(np.median(positive)) if len(positive) else 1.0
         t = stabilise(d_target, self.transform, scale)
@@ -315,6 +385,7 @@ class BoundaryLiRA(ReferenceModelAttack):
                 "reference_failed": int((ref_status == Status.FAILED).sum()),
                 "reference_queries": int(ref_queries),
                 "distance_scale": scale,
+                "search": self.search,
                 **({"variance_choice": choice.to_dict()} if choice is not None else {}),
             },
         )

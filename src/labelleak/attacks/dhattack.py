@@ -37,15 +37,26 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import torch
 
 from labelleak.attacks._reference import ReferenceModelAttack
-from labelleak.attacks._reference_search import MAX_ELEMENTS, model_groups, route, served_references, tile
+from labelleak.attacks._reference_search import (
+    MAX_ELEMENTS,
+    model_groups,
+    route,
+    search_references,
+    served_references,
+    tile,
+)
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData, Status
-from labelleak.attacks.capabilities import QueryCost
+from labelleak.attacks.boundary import GUIDED, BoundaryAttack
+from labelleak.attacks.boundary_lira import signed_distances
+from labelleak.attacks.capabilities import QueryCost, QueryPlan
+from labelleak.attacks.hsja import BoundarySearch
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.base import LabelOracle
@@ -228,7 +239,11 @@ class DHAttack(ReferenceModelAttack):
         max_queries: target queries per candidate: one at x, the rest bisection steps along the path.
         min_ratio: the bisection's lower end, as a fraction of the path's length.
         shrinkage: weight (in reference models) of the pooled variance in each candidate's variance.
-        seed: seeds the reference models (the paths need no randomness).
+        seed: seeds the reference models (the paths need no randomness) and the guided search.
+        search: ``"path"`` (default: the fixed path above) or ``"guided"``: instead of the path, boundary-guided's
+            search (:mod:`labelleak.attacks.guided`, guided by a shadow model trained on the distilled data) up to
+            the call's per-candidate budget, on the target and, all at once, on every distilled reference model;
+            ``max_queries`` and ``min_ratio`` are then unused.
     """
 
     name = "dhattack"
@@ -246,12 +261,27 @@ class DHAttack(ReferenceModelAttack):
         reference_size: int | None = None,
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
+        search: Literal["path", "guided"] = "path",
     ) -> None:
         self.reference_size = reference_size
         self.n_reference, self.max_queries, self.min_ratio = n_reference, max_queries, min_ratio
         self.shrinkage, self.shadow_recipe, self.seed = shrinkage, shadow_recipe, seed
+        self.search = search
+        self.name = "dhattack" + ("-guided" if search == "guided" else "")
+
+    def query_plan(self, budget: int | None, *, shadow_train: int = 0, shadow_test: int = 0) -> QueryPlan:
+        """Along the path, ``max_queries`` per candidate; guided, a search up to the per-candidate ``budget``.
+        Either way the target relabels the whole shadow set first (the distillation)."""
+        cost = self.query_cost if self.search != "guided" else QueryCost(None, all_at_once=False, setup="all")
+        return cost.plan(self, budget, shadow_train=shadow_train, shadow_test=shadow_test)
+
+    def guide(self) -> BoundaryAttack:
+        """boundary-guided with this attack's seed and shadow recipe: the search of ``search="guided"``."""
+        return BoundaryAttack(**GUIDED, seed=self.seed, shadow_recipe=self.shadow_recipe)
 
     def _check(self) -> None:
+        if self.search not in ("path", "guided"):
+            raise InvalidInputError(f"dhattack: search must be 'path' or 'guided', got {self.search!r}")
         if isinstance(self.max_queries, bool) or not isinstance(self.max_queries, int) or self.max_queries < 2:
             raise InvalidInputError(f"dhattack: max_queries must be an integer of at least 2, got {self.max_queries!r}")
         if not 0 < self.min_ratio < 1:
@@ -279,6 +309,23 @@ class DHAttack(ReferenceModelAttack):
         end_out, has_out = path_endpoints(flat, y, pool_x_t, pool_labels)
         end_in, has_in = path_endpoints(flat, y, pool_x_t, pool_labels, same=True)
 
+        if self.search == "guided":
+            d, status, ref = self._guided_distances(oracle, x, y, distilled, refs.models, progress)
+            scores, mu, sigma = gaussian_scores(d, ref, shrinkage=self.shrinkage)
+            return RawScores(
+                scores=scores,
+                status=status,
+                extras={
+                    "distance": d,
+                    "reference_distances": ref,
+                    "reference_mean": mu,
+                    "reference_std": sigma,
+                    "n_reference": refs.k,
+                    "reference_size": refs.size,
+                    "distill_label_agreement": _agreement(shadow, distilled),
+                    "search": self.search,
+                },
+            )
         steps = self.max_queries - 1
         target = fixed_path_distance(  # the target labelled every endpoint during the distillation: they all cross
             lambda pts, rows: oracle.query(pts.reshape(len(pts), *oracle.input_shape), rows),
@@ -302,11 +349,7 @@ class DHAttack(ReferenceModelAttack):
         status[~target.correct.numpy()] = Status.MISCLASSIFIED
         status[~target.crossed.numpy()] = Status.FAILED
         status[~target.complete.numpy()] = Status.BUDGET_HIT
-        agreement = float(
-            np.mean(
-                np.concatenate([distilled.y_train, distilled.y_test]) == np.concatenate([shadow.y_train, shadow.y_test])
-            )
-        )
+        agreement = _agreement(shadow, distilled)
         return RawScores(
             scores=scores,
             status=status,
@@ -317,5 +360,43 @@ class DHAttack(ReferenceModelAttack):
                 "n_reference": refs.k,
                 "reference_size": refs.size,
                 "distill_label_agreement": agreement,
+                "search": self.search,
             },
         )
+
+    def _guided_distances(
+        self,
+        oracle: BudgetedOracle,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        distilled: ShadowData,
+        models: Sequence[torch.nn.Module],
+        progress: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Signed boundary distances of the guided search on the target (N,), their statuses (N,) and the same
+        search on every reference model (K, N), under the target's per-candidate allowance."""
+        guide = self.guide()
+        engine = guide.engine(tuple(oracle.input_shape))
+        model = guide.guidance_model(oracle, distilled, progress=progress)
+
+        def search(o: BudgetedOracle, xs: torch.Tensor, labels: torch.Tensor, owners: torch.Tensor) -> BoundarySearch:
+            return guide.guided_search(engine, o, xs, labels, owners, shadow=distilled, model=model)
+
+        d, status = signed_distances(engine, oracle, x, y, search)
+        found = search_references(
+            lambda routed, xs, ys: signed_distances(engine, routed, xs, ys, search),
+            served_references(self.shadow_recipe, models, oracle, self.seed),
+            x,
+            y,
+            input_shape=oracle.input_shape,
+            n_classes=oracle.n_classes,
+            bounds=oracle.bounds,
+            cap=oracle.ledger.allowance(),
+        )
+        return d, status, found.distance
+
+
+def _agreement(shadow: ShadowData, distilled: ShadowData) -> float:
+    """Share of the shadow rows whose distilled label (the target's) is their own."""
+    own = np.concatenate([shadow.y_train, shadow.y_test])
+    return float(np.mean(np.concatenate([distilled.y_train, distilled.y_test]) == own))
