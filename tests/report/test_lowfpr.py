@@ -57,11 +57,11 @@ def test_lowfpr_plan_runs_every_attack_on_the_sizes_target():
         assert plan.kind == "lowfpr" and "1% FPR" in plan.claim
         runs = {r.group: r.config for r in plan.runs}
         assert set(runs) == {"wide", "boundary"}
-        assert set(runs["wide"].attacks) | set(runs["boundary"].attacks) == ISSUE_ATTACKS
+        guided = {"boundary-lira-guided", "boundary-lira-guided-offline", "dhattack-guided"}  # issue 34, item 6
+        assert set(runs["wide"].attacks) | set(runs["boundary"].attacks) == ISSUE_ATTACKS | guided
         assert runs["wide"].eval_size == 1000 and runs["boundary"].eval_size == boundary_size
-        assert {"boundary-hsja", "boundary-qeba", "boundary-lira", "boundary-lira-offline"} == set(
-            runs["boundary"].attacks
-        )
+        searched = {"boundary-hsja", "boundary-qeba", "boundary-lira", "boundary-lira-offline"}
+        assert searched | guided == set(runs["boundary"].attacks)
         for c in runs.values():
             assert c.queries == 1000 and c.thresholds is False and c.n_boot == 1000
         # the target is the sizes experiment's 1,000-member one: same config, so the model cache serves it

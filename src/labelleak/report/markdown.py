@@ -120,7 +120,9 @@ def _tpr_cell(row: dict[str, Any], attack: str) -> str:
 def matrix_markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
     """The defense x attack matrix: utility, gap, the accountant's epsilon, the verdict's and the one-run audit's
     eps_LB and each attack's AUC / TPR@1%FPR with its exact 95% interval."""
-    head = ["defense", "test acc", "gap", "epsilon", "eps_LB", "one-run eps_LB"]
+    # matrices written before the one-run audit have no such bound: no column of dashes for them
+    bounds = ["eps_lb"] + (["one_run_eps_lb"] if any("one_run_eps_lb" in r for r in rows) else [])
+    head = ["defense", "test acc", "gap", "epsilon", "eps_LB"] + (["one-run eps_LB"] if len(bounds) > 1 else [])
     head += [f"{a} AUC / TPR@1% [95% CI]" for a in attacks]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
@@ -128,7 +130,7 @@ def matrix_markdown(rows: list[dict[str, Any]], attacks: list[str]) -> str:
         if r.get("dp_tuning") == "private":
             eps += " (excl. tuning)"
         cells = [r["defense"], fmt_number(r["test_accuracy"]), fmt_number(r["gap"]), eps]
-        cells += ["-" if r.get(k) is None else fmt_number(r[k], 2) for k in ("eps_lb", "one_run_eps_lb")]
+        cells += ["-" if r.get(k) is None else fmt_number(r[k], 2) for k in bounds]
         cells += [f"{fmt_number(r.get(f'{a}.auc'))} / {_tpr_cell(r, a)}" for a in attacks]
         lines.append("| " + " | ".join(cells) + " |")
     seen = {str(r.get("evaluation")) for r in rows}
