@@ -452,6 +452,9 @@ def reproduce(
     cache_dir: str | None = typer.Option(None, help="Model cache."),
     resume: bool = typer.Option(False, "--resume", help="Skip finished audits and continue an interrupted one."),
     fresh: bool = typer.Option(False, "--fresh", help="Start an unfinished audit over, deleting its answers."),
+    repeats: int = typer.Option(
+        1, help="Run the experiment under N seeds (OUT/seed-<s>/) and pool every run over them (OUT/pooled.md)."
+    ),
     backend: str | None = typer.Option(None, help="local (default) or ray: candidate shards on Ray workers."),
     ray_address: str | None = typer.Option(None, help="Ray cluster: auto or ray://HOST:PORT (default: local Ray)."),
     workers: int | None = typer.Option(None, help="Ray workers (one candidate shard each)."),
@@ -486,14 +489,30 @@ def reproduce(
                 if v is not None
             }
         )
-        summary = run_reproduce(
-            experiment, scale=scale, out=out, overrides=overrides, resume=resume, progress=not quiet
-        )
+        if repeats != 1:
+            from labelleak.pipeline.repeats import run_reproduce_repeats
+
+            pooled = run_reproduce_repeats(
+                experiment, repeats=repeats, scale=scale, out=out, overrides=overrides, resume=resume,
+                progress=not quiet,
+            )  # fmt: skip
+        else:
+            summary = run_reproduce(
+                experiment, scale=scale, out=out, overrides=overrides, resume=resume, progress=not quiet
+            )
     except Interrupted as exc:
         _err.print(f"interrupted; progress is saved (last in {exc.folder}): rerun the same command with --resume")
         raise typer.Exit(code=130) from None
     except LabelleakError as exc:
         _fail(exc)
+        return
+    if repeats != 1:
+        folder = Path(out) if out else Path("reproduce-out") / f"{pooled['experiment']}-{scale}"
+        Console(width=180).print(Markdown((folder / "pooled.md").read_text()))
+        Console().print(
+            f"pooled over seeds {', '.join(map(str, pooled['seeds']))}: {folder}/pooled.md (each seed's "
+            f"reproduction in {folder}/seed-<s>/) in {pooled['seconds']:.0f} s"
+        )
         return
     folder = Path(out) if out else Path("reproduce-out") / f"{summary['experiment']}-{scale}"
     Console(width=180).print(Markdown((folder / "summary.md").read_text()))

@@ -468,3 +468,37 @@ def test_cli_reproduce_accepts_cifar100_in_place_of_cifar10(tmp_path):
     assert pool["kept_as_set"] == ["train_size"] and pool["factor"] == pytest.approx(400 / 9000, abs=1e-3)
     res = json.loads(next((out / "runs").glob("*/wide/results.json")).read_text())
     assert res["dataset"]["name"] == "cifar100" and res["dataset"]["n_classes"] == 100
+
+
+def test_reproduce_repeats_pools_every_run_of_the_plan_over_its_seeds(tiny_images, tmp_path):
+    """issue 29, item 7: ``reproduce --repeats N`` runs the experiment under N seeds, each a complete reproduction,
+    and pools each run of the plan with Rubin's rules, as ``audit --repeats`` does one audit."""
+    from labelleak.pipeline.repeats import run_reproduce_repeats
+
+    overrides = _tiny(tiny_images, str(tmp_path / "cache"), train_size=[60], eval_size=30, seed=3, attacks=["gap"])
+    out = tmp_path / "rep"
+    pooled = run_reproduce_repeats("sizes", repeats=2, out=out, overrides=overrides, progress=False)
+    assert pooled["seeds"] == [3, 4] and [p["folder"] for p in pooled["points"]] == ["train_size=60/wide"]
+    folder = pooled["points"][0]["folder"]
+    per_seed = [json.loads((out / f"seed-{s}" / "runs" / folder / "results.json").read_text()) for s in (3, 4)]
+    assert [r["config"]["seed"] for r in per_seed] == [3, 4]
+    assert per_seed[0]["split"] != per_seed[1]["split"] or per_seed[0]["attacks"] != per_seed[1]["attacks"]
+    auc = pooled["points"][0]["aggregate"]["attacks"]["gap"]["auc"]
+    assert auc["values"] == [r["attacks"]["gap"]["auc"] for r in per_seed]
+    assert auc["mean"] == pytest.approx(np.mean(auc["values"]))
+    lo, hi = auc["combined_ci"]
+    assert lo <= min(auc["values"]) and hi >= max(auc["values"])  # seed and candidate variance both
+    assert (out / "seed-3" / "summary.md").is_file() and (out / "seed-4" / "summary.md").is_file()
+    page = (out / "pooled" / folder / "report.html").read_text()
+    assert f"../../../seed-3/runs/{folder}/report.html" in page
+    text = (out / "pooled.md").read_text()
+    assert f"| [{folder}](pooled/{folder}/report.html) | gap |" in text
+    assert [(r["run"], r["attack"], r["train_size"]) for r in _csv(out / "pooled.csv")] == [(folder, "gap", "60")]
+    again = run_reproduce_repeats("sizes", repeats=2, out=out, overrides=overrides, resume=True, progress=False)
+    assert again["points"] == pooled["points"]
+    assert json.loads((out / "seed-4" / "summary.json").read_text())["runs_read_back"] == 1  # nothing rerun
+
+
+def test_reproduce_repeats_needs_two_seeds(tmp_path):
+    result = CliRunner().invoke(app, ["reproduce", "sizes", "--repeats", "0", "--out", str(tmp_path / "r")])
+    assert result.exit_code == 2 and result.output.strip() == "error: repeats: pooling needs at least 2 seeds, got 0"

@@ -1,4 +1,4 @@
-"""``labelleak audit --repeats N``: the same audit under seeds ``seed .. seed+N-1``, then their pooled numbers.
+"""``--repeats N``: the same audit (or reproduction) under seeds ``seed .. seed+N-1``, then their pooled numbers.
 
 Orchestration only. Each seed's audit is :func:`run_audit` into ``OUT/seed-<s>/``, a complete audit folder
 (results.json, scores.csv, report.html, its own checkpoint), so ``--resume`` continues the interrupted seed and
@@ -9,6 +9,7 @@ reads finished ones back. :mod:`labelleak.report.repeats` pools their results (R
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -18,8 +19,16 @@ from labelleak.logs import get_logger
 from labelleak.pipeline.audit import run_audit
 from labelleak.pipeline.checkpoint import finished_audit
 from labelleak.pipeline.config import AuditConfig
+from labelleak.pipeline.plan import load_plan
+from labelleak.pipeline.reproduce import default_out, run_reproduce
 from labelleak.report.files import jsonable
-from labelleak.report.repeats import aggregate_repeats, seed_folder, write_repeats_outputs
+from labelleak.report.repeats import (
+    SEED_CHANGES,
+    aggregate_repeats,
+    seed_folder,
+    write_pooled_outputs,
+    write_repeats_outputs,
+)
 
 log = get_logger(__name__)
 
@@ -59,3 +68,61 @@ def run_repeats(cfg: AuditConfig, *, datasets: DatasetCache | None = None) -> di
     aggregate = aggregate_repeats(runs, config=jsonable(cfg.to_dict()), trains_target=trains_target)
     write_repeats_outputs(cfg.out, aggregate)
     return aggregate
+
+
+def run_reproduce_repeats(
+    experiment: str | Path,
+    *,
+    repeats: int,
+    scale: str = "cpu",
+    out: str | Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    resume: bool = False,
+    progress: bool = True,
+) -> dict[str, Any]:
+    """``labelleak reproduce --repeats N``: the experiment under seeds ``seed .. seed+N-1``, each a complete
+    reproduction in ``OUT/seed-<s>/``, then every run of the plan pooled over the seeds (Rubin's rules, as
+    ``audit --repeats``) into ``OUT/pooled/<run>/`` and ``OUT/pooled.{json,md,csv}``; returns ``pooled.json``."""
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 2:
+        raise InvalidInputError(f"repeats: pooling needs at least 2 seeds, got {repeats!r}")
+    overrides = dict(overrides or {})
+    out = Path(out) if out is not None else default_out(experiment, scale)
+    first = overrides.get("seed", load_plan(experiment, scale=scale, overrides=overrides).runs[0].config.seed)
+    seeds = [int(first) + i for i in range(repeats)]
+    summaries = []
+    for i, seed in enumerate(seeds, 1):
+        log.info("seed %d (%d of %d)", seed, i, repeats)
+        summaries.append(
+            run_reproduce(
+                experiment,
+                scale=scale,
+                out=out / seed_folder(seed),
+                overrides={**overrides, "seed": seed},
+                resume=resume,
+                progress=progress,
+            )
+        )
+    points = []
+    for run in summaries[0]["runs"]:
+        folder = run["folder"]
+        here = out / "pooled" / folder
+        runs = []
+        for seed in seeds:
+            where = out / seed_folder(seed) / "runs" / folder
+            results = json.loads((where / "results.json").read_text())
+            runs.append((seed, os.path.relpath(where, here), results))
+        config = {**run["config"], "seed": seeds[0], "repeats": repeats}
+        aggregate = aggregate_repeats(runs, config=jsonable(config), trains_target=True)
+        points.append({"folder": folder, "point": run["point"], "group": run["group"], "aggregate": aggregate})
+    pooled = {
+        "experiment": summaries[0]["experiment"],
+        "scale": scale,
+        "repeats": repeats,
+        "seeds": seeds,
+        "seed_changes": SEED_CHANGES[True],
+        "folders": [seed_folder(s) for s in seeds],
+        "seconds": sum(float(s.get("seconds") or 0.0) for s in summaries),
+        "points": points,
+    }
+    write_pooled_outputs(out, pooled)
+    return pooled

@@ -42,6 +42,12 @@ def _load_arrays(folder: Path) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
+def default_out(experiment: str | Path, scale: str) -> Path:
+    """``reproduce-out/EXPERIMENT-SCALE`` (a plan file: its name without ``.yaml``)."""
+    name = Path(experiment).stem if str(experiment).endswith((".yaml", ".yml")) else str(experiment)
+    return Path("reproduce-out") / f"{name}-{scale}"
+
+
 def run_reproduce(
     experiment: str | Path,
     *,
@@ -56,8 +62,7 @@ def run_reproduce(
     ``overrides`` are audit keys (``dataset``, ``data``, ``epochs``, ...) applied to every run; a key that is
     one of the plan's grid axes (``train_size`` for ``sizes``) replaces that axis.
     """
-    name = Path(experiment).stem if str(experiment).endswith((".yaml", ".yml")) else str(experiment)
-    out = Path(out or Path("reproduce-out") / f"{name}-{scale}")
+    out = Path(out) if out is not None else default_out(experiment, scale)
     plan = load_plan(experiment, scale=scale, overrides={**(overrides or {}), "progress": progress}, out=out / "runs")
     # checked before any data is loaded or model trained: otherwise it stops the plan after hours of earlier runs
     unknown = sorted({a for run in plan.runs for a in run.config.attacks} - set(attack_names()))

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from labelleak._version import __version__
-from labelleak.report.files import write_json
+from labelleak.report.files import write_json, write_table_csv
 from labelleak.report.markdown import fmt_number
 from labelleak.report.outputs import write_report_if_available
 from labelleak.seeds import RULE, combine_seeds
@@ -223,3 +223,49 @@ def write_repeats_outputs(out: str | Path, aggregate: dict[str, Any]) -> None:
     out.mkdir(parents=True, exist_ok=True)
     write_json(out / REPEATS_FILE, aggregate)
     write_report_if_available(out)
+
+
+POOLED_FILE = "pooled.json"  # reproduce --repeats: every run of the plan pooled over the seeds
+
+
+def pooled_rows(pooled: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per (plan run, attack) of ``reproduce --repeats``: the run's folder and point, then the attack's
+    row of :func:`repeats_rows` (mean AUC, its spread, the combined interval; the same for TPR at 1% FPR)."""
+    return [
+        {"run": p["folder"], **{k: str(v) for k, v in (p.get("point") or {}).items()}, **row}
+        for p in pooled.get("points", [])
+        for row in repeats_rows(p["aggregate"])
+    ]
+
+
+def pooled_markdown(pooled: dict[str, Any]) -> str:
+    """``pooled.md``: the experiment over its seeds, one table row per plan run and attack, each run's page
+    linked."""
+    seeds = ", ".join(map(str, pooled.get("seeds", [])))
+    lines = [
+        f"# {pooled.get('experiment')} ({pooled.get('scale')} scale) over {pooled.get('repeats')} seeds ({seeds})",
+        "",
+        f"What a seed changes: {pooled.get('seed_changes')}.",
+        "",
+        "| run | attack | AUC mean | sd | min-max | seed CI width | combined 95% CI | TPR@1% mean | sd "
+        "| combined 95% CI |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for p in pooled.get("points", []):
+        link = f"[{p['folder']}](pooled/{p['folder']}/report.html)"
+        for r in repeats_rows(p["aggregate"]):
+            cells = [link, r["attack"], r["auc"], r["sd"], r["range"], r["width"], r["combined"], r["tpr"]]
+            lines.append("| " + " | ".join([*cells, r["tpr_sd"], r["tpr_combined"]]) + " |")
+    reasons = sorted({_caption(p["aggregate"]) for p in pooled.get("points", [])})
+    return "\n".join([*lines, "", *reasons, ""])
+
+
+def write_pooled_outputs(out: str | Path, pooled: dict[str, Any]) -> None:
+    """``OUT/pooled.{json,md,csv}`` and, per plan run, ``OUT/pooled/<run>/repeats.json`` with its
+    ``report.html`` (the page of ``audit --repeats``, linking each seed's audit)."""
+    out = Path(out)
+    for p in pooled.get("points", []):
+        write_repeats_outputs(out / "pooled" / p["folder"], p["aggregate"])
+    write_json(out / POOLED_FILE, pooled)
+    (out / "pooled.md").write_text(pooled_markdown(pooled))
+    write_table_csv(out / "pooled.csv", pooled_rows(pooled))
