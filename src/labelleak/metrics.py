@@ -362,16 +362,28 @@ def summarize(
     n_boot: int = DEFAULT_N_BOOT,
     level: float = 0.95,
     seed: int = 0,
+    keys: np.ndarray | None = None,
 ) -> dict[str, Any]:
     """AUC with its bootstrap interval, TPR at each FPR with its exact interval, and balanced accuracy at
     ``threshold`` (if None: cross-fitted, :func:`crossfit_balanced_accuracy`, with ``threshold`` the best on all
     candidates for reference).
+
+    ``keys`` (one stable key per candidate: its content key or its id) puts the candidates in key order before
+    anything is drawn, so that the calibration half, the bootstrap resamples and the cross-fitting halves, and with
+    them every interval, are the same whatever order the candidates came in; without keys they follow the given
+    order.
 
     ``tpr_at_fpr[x]`` is the ROC reading on all candidates, ``None`` below :func:`min_nonmembers`;
     ``tpr_at_fpr_ci[x]`` the Clopper-Pearson interval of :func:`exact_tpr_at_fpr` (whose own TPR, at the
     calibration half's threshold, is ``tpr_at_fpr_exact[x]["tpr"]``), ``None`` below twice that;
     ``tpr_at_fpr_na[x]`` says why a value is ``None``."""
     m, s = _check(is_member, score)
+    if keys is not None:
+        k = np.asarray(keys)
+        if k.shape != m.shape:
+            raise InvalidInputError(f"metrics: keys must give one key per candidate, got {k.shape} for {m.shape}")
+        order = np.argsort(k, kind="stable")
+        m, s = m[order], s[order]
     auc_ci = bootstrap_auc(m, s, n_boot=n_boot, level=level, seed=seed)
     chosen = "given" if threshold is not None else "cross-fitted"
     balanced = (

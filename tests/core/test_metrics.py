@@ -1,4 +1,5 @@
 import inspect
+import json
 
 import numpy as np
 import pytest
@@ -183,3 +184,43 @@ def test_cross_fitted_balanced_accuracy_finds_a_real_separation_and_needs_two_of
     s = np.r_[np.linspace(1, 2, 50), np.linspace(-2, -1, 50)]
     assert crossfit_balanced_accuracy(m, s) >= 0.98  # a half's threshold sits at its own lowest member
     assert np.isnan(crossfit_balanced_accuracy(np.array([True, False, False]), np.array([1.0, 0.0, 0.5])))
+
+
+def test_keyed_candidates_give_the_same_intervals_in_any_order():
+    """issue 29, item 9: the calibration half, the bootstrap and the cross-fitting halves are drawn in the
+    candidates' key order, so shuffling the candidates changes no number; in the given order they would move."""
+    from labelleak.metrics import summarize
+
+    rng = np.random.default_rng(7)
+    member = np.r_[np.ones(300, bool), np.zeros(300, bool)]
+    scores = rng.normal(size=600) + 0.8 * member
+    keys = rng.permutation(10_000)[:600]
+    first = summarize(member, scores, n_boot=200, seed=3, keys=keys)
+    perm = rng.permutation(600)
+    assert summarize(member[perm], scores[perm], n_boot=200, seed=3, keys=keys[perm]) == first
+    unkeyed = summarize(member, scores, n_boot=200, seed=3)
+    assert summarize(member[perm], scores[perm], n_boot=200, seed=3) != unkeyed
+    with pytest.raises(InvalidInputError, match="keys must give one key per candidate"):
+        summarize(member, scores, keys=keys[:10])
+
+
+def test_an_own_data_audit_is_the_same_whatever_the_order_of_its_files(tmp_path):
+    import labelleak
+    from labelleak.oracle import CallableOracle
+
+    rng = np.random.default_rng(2)
+    x = rng.random((600, 6)).astype(np.float32)
+    y = (x[:, 0] > 0.5).astype(np.int64)
+
+    def labels(q):
+        flat = np.asarray(q).reshape(len(q), -1)
+        return (flat[:, 0] + 0.1 * flat[:, 1] > 0.55).astype(np.int64)
+
+    oracle = CallableOracle(labels, input_shape=(6,), n_classes=2, bounds=(0.0, 1.0))
+    members, nonmembers, shadow = (x[:200], y[:200]), (x[200:400], y[200:400]), (x[400:], y[400:])
+    for name, order in (("given", np.arange(200)), ("shuffled", rng.permutation(200))):
+        labelleak.audit(target=oracle, members=(members[0][order], members[1][order]), nonmembers=nonmembers,
+                        shadow=shadow, attacks=["gap"], out=tmp_path / name)  # fmt: skip
+    a, b = (json.loads((tmp_path / n / "results.json").read_text())["attacks"]["gap"] for n in ("given", "shuffled"))
+    assert a["auc_ci"] == b["auc_ci"] and a["tpr_at_fpr_ci"] == b["tpr_at_fpr_ci"]
+    assert a["balanced_accuracy"] == b["balanced_accuracy"]

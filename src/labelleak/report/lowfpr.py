@@ -74,11 +74,13 @@ class Scored:
     scores: np.ndarray
 
 
-def low_fpr_metrics(is_member: np.ndarray, scores: np.ndarray, *, n_boot: int, seed: int) -> dict[str, Any]:
+def low_fpr_metrics(
+    is_member: np.ndarray, scores: np.ndarray, *, n_boot: int, seed: int, keys: np.ndarray | None = None
+) -> dict[str, Any]:
     """AUC with its 95% percentile bootstrap interval and TPR at each of :data:`LOW_FPRS` with its exact 95%
     interval, as flat columns ``auc``, ``auc_low``, ``auc_high``, ``tpr@0.1%``, ...: the audit's own numbers. A
     TPR or interval the candidates cannot resolve is ``None``, and ``tpr@0.1%_na`` says why."""
-    s = summarize(is_member, scores, fprs=LOW_FPRS, n_boot=n_boot, seed=seed)
+    s = summarize(is_member, scores, fprs=LOW_FPRS, n_boot=n_boot, seed=seed, keys=keys)
     row: dict[str, Any] = {"auc": s["auc"], "auc_low": s["auc_ci"][0], "auc_high": s["auc_ci"][1]}
     for f in LOW_FPRS:
         key, name = f"{f:g}", f"tpr@{fpr_label(f)}"
@@ -250,7 +252,8 @@ def summarize_lowfpr(records: list[RunRecord], out: Path) -> Summary:
                     "group": r.group,
                     "n_members": int(s.is_member.sum()),
                     "n_nonmembers": int((~s.is_member).sum()),
-                    **low_fpr_metrics(s.is_member, s.scores, **run_boot),
+                    # in the audit's own key order (older runs saved none: the order they were drawn in)
+                    **low_fpr_metrics(s.is_member, s.scores, **run_boot, keys=r.arrays.get("content_key")),
                     **cost_row(entry, len(s.scores)),
                 }
             )

@@ -43,8 +43,10 @@ def write_audit_outputs(
     is_member: np.ndarray,
     inputs: np.ndarray | None = None,
     canary: np.ndarray | None = None,
+    keys: np.ndarray | None = None,
 ) -> None:
-    """``scores.csv``, ``arrays.npz`` (``is_canary`` too when the audit has canaries), ``distances.csv``,
+    """``scores.csv``, ``arrays.npz`` (``is_canary`` too when the audit has canaries, ``content_key`` when the
+    metrics were drawn in the candidates' key order), ``distances.csv``,
     ``roc.png``, ``queries.png``, ``records.csv`` and ``records.jsonl`` (the exposed records),
     ``exposed_inputs.npz`` (the listed members' ``inputs``, when given), ``results.json`` and ``report.html`` of
     one audit; ``finished`` maps each attack to its per-candidate arrays."""
@@ -66,6 +68,8 @@ def write_audit_outputs(
     per_attack: dict[str, Any] = {f"{name}/{k}": v for name, a in finished.items() for k, v in a.items()}
     if canary is not None:
         per_attack["is_canary"] = np.asarray(canary, bool)
+    if keys is not None:  # the order the metrics drew their halves in (metrics.summarize's keys)
+        per_attack["content_key"] = np.asarray(keys)
     np.savez_compressed(out / "arrays.npz", sample_index=sample_index, is_member=is_member, **per_attack)
     distances = {
         name: {k[len("distance_") :]: v for k, v in a.items() if k.startswith("distance_")}
