@@ -175,7 +175,10 @@ FAMILIES = [
         "get a signed (negative) distance instead of a tied constant. `boundary-lira-guided` and "
         "`boundary-lira-guided-offline` measure the distance with boundary-guided's search instead (QEBA's "
         "subspace on large images, starts from the adversary's samples and beyond its shadow model's faces, that "
-        "model's gradient as a prior), one shadow model guiding the target's search and every reference model's.",
+        "model's gradient as a prior), one shadow model guiding the target's search and every reference model's. "
+        "`boundary-lira-guided-views` and `-views-offline` also measure augmented views of each candidate (a flip "
+        "and one-pixel shifts; shifts only for one-channel images), each with an even share of the budget, and "
+        "score all views by one multivariate likelihood ratio (one covariance pooled over candidates).",
         "the HSJA budget on the target (`queries`); the reference models' searches cost no target query",
         "Carlini et al., *Membership Inference Attacks From First Principles*, S&P 2022 (the calibration); "
         "Chen, Jordan & Wainwright, *HopSkipJumpAttack*, IEEE S&P 2020 (the search).",

@@ -40,6 +40,8 @@ TINY: dict[str, dict] = {
     "boundary-lira-offline": dict(**HSJA, **_REFS),
     "boundary-lira-guided": dict(**HSJA, **_REFS),
     "boundary-lira-guided-offline": dict(**HSJA, **_REFS),
+    "boundary-lira-guided-views": dict(**HSJA, **_REFS),
+    "boundary-lira-guided-views-offline": dict(**HSJA, **_REFS),
 }
 
 

@@ -49,6 +49,15 @@ register_attack("boundary-lira-guided", BoundaryLiRA, settings=("lira_models", *
 register_attack(
     "boundary-lira-guided-offline", BoundaryLiRA, settings=("lira_models", *_SEARCH), online=False, search="guided"
 )
+for _online in (True, False):  # boundary-guided's search on the candidate and its augmented views (attacks/_views.py)
+    register_attack(
+        "boundary-lira-guided-views" + ("" if _online else "-offline"),
+        BoundaryLiRA,
+        settings=("lira_models", *_SEARCH),
+        online=_online,
+        search="guided",
+        views="auto",
+    )
 
 __all__ = [
     "OSLO",

@@ -146,3 +146,48 @@ def choose_variance(
     ranked = {v: (s if math.isfinite(s) else -math.inf) for v, s in scores.items()}
     best = max(FIXED, key=lambda v: (ranked[v], -FIXED.index(v)))
     return VarianceChoice(best, scores, "highest held-out log-likelihood over leave-one-reference-model-out fits")
+
+
+def _pooled_covariance(values: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-candidate means (N, V) and one covariance (V, V) pooled over candidates of ``values`` (K, N, V) where
+    ``mask`` (K, N) holds; a small ridge keeps it invertible."""
+    w = mask[:, :, None].astype(np.float64)
+    count = mask.sum(0)
+    mu = (values * w).sum(0) / np.maximum(count, 1)[:, None]
+    dev = (values - mu[None]) * w
+    dof = max(int(mask.sum()) - int((count > 0).sum()), 1)
+    cov = np.einsum("knv,knw->vw", dev, dev) / dof
+    ridge = max(float(np.trace(cov)) / len(cov), TINY**2) * 1e-6
+    return mu, cov + ridge * np.eye(len(cov))
+
+
+def _logpdf_mv(t: np.ndarray, mu: np.ndarray, cov: np.ndarray) -> np.ndarray:
+    """log N(t; mu, cov) (N,) up to the constant, for rows of ``t`` and ``mu`` (N, V) and one ``cov``."""
+    inv = np.linalg.inv(cov)
+    d = t - mu
+    return np.asarray(-0.5 * np.einsum("nv,vw,nw->n", d, inv, d) - 0.5 * np.linalg.slogdet(cov)[1])
+
+
+def multivariate_scores(t: np.ndarray, ref: np.ndarray, inside: np.ndarray, *, online: bool) -> np.ndarray:
+    """Score (N,) of target values ``t`` (N, V) of V views against reference values ``ref`` (K, N, V), IN mask
+    ``inside`` (K, N): one likelihood ratio over all views at once.
+
+    Online: log N(t; mu_in, S_in) - log N(t; mu_out, S_out), means per candidate, one covariance per side pooled
+    over candidates (LiRA's global variance, in V dimensions: the views' correlation is what the fit learns).
+    Offline: the generalised-least-squares test of a shift of every view's mean in the same direction (members
+    sit farther from the boundary in every view), ``z = w.(t - mu_out) / sqrt(w.S w)`` with ``w = S^-1 1``: the
+    one-sided z of :func:`likelihood_scores` when V = 1.
+    """
+    if t.ndim != 2 or ref.ndim != 3 or ref.shape[1:] != t.shape or inside.shape != ref.shape[:2]:
+        raise InvalidInputError(f"multivariate_scores: shapes t {t.shape}, ref {ref.shape}, inside {inside.shape}")
+    mu_out, cov_out = _pooled_covariance(ref, ~inside)
+    if not online:
+        w = np.linalg.solve(cov_out, np.ones(t.shape[1]))
+        return np.asarray((t - mu_out) @ w / math.sqrt(float(w @ cov_out @ w)))
+    mu_in, cov_in = _pooled_covariance(ref, inside)
+    has_in, has_out = inside.sum(0) > 0, (~inside).sum(0) > 0
+    both = has_in & has_out
+    shift = (mu_in - mu_out)[both].mean(0) if both.any() else np.zeros(t.shape[1])
+    mu_in = np.where(has_in[:, None], mu_in, mu_out + shift)
+    mu_out = np.where(has_out[:, None], mu_out, mu_in - shift)
+    return _logpdf_mv(t, mu_in, cov_in) - _logpdf_mv(t, mu_out, cov_out)

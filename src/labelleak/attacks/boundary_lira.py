@@ -41,7 +41,7 @@ import inspect
 import math
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 
@@ -51,17 +51,24 @@ from torch import nn
 
 from labelleak._version import __version__
 from labelleak.attacks import _reference_search
-from labelleak.attacks._likelihood import Variance, check_variance, choose_variance, likelihood_scores
+from labelleak.attacks._likelihood import (
+    Variance,
+    check_variance,
+    choose_variance,
+    likelihood_scores,
+    multivariate_scores,
+)
 from labelleak.attacks._reference import ReferenceModelAttack
 from labelleak.attacks._reference_search import ReferenceSearches, search_references, served_references
 from labelleak.attacks._shadow import ShadowRecipe, _digest
+from labelleak.attacks._views import apply_view, resolve_views
 from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.attacks.boundary import GUIDED, BoundaryAttack, box_diameter
 from labelleak.attacks.capabilities import QueryCost, ThreatModel
 from labelleak.attacks.hsja import BoundarySearch, HopSkipJump, Norm, lp_distance
 from labelleak.errors import InvalidInputError
 from labelleak.models.store import model_key
-from labelleak.oracle.budget import BudgetedOracle
+from labelleak.oracle.budget import BudgetedOracle, BudgetShare
 from labelleak.progress import progress_bar
 
 Transform = Literal["log", "sqrt", "none"]
@@ -186,6 +193,11 @@ class BoundaryLiRA(ReferenceModelAttack):
             its shadow model's nearest faces, that model's gradient as a prior, complement sampling;
             :mod:`labelleak.attacks.guided`), the same search with the same shadow model on the target and on
             every reference model.
+        views: augmented views measured beside the candidate (``"auto"``, or names of
+            :data:`labelleak.attacks._views.VIEWS`): each view's distance is searched with an even share of the
+            candidate's budget, on the target and on every reference model, and the views are scored by one
+            multivariate likelihood ratio (:func:`~labelleak.attacks._likelihood.multivariate_scores`; the
+            variance must then be ``"global"``).
     """
 
     threat_model = ThreatModel.LABEL_ONLY
@@ -209,6 +221,7 @@ class BoundaryLiRA(ReferenceModelAttack):
         shadow_recipe: ShadowRecipe = ShadowRecipe(),
         seed: int = 0,
         search: Literal["hsja", "guided"] = "hsja",
+        views: Sequence[str] | str = (),
     ) -> None:
         self.reference_size = reference_size
         self.online, self.n_reference, self.norm = online, n_reference, norm
@@ -216,8 +229,9 @@ class BoundaryLiRA(ReferenceModelAttack):
         self.init_size, self.gamma = init_size, gamma
         self.transform, self.variance = transform, variance
         self.shadow_recipe, self.seed = shadow_recipe, seed
-        self.search = search
-        self.name = "boundary-lira" + ("-guided" if search == "guided" else "") + ("" if online else "-offline")
+        self.search, self.views = search, views
+        self.name = "boundary-lira" + ("-guided" if search == "guided" else "") + ("-views" if views else "")
+        self.name += "" if online else "-offline"
 
     def guide(self) -> BoundaryAttack:
         """boundary-guided with this attack's search settings, seed and shadow recipe: its engine, shadow model
@@ -351,24 +365,45 @@ class BoundaryLiRA(ReferenceModelAttack):
         check_variance(self.variance)
         if self.search not in ("hsja", "guided"):
             raise InvalidInputError(f"search: expected 'hsja' or 'guided', got {self.search!r}")
+        views = resolve_views(self.views, tuple(oracle.input_shape))
+        if views and self.variance != "global":
+            raise InvalidInputError(f"variance: views fit one covariance pooled over candidates, got {self.variance!r}")
         engine = self.engine(tuple(oracle.input_shape))
         search, guidance = self._guided(engine, oracle, shadow, progress)
         refs = self._reference_models(oracle, x, y, shadow, progress=progress)
-        d_target, status = signed_distances(engine, oracle, x, y, search)
-        cap = oracle.ledger.allowance()  # the references search under the target's budget, total cap included
-        d_ref, ref_status, ref_queries = self._reference_searches(
-            engine, refs.models, oracle, x, y, cap, progress, search, guidance
-        )
-        positive = np.abs(d_ref[np.isfinite(d_ref) & (d_ref != 0)])
-        scale = float(np.median(positive)) if len(positive) else 1.0
-        t = stabilise(d_target, self.transform, scale)
-        ref = stabilise(np.nan_to_num(d_ref), self.transform, scale)
+        allowance = oracle.ledger.allowance()  # the target's budget, total cap included
+        # each view (the candidate first) gets an even share, on the target and on every reference model
+        cap = allowance if not views or allowance is None else allowance // (1 + len(views))
+        measured = []
+        for view in ("identity", *views):
+            xv = apply_view(view, x)
+            asked = oracle if not views else BudgetShare(oracle, cap)
+            d_view, status_view = signed_distances(engine, asked, xv, y, search)
+            ref_view = self._reference_searches(engine, refs.models, oracle, xv, y, cap, progress, search, guidance)
+            measured.append((d_view, status_view, *ref_view))
+        d_target, status, d_ref, ref_status, _ = measured[0]
+        ref_queries = sum(m[4] for m in measured)
+        t_views, ref_views, scales = [], [], []
+        for d_view, _, dr, _, _ in measured:  # one scale per view, from its reference distances
+            positive = np.abs(dr[np.isfinite(dr) & (dr != 0)])
+            scales.append(float(np.median(positive)) if len(positive) else 1.0)
+            t_views.append(stabilise(d_view, self.transform, scales[-1]))
+            ref_views.append(stabilise(np.nan_to_num(dr), self.transform, scales[-1]))
+        scale = scales[0]
+        t, ref = t_views[0], ref_views[0]
         variance: str = self.variance
         choice = None
         if variance == "auto":  # decided on the reference models alone, never on the target's candidates
             choice = choose_variance(ref, refs.inside, online=self.online)
             variance = choice.chosen
-        scores = likelihood_scores(t, ref, refs.inside, online=self.online, variance=variance)
+        if views:
+            t_all, ref_all = np.stack(t_views, 1), np.stack(ref_views, 2)  # (N, V), (K, N, V)
+            scores = multivariate_scores(t_all, ref_all, refs.inside, online=self.online)
+            for _, status_view, _, _, _ in measured[1:]:  # a view cut short cuts the candidate short
+                status[status_view == Status.BUDGET_HIT] = Status.BUDGET_HIT
+            status[oracle.ledger.cut_short().numpy()] = Status.BUDGET_HIT
+        else:
+            scores = likelihood_scores(t, ref, refs.inside, online=self.online, variance=variance)
         scores[oracle.ledger.used.numpy() == 0] = 0.0  # never queried: no evidence either way
         return RawScores(
             scores=scores,
@@ -386,6 +421,7 @@ class BoundaryLiRA(ReferenceModelAttack):
                 "reference_queries": int(ref_queries),
                 "distance_scale": scale,
                 "search": self.search,
+                **({"views": list(views), "view_distances": np.stack([m[0] for m in measured])} if views else {}),
                 **({"variance_choice": choice.to_dict()} if choice is not None else {}),
             },
         )

@@ -332,3 +332,20 @@ class BudgetedOracle:
         """Labels for inputs that belong to no candidate (counted in ``ledger.setup``)."""
         self.ledger.charge_setup(len(x))
         return self.oracle.predict_labels(x)
+
+
+class BudgetShare(BudgetedOracle):
+    """A share of ``parent``'s budget: its own ledger holds each candidate to ``cap`` queries, and every query is
+    charged to, and answered through, ``parent`` (its caps, journal and accounting see each one). Several
+    searches of one candidate (boundary-LiRA's augmented views) each get a share and never pass the whole."""
+
+    def __init__(self, parent: BudgetedOracle, cap: int | None) -> None:
+        super().__init__(parent.oracle, QueryLedger(len(parent.ledger.used), max_per_sample=cap))
+        self.parent = parent
+        self.input_shape, self.n_classes, self.bounds = parent.input_shape, parent.n_classes, parent.bounds
+
+    def _answer_rows(self, x: torch.Tensor, owners: torch.Tensor) -> torch.Tensor:
+        return self.parent.query(x, owners)
+
+    def query_setup(self, x: torch.Tensor) -> torch.Tensor:
+        return self.parent.query_setup(x)
