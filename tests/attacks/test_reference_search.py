@@ -239,3 +239,21 @@ def test_dhattack_guided_runs_boundary_guideds_search_on_the_target_and_each_dis
     assert plan.setup == 20 and plan.per_candidate == 60
     with pytest.raises(InvalidInputError, match="dhattack: search must be 'path' or 'guided', got 'walk'"):
         create_attack("dhattack", search="walk")(world["oracle"], world["x"], world["y"], shadow=world["shadow"])
+
+
+def test_dhattack_guided_reads_its_finished_reference_searches_from_the_cache(world, tmp_path, monkeypatch):
+    import labelleak.attacks.boundary_lira as module
+
+    calls = []
+    real = module.search_references
+    monkeypatch.setattr(module, "search_references", lambda *a, **k: calls.append(len(a[1])) or real(*a, **k))
+    recipe = {**world["recipe"], "cache_dir": str(tmp_path / "cache")}
+    runs = [
+        create_attack("dhattack-guided", n_reference=4, **recipe)(
+            world["oracle"], world["x"], world["y"], shadow=world["shadow"], max_queries_per_sample=40
+        )
+        for _ in range(2)
+    ]
+    assert calls == [4]  # the second run searched no reference model
+    assert len(list((tmp_path / "cache" / "reference-searches").glob("*.npz"))) == 4
+    assert runs[0].scores.tobytes() == runs[1].scores.tobytes()

@@ -169,97 +169,19 @@ def _save_search(path: Path | None, d: np.ndarray, status: np.ndarray, spent: in
     os.replace(tmp, path)
 
 
-class BoundaryLiRA(ReferenceModelAttack):
-    """Label-only LiRA over the HopSkipJump boundary distance (see the module docstring).
+class CachedReferenceSearches:
+    """The reference searches of an attack that measures boundary distances on in-process reference models
+    (boundary-LiRA, dhattack-guided): all K at once, each model's finished search kept in the recipe's cache
+    (keyed by its weights, the candidates, the search and its code), and the guided search with its key."""
 
-    Args:
-        online: candidates are IN for exactly half of the reference models, K even (else offline: OUT for all).
-        n_reference: reference models K (the audit's ``lira_models``).
-        norm: the search's norm, as in ``boundary-hsja``.
-        max_iter: HopSkipJump iterations; the call's per-candidate budget caps the search on the target and on
-            every reference model alike.
-        max_eval: most gradient-estimation queries per iteration.
-        init_eval: gradient-estimation queries of the first iteration.
-        init_size: random draws tried for a starting point.
-        gamma: HopSkipJump's binary-search tolerance factor.
-        transform: ``"log"`` (default, see above), ``"sqrt"`` or ``"none"``.
-        variance: ``"global"`` (default), ``"per-example"``, ``"shrunk"`` (per-example shrunk toward the pooled
-            variance) or ``"auto"`` (the one under which held-out reference models are most likely;
-            :mod:`labelleak.attacks._likelihood`).
-        reference_size: rows each reference model trains on (the target's; ``None``: half the shadow data).
-        shadow_recipe: how reference models are trained; seed: their training sets and seeds, and the search's.
-        search: ``"hsja"`` (default), or ``"guided"``: boundary-guided's search (QEBA's subspace on images large
-            enough for it, HopSkipJump otherwise; starts from the adversary's samples of other classes and beyond
-            its shadow model's nearest faces, that model's gradient as a prior, complement sampling;
-            :mod:`labelleak.attacks.guided`), the same search with the same shadow model on the target and on
-            every reference model.
-        views: augmented views measured beside the candidate (``"auto"``, or names of
-            :data:`labelleak.attacks._views.VIEWS`): each view's distance is searched with an even share of the
-            candidate's budget, on the target and on every reference model, and the views are scored by one
-            multivariate likelihood ratio (:func:`~labelleak.attacks._likelihood.multivariate_scores`; the
-            variance must then be ``"global"``).
-    """
-
-    threat_model = ThreatModel.LABEL_ONLY
-    needs_shadow = True
-    query_cost = QueryCost(None, all_at_once=False)  # one label, then a search up to the budget
-
-    def __init__(
-        self,
-        *,
-        online: bool = True,
-        n_reference: int = 8,
-        norm: Norm = "l2",
-        max_iter: int = 50,
-        max_eval: int = 10_000,
-        init_eval: int = 100,
-        init_size: int = 100,
-        gamma: float = 1.0,
-        transform: Transform = "log",
-        variance: Variance = "global",
-        reference_size: int | None = None,
-        shadow_recipe: ShadowRecipe = ShadowRecipe(),
-        seed: int = 0,
-        search: Literal["hsja", "guided"] = "hsja",
-        views: Sequence[str] | str = (),
-    ) -> None:
-        self.reference_size = reference_size
-        self.online, self.n_reference, self.norm = online, n_reference, norm
-        self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
-        self.init_size, self.gamma = init_size, gamma
-        self.transform, self.variance = transform, variance
-        self.shadow_recipe, self.seed = shadow_recipe, seed
-        self.search, self.views = search, views
-        self.name = "boundary-lira" + ("-guided" if search == "guided" else "") + ("-views" if views else "")
-        self.name += "" if online else "-offline"
+    name: str
+    shadow_recipe: ShadowRecipe
+    seed: int
+    search: str
 
     def guide(self) -> BoundaryAttack:
-        """boundary-guided with this attack's search settings, seed and shadow recipe: its engine, shadow model
-        and guided search are the ones ``search="guided"`` runs."""
-        return BoundaryAttack(
-            **{**GUIDED, "norm": self.norm},
-            max_iter=self.max_iter,
-            max_eval=self.max_eval,
-            init_eval=self.init_eval,
-            init_size=self.init_size,
-            gamma=self.gamma,
-            seed=self.seed,
-            shadow_recipe=self.shadow_recipe,
-        )
-
-    def engine(self, shape: tuple[int, ...] | None = None) -> HopSkipJump:
-        """The search engine (guided: QEBA or HopSkipJump as ``method="auto"`` decides for inputs of ``shape``)."""
-        if self.search == "guided":
-            return self.guide().engine(shape)
-        return HopSkipJump(
-            norm=self.norm,
-            max_iter=self.max_iter,
-            max_eval=self.max_eval,
-            init_eval=self.init_eval,
-            init_size=self.init_size,
-            gamma=self.gamma,
-            seed=self.seed,
-        )
+        """boundary-guided as this attack runs it (its engine, shadow model and guided search)."""
+        raise NotImplementedError
 
     def _search_path(
         self,
@@ -355,6 +277,99 @@ class BoundaryLiRA(ReferenceModelAttack):
         if model is not None:
             digest.update(_weights(model).encode())
         return search, digest.hexdigest()
+
+
+class BoundaryLiRA(ReferenceModelAttack, CachedReferenceSearches):
+    """Label-only LiRA over the HopSkipJump boundary distance (see the module docstring).
+
+    Args:
+        online: candidates are IN for exactly half of the reference models, K even (else offline: OUT for all).
+        n_reference: reference models K (the audit's ``lira_models``).
+        norm: the search's norm, as in ``boundary-hsja``.
+        max_iter: HopSkipJump iterations; the call's per-candidate budget caps the search on the target and on
+            every reference model alike.
+        max_eval: most gradient-estimation queries per iteration.
+        init_eval: gradient-estimation queries of the first iteration.
+        init_size: random draws tried for a starting point.
+        gamma: HopSkipJump's binary-search tolerance factor.
+        transform: ``"log"`` (default, see above), ``"sqrt"`` or ``"none"``.
+        variance: ``"global"`` (default), ``"per-example"``, ``"shrunk"`` (per-example shrunk toward the pooled
+            variance) or ``"auto"`` (the one under which held-out reference models are most likely;
+            :mod:`labelleak.attacks._likelihood`).
+        reference_size: rows each reference model trains on (the target's; ``None``: half the shadow data).
+        shadow_recipe: how reference models are trained; seed: their training sets and seeds, and the search's.
+        search: ``"hsja"`` (default), or ``"guided"``: boundary-guided's search (QEBA's subspace on images large
+            enough for it, HopSkipJump otherwise; starts from the adversary's samples of other classes and beyond
+            its shadow model's nearest faces, that model's gradient as a prior, complement sampling;
+            :mod:`labelleak.attacks.guided`), the same search with the same shadow model on the target and on
+            every reference model.
+        views: augmented views measured beside the candidate (``"auto"``, or names of
+            :data:`labelleak.attacks._views.VIEWS`): each view's distance is searched with an even share of the
+            candidate's budget, on the target and on every reference model, and the views are scored by one
+            multivariate likelihood ratio (:func:`~labelleak.attacks._likelihood.multivariate_scores`; the
+            variance must then be ``"global"``).
+    """
+
+    threat_model = ThreatModel.LABEL_ONLY
+    needs_shadow = True
+    query_cost = QueryCost(None, all_at_once=False)  # one label, then a search up to the budget
+
+    def __init__(
+        self,
+        *,
+        online: bool = True,
+        n_reference: int = 8,
+        norm: Norm = "l2",
+        max_iter: int = 50,
+        max_eval: int = 10_000,
+        init_eval: int = 100,
+        init_size: int = 100,
+        gamma: float = 1.0,
+        transform: Transform = "log",
+        variance: Variance = "global",
+        reference_size: int | None = None,
+        shadow_recipe: ShadowRecipe = ShadowRecipe(),
+        seed: int = 0,
+        search: Literal["hsja", "guided"] = "hsja",
+        views: Sequence[str] | str = (),
+    ) -> None:
+        self.reference_size = reference_size
+        self.online, self.n_reference, self.norm = online, n_reference, norm
+        self.max_iter, self.max_eval, self.init_eval = max_iter, max_eval, init_eval
+        self.init_size, self.gamma = init_size, gamma
+        self.transform, self.variance = transform, variance
+        self.shadow_recipe, self.seed = shadow_recipe, seed
+        self.search, self.views = search, views
+        self.name = "boundary-lira" + ("-guided" if search == "guided" else "") + ("-views" if views else "")
+        self.name += "" if online else "-offline"
+
+    def guide(self) -> BoundaryAttack:
+        """boundary-guided with this attack's search settings, seed and shadow recipe: its engine, shadow model
+        and guided search are the ones ``search="guided"`` runs."""
+        return BoundaryAttack(
+            **{**GUIDED, "norm": self.norm},
+            max_iter=self.max_iter,
+            max_eval=self.max_eval,
+            init_eval=self.init_eval,
+            init_size=self.init_size,
+            gamma=self.gamma,
+            seed=self.seed,
+            shadow_recipe=self.shadow_recipe,
+        )
+
+    def engine(self, shape: tuple[int, ...] | None = None) -> HopSkipJump:
+        """The search engine (guided: QEBA or HopSkipJump as ``method="auto"`` decides for inputs of ``shape``)."""
+        if self.search == "guided":
+            return self.guide().engine(shape)
+        return HopSkipJump(
+            norm=self.norm,
+            max_iter=self.max_iter,
+            max_eval=self.max_eval,
+            init_eval=self.init_eval,
+            init_size=self.init_size,
+            gamma=self.gamma,
+            seed=self.seed,
+        )
 
     def _run(
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool

@@ -47,16 +47,14 @@ from labelleak.attacks._reference_search import (
     MAX_ELEMENTS,
     model_groups,
     route,
-    search_references,
     served_references,
     tile,
 )
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.attacks.boundary import GUIDED, BoundaryAttack
-from labelleak.attacks.boundary_lira import signed_distances
+from labelleak.attacks.boundary_lira import CachedReferenceSearches, signed_distances
 from labelleak.attacks.capabilities import QueryCost, QueryPlan
-from labelleak.attacks.hsja import BoundarySearch
 from labelleak.errors import InvalidInputError
 from labelleak.models import predict_logits
 from labelleak.oracle.base import LabelOracle
@@ -229,7 +227,7 @@ def gaussian_scores(d: np.ndarray, ref: np.ndarray, *, shrinkage: float) -> tupl
     return (d - mu) / sigma, mu, sigma
 
 
-class DHAttack(ReferenceModelAttack):
+class DHAttack(ReferenceModelAttack, CachedReferenceSearches):
     """Fixed-path boundary distance, scored against a per-sample Gaussian over distilled OUT reference models.
 
     Args:
@@ -276,7 +274,8 @@ class DHAttack(ReferenceModelAttack):
         return cost.plan(self, budget, shadow_train=shadow_train, shadow_test=shadow_test)
 
     def guide(self) -> BoundaryAttack:
-        """boundary-guided with this attack's seed and shadow recipe: the search of ``search="guided"``."""
+        """boundary-guided with this attack's seed and shadow recipe: the search of ``search="guided"`` (its
+        reference searches are cached as boundary-LiRA's are, so ``--resume`` does not redo them)."""
         return BoundaryAttack(**GUIDED, seed=self.seed, shadow_recipe=self.shadow_recipe)
 
     def _check(self) -> None:
@@ -375,25 +374,12 @@ class DHAttack(ReferenceModelAttack):
     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Signed boundary distances of the guided search on the target (N,), their statuses (N,) and the same
         search on every reference model (K, N), under the target's per-candidate allowance."""
-        guide = self.guide()
-        engine = guide.engine(tuple(oracle.input_shape))
-        model = guide.guidance_model(oracle, distilled, progress=progress)
-
-        def search(o: BudgetedOracle, xs: torch.Tensor, labels: torch.Tensor, owners: torch.Tensor) -> BoundarySearch:
-            return guide.guided_search(engine, o, xs, labels, owners, shadow=distilled, model=model)
-
+        engine = self.guide().engine(tuple(oracle.input_shape))
+        search, guidance = self._guided(engine, oracle, distilled, progress)
         d, status = signed_distances(engine, oracle, x, y, search)
-        found = search_references(
-            lambda routed, xs, ys: signed_distances(engine, routed, xs, ys, search),
-            served_references(self.shadow_recipe, models, oracle, self.seed),
-            x,
-            y,
-            input_shape=oracle.input_shape,
-            n_classes=oracle.n_classes,
-            bounds=oracle.bounds,
-            cap=oracle.ledger.allowance(),
-        )
-        return d, status, found.distance
+        cap = oracle.ledger.allowance()  # the references search under the target's budget, total cap included
+        ref, _, _ = self._reference_searches(engine, list(models), oracle, x, y, cap, progress, search, guidance)
+        return d, status, ref
 
 
 def _agreement(shadow: ShadowData, distilled: ShadowData) -> float:
