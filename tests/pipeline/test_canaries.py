@@ -132,12 +132,12 @@ def test_canaries_need_a_target_labelleak_trains(extra):
 
 def test_defend_reports_each_defenses_one_run_bound_beside_its_epsilon(tmp_path):
     out = tmp_path / "d"
-    args = ["defend", "--dataset", "digits", "--defenses", "none,l2=0.01", "--train-size", "60", "--canaries", "60"]
+    args = ["defend", "--dataset", "digits", "--defenses", "l2=0.01", "--train-size", "60", "--canaries", "60"]
     args += ["--attacks", "gap", "--epochs", "2", "--quiet", "--out", str(out), "--cache-dir", str(tmp_path / "c")]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     rows = json.loads((out / "matrix.json").read_text())["rows"]
-    assert [r["defense"] for r in rows] == ["none", "l2=0.01"]
+    assert [r["defense"] for r in rows] == ["l2=0.01"]
     for row in rows:  # the bound of each defense's own training run, counted on its 60 canaries
         res = json.loads((out / row["defense"] / "results.json").read_text())
         assert res["verdict"]["one_run"]["candidates"] == "canaries"

@@ -43,6 +43,7 @@ def _curve(run: str, queries: int, key: str) -> float:
 
 LOWFPR = "docs/runs/reproduce-lowfpr-offline1000-cpu/lira_ratio.csv"
 HTTP = "bench/results/http/audit-process-batch{}.txt"
+GUIDED = "docs/runs/reproduce-lowfpr-guided-cpu/{}.csv"
 
 # page, how the figure is printed there (format applied to the value), where the value comes from
 FIGURES: list[tuple[str, str, Callable[[], Any]]] = [
@@ -50,6 +51,13 @@ FIGURES: list[tuple[str, str, Callable[[], Any]]] = [
     ("docs/low-fpr.md", "0.271 [0.133, {:.3f}]", lambda: _csv(LOWFPR, "ratio@1%_high")),
     ("docs/low-fpr.md", "{:.3f} [0.133, 0.678]", lambda: _csv(LOWFPR, "ratio@1%")),
     ("docs/low-fpr.md", "| 0.1% | {:.3f} |", lambda: _csv(LOWFPR, "tpr@0.1%")),
+    ("docs/low-fpr.md", "| 0.560 | {:.3f} [0.647, 1.010] |", lambda: _csv(GUIDED.format("lira_ratio"), "ratio@1%", 3)),
+    ("docs/low-fpr.md", "0.732 [{:.3f}, 1.010]", lambda: _csv(GUIDED.format("lira_ratio"), "ratio@1%_low", 3)),
+    ("docs/low-fpr.md", "0.732 [0.647, {:.3f}]", lambda: _csv(GUIDED.format("lira_ratio"), "ratio@1%_high", 3)),
+    ("docs/low-fpr.md", "| 1000 + 1000 | {:.3f} (its", lambda: _csv(GUIDED.format("lowfpr"), "tpr@0.1%", 0)),
+    ("docs/low-fpr.md", "| {:.3f} [0.733, 0.787] |", lambda: _csv(GUIDED.format("lowfpr"), "tpr@1%", 0)),
+    ("docs/low-fpr.md", "| {:.3f} [0.544, 0.683] |", lambda: _csv(GUIDED.format("lowfpr"), "tpr@1%", 4)),
+    ("docs/low-fpr.md", "| 0.560 [{:.3f}, 0.683] |", lambda: _csv(GUIDED.format("lowfpr"), "tpr@1%_low", 4)),
     ("docs/benchmarks.md", "| 200 | 0.828 | 0.024 | {:.3f} |", lambda: _curve("boundary-guided", 200, "auc")),
     ("docs/benchmarks.md", "| 200 | {:.3f} | 0.024 |", lambda: _curve("boundary-hsja", 200, "auc")),
     ("docs/benchmarks.md", "| 2000 | {:.3f} | 0.047 |", lambda: _curve("boundary-hsja", 2000, "auc")),
