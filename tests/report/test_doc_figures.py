@@ -44,6 +44,13 @@ def _curve(run: str, queries: int, key: str) -> float:
 LOWFPR = "docs/runs/reproduce-lowfpr-offline1000-cpu/lira_ratio.csv"
 HTTP = "bench/results/http/audit-process-batch{}.txt"
 GUIDED = "docs/runs/reproduce-lowfpr-guided-cpu/{}.csv"
+KTABLE = "bench/results/k-table/digits-cnn2.json"
+
+
+def _k_row(k: int, attack: str, key: str, index: int | None = None) -> Any:
+    row = next(r for r in _json(KTABLE, "rows") if r["k"] == k and r["attack"] == attack)
+    return row[key] if index is None else row[key][index]
+
 
 # page, how the figure is printed there (format applied to the value), where the value comes from
 FIGURES: list[tuple[str, str, Callable[[], Any]]] = [
@@ -58,6 +65,14 @@ FIGURES: list[tuple[str, str, Callable[[], Any]]] = [
     ("docs/low-fpr.md", "| {:.3f} [0.733, 0.787] |", lambda: _csv(GUIDED.format("lowfpr"), "tpr@1%", 0)),
     ("docs/low-fpr.md", "| {:.3f} [0.544, 0.683] |", lambda: _csv(GUIDED.format("lowfpr"), "tpr@1%", 4)),
     ("docs/low-fpr.md", "| 0.560 [{:.3f}, 0.683] |", lambda: _csv(GUIDED.format("lowfpr"), "tpr@1%_low", 4)),
+    ("docs/low-fpr.md", "| 64 | {:.3f} [0.116, 0.224] |", lambda: _k_row(64, "lira", "tpr@1%")),
+    (
+        "docs/low-fpr.md",
+        "| 0.060 [0.014, 0.071] | {:.3f} [0.050",
+        lambda: _k_row(64, "boundary-lira-guided-offline", "tpr@1%"),
+    ),
+    ("docs/low-fpr.md", "| 0.847 | {:.3f} | 18 s", lambda: _k_row(64, "boundary-lira-guided-offline", "auc")),
+    ("docs/low-fpr.md", "| 16 | 0.160 [{:.3f}, 0.173] |", lambda: _k_row(16, "lira", "tpr@1%_ci", 0)),
     ("docs/benchmarks.md", "| 200 | 0.828 | 0.024 | {:.3f} |", lambda: _curve("boundary-guided", 200, "auc")),
     ("docs/benchmarks.md", "| 200 | {:.3f} | 0.024 |", lambda: _curve("boundary-hsja", 200, "auc")),
     ("docs/benchmarks.md", "| 2000 | {:.3f} | 0.047 |", lambda: _curve("boundary-hsja", 2000, "auc")),
