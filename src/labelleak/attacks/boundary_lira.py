@@ -389,10 +389,12 @@ class BoundaryLiRA(ReferenceModelAttack, CachedReferenceSearches):
         allowance = oracle.ledger.allowance()  # the target's budget, total cap included
         # each view (the candidate first) gets an even share, on the target and on every reference model
         cap = allowance if not views or allowance is None else allowance // (1 + len(views))
+        per_sample = oracle.ledger.max_per_sample  # the share without a total cap, to tell who it cut short
+        natural = None if per_sample is None else per_sample // (1 + len(views))
         measured = []
         for view in ("identity", *views):
             xv = apply_view(view, x)
-            asked = oracle if not views else BudgetShare(oracle, cap)
+            asked = oracle if not views else BudgetShare(oracle, cap, natural=natural)
             d_view, status_view = signed_distances(engine, asked, xv, y, search)
             ref_view = self._reference_searches(engine, refs.models, oracle, xv, y, cap, progress, search, guidance)
             measured.append((d_view, status_view, *ref_view))

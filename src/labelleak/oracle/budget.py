@@ -334,13 +334,38 @@ class BudgetedOracle:
         return self.oracle.predict_labels(x)
 
 
+class _ShareLedger(QueryLedger):
+    """The ledger of a :class:`BudgetShare`: ``cap`` per candidate, the share the per-sample budget alone would
+    give being ``natural``; a refusal that ``natural`` would have granted was cut short by the total cap."""
+
+    def __init__(self, n_samples: int, cap: int | None, natural: int | None) -> None:
+        super().__init__(n_samples, max_per_sample=cap)
+        self.natural = natural
+
+    @property
+    def lowered(self) -> bool:
+        cap = self.max_per_sample
+        return cap is not None and (self.natural is None or cap < self.natural)
+
+    def _refused(self, owners: torch.Tensor, need: int) -> None:
+        if len(owners) == 0 or not self.lowered:
+            return
+        fits = torch.ones(len(owners), dtype=torch.bool)
+        if self.natural is not None:
+            fits = self.used[owners] + need <= self.natural
+        self._cut[owners[fits]] = True
+
+
 class BudgetShare(BudgetedOracle):
     """A share of ``parent``'s budget: its own ledger holds each candidate to ``cap`` queries, and every query is
     charged to, and answered through, ``parent`` (its caps, journal and accounting see each one). Several
-    searches of one candidate (boundary-LiRA's augmented views) each get a share and never pass the whole."""
+    searches of one candidate (boundary-LiRA's augmented views) each get a share and never pass the whole. Where
+    a total cap lowered the parent's allowance, ``natural`` is the share the per-sample budget alone would give:
+    a candidate refused what that share would have granted was cut short (``ledger.cut_short()``)."""
 
-    def __init__(self, parent: BudgetedOracle, cap: int | None) -> None:
-        super().__init__(parent.oracle, QueryLedger(len(parent.ledger.used), max_per_sample=cap))
+    def __init__(self, parent: BudgetedOracle, cap: int | None, *, natural: int | None = None) -> None:
+        natural = natural if parent.ledger.lowered else cap  # without a lowered allowance nothing is cut short
+        super().__init__(parent.oracle, _ShareLedger(len(parent.ledger.used), cap, natural))
         self.parent = parent
         self.input_shape, self.n_classes, self.bounds = parent.input_shape, parent.n_classes, parent.bounds
 
