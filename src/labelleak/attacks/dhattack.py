@@ -43,13 +43,7 @@ import numpy as np
 import torch
 
 from labelleak.attacks._reference import ReferenceModelAttack
-from labelleak.attacks._reference_search import (
-    MAX_ELEMENTS,
-    model_groups,
-    route,
-    served_references,
-    tile,
-)
+from labelleak.attacks._reference_search import MAX_ELEMENTS, model_groups, route, served_references, tile
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData, Status
 from labelleak.attacks.boundary import GUIDED, BoundaryAttack

@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import torch
 
 from labelleak._version import __version__
 from labelleak.attacks import Attack, AttackResult, ShadowData, create_attack
@@ -35,7 +34,6 @@ from labelleak.pipeline.utility import accuracy_from_status, measure_utility, wi
 from labelleak.report.outputs import write_audit_outputs
 from labelleak.report.provenance import provenance
 from labelleak.report.verdict import add_verdict
-from labelleak.rng import content_keys
 
 log = get_logger(__name__)
 
@@ -188,12 +186,6 @@ def _operating_points(points: dict[str, np.ndarray], is_member: np.ndarray) -> l
     ]
 
 
-def candidate_keys(setup: AuditSetup) -> np.ndarray:
-    """One content key per candidate (:func:`labelleak.rng.content_keys`): the order the metrics draw their
-    halves and resamples in, so that no interval depends on the order the candidates came in."""
-    return content_keys(torch.as_tensor(np.asarray(setup.x))).numpy()
-
-
 def _attack_entry(
     result: AttackResult,
     is_member: np.ndarray,
@@ -263,7 +255,7 @@ def _run_one(
     )
     spent = int(result.queries.sum()) + result.setup_queries
     threshold, source = _calibrate(attack, result, setup, cfg, executor) if cfg.thresholds else (None, None)
-    entry = _attack_entry(result, setup.is_member, threshold, source, cfg, candidate_keys(setup))
+    entry = _attack_entry(result, setup.is_member, threshold, source, cfg, setup.keys)
     arrays = {"scores": result.scores, "queries": result.queries, "status": result.status}
     if attack.capabilities().gives_distances and cfg.thresholds:
         rest = None if budget is None else budget.left(after=spent)
@@ -369,7 +361,7 @@ def run_audit(
         is_member=setup.is_member,
         inputs=setup.x,
         canary=setup.canary,
-        keys=candidate_keys(setup),
+        keys=setup.keys,
     )
     if run.failure is not None:  # the journal stays: --resume runs what is left
         raise _partial_failure(*run.failure, finished=len(run.finished), out=cfg.out) from None

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+import torch
 
 from labelleak.attacks.base import ShadowData
 from labelleak.data import SplitSizes
@@ -25,6 +27,7 @@ from labelleak.models import ModelSpec, ModelStore, TrainSettings, build_model, 
 from labelleak.models.training import validation_size
 from labelleak.oracle import LabelOracle, TorchOracle
 from labelleak.pipeline.config import AuditConfig
+from labelleak.rng import content_keys
 
 if TYPE_CHECKING:  # the remote oracles need the serve extra (httpx): imported where a remote audit starts
     from labelleak.oracle.remote import RemoteOracle
@@ -60,6 +63,12 @@ class AuditSetup:
     adversary_init: str | None = None
     # the one-run audit's canaries among the candidates (each a member by its own coin), or None: no canaries
     canary: np.ndarray | None = None
+
+    @cached_property
+    def keys(self) -> np.ndarray:
+        """One content key per candidate (:func:`labelleak.rng.content_keys`), computed once: the order the metrics
+        draw their halves and resamples in, so that no interval depends on the order the candidates came in."""
+        return content_keys(torch.as_tensor(np.asarray(self.x))).numpy()
 
     @property
     def kind(self) -> str:
