@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from labelleak.attacks import Status
 from labelleak.cli import app
 from labelleak.epsilon import epsilon_lower_bound
+from labelleak.errors import InvalidInputError
 from labelleak.pipeline.config import make_config
 from labelleak.report.summary import risk_paragraph
 from labelleak.report.table import print_audit_table
@@ -190,3 +191,40 @@ def test_below_the_limit_the_audit_exits_0_and_the_table_ends_with_the_verdict(f
 def test_bad_claims_are_refused_with_the_key_named(options, message):
     with pytest.raises(ValueError, match=message):
         make_config(**options)
+
+
+def _verdict_of(member, scores, canary, keys, order):
+    finished = {"gap": {"scores": scores[order], "status": np.zeros(len(order), np.int8)}}
+    results = _results(member[order], finished, config={"seed": 3})
+    add_verdict(
+        results,
+        finished,
+        is_member=member[order],
+        labels=None,
+        canary=canary[order],
+        keys=None if keys is None else keys[order],
+    )
+    return results
+
+
+def test_with_content_keys_the_verdict_does_not_depend_on_the_candidates_order():
+    rng = np.random.default_rng(4)
+    member = rng.random(600) < 0.5
+    scores = member + rng.normal(0, 1.0, 600)  # leaks, but noisily: the halves matter
+    canary = np.arange(600) < 300
+    keys = rng.integers(0, 2**62, 600)
+    orders = [np.arange(600)] + [rng.permutation(600) for _ in range(3)]
+    keyed = [_verdict_of(member, scores, canary, keys, o) for o in orders]
+    for r in keyed[1:]:
+        assert r["verdict"] == keyed[0]["verdict"]  # eps_LB, the one-run bound on the canaries, every count
+        assert r["attacks"]["gap"]["epsilon"] == keyed[0]["attacks"]["gap"]["epsilon"]
+    assert keyed[0]["verdict"]["one_run"]["candidates"] == "canaries"
+    positional = [_verdict_of(member, scores, canary, None, o)["verdict"] for o in orders]
+    assert any(v["eps_lb"] != positional[0]["eps_lb"] or v["one_run"] != positional[0]["one_run"] for v in positional)
+
+
+def test_keys_of_the_wrong_length_are_refused():
+    member = np.r_[np.ones(10, bool), np.zeros(10, bool)]
+    finished = {"gap": {"scores": member.astype(float), "status": np.zeros(20, np.int8)}}
+    with pytest.raises(InvalidInputError, match="one key per candidate"):
+        add_verdict(_results(member, finished), finished, is_member=member, labels=None, keys=np.arange(19))

@@ -350,7 +350,7 @@ def run_audit(
         results["remote"] = {**setup.remote.stats(), **_journal_record(oracle, answered_before, spent_before)}
         results["remote"]["max_total_queries"] = cfg.max_total_queries
     # eps_LB, slices, risk, claim; the one-run bound on the canaries when there are some
-    add_verdict(results, run.finished, is_member=setup.is_member, labels=setup.y, canary=setup.canary)
+    add_verdict(results, run.finished, is_member=setup.is_member, labels=setup.y, canary=setup.canary, keys=setup.keys)
     results["seconds_total"] = time.perf_counter() - started
     results["provenance"] = provenance(results)
     write_audit_outputs(

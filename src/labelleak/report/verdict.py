@@ -22,6 +22,7 @@ from labelleak.epsilon import (
     check_claim,
     epsilon_lower_bound,
 )
+from labelleak.errors import InvalidInputError
 from labelleak.metrics import exact_tpr_at_fpr
 from labelleak.one_run import ASSUMPTION, one_run_bound, selection_half, tune
 from labelleak.risk import risk_level
@@ -206,9 +207,16 @@ def add_verdict(
     is_member: np.ndarray,
     labels: np.ndarray | None,
     canary: np.ndarray | None = None,
+    keys: np.ndarray | None = None,
 ) -> None:
     """Write each attack's ``epsilon`` (at 95%, uncorrected) and ``slices`` into ``results["attacks"]`` and the
-    audit's ``results["verdict"]``; ``labels`` are the candidates' true classes (``None``: no class slices)."""
+    audit's ``results["verdict"]``; ``labels`` are the candidates' true classes (``None``: no class slices).
+
+    ``keys`` (one stable key per candidate, e.g. its content key) puts the candidates in key order first, so that
+    the selection and evaluation halves, the balancing draws and the ties' order, and with them every bound, do not
+    depend on the order the candidates came in (as :func:`labelleak.metrics.summarize` does with its ``keys``)."""
+    if keys is not None:
+        is_member, labels, canary, finished = _in_key_order(keys, is_member, labels, canary, finished)
     config = results.get("config", {})
     delta = float(config.get("claimed_delta", DEFAULT_DELTA))
     seed = int(config.get("seed", 0))
@@ -223,6 +231,31 @@ def add_verdict(
         results["attacks"][name]["epsilon"] = bound.to_dict()
         results["attacks"][name]["slices"] = attack_slices(m, scores, labels, correct)
     results["verdict"] = audit_verdict(results, finished, is_member=m, canary=canary)
+
+
+def _in_key_order(
+    keys: np.ndarray,
+    is_member: np.ndarray,
+    labels: np.ndarray | None,
+    canary: np.ndarray | None,
+    finished: dict[str, dict[str, np.ndarray]],
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, dict[str, dict[str, np.ndarray]]]:
+    """Every per-candidate array in the order of ``keys`` (stable: equal keys keep their order)."""
+    k, n = np.asarray(keys), len(is_member)
+    if k.shape != (n,):
+        raise InvalidInputError(f"verdict: keys must give one key per candidate, got {k.shape} for {n} candidates")
+    order = np.argsort(k, kind="stable")
+
+    def permuted(a: Any) -> Any:
+        return np.asarray(a)[order] if np.ndim(a) >= 1 and len(a) == n else a
+
+    ordered = {name: {key: permuted(a) for key, a in arrays.items()} for name, arrays in finished.items()}
+    return (
+        np.asarray(is_member)[order],
+        None if labels is None else np.asarray(labels)[order],
+        None if canary is None else np.asarray(canary)[order],
+        ordered,
+    )
 
 
 def verdict_line(results: dict[str, Any]) -> str | None:
