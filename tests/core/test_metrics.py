@@ -221,6 +221,8 @@ def test_an_own_data_audit_is_the_same_whatever_the_order_of_its_files(tmp_path)
     for name, order in (("given", np.arange(200)), ("shuffled", rng.permutation(200))):
         labelleak.audit(target=oracle, members=(members[0][order], members[1][order]), nonmembers=nonmembers,
                         shadow=shadow, attacks=["gap"], out=tmp_path / name)  # fmt: skip
-    a, b = (json.loads((tmp_path / n / "results.json").read_text())["attacks"]["gap"] for n in ("given", "shuffled"))
+    ra, rb = (json.loads((tmp_path / n / "results.json").read_text()) for n in ("given", "shuffled"))
+    a, b = ra["attacks"]["gap"], rb["attacks"]["gap"]
     assert a["auc_ci"] == b["auc_ci"] and a["tpr_at_fpr_ci"] == b["tpr_at_fpr_ci"]
     assert a["balanced_accuracy"] == b["balanced_accuracy"]
+    assert a["epsilon"] == b["epsilon"] and ra["verdict"] == rb["verdict"]  # the halves follow content keys too

@@ -108,3 +108,27 @@ def test_without_gap_one_labelled_query_per_candidate_measures_it_and_is_counted
     assert utility["members_accuracy"] == pytest.approx(truth[:30].mean())
     assert utility["nonmembers_accuracy"] == pytest.approx(truth[30:].mean())
     assert res["queries_asked"] == res["attacks"]["noise"]["target_queries"] + 60
+
+
+def test_the_api_takes_the_statistics_and_budget_keys_by_name(tmp_path, blobs):
+    x, y = blobs
+    oracle = CallableOracle(lambda a: (a[:, 0] > 0.5).astype(int) + (a[:, 1] > 0.5), input_shape=(6,), n_classes=3)
+    res = labelleak.audit(
+        target=oracle,
+        members=(x[:30], y[:30]),
+        nonmembers=(x[30:60], y[30:60]),
+        shadow=(x[60:], y[60:]),
+        attacks=["gap"],
+        out=tmp_path / "out",
+        n_boot=123,
+        lira_models=2,
+        max_total_queries=100,
+        claimed_epsilon=0.25,
+        claimed_delta=1e-6,
+        progress=False,
+    )
+    config = res.config
+    assert (config["n_boot"], config["lira_models"], config["max_total_queries"]) == (123, 2, 100)
+    assert res["queries_asked"] <= 100 and res["total_cap"]["max_total_queries"] == 100
+    assert res["verdict"]["claim"]["epsilon"] == 0.25 and res["verdict"]["delta"] == 1e-6
+    assert "123 resamples" in res.attacks["gap"]["intervals"]["auc"]
