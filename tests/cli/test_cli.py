@@ -52,6 +52,8 @@ def test_audit_writes_results_and_identical_scores_for_same_seed(tmp_path):
     assert sum(hsja["status_counts"].values()) == 120
     assert [r["t"] for r in hsja["data_free"]["sweep"]] == [0, 1, 2, 5, 10, 20, 30, 40, 50, 60, 70, 80, 90, 100]
     assert hsja["data_free"]["top_t"] == 50.0 and set(hsja["auc_by_norm"]) == {"l0", "l1", "l2", "linf"}
+    for norm, (lo, hi) in hsja["auc_ci_by_norm"].items():  # each norm's AUC with its interval, for the claims
+        assert lo <= hsja["auc_by_norm"][norm] <= hi
     assert (tmp_path / "a" / "queries.png").is_file() and (tmp_path / "a" / "distances.csv").is_file()
     assert (tmp_path / "a" / "roc.png").stat().st_size > 10_000
     page = (tmp_path / "a" / "report.html").read_text()  # the report, with the provenance results.json records

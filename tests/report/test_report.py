@@ -128,18 +128,40 @@ def test_reproduce_report_checks_the_papers_claims():
 
 
 def test_claim_verdicts_follow_their_rules():
+    """A claim's items are judged on their intervals, never on the point estimates alone."""
     rows = [
-        {"train_size": s, "attack": a, "auc": auc, "threat_model": t}
-        for s, a, auc, t in [
-            (100, "gap", 0.8, "label-only"),
-            (500, "gap", 0.7, "label-only"),
-            (100, "score-loss", 0.9, "scores"),
-            (500, "score-loss", 0.95, "scores"),
+        {"train_size": s, "attack": a, "auc": auc, "auc_low": lo, "auc_high": hi, "threat_model": t}
+        for s, a, auc, lo, hi, t in [
+            (100, "gap", 0.80, 0.78, 0.82, "label-only"),
+            (500, "gap", 0.70, 0.68, 0.72, "label-only"),  # falls: the intervals are apart
+            (100, "transfer", 0.75, 0.70, 0.80, "label-only"),
+            (500, "transfer", 0.73, 0.68, 0.78, "label-only"),  # falls on the points only: undecided
+            (100, "score-loss", 0.90, 0.89, 0.91, "scores"),
+            (500, "score-loss", 0.95, 0.94, 0.96, "scores"),  # rises
         ]
     ]
     falls, close = check_claims("sizes", {"sizes": rows})
-    assert falls["verdict"] == "partly (1 of 2)" and "gap 0.800 -> 0.700" in falls["measured"]
-    assert close["verdict"] == "does not hold (0 of 2)"
+    assert falls["verdict"] == "inconclusive (1 hold, 1 do not, 1 undecided, of 3)"
+    assert "gap 0.800 [0.780, 0.820] -> 0.700 [0.680, 0.720]" in falls["measured"]
+    assert close["verdict"] == "does not hold (2 of 2)"  # 0.89 - 0.82 > 0.05 at 100, 0.94 - 0.72 at 500
+    apart = [r for r in rows if r["attack"] != "transfer"]
+    apart[-1] = {**apart[-1], "auc": 0.6, "auc_low": 0.58, "auc_high": 0.62}  # score-loss falls too
+    assert check_claims("sizes", {"sizes": apart})[0]["verdict"] == "holds (2 of 2)"
+    points_only = [{k: v for k, v in r.items() if k not in ("auc_low", "auc_high")} for r in apart]
+    assert check_claims("sizes", {"sizes": points_only})[0]["verdict"].startswith("inconclusive (0 hold")
+    near = [
+        {"quantity": "d", "member_median": 1.0, "nonmember_median": 0.1, "auc": 0.8, "auc_low": 0.7, "auc_high": 0.9},
+        {
+            "quantity": "r",
+            "member_median": 0.1,
+            "nonmember_median": 0.1,
+            "auc": 0.53,
+            "auc_low": 0.48,
+            "auc_high": 0.57,
+        },
+    ]
+    (farther,) = check_claims("distances", {"distances": near})
+    assert farther["verdict"] == "inconclusive (1 hold, 0 do not, 1 undecided, of 2)"
     assert check_claims("unknown-kind", {}) == []
 
 
@@ -205,3 +227,21 @@ def test_provenance_hashes_the_files_it_read(tmp_path):
     assert record["sha256"] == {"data": {"path": str(data), "sha256": hashlib.sha256(b"some bytes").hexdigest()}}
     assert sha256_file(data) == hashlib.sha256(b"some bytes").hexdigest()
     assert library_versions()["numpy"] == np.__version__ and record["machine"]["cpu_count"] >= 1
+
+
+def test_the_distances_table_gives_each_auc_its_interval_in_content_key_order(tmp_path):
+    from labelleak.report.summaries import RunRecord, summarize_distances
+
+    rng = np.random.default_rng(0)
+    member = np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    d = np.where(member, 1.0, 0.5) + rng.normal(0, 0.5, 200)
+    keys = rng.integers(0, 2**62, 200)
+
+    def row(order):
+        arrays = {"is_member": member[order], "boundary-hsja/distance_l2": d[order], "content_key": keys[order]}
+        record = RunRecord({}, "all", {"attacks": {"boundary-hsja": {}}, "config": {"n_boot": 200}}, arrays)
+        return summarize_distances([record], tmp_path)[0]["distances"][0]
+
+    first, shuffled = row(np.arange(200)), row(rng.permutation(200))
+    assert first["auc_low"] < first["auc"] < first["auc_high"] and first["auc_low"] > 0.5
+    assert (first["auc_low"], first["auc_high"]) == (shuffled["auc_low"], shuffled["auc_high"])

@@ -18,6 +18,7 @@ from labelleak.errors import BudgetExhaustedError, InvalidInputError, LabelleakE
 from labelleak.logs import get_logger
 from labelleak.metrics import (
     auc,
+    bootstrap_auc,
     summarize,
     threshold_best_balanced_accuracy,
     threshold_from_percentile,
@@ -213,8 +214,11 @@ def _attack_entry(
     if "milestone_scores" in result.extras:
         entry["by_queries"] = by_queries(result, is_member)
     if "distances" in result.extras:
-        entry["auc_by_norm"] = {
-            nm: auc(is_member, np.nan_to_num(d, nan=0.0)) for nm, d in result.extras["distances"].items()
+        by_norm = {nm: np.nan_to_num(d, nan=0.0) for nm, d in result.extras["distances"].items()}
+        entry["auc_by_norm"] = {nm: auc(is_member, d) for nm, d in by_norm.items()}
+        entry["auc_ci_by_norm"] = {  # each norm's interval, so a claim about norms is judged on intervals
+            nm: bootstrap_auc(is_member, d, n_boot=cfg.n_boot, seed=cfg.seed, keys=keys).as_list()
+            for nm, d in by_norm.items()
         }
     if "operating_points" in result.extras:
         entry["operating_points"] = _operating_points(result.extras["operating_points"], is_member)

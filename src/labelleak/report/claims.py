@@ -2,9 +2,13 @@
 experiment's tables.
 
 Each check states its rule, what this run measured and a verdict; a verdict is only as good as its rule, so the
-rule is shown beside it on the page. A paper's claim is judged ``holds``, ``partly`` or ``does not hold`` by its
-rule; a project goal (such as issue 16's ratio to LiRA) is not the paper's and is listed apart, judged on its
-interval (:func:`labelleak.verdicts.verdict`): ``met``, ``not met`` or ``inconclusive``.
+rule is shown beside it on the page. A paper's claim is checked item by item (each attack, size or quantity),
+and each item on its 95% intervals, never on a point estimate alone: it ``holds`` when the intervals clear the
+rule, ``does not hold`` when they clear its opposite, and is undecided otherwise or where the table has no
+interval. The claim ``holds`` when every item does, ``does not hold`` when every item fails, is ``partly`` true
+when items hold and fail with none undecided, and ``inconclusive`` otherwise. A project goal (such as issue 16's
+ratio to LiRA) is not the paper's and is listed apart, judged on its interval
+(:func:`labelleak.verdicts.verdict`): ``met``, ``not met`` or ``inconclusive``.
 """
 
 from __future__ import annotations
@@ -20,9 +24,21 @@ Rows = list[dict[str, Any]]
 Claim = dict[str, str]
 
 
-def _claim(claim: str, rule: str, measured: str, ok: int, of: int) -> Claim:
-    verdict = "holds" if ok == of and of else "does not hold" if ok == 0 else "partly"
-    return {"claim": claim, "rule": rule, "measured": measured, "verdict": f"{verdict} ({ok} of {of})"}
+HOLDS, FAILS, UNDECIDED = "holds", "does not hold", "undecided"
+
+
+def _claim(claim: str, rule: str, measured: str, items: list[str]) -> Claim:
+    """A claim's verdict from its items' (``HOLDS``, ``FAILS`` or ``UNDECIDED``)."""
+    n, held, failed = len(items), items.count(HOLDS), items.count(FAILS)
+    if n and held == n:
+        verdict = f"holds ({n} of {n})"
+    elif n and failed == n:
+        verdict = f"does not hold ({n} of {n})"
+    elif n and held + failed == n:
+        verdict = f"partly ({held} of {n})"
+    else:
+        verdict = f"inconclusive ({held} hold, {failed} do not, {n - held - failed} undecided, of {n})"
+    return {"claim": claim, "rule": rule, "measured": measured, "verdict": verdict}
 
 
 def _by(rows: Rows, key: str) -> dict[Any, Rows]:
@@ -32,36 +48,71 @@ def _by(rows: Rows, key: str) -> dict[Any, Rows]:
     return groups
 
 
+def _judge(holds: bool, fails: bool) -> str:
+    return HOLDS if holds else FAILS if fails else UNDECIDED
+
+
+def _interval(row: dict[str, Any], prefix: str = "auc") -> tuple[float, float] | None:
+    """The row's 95% interval of ``prefix`` (``None`` where the table has none, or a NaN bound)."""
+    lo, hi = row.get(f"{prefix}_low"), row.get(f"{prefix}_high")
+    if lo is None or hi is None or lo != lo or hi != hi:
+        return None
+    return float(lo), float(hi)
+
+
+def _below(a: tuple[float, float] | None, b: tuple[float, float] | None) -> str:
+    """Interval ``a`` entirely below ``b``: holds; entirely above: does not; overlapping or missing: undecided."""
+    if a is None or b is None:
+        return UNDECIDED
+    return _judge(a[1] < b[0], a[0] > b[1])
+
+
+def _above_half(row: dict[str, Any], prefix: str = "auc") -> str:
+    ci = _interval(row, prefix)
+    return UNDECIDED if ci is None else _judge(ci[0] > 0.5, ci[1] < 0.5)
+
+
+def _ci_text(row: dict[str, Any], prefix: str = "auc") -> str:
+    ci = _interval(row, prefix)
+    return "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
 def _sizes(tables: dict[str, Rows]) -> list[Claim]:
     rows = [r for r in tables.get("sizes", []) if r.get("auc") is not None]
     attacks = _by(rows, "attack")
     falling = []
     for name, rs in attacks.items():
-        aucs = [r["auc"] for r in sorted(rs, key=lambda r: r["train_size"])]
-        falling.append((name, aucs[0], aucs[-1], len(aucs) > 1 and aucs[-1] < aucs[0]))
+        rs = sorted(rs, key=lambda r: r["train_size"])
+        first, last = rs[0], rs[-1]
+        falling.append((name, first, last, _below(_interval(last), _interval(first)) if len(rs) > 1 else UNDECIDED))
     claims = [
         _claim(
             "Leakage falls as the training set grows",
-            "each attack's AUC at the largest size is below its AUC at the smallest",
-            "; ".join(f"{n} {a:.3f} -> {b:.3f}" for n, a, b, _ in falling),
-            sum(f[3] for f in falling),
-            len(falling),
+            "each attack's AUC interval at the largest size lies below its interval at the smallest",
+            "; ".join(f"{n} {a['auc']:.3f}{_ci_text(a)} -> {b['auc']:.3f}{_ci_text(b)}" for n, a, b, _ in falling),
+            [f[3] for f in falling],
         )
     ]
     gaps = []
     for size, rs in sorted(_by(rows, "train_size").items()):
-        label = [r["auc"] for r in rs if r.get("threat_model") == "label-only"]
-        score = [r["auc"] for r in rs if r.get("threat_model") == "scores"]
+        label = [r for r in rs if r.get("threat_model") == "label-only"]
+        score = [r for r in rs if r.get("threat_model") == "scores"]
         if label and score:
-            gaps.append((size, max(label), max(score)))
+            lo, sc = max(label, key=lambda r: r["auc"]), max(score, key=lambda r: r["auc"])
+            li, si = _interval(lo), _interval(sc)
+            item = UNDECIDED if li is None or si is None else _judge(si[1] - li[0] <= 0.05, si[0] - li[1] > 0.05)
+            gaps.append((size, lo, sc, item))
     if gaps:
         claims.append(
             _claim(
                 "Label-only attacks leak about as much as score-based ones",
-                "at each size, the best label-only AUC is within 0.05 of the best score-based AUC",
-                "; ".join(f"{s} members: {lo:.3f} vs {sc:.3f}" for s, lo, sc in gaps),
-                sum(sc - lo <= 0.05 for _, lo, sc in gaps),
-                len(gaps),
+                "at each size, the best score-based AUC exceeds the best label-only AUC by at most 0.05 even at "
+                "the far ends of their 95% intervals (by more than 0.05 at the near ends: does not hold)",
+                "; ".join(
+                    f"{s} members: {lo['auc']:.3f}{_ci_text(lo)} vs {sc['auc']:.3f}{_ci_text(sc)}"
+                    for s, lo, sc, _ in gaps
+                ),
+                [g[3] for g in gaps],
             )
         )
     return claims
@@ -73,28 +124,37 @@ def _queries(tables: dict[str, Rows]) -> list[Claim]:
         rs = sorted(rs, key=lambda r: r["queries"])
         final = rs[-1]
         at_2k = [r for r in rs if r["queries"] <= 2000][-1:] or rs[:1]
+        # the same reading (the whole budget within 2,000) is no question; two readings need an interval
         found.append((name, at_2k[0]["queries"], at_2k[0]["auc"], final["queries"], final["auc"]))
     return [
         _claim(
             "A few thousand queries per candidate are enough",
-            "each attack's AUC within 2,000 queries is within 0.02 of its AUC at the whole budget",
+            "each attack's AUC within 2,000 queries is within 0.02 of its AUC at the whole budget; the table has "
+            "no interval of the difference, so only a budget of at most 2,000 (the same reading) decides",
             "; ".join(f"{n}: {a:.3f} at {qa} vs {b:.3f} at {qb}" for n, qa, a, qb, b in found),
-            sum(b - a <= 0.02 for _, _, a, _, b in found),
-            len(found),
+            [HOLDS if qa == qb else UNDECIDED for _, qa, _, qb, _ in found],
         )
     ]
 
 
+NORMS = ("l0", "l1", "l2", "linf")
+
+
 def _norms(tables: dict[str, Rows]) -> list[Claim]:
     rows = tables.get("norms", [])
-    ok = [all(r.get(f"auc_{k}", 0) > 0.5 for k in ("l0", "l1", "l2", "linf")) for r in rows]
-    l0_least = [r["auc_l0"] <= min(r["auc_l1"], r["auc_l2"], r["auc_linf"]) for r in rows]
+    every = []
+    least = []
+    for r in rows:
+        items = [_above_half(r, f"auc_{k}") for k in NORMS]
+        every.append(HOLDS if all(i == HOLDS for i in items) else FAILS if FAILS in items else UNDECIDED)
+        others = [_below(_interval(r, "auc_l0"), _interval(r, f"auc_{k}")) for k in NORMS[1:]]
+        least.append(HOLDS if all(o == HOLDS for o in others) else FAILS if FAILS in others else UNDECIDED)
     text = "; ".join(
-        f"{r['attack']}: " + ", ".join(f"{k} {r[f'auc_{k}']:.3f}" for k in ("l0", "l1", "l2", "linf")) for r in rows
+        f"{r['attack']}: " + ", ".join(f"{k} {r[f'auc_{k}']:.3f}{_ci_text(r, f'auc_{k}')}" for k in NORMS) for r in rows
     )
     return [
-        _claim("Every norm separates members from non-members", "AUC above 0.5 in every norm", text, sum(ok), len(ok)),
-        _claim("L0 separates least", "the L0 AUC is the lowest of the four", text, sum(l0_least), len(l0_least)),
+        _claim("Every norm separates members from non-members", "AUC interval above 0.5 in every norm", text, every),
+        _claim("L0 separates least", "the L0 AUC interval lies below each other norm's", text, least),
     ]
 
 
@@ -109,11 +169,11 @@ def _threshold(tables: dict[str, Rows]) -> list[Claim]:
         claims.append(
             _claim(
                 f"The data-free threshold works over a broad range of t ({name})",
-                "values of t whose accuracy is within 0.05 of the shadow-calibrated accuracy; holds when all do",
+                "values of t whose accuracy is within 0.05 of the shadow-calibrated accuracy; holds when all do; "
+                "the table has no intervals of the accuracies, so no value of t is decided",
                 f"shadow-calibrated accuracy {shadow[0]['accuracy']:.3f}; close at t = "
                 + (", ".join(f"{t:g}" for t in close) or "none"),
-                len(close),
-                len(sweep),
+                [UNDECIDED] * len(sweep),
             )
         )
     return claims
@@ -124,13 +184,13 @@ def _distances(tables: dict[str, Rows]) -> list[Claim]:
     return [
         _claim(
             "Members lie farther from the decision boundary than non-members",
-            "member median above non-member median and AUC above 0.5, for each quantity",
+            "the AUC interval of each quantity lies above 0.5 (below: does not hold)",
             "; ".join(
-                f"{r['quantity']}: median {r['member_median']:.3f} vs {r['nonmember_median']:.3f}, AUC {r['auc']:.3f}"
+                f"{r['quantity']}: median {r['member_median']:.3f} vs {r['nonmember_median']:.3f}, "
+                f"AUC {r['auc']:.3f}{_ci_text(r)}"
                 for r in rows
             ),
-            sum(r["member_median"] > r["nonmember_median"] and r["auc"] > 0.5 for r in rows),
-            len(rows),
+            [_above_half(r) for r in rows],
         )
     ]
 
@@ -138,25 +198,35 @@ def _distances(tables: dict[str, Rows]) -> list[Claim]:
 def _transfer(tables: dict[str, Rows]) -> list[Claim]:
     rows = tables.get("transfer_ablation", [])
     by_size = _by(rows, "shadow_size")
-    spreads = {s: max(r["auc"] for r in rs) - min(r["auc"] for r in rs) for s, rs in by_size.items()}
+    spreads = {}
+    for size, rs in by_size.items():
+        cis = [_interval(r) for r in rs]
+        point = max(r["auc"] for r in rs) - min(r["auc"] for r in rs)
+        if any(ci is None for ci in cis):
+            spreads[size] = (point, UNDECIDED)
+            continue
+        known = [ci for ci in cis if ci is not None]
+        far = max(ci[1] for ci in known) - min(ci[0] for ci in known)  # the spread at the intervals' far ends
+        near = max(ci[0] for ci in known) - min(ci[1] for ci in known)  # ... and at their near ends
+        spreads[size] = (point, _judge(far <= 0.03, near > 0.03))
     grows = []
     for arch, rs in _by(rows, "shadow_arch").items():
         rs = sorted(rs, key=lambda r: r["shadow_size"])
-        grows.append((arch, rs[0]["auc"], rs[-1]["auc"], len(rs) > 1 and rs[-1]["auc"] > rs[0]["auc"]))
+        item = _below(_interval(rs[0]), _interval(rs[-1])) if len(rs) > 1 else UNDECIDED
+        grows.append((arch, rs[0], rs[-1], item))
     return [
         _claim(
             "The transfer attack does not need the target's architecture",
-            "at each shadow-set size, the AUCs of all shadow architectures lie within 0.03 of each other",
-            "; ".join(f"{s} shadow samples: spread {v:.3f}" for s, v in sorted(spreads.items())),
-            sum(v <= 0.03 for v in spreads.values()),
-            len(spreads),
+            "at each shadow-set size, the AUCs of all shadow architectures lie within 0.03 of each other, even "
+            "at the far ends of their 95% intervals (more than 0.03 apart at the near ends: does not hold)",
+            "; ".join(f"{s} shadow samples: spread {v:.3f}" for s, (v, _) in sorted(spreads.items())),
+            [item for _, item in spreads.values()],
         ),
         _claim(
             "More shadow data helps the transfer attack",
-            "each architecture's AUC at the largest shadow set is above its AUC at the smallest",
-            "; ".join(f"{a}: {lo:.3f} -> {hi:.3f}" for a, lo, hi, _ in grows),
-            sum(g[3] for g in grows),
-            len(grows),
+            "each architecture's AUC interval at the largest shadow set lies above its interval at the smallest",
+            "; ".join(f"{a}: {lo['auc']:.3f}{_ci_text(lo)} -> {hi['auc']:.3f}{_ci_text(hi)}" for a, lo, hi, _ in grows),
+            [g[3] for g in grows],
         ),
     ]
 

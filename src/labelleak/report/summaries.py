@@ -16,7 +16,7 @@ import numpy as np
 
 from labelleak.defenses import matrix_row, recommend
 from labelleak.defenses.recommendation import annotate
-from labelleak.metrics import auc, precision_recall
+from labelleak.metrics import DEFAULT_N_BOOT, bootstrap_auc, precision_recall
 from labelleak.report.figures import plot_bars, plot_histograms, plot_pareto, plot_series
 from labelleak.report.lowfpr import summarize_lowfpr
 
@@ -131,8 +131,16 @@ def summarize_norms(records: list[RunRecord], out: Path) -> Summary:
     for r in records:
         for name, entry in r.results["attacks"].items():
             if "auc_by_norm" in entry:
-                rows.append({"attack": name, **{f"auc_{k}": v for k, v in entry["auc_by_norm"].items()}})
-    bars = {row["attack"]: {k[4:]: v for k, v in row.items() if k.startswith("auc_")} for row in rows}
+                cis = entry.get("auc_ci_by_norm", {})  # absent in runs saved before intervals per norm
+                row = {"attack": name}
+                for k, v in entry["auc_by_norm"].items():
+                    lo, hi = cis.get(k) or [float("nan")] * 2
+                    row.update({f"auc_{k}": v, f"auc_{k}_low": lo, f"auc_{k}_high": hi})
+                rows.append(row)
+    bars = {
+        row["attack"]: {k[4:]: v for k, v in row.items() if k.startswith("auc_") and not k.endswith(("_low", "_high"))}
+        for row in rows
+    }
     fig = plot_bars(
         bars, out / "auc_by_norm.png", ylabel="membership ROC AUC", title="AUC of the boundary distance in each norm"
     )
@@ -197,15 +205,24 @@ def summarize_threshold(records: list[RunRecord], out: Path) -> Summary:
     return {"threshold": rows}, figures
 
 
-def _group_stats(label: str, values: np.ndarray, is_member: np.ndarray, zero_means: str) -> dict[str, Any]:
+def _group_stats(
+    label: str, values: np.ndarray, is_member: np.ndarray, zero_means: str, r: RunRecord, name: str
+) -> dict[str, Any]:
     m, n = values[is_member], values[~is_member]
+    config = r.results.get("config", {})
+    keys = r.arrays.get("content_key")  # the order the audit drew its intervals in
+    ci = bootstrap_auc(
+        is_member, values, n_boot=int(config.get("n_boot", DEFAULT_N_BOOT)), seed=int(config.get("seed", 0)), keys=keys
+    )
     return {
         "quantity": label,
         "member_mean": float(m.mean()),
         "member_median": float(np.median(m)),
         "nonmember_mean": float(n.mean()),
         "nonmember_median": float(np.median(n)),
-        "auc": auc(is_member, values),
+        "auc": ci.value,
+        "auc_low": ci.low,
+        "auc_high": ci.high,
         f"member_{zero_means}": float((m <= 0).mean()),
         f"nonmember_{zero_means}": float((n <= 0).mean()),
     }
@@ -221,12 +238,12 @@ def summarize_distances(records: list[RunRecord], out: Path) -> Summary:
             if "distance_l2" in a:
                 d = np.nan_to_num(a["distance_l2"], nan=0.0)
                 label = f"{name}: L2 distance to the boundary"
-                rows.append(_group_stats(label, d, is_member, "at_zero"))
+                rows.append(_group_stats(label, d, is_member, "at_zero", r, name))
                 panels[label] = (d[is_member], d[~is_member])
             if "certified_radius" in a:
                 rad = a["certified_radius"]
                 label = f"{name}: certified L2 radius (sigma {r.results['config']['smoothing_sigma']})"
-                rows.append(_group_stats(label, rad, is_member, "abstained"))
+                rows.append(_group_stats(label, rad, is_member, "abstained", r, name))
                 panels[label] = (rad[is_member], rad[~is_member])
     figures = [plot_histograms(panels, out / "distances.png")] if panels else []
     return {"distances": rows}, figures
