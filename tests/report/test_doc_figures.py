@@ -124,6 +124,152 @@ FIGURES += [
     (DEFENSES, "| 0.553 | {:.2f} |", lambda: _defended("adaptive", "label-noise=0.1", "eps_lb")),
 ]
 
+BENCH = "docs/benchmarks.md"
+ART = "bench/results/{}/hsja_{}.json"
+ART_CIFAR = ART.format("cifar10-cnn7", "cifar10")
+ART_MLP = ART.format("digits-mlp", "digits")
+ART_CNN2 = ART.format("digits-cnn2", "digits")
+LINEAR = "bench/results/{}/distance.json"
+CIFAR_200 = "bench/results/distance-cifar/distance.json"
+
+
+def _art_row(path: str, method: str, key: str) -> Any:
+    return next(r for r in _json(path, "rows") if r["method"] == method)[key]
+
+
+def _within(run: str, features: int, classes: int, queries: str = "2000") -> tuple[int, int]:
+    """Guided's candidates within 5% of the exact distance, and the candidates, in a linear-benchmark file."""
+    row = next(r for r in _json(LINEAR.format(run), "linear") if (r["features"], r["classes"]) == (features, classes))
+    n = row["candidates"]
+    return round(row["guided"][queries]["within_5pct"] * n), n
+
+
+def _exact_ci(run: str, features: int, classes: int, side: int) -> float:
+    """A side of the exact (Clopper-Pearson) 95% interval of that share."""
+    from scipy.stats import binomtest
+
+    ci = binomtest(*_within(run, features, classes)).proportion_ci(0.95, method="exact")
+    return (ci.low, ci.high)[side]
+
+
+def _against_hsja(run: str, queries: int, key: str) -> float:
+    rows = _json("bench/results/distance-cifar-1000/distance.json", "cifar10", "against_hsja_at_max")
+    return next(r for r in rows if r["run"] == run and r["queries"] == queries)[key]
+
+
+def _guided_minus_hsja_200(queries: int, key: str) -> float:
+    return next(r for r in _json(CIFAR_200, "cifar10", "guided_minus_hsja_at_max") if r["queries"] == queries)[key]
+
+
+def _qeba_200(queries: int) -> float:
+    curve = _json(CIFAR_200, "cifar10", "boundary-qeba", "curve")
+    return next(point["auc"] for point in curve if point["queries"] == queries)
+
+
+FIGURES += [
+    (BENCH, "rest on {} non-members", lambda: _json(ART_CIFAR, "candidates_per_class")),
+    (BENCH, "| 18648 | {:.3f} | n/a | 0.88 |", lambda: _art_row(ART_CIFAR, "labelleak (equal parameters)", "auc")),
+    (
+        BENCH,
+        "| 20312 | {:.3f} | n/a | 1.49 |",
+        lambda: _art_row(ART_CIFAR, "ART 1.20.1 LabelOnlyDecisionBoundary", "auc"),
+    ),
+    (BENCH, "| digits MLP | {:.2f}x |", lambda: _json(ART_MLP, "speedup_vs_art_equal_params")),
+    (BENCH, "| {:+.3f} [-0.074, +0.021]: inconclusive |", lambda: _json(ART_MLP, "auc_difference_equal_params")),
+    (BENCH, "| -0.025 [{:+.3f}, +0.021]: inconclusive |", lambda: _json(ART_MLP, "auc_difference_95ci")[0]),
+    (BENCH, "| -0.025 [-0.074, {:+.3f}]: inconclusive |", lambda: _json(ART_MLP, "auc_difference_95ci")[1]),
+    (BENCH, "| digits cnn2 | {:.2f}x |", lambda: _json(ART_CNN2, "speedup_vs_art_equal_params")),
+    (BENCH, "| {:+.3f} [-0.038, +0.060]: inconclusive |", lambda: _json(ART_CNN2, "auc_difference_equal_params")),
+    (BENCH, "| +0.009 [{:+.3f}, +0.060]: inconclusive |", lambda: _json(ART_CNN2, "auc_difference_95ci")[0]),
+    (BENCH, "| +0.009 [-0.038, {:+.3f}]: inconclusive |", lambda: _json(ART_CNN2, "auc_difference_95ci")[1]),
+    (BENCH, "| CIFAR-10 CNN7 (w 0.25) | {:.2f}x |", lambda: _json(ART_CIFAR, "speedup_vs_art_equal_params")),
+    (BENCH, "| +0.135 [{:+.3f}, +0.285]: met |", lambda: _json(ART_CIFAR, "auc_difference_95ci")[0]),
+    (BENCH, "is below the 2x goal in this run ({:.2f}x)", lambda: _json(ART_CIFAR, "speedup_vs_art_equal_params")),
+    (BENCH, "between runs: {:.2f} here", lambda: _art_row(ART_MLP, "labelleak (equal parameters)", "wall_over_limit")),
+    (BENCH, "20 / 3: {} of 200 (interval", lambda: _within("distance-200", 20, 3)[0]),
+    (BENCH, "200 of 200 (interval {:.3f} to 1)", lambda: _exact_ci("distance-200", 100, 2, 0)),
+    (BENCH, "48 / 7: {} of 200", lambda: _within("distance-200", 48, 7)[0]),
+    (BENCH, "198 of 200 (interval {:.3f} to 0.999)", lambda: _exact_ci("distance-200", 48, 7, 0)),
+    (BENCH, "100 / 10: {} of 200", lambda: _within("distance-200", 100, 10)[0]),
+    (BENCH, "183 of 200 (91.5%, interval {:.3f} to 0.950)", lambda: _exact_ci("distance-200", 100, 10, 0)),
+    (BENCH, "183 of 200 (91.5%, interval 0.867 to {:.3f})", lambda: _exact_ci("distance-200", 100, 10, 1)),
+    (BENCH, "3: interval {:.3f} to 1)", lambda: _exact_ci("distance", 20, 3, 0)),
+    (BENCH, "48 / 7 ({} of 40", lambda: _within("distance", 48, 7)[0]),
+    (BENCH, "(39 of 40, interval {:.3f} to 0.999)", lambda: _exact_ci("distance", 48, 7, 0)),
+    (BENCH, "100 / 10\n  ({} of 40", lambda: _within("distance", 100, 10)[0]),
+    (BENCH, "(36 of 40, interval {:.3f} to 0.972)", lambda: _exact_ci("distance", 100, 10, 0)),
+    (BENCH, "(36 of 40, interval 0.763 to {:.3f})", lambda: _exact_ci("distance", 100, 10, 1)),
+    (
+        BENCH,
+        "against HSJA's 0.047: {:+.3f} [-0.043, +0.065], inconclusive",
+        lambda: _against_hsja("boundary-guided", 200, "tpr_at_1pct_fpr_difference"),
+    ),
+    (
+        BENCH,
+        "0.047: +0.000 [{:+.3f}, +0.065], inconclusive",
+        lambda: _against_hsja("boundary-guided", 200, "tpr_at_1pct_fpr_low"),
+    ),
+    (
+        BENCH,
+        "TPR@1%FPR 0.043 ({:+.3f}\n    [-0.035, +0.040], inconclusive)",
+        lambda: _against_hsja("boundary-guided@200", 200, "tpr_at_1pct_fpr_difference"),
+    ),
+    (
+        BENCH,
+        "AUC 0.923 (+0.017 [{:+.3f}, +0.028], met)",
+        lambda: _against_hsja("boundary-guided@200", 200, "auc_low"),
+    ),
+    (BENCH, "0.916: +0.010 [{:+.3f}, +0.023] against", lambda: _against_hsja("boundary-guided", 100, "auc_low")),
+    (
+        BENCH,
+        "the paired difference is {:+.3f} [-0.029, +0.017], an interval that holds 0",
+        lambda: _guided_minus_hsja_200(200, "difference"),
+    ),
+    (BENCH, "gives +0.004 [{:+.3f}, +0.027], inconclusive too", lambda: _guided_minus_hsja_200(500, "low")),
+    (BENCH, "Plain QEBA reaches {:.3f} at 1,000 queries", lambda: _qeba_200(1000)),
+    (BENCH, "and {:.3f} at 2,000, against HSJA's 0.903", lambda: _qeba_200(2000)),
+    (
+        BENCH,
+        "measured {:.3f} in `reproduce queries`",
+        lambda: _csv("docs/runs/reproduce-queries-cpu/queries.csv", "auc", 4),
+    ),
+]
+
+SCALING = "docs/scaling.md"
+SCALE = "bench/results/scale-{}.json"
+_FIRST, _SECOND, _WIDE = "20261130-173427", "20261130-214211", "20261201-052824"
+
+
+def _scale(run: str, *keys: str) -> Any:
+    return _json(SCALE.format(run), *keys)
+
+
+FIGURES += [
+    (SCALING, "| 56.6 | 40.2 | {:.2f}x | -3.9% |", lambda: _scale(_FIRST, "hsja", "speedup_2_over_1")),
+    (SCALING, "| 56.6 | 40.2 | 1.41x | {:.1%} |", lambda: _scale(_FIRST, "hsja", "ray_overhead_1_worker")),
+    (SCALING, "| 69.5 | 47.6 | {:.2f}x | -1.2% |", lambda: _scale(_SECOND, "hsja", "speedup_2_over_1")),
+    (SCALING, "| 69.5 | 47.6 | 1.46x | {:.1%} |", lambda: _scale(_SECOND, "hsja", "ray_overhead_1_worker")),
+    (SCALING, "| 176.1 | 108.0 | {:.2f}x | -5.7% |", lambda: _scale(_WIDE, "hsja", "speedup_2_over_1")),
+    (SCALING, "| 176.1 | 108.0 | 1.63x | {:.1%} |", lambda: _scale(_WIDE, "hsja", "ray_overhead_1_worker")),
+    (
+        SCALING,
+        "| 344.1 | 342.7 | {:.2f}x (invalid",
+        lambda: _scale(_FIRST, "lira_reference_models", "speedup_2_over_1"),
+    ),
+    (
+        SCALING,
+        "(invalid: see below) | {:.1%} |",
+        lambda: _scale(_FIRST, "lira_reference_models", "ray_overhead_1_worker"),
+    ),
+    (SCALING, "| 676.3 | 375.7 | {:.2f}x |", lambda: _scale(_SECOND, "lira_reference_models", "speedup_2_over_1")),
+    (SCALING, "| 1.80x | {:.1%} |", lambda: _scale(_SECOND, "lira_reference_models", "ray_overhead_1_worker")),
+    (SCALING, "| {:.1f} | 46.0 | 69.5 |", lambda: _scale(_SECOND, "hsja", "seconds_local")),
+    (SCALING, "| {:.1f} | 114.9 | 176.1 |", lambda: _scale(_WIDE, "hsja", "seconds_local")),
+    (SCALING, "do {:.2f}x the work of one", lambda: _scale(_SECOND, "machine_ceiling", "ceiling")),
+    (SCALING, "in that run was {:.2f}x", lambda: _scale(_WIDE, "machine_ceiling", "ceiling")),
+    (SCALING, "({} against 85 forward passes", lambda: _scale(_WIDE, "machine_ceiling", "forwards_2_processes")),
+]
+
 REPORT = "docs/guide/report.md"
 OWN = "docs/runs/audit-own-model/results.json"
 CIFAR = "docs/runs/audit-cifar10-cpu/results.json"
