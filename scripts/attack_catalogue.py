@@ -186,6 +186,23 @@ FAMILIES = [
         "`init_eval`, `init_size`.",
     ),
     Family(
+        "CombinedLiRA",
+        "Boundary-LiRA over several label-only signals",
+        "Three label-only readings of each candidate, measured the same way on the target and on every reference "
+        "model: the signed boundary distance (boundary-guided's search by default), how many of its four "
+        "one-pixel shifts keep label y (log-odds; images only), and the signed distance along the fixed segment "
+        "to the nearest adversary sample of another class (DHAttack's path, the endpoint chosen by the "
+        "adversary's own labels). One multivariate likelihood ratio over them: online "
+        "(`boundary-lira-combined`) Gaussians with per-candidate means and one covariance per side pooled over "
+        "candidates, offline (`-offline`) the one-sided test of a shift of every signal towards member.",
+        "4 for the shifts and `path_queries` (16) for the path, taken first from the budget (`queries`); the search "
+        "gets the rest; the reference models' measurements cost no target query",
+        "Carlini et al., S&P 2022 (the calibration); Choquette-Choo et al., ICML 2021 (augmentation agreement); "
+        "Li et al., USENIX Security 2025 (the fixed path).",
+        "The audit sets `n_reference` from `lira_models` and the search budget from `max_iter`, `max_eval`, "
+        "`init_eval`, `init_size`; `signals` (`auto`: both on images, the path alone otherwise).",
+    ),
+    Family(
         "RMIA",
         "RMIA (relative membership inference)",
         "The candidate's likelihood ratio `p(y|x) / mean over reference models` is compared with that of "

@@ -42,6 +42,8 @@ TINY: dict[str, dict] = {
     "boundary-lira-guided-offline": dict(**HSJA, **_REFS),
     "boundary-lira-guided-views": dict(**HSJA, **_REFS),
     "boundary-lira-guided-views-offline": dict(**HSJA, **_REFS),
+    "boundary-lira-combined": dict(**HSJA, **_REFS),
+    "boundary-lira-combined-offline": dict(**HSJA, **_REFS),
 }
 
 

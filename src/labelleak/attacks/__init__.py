@@ -4,6 +4,7 @@ from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import Attack, AttackResult, RawScores, ShadowData, Status
 from labelleak.attacks.boundary import GUIDED, BoundaryAttack
 from labelleak.attacks.boundary_lira import BoundaryLiRA
+from labelleak.attacks.combined import CombinedLiRA
 from labelleak.attacks.dhattack import DHAttack
 from labelleak.attacks.gap import GapAttack
 from labelleak.attacks.lira import LiRA
@@ -59,12 +60,21 @@ for _online in (True, False):  # boundary-guided's search on the candidate and i
         views="auto",
     )
 
+for _online in (True, False):  # distance, shifts' agreement and fixed-path distance in one ratio (attacks/combined.py)
+    register_attack(
+        "boundary-lira-combined" + ("" if _online else "-offline"),
+        CombinedLiRA,
+        settings=("lira_models", *_SEARCH),
+        online=_online,
+    )
+
 __all__ = [
     "OSLO",
     "Attack",
     "AttackResult",
     "AugmentationAttack",
     "BoundaryAttack",
+    "CombinedLiRA",
     "DHAttack",
     "BoundaryLiRA",
     "LiRA",
