@@ -266,7 +266,10 @@ def test_norms_experiment_reports_four_norms_per_attack(tiny_images, tmp_path):
     summary = _run("norms", tiny_images, tmp_path, train_size=60, eval_size=30)
     rows = summary["tables"]["norms"]
     assert [r["attack"] for r in rows] == ["boundary-hsja", "boundary-hsja-linf"]
-    assert all(set(r) == {"attack", "auc_l0", "auc_l1", "auc_l2", "auc_linf"} for r in rows)
+    norms = ("l0", "l1", "l2", "linf")
+    want = {"attack"} | {f"auc_{k}{end}" for k in norms for end in ("", "_low", "_high")}
+    assert all(set(r) == want for r in rows)  # each norm's AUC with its interval
+    assert all(r[f"auc_{k}_low"] <= r[f"auc_{k}"] <= r[f"auc_{k}_high"] for r in rows for k in norms)
 
 
 def test_threshold_experiment_sweeps_t_and_compares_with_the_shadow_threshold(tiny_images, tmp_path):

@@ -58,7 +58,7 @@ def test_lowfpr_plan_runs_every_attack_on_the_sizes_target():
         runs = {r.group: r.config for r in plan.runs}
         assert set(runs) == {"wide", "boundary"}
         guided = {"boundary-lira-guided", "boundary-lira-guided-offline", "dhattack-guided"}  # issue 34, item 6
-        guided |= {"boundary-lira-guided-views-offline"}  # with augmented views (item 4)
+        guided |= {"boundary-lira-guided-views-offline", "boundary-lira-combined"}  # views, signals (item 4)
         assert set(runs["wide"].attacks) | set(runs["boundary"].attacks) == ISSUE_ATTACKS | guided
         assert runs["wide"].eval_size == 1000 and runs["boundary"].eval_size == boundary_size
         searched = {"boundary-hsja", "boundary-qeba", "boundary-lira", "boundary-lira-offline"}
