@@ -352,3 +352,22 @@ def test_a_key_figure_in_the_docs_is_the_one_in_its_result_file(page, printed, s
     text = (ROOT / page).read_text()
     expected = printed.format(source())
     assert expected in text, f"{page} should say {expected!r} (from its result file)"
+
+
+STANDARD = "docs/runs/reproduce-lowfpr-standard-cpu/lowfpr.csv"
+
+
+def _standard_cells(attack: str) -> str:
+    """The TPR at 1% FPR and AUC cells of one row of low-fpr.md's standard-references table, from its csv."""
+    with (ROOT / STANDARD).open() as fh:
+        row = next(r for r in csv.DictReader(fh) if r["attack"] == attack)
+    tpr = f"{float(row['tpr@1%']):.3f} [{float(row['tpr@1%_low']):.3f}, {float(row['tpr@1%_high']):.3f}]"
+    return f"{tpr} | {float(row['auc']):.3f} [{float(row['auc_low']):.3f}, {float(row['auc_high']):.3f}] |"
+
+
+@pytest.mark.parametrize(
+    "attack",
+    ["gap", "oslo", "lira", "lira-offline", "dhattack", "yoqo", "boundary-hsja", "boundary-qeba", "dhattack-guided"],
+)
+def test_the_standard_references_table_is_its_committed_run(attack):
+    assert _standard_cells(attack) in (ROOT / "docs/low-fpr.md").read_text(), attack
