@@ -371,3 +371,21 @@ def _standard_cells(attack: str) -> str:
 )
 def test_the_standard_references_table_is_its_committed_run(attack):
     assert _standard_cells(attack) in (ROOT / "docs/low-fpr.md").read_text(), attack
+
+
+DEFEND_DIGITS = "docs/runs/defend-digits/matrix.md"
+
+
+@pytest.mark.parametrize("defense", ["none", "early-stopping=3", "advreg=1", "dp=8", "round=1"])
+def test_the_digits_defense_table_is_its_committed_matrix(defense):
+    row = next(line for line in (ROOT / DEFEND_DIGITS).read_text().splitlines() if line.startswith(f"| {defense} |"))
+    assert row in (ROOT / "docs/defenses.md").read_text(), defense
+
+
+@pytest.mark.parametrize("defense", ["none", "public=500", "dp=8", "dp=8+public=500"])
+def test_the_public_pretraining_table_is_its_committed_matrix(defense):
+    with (ROOT / "docs/runs/defend-digits-public/matrix.csv").open() as fh:
+        r = next(r for r in csv.DictReader(fh) if r["defense"] == defense)
+    eps = f"{float(r['epsilon']):.2f}" if r["epsilon"] else "-"
+    row = f"| {defense} | {float(r['test_accuracy']):.3f} | {eps} | {float(r['gap.auc']):.3f} |"
+    assert row in (ROOT / "docs/defenses.md").read_text(), row
