@@ -389,3 +389,16 @@ def test_the_public_pretraining_table_is_its_committed_matrix(defense):
     eps = f"{float(r['epsilon']):.2f}" if r["epsilon"] else "-"
     row = f"| {defense} | {float(r['test_accuracy']):.3f} | {eps} | {float(r['gap.auc']):.3f} |"
     assert row in (ROOT / "docs/defenses.md").read_text(), row
+
+
+@pytest.mark.parametrize("defense", ["none", "early-stopping=5", "early-stopping=1"])
+def test_the_early_stopping_rerun_table_is_its_committed_run(defense):
+    with (ROOT / "docs/runs/reproduce-defenses-es-cpu/defenses.csv").open() as fh:
+        r = {k: v for k, v in next(r for r in csv.DictReader(fh) if r["defense"] == defense).items()}
+    f = {k: float(v) for k, v in r.items() if v and k.endswith(("accuracy", "gap", ".auc", "_low", "_high", "_roc"))}
+    hsja = f"{f['boundary-hsja.auc']:.3f} [{f['boundary-hsja.auc_low']:.3f}, {f['boundary-hsja.auc_high']:.3f}]"
+    t = "boundary-hsja.tpr@1%"
+    tpr = f"{f[t + '_roc']:.3f} [{f[t + '_low']:.3f}, {f[t + '_high']:.3f}]"
+    head = f"| {defense} | {f['test_accuracy']:.3f} | {f['train_accuracy']:.3f} | {f['gap']:.3f} |"
+    text = (ROOT / "docs/defenses.md").read_text()
+    assert head in text and f"| {f['gap.auc']:.3f} | {hsja} | {tpr} | {f['score-loss.auc']:.3f} |" in text
