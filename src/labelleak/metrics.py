@@ -230,6 +230,17 @@ def resampled_aucs(members: np.ndarray, nonmembers: np.ndarray, mi: np.ndarray, 
     return np.asarray(wins / (mi.shape[1] * ni.shape[1]), dtype=np.float64)
 
 
+def _in_key_order(m: np.ndarray, s: np.ndarray, keys: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """Membership and scores in the order of ``keys`` (one stable key per candidate; ``None``: as given)."""
+    if keys is None:
+        return m, s
+    k = np.asarray(keys)
+    if k.shape != m.shape:
+        raise InvalidInputError(f"metrics: keys must give one key per candidate, got {k.shape} for {m.shape}")
+    order = np.argsort(k, kind="stable")
+    return m[order], s[order]
+
+
 def bootstrap_auc(
     is_member: np.ndarray,
     score: np.ndarray,
@@ -245,12 +256,7 @@ def bootstrap_auc(
     1,000 resamples). ``keys`` (one stable key per candidate) puts the candidates in key order first, so the
     interval does not depend on the order they came in (as in :func:`summarize`)."""
     m, s = _check(is_member, score)
-    if keys is not None:
-        k = np.asarray(keys)
-        if k.shape != m.shape:
-            raise InvalidInputError(f"metrics: keys must give one key per candidate, got {k.shape} for {m.shape}")
-        order = np.argsort(k, kind="stable")
-        m, s = m[order], s[order]
+    m, s = _in_key_order(m, s, keys)
     value = auc(m, s)
     if np.isnan(value):
         return Interval(value, float("nan"), float("nan"))
@@ -391,12 +397,7 @@ def summarize(
     calibration half's threshold, is ``tpr_at_fpr_exact[x]["tpr"]``), ``None`` below twice that;
     ``tpr_at_fpr_na[x]`` says why a value is ``None``."""
     m, s = _check(is_member, score)
-    if keys is not None:
-        k = np.asarray(keys)
-        if k.shape != m.shape:
-            raise InvalidInputError(f"metrics: keys must give one key per candidate, got {k.shape} for {m.shape}")
-        order = np.argsort(k, kind="stable")
-        m, s = m[order], s[order]
+    m, s = _in_key_order(m, s, keys)
     auc_ci = bootstrap_auc(m, s, n_boot=n_boot, level=level, seed=seed)
     chosen = "given" if threshold is not None else "cross-fitted"
     balanced = (
