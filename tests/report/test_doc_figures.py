@@ -357,9 +357,12 @@ def test_a_key_figure_in_the_docs_is_the_one_in_its_result_file(page, printed, s
 STANDARD = "docs/runs/reproduce-lowfpr-standard-cpu/lowfpr.csv"
 
 
-def _standard_cells(attack: str) -> str:
-    """The TPR at 1% FPR and AUC cells of one row of low-fpr.md's standard-references table, from its csv."""
-    with (ROOT / STANDARD).open() as fh:
+COMBINED = "docs/runs/reproduce-lowfpr-combined-cpu/lowfpr.csv"
+
+
+def _standard_cells(attack: str, path: str = STANDARD) -> str:
+    """The TPR at 1% FPR and AUC cells of one row of a low-fpr.md table, from its run's csv."""
+    with (ROOT / path).open() as fh:
         row = next(r for r in csv.DictReader(fh) if r["attack"] == attack)
     tpr = f"{float(row['tpr@1%']):.3f} [{float(row['tpr@1%_low']):.3f}, {float(row['tpr@1%_high']):.3f}]"
     return f"{tpr} | {float(row['auc']):.3f} [{float(row['auc_low']):.3f}, {float(row['auc_high']):.3f}] |"
@@ -402,3 +405,12 @@ def test_the_early_stopping_rerun_table_is_its_committed_run(defense):
     head = f"| {defense} | {f['test_accuracy']:.3f} | {f['train_accuracy']:.3f} | {f['gap']:.3f} |"
     text = (ROOT / "docs/defenses.md").read_text()
     assert head in text and f"| {f['gap.auc']:.3f} | {hsja} | {tpr} | {f['score-loss.auc']:.3f} |" in text
+
+
+def test_the_combined_signals_row_is_its_committed_run():
+    with (ROOT / "docs/runs/reproduce-lowfpr-combined-cpu/lira_ratio.csv").open() as fh:
+        r = next(r for r in csv.DictReader(fh) if r["attack"] == "boundary-lira-combined")
+    ratio = f"{float(r['ratio@1%']):.3f} [{float(r['ratio@1%_low']):.3f}, {float(r['ratio@1%_high']):.3f}]"
+    row = f"| boundary-lira-combined | 200 + 200 | {_standard_cells('boundary-lira-combined', COMBINED)}"
+    text = (ROOT / "docs/low-fpr.md").read_text()
+    assert row in text and f"| {ratio} | **met** |" in text
