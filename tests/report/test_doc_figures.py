@@ -414,3 +414,14 @@ def test_the_combined_signals_row_is_its_committed_run():
     row = f"| boundary-lira-combined | 200 + 200 | {_standard_cells('boundary-lira-combined', COMBINED)}"
     text = (ROOT / "docs/low-fpr.md").read_text()
     assert row in text and f"| {ratio} | **met** |" in text
+
+
+@pytest.mark.parametrize("defense", ["none", "round=1", "label-noise=0.1", "hamp=0.9"])
+def test_the_cifar_side_by_side_is_its_committed_matrices(defense):
+    cells = []
+    for mode in ("adaptive", "nonadaptive"):
+        with (ROOT / f"docs/runs/defend-cifar10-{mode}/matrix.csv").open() as fh:
+            r = next(r for r in csv.DictReader(fh) if r["defense"] == defense)
+        cells.append(f"{float(r['lira.auc']):.3f} [{float(r['lira.auc_low']):.3f}, {float(r['lira.auc_high']):.3f}]")
+    row = f"| {defense} | {float(r['test_accuracy']):.3f} | {cells[0]} | {cells[1]} | {float(r['gap.auc']):.3f} |"
+    assert row in (ROOT / "docs/defenses.md").read_text(), row
