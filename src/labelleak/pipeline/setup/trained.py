@@ -11,6 +11,7 @@ from dataclasses import replace
 from typing import Any, NamedTuple
 
 import numpy as np
+import torch
 
 from labelleak.attacks.base import ShadowData
 from labelleak.data import Dataset, Split, SplitSizes, four_way_split, public_part, validation_part
@@ -182,6 +183,21 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
 
     shape, classes = dataset.input_shape, dataset.n_classes
     served = serve(target.model, plan, input_shape=shape, n_classes=classes, seed=cfg.seed)
+    record = _target_record(
+        cfg,
+        spec.arch,
+        target,
+        n_val=models.n_val,
+        adaptive=adaptive,
+        pretrained=pretrained,
+        public=plan.public,
+        coins=models.coins,
+    )
+    if plan.label_noise:  # the answers users get are the votes, not the model's argmax: their accuracy is the utility
+        trained_rows = np.concatenate([split.target_train, models.canaries[models.coins]])
+        for key, rows in (("served_train_accuracy", trained_rows), ("served_test_accuracy", split.target_test)):
+            labels = np.asarray(served.labels.predict_labels(torch.as_tensor(x[rows])))
+            record[key] = float(np.mean(labels == y[rows]))
     # adaptive: the shadow model answers through the same mechanisms (label randomisation, HAMP's scores, the
     # output defenses), keyed by its own seed, not the target's key; non-adaptive: as the plain model answers
     shadow_plan = parse_defense(cfg.defense if adaptive else "none", seed=cfg.seed + 1)
@@ -196,16 +212,7 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
             "input_shape": list(dataset.input_shape),
         },
         split=split.sizes(),
-        target=_target_record(
-            cfg,
-            spec.arch,
-            target,
-            n_val=models.n_val,
-            adaptive=adaptive,
-            pretrained=pretrained,
-            public=plan.public,
-            coins=models.coins,
-        ),
+        target=record,
         shadow={
             "train_accuracy": shadow.train_accuracy,
             "test_accuracy": shadow.test_accuracy,
