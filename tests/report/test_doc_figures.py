@@ -425,3 +425,9 @@ def test_the_cifar_side_by_side_is_its_committed_matrices(defense):
         cells.append(f"{float(r['lira.auc']):.3f} [{float(r['lira.auc_low']):.3f}, {float(r['lira.auc_high']):.3f}]")
     row = f"| {defense} | {float(r['test_accuracy']):.3f} | {cells[0]} | {cells[1]} | {float(r['gap.auc']):.3f} |"
     assert row in (ROOT / "docs/defenses.md").read_text(), row
+
+
+def test_the_served_accuracy_of_label_randomisation_is_its_committed_run():
+    t = _json("docs/runs/defend-cifar10-served/label-noise=0.1/results.json", "target")
+    text = (ROOT / "docs/defenses.md").read_text()
+    assert f"right on {t['served_test_accuracy']:.3f} of the test split and {t['served_train_accuracy']:.3f}" in text
