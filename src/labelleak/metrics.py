@@ -230,14 +230,20 @@ def resampled_aucs(members: np.ndarray, nonmembers: np.ndarray, mi: np.ndarray, 
     return np.asarray(wins / (mi.shape[1] * ni.shape[1]), dtype=np.float64)
 
 
+def key_order(keys: np.ndarray, n: int, *, who: str = "metrics") -> np.ndarray:
+    """The permutation that puts ``n`` candidates in the order of ``keys`` (one stable key each; equal keys keep
+    their order), so that what is drawn from them does not depend on the order they came in."""
+    k = np.asarray(keys)
+    if k.shape != (n,):
+        raise InvalidInputError(f"{who}: keys must give one key per candidate, got {k.shape} for {n} candidates")
+    return np.argsort(k, kind="stable")
+
+
 def _in_key_order(m: np.ndarray, s: np.ndarray, keys: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
-    """Membership and scores in the order of ``keys`` (one stable key per candidate; ``None``: as given)."""
+    """Membership and scores in the order of ``keys`` (``None``: as given)."""
     if keys is None:
         return m, s
-    k = np.asarray(keys)
-    if k.shape != m.shape:
-        raise InvalidInputError(f"metrics: keys must give one key per candidate, got {k.shape} for {m.shape}")
-    order = np.argsort(k, kind="stable")
+    order = key_order(keys, len(m))
     return m[order], s[order]
 
 

@@ -128,6 +128,14 @@ def stabilise(d: np.ndarray, transform: Transform, scale: float) -> np.ndarray:
     raise InvalidInputError(f"transform: expected log, sqrt or none, got {transform!r}")
 
 
+def stabilised(d: np.ndarray, ref: np.ndarray, transform: Transform) -> tuple[np.ndarray, np.ndarray, float]:
+    """Target values ``d`` (N,) and reference values ``ref`` (K, N) through :func:`stabilise`, with one scale for
+    both: the median nonzero reference value (1 when there is none); and that scale."""
+    positive = np.abs(ref[np.isfinite(ref) & (ref != 0)])
+    scale = float(np.median(positive)) if len(positive) else 1.0
+    return stabilise(d, transform, scale), stabilise(np.nan_to_num(ref), transform, scale), scale
+
+
 def _search_code(engine: HopSkipJump) -> str:
     """Digest of the source of the search: the engine's classes' modules and this one. A cached reference search
     is then reused only by the code that made it (the package version alone does not change between commits)."""
@@ -343,6 +351,13 @@ class BoundaryLiRA(ReferenceModelAttack, CachedReferenceSearches):
         self.name = "boundary-lira" + ("-guided" if search == "guided" else "") + ("-views" if views else "")
         self.name += "" if online else "-offline"
 
+    def _check_settings(self) -> None:
+        """One line naming a transform or search this attack does not know."""
+        if self.transform not in ("log", "sqrt", "none"):
+            raise InvalidInputError(f"transform: expected log, sqrt or none, got {self.transform!r}")
+        if self.search not in ("hsja", "guided"):
+            raise InvalidInputError(f"search: expected 'hsja' or 'guided', got {self.search!r}")
+
     def guide(self) -> BoundaryAttack:
         """boundary-guided with this attack's search settings, seed and shadow recipe: its engine, shadow model
         and guided search are the ones ``search="guided"`` runs."""
@@ -375,11 +390,8 @@ class BoundaryLiRA(ReferenceModelAttack, CachedReferenceSearches):
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
     ) -> RawScores:
         assert shadow is not None
-        if self.transform not in ("log", "sqrt", "none"):
-            raise InvalidInputError(f"transform: expected log, sqrt or none, got {self.transform!r}")
+        self._check_settings()
         check_variance(self.variance)
-        if self.search not in ("hsja", "guided"):
-            raise InvalidInputError(f"search: expected 'hsja' or 'guided', got {self.search!r}")
         views = resolve_views(self.views, tuple(oracle.input_shape))
         if views and self.variance != "global":
             raise InvalidInputError(f"variance: views fit one covariance pooled over candidates, got {self.variance!r}")
@@ -402,10 +414,10 @@ class BoundaryLiRA(ReferenceModelAttack, CachedReferenceSearches):
         ref_queries = sum(m[4] for m in measured)
         t_views, ref_views, scales = [], [], []
         for d_view, _, dr, _, _ in measured:  # one scale per view, from its reference distances
-            positive = np.abs(dr[np.isfinite(dr) & (dr != 0)])
-            scales.append(float(np.median(positive)) if len(positive) else 1.0)
-            t_views.append(stabilise(d_view, self.transform, scales[-1]))
-            ref_views.append(stabilise(np.nan_to_num(dr), self.transform, scales[-1]))
+            t_stable, ref_stable, view_scale = stabilised(d_view, dr, self.transform)
+            t_views.append(t_stable)
+            ref_views.append(ref_stable)
+            scales.append(view_scale)
         scale = scales[0]
         t, ref = t_views[0], ref_views[0]
         variance: str = self.variance

@@ -38,7 +38,7 @@ from labelleak.attacks._likelihood import multivariate_scores
 from labelleak.attacks._reference_search import served_references
 from labelleak.attacks._shadow import ShadowRecipe
 from labelleak.attacks.base import RawScores, ShadowData, Status
-from labelleak.attacks.boundary_lira import BoundaryLiRA, Transform, signed_distances, stabilise
+from labelleak.attacks.boundary_lira import BoundaryLiRA, Transform, signed_distances, stabilised
 from labelleak.attacks.dhattack import fixed_path_distance, model_classifier, path_endpoints, reference_path_distances
 from labelleak.attacks.hsja import Norm
 from labelleak.attacks.robustness import translate
@@ -137,10 +137,7 @@ class CombinedLiRA(BoundaryLiRA):
         self, oracle: BudgetedOracle, x: torch.Tensor, y: torch.Tensor, *, shadow: ShadowData | None, progress: bool
     ) -> RawScores:
         assert shadow is not None
-        if self.transform not in ("log", "sqrt", "none"):
-            raise InvalidInputError(f"transform: expected log, sqrt or none, got {self.transform!r}")
-        if self.search not in ("hsja", "guided"):
-            raise InvalidInputError(f"search: expected 'hsja' or 'guided', got {self.search!r}")
+        self._check_settings()
         signals = resolve_signals(self.signals, tuple(oracle.input_shape))
         shares = self._shares(signals)
         extra = sum(shares.values())
@@ -204,10 +201,9 @@ class CombinedLiRA(BoundaryLiRA):
         )
 
     def _stabilised(self, d: np.ndarray, ref: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Target and reference values through :func:`stabilise`, with one scale from the reference values."""
-        positive = np.abs(ref[np.isfinite(ref) & (ref != 0)])
-        scale = float(np.median(positive)) if len(positive) else 1.0
-        return stabilise(d, self.transform, scale), stabilise(np.nan_to_num(ref), self.transform, scale)
+        """Target and reference values through :func:`stabilised`, one scale from the reference values."""
+        t, ref_t, _ = stabilised(d, ref, self.transform)
+        return t, ref_t
 
     def _augmentation(
         self, oracle: BudgetedOracle, served: list, x: torch.Tensor, y: torch.Tensor, shape: tuple[int, ...]

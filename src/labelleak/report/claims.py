@@ -67,6 +67,11 @@ def _below(a: tuple[float, float] | None, b: tuple[float, float] | None) -> str:
     return _judge(a[1] < b[0], a[0] > b[1])
 
 
+def _all_of(items: list[str]) -> str:
+    """One item from several: holds when all do, does not when any fails, else undecided."""
+    return HOLDS if all(i == HOLDS for i in items) else FAILS if FAILS in items else UNDECIDED
+
+
 def _above_half(row: dict[str, Any], prefix: str = "auc") -> str:
     ci = _interval(row, prefix)
     return UNDECIDED if ci is None else _judge(ci[0] > 0.5, ci[1] < 0.5)
@@ -145,10 +150,8 @@ def _norms(tables: dict[str, Rows]) -> list[Claim]:
     every = []
     least = []
     for r in rows:
-        items = [_above_half(r, f"auc_{k}") for k in NORMS]
-        every.append(HOLDS if all(i == HOLDS for i in items) else FAILS if FAILS in items else UNDECIDED)
-        others = [_below(_interval(r, "auc_l0"), _interval(r, f"auc_{k}")) for k in NORMS[1:]]
-        least.append(HOLDS if all(o == HOLDS for o in others) else FAILS if FAILS in others else UNDECIDED)
+        every.append(_all_of([_above_half(r, f"auc_{k}") for k in NORMS]))
+        least.append(_all_of([_below(_interval(r, "auc_l0"), _interval(r, f"auc_{k}")) for k in NORMS[1:]]))
     text = "; ".join(
         f"{r['attack']}: " + ", ".join(f"{k} {r[f'auc_{k}']:.3f}{_ci_text(r, f'auc_{k}')}" for k in NORMS) for r in rows
     )
@@ -200,14 +203,13 @@ def _transfer(tables: dict[str, Rows]) -> list[Claim]:
     by_size = _by(rows, "shadow_size")
     spreads = {}
     for size, rs in by_size.items():
-        cis = [_interval(r) for r in rs]
+        cis = [ci for ci in map(_interval, rs) if ci is not None]
         point = max(r["auc"] for r in rs) - min(r["auc"] for r in rs)
-        if any(ci is None for ci in cis):
+        if len(cis) < len(rs):
             spreads[size] = (point, UNDECIDED)
             continue
-        known = [ci for ci in cis if ci is not None]
-        far = max(ci[1] for ci in known) - min(ci[0] for ci in known)  # the spread at the intervals' far ends
-        near = max(ci[0] for ci in known) - min(ci[1] for ci in known)  # ... and at their near ends
+        far = max(ci[1] for ci in cis) - min(ci[0] for ci in cis)  # the spread at the intervals' far ends
+        near = max(ci[0] for ci in cis) - min(ci[1] for ci in cis)  # ... and at their near ends
         spreads[size] = (point, _judge(far <= 0.03, near > 0.03))
     grows = []
     for arch, rs in _by(rows, "shadow_arch").items():

@@ -206,7 +206,7 @@ def summarize_threshold(records: list[RunRecord], out: Path) -> Summary:
 
 
 def _group_stats(
-    label: str, values: np.ndarray, is_member: np.ndarray, zero_means: str, r: RunRecord, name: str
+    label: str, values: np.ndarray, is_member: np.ndarray, zero_means: str, r: RunRecord
 ) -> dict[str, Any]:
     m, n = values[is_member], values[~is_member]
     config = r.results.get("config", {})
@@ -238,12 +238,12 @@ def summarize_distances(records: list[RunRecord], out: Path) -> Summary:
             if "distance_l2" in a:
                 d = np.nan_to_num(a["distance_l2"], nan=0.0)
                 label = f"{name}: L2 distance to the boundary"
-                rows.append(_group_stats(label, d, is_member, "at_zero", r, name))
+                rows.append(_group_stats(label, d, is_member, "at_zero", r))
                 panels[label] = (d[is_member], d[~is_member])
             if "certified_radius" in a:
                 rad = a["certified_radius"]
                 label = f"{name}: certified L2 radius (sigma {r.results['config']['smoothing_sigma']})"
-                rows.append(_group_stats(label, rad, is_member, "abstained", r, name))
+                rows.append(_group_stats(label, rad, is_member, "abstained", r))
                 panels[label] = (rad[is_member], rad[~is_member])
     figures = [plot_histograms(panels, out / "distances.png")] if panels else []
     return {"distances": rows}, figures

@@ -22,8 +22,7 @@ from labelleak.epsilon import (
     check_claim,
     epsilon_lower_bound,
 )
-from labelleak.errors import InvalidInputError
-from labelleak.metrics import exact_tpr_at_fpr
+from labelleak.metrics import exact_tpr_at_fpr, key_order
 from labelleak.one_run import ASSUMPTION, one_run_bound, selection_half, tune
 from labelleak.risk import risk_level
 from labelleak.slices import SLICE_FPR, slice_metrics
@@ -241,10 +240,8 @@ def _in_key_order(
     finished: dict[str, dict[str, np.ndarray]],
 ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None, dict[str, dict[str, np.ndarray]]]:
     """Every per-candidate array in the order of ``keys`` (stable: equal keys keep their order)."""
-    k, n = np.asarray(keys), len(is_member)
-    if k.shape != (n,):
-        raise InvalidInputError(f"verdict: keys must give one key per candidate, got {k.shape} for {n} candidates")
-    order = np.argsort(k, kind="stable")
+    n = len(is_member)
+    order = key_order(keys, n, who="verdict")
 
     def permuted(a: Any) -> Any:
         return np.asarray(a)[order] if np.ndim(a) >= 1 and len(a) == n else a
