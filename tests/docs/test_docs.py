@@ -188,3 +188,31 @@ def test_the_mlserver_files_shown_are_the_ones_tested():
     assert f"--model-name {model['name']}" in audit
     assert f"--target http://127.0.0.1:{server['http_port']}" in audit
     assert f'folder / "{Path(model["parameters"]["uri"]).name}"' in page  # the snippet writes the file it names
+
+
+CITED_RUN = re.compile(r"docs/runs/[A-Za-z0-9_.=+/-]*[A-Za-z0-9_=+/-]")
+
+
+def _tracked_files() -> set[str]:
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True).stdout
+    except (OSError, subprocess.CalledProcessError):
+        pytest.skip("not a git checkout")
+    return set(out.splitlines())
+
+
+def test_every_run_folder_and_file_the_docs_cite_is_committed():
+    """A fresh clone has what the pages point at: .gitignore once kept each defense's results.json out."""
+    tracked = _tracked_files()
+    pages = [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]
+    missing = set()
+    for page in pages:
+        for path in CITED_RUN.findall(page.read_text(encoding="utf-8")):
+            if path.endswith("-") or "<" in path:
+                continue  # a prefix or a placeholder, e.g. docs/runs/reproduce-<experiment>
+            folder = path.rstrip("/") + "/"
+            if path not in tracked and not any(f.startswith(folder) for f in tracked):
+                missing.add(f"{page.relative_to(ROOT)}: {path}")
+    assert not missing, sorted(missing)
