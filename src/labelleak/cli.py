@@ -575,14 +575,17 @@ def report(
         None, help="Also save a PNG of the top of the page (needs chromium and the 'test' extra's playwright)."
     ),
 ) -> None:
-    """Rebuild FOLDER/report.html, the self-contained HTML report, from the files of an earlier run."""
+    """Rebuild FOLDER/report.html, the self-contained HTML report, from the files of an earlier run (and a
+    reproduce run's summary.md and CSVs from its summary.json)."""
     try:
         from labelleak._extras import require
 
         require("jinja2", "report", "labelleak report")
         require("matplotlib", "report", "labelleak report")
         from labelleak.report.html import write_report
+        from labelleak.report.outputs import rewrite_summary_tables
 
+        rewrite_summary_tables(folder)  # a reproduce run's summary.md and CSVs, under today's printing rules
         path = write_report(folder)
         if screenshot is not None:
             from labelleak.report.screenshot import save_screenshot

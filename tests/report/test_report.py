@@ -243,3 +243,59 @@ def test_the_distances_table_gives_each_auc_its_interval_in_content_key_order(tm
     first, shuffled = row(np.arange(200)), row(rng.permutation(200))
     assert first["auc_low"] < first["auc"] < first["auc_high"] and first["auc_low"] > 0.5
     assert (first["auc_low"], first["auc_high"]) == (shuffled["auc_low"], shuffled["auc_high"])
+
+
+def _old_queries_summary(folder: Path) -> None:
+    """A summary written before the printing rule: its rows carry no ``n_nonmembers`` and a TPR at 0.1% FPR on
+    200 non-members; only its run's config says how many non-members there were."""
+    summary = {
+        "experiment": "queries",
+        "kind": "queries",
+        "scale": "cpu",
+        "description": "d",
+        "claim": "",
+        "dataset": "digits",
+        "device": "CPU",
+        "seconds": 1.0,
+        "runs": [{"point": {}, "group": "all", "folder": "base/all", "config": {"eval_size": 200}}],
+        "tables": {
+            "queries": [{"attack": "boundary-hsja", "queries": 100, "auc": 0.8, "tpr@0.1%": 0.03, "tpr@1%": 0.06}]
+        },  # fmt: skip
+        "figures": [],
+    }
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "summary.json").write_text(json.dumps(summary))
+    (folder / "summary.md").write_text("| boundary-hsja | 100 | 0.800 | 0.030 | 0.060 |\n")
+
+
+def test_report_rebuilds_an_old_summarys_tables_without_the_unresolved_tpr(tmp_path):
+    from labelleak.report.outputs import rewrite_summary_tables
+
+    _old_queries_summary(tmp_path)
+    result = runner.invoke(app, ["report", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "summary.md").read_text()
+    assert "| boundary-hsja | 100 | 0.800 | n/a | 0.060 |" in md  # 0.1% needs 1,000 non-members; 1% needs 100
+    assert (tmp_path / "queries.csv").read_text().splitlines()[1] == "boundary-hsja,100,0.8,,0.06"
+    assert json.loads((tmp_path / "summary.json").read_text())["tables"]["queries"][0]["tpr@0.1%"] == 0.03  # raw
+    assert not rewrite_summary_tables(tmp_path / "empty")  # no summary.json: nothing to rewrite
+
+
+def test_masked_tables_reads_an_old_row_with_its_runs_count_and_leaves_mixed_runs_alone():
+    from labelleak.report.lowfpr import masked_tables
+
+    row = {"attack": "a", "tpr@0.1%": 0.03, "tpr@1%": 0.06}
+    runs = [{"config": {"eval_size": 200}}]
+    assert masked_tables({"runs": runs, "tables": {"t": [row]}})["t"] == [{**row, "tpr@0.1%": None}]
+    assert masked_tables({"runs": [{"config": {"eval_size": 2000}}], "tables": {"t": [row]}})["t"] == [row]
+    mixed = runs + [{"config": {"eval_size": 2000}}]  # which run a row came from is unknown: printed as it is
+    assert masked_tables({"runs": mixed, "tables": {"t": [row]}})["t"] == [row]
+    counted = {**row, "n_nonmembers": 2000}  # a row's own count wins over its runs'
+    assert masked_tables({"runs": runs, "tables": {"t": [counted]}})["t"] == [counted]
+
+
+def test_an_old_lowfpr_summary_keeps_its_bootstrap_note(tmp_path):
+    old = json.loads((RUNS / "reproduce-lowfpr-offline1000-cpu" / "summary.json").read_text())
+    new = json.loads((RUNS / "reproduce-lowfpr-guided-cpu" / "summary.json").read_text())
+    assert "95% bootstrap intervals (this run predates" in summary_markdown(old, old["tables"], [])
+    assert "exact (Clopper-Pearson" in summary_markdown(new, new["tables"], [])

@@ -19,7 +19,7 @@ from labelleak.errors import InvalidInputError
 from labelleak.report import figures
 from labelleak.report.audit_view import audit_context
 from labelleak.report.claims import check_claims, check_goals, is_project_goal, judged_goal_row
-from labelleak.report.lowfpr import mask_unresolved
+from labelleak.report.lowfpr import masked_tables
 from labelleak.report.markdown import fmt_cell, fmt_number, missing_mark
 from labelleak.report.repeats import repeats_context
 
@@ -120,7 +120,7 @@ def reproduce_context(summary: dict[str, Any], folder: Path) -> dict[str, Any]:
     if runs and not any(links.values()):
         missing.append("the audits' folders (runs/) are not here: no links to their reports")
     tables = summary.get("tables", {})
-    shown = {name: [mask_unresolved(r) for r in rows] for name, rows in tables.items()}  # older summaries too
+    shown = masked_tables(summary)  # older summaries printed TPRs their candidates cannot resolve
     if is_project_goal(summary.get("kind", "")) and "goal" in shown:
         shown["goal"] = [judged_goal_row(r) for r in shown["goal"]]  # a verdict, never a met flag
     return {

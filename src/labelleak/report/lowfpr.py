@@ -65,6 +65,30 @@ def mask_unresolved(row: dict[str, Any]) -> dict[str, Any]:
     return masked
 
 
+def _run_nonmembers(summary: dict[str, Any]) -> int | None:
+    """The non-members every audit of ``summary`` had, where its configs say so alike (``eval_size`` without a
+    ``nonmembers`` override), else ``None``: rows of older summaries lack ``n_nonmembers``."""
+    sizes = {(r.get("config") or {}).get("nonmembers") or (r.get("config") or {}).get("eval_size")
+             for r in summary.get("runs", [])}  # fmt: skip
+    (size,) = sizes if len(sizes) == 1 else (None,)
+    return size if isinstance(size, int) else None
+
+
+def masked_tables(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
+    """``summary``'s tables as they may be printed: :func:`mask_unresolved` on every row, a row without
+    ``n_nonmembers`` read with its runs' common number of non-members. ``summary.json`` keeps the raw values."""
+    fallback = _run_nonmembers(summary)
+    shown = {}
+    for name, rows in summary.get("tables", {}).items():
+        shown[name] = [
+            {k: v for k, v in mask_unresolved({"n_nonmembers": fallback, **row}).items() if k in row}
+            if fallback is not None and not isinstance(row.get("n_nonmembers"), int)
+            else mask_unresolved(row)
+            for row in rows
+        ]
+    return shown
+
+
 @dataclass(frozen=True)
 class Scored:
     """One attack's scores (higher = member) on its candidates, named by their index in the dataset."""

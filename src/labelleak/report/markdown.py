@@ -29,8 +29,9 @@ def fmt_number(value: Any, digits: int = 3) -> str:
 
 def missing_mark(column: str) -> str:
     """How an empty cell of ``column`` reads: ``n/a`` for a rate (``tpr@1%``, ``ratio@0.1%_low``: ``None`` there
-    means the candidates cannot resolve the FPR, and a ``..._na`` column says why), ``-`` for anything else."""
-    return "n/a" if "tpr" in column or "ratio" in column else "-"
+    means the candidates cannot resolve the FPR, and a ``..._na`` column says why; a precision with nothing
+    predicted a member, which JSON keeps as ``None``), ``-`` for anything else."""
+    return "n/a" if any(word in column for word in ("tpr", "ratio", "precision")) else "-"
 
 
 def markdown_table(rows: list[dict[str, Any]], columns: list[str] | None = None) -> str:
@@ -180,6 +181,27 @@ def recommendation_markdown(rec: Recommendation) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _lowfpr_note(exact: bool) -> str:
+    """What a lowfpr summary's brackets are: exact TPR intervals, or (``exact=False``, a run written before them,
+    whose rows have no ``_na`` columns) bootstrap ones, so a rebuilt old summary does not relabel its numbers."""
+    intervals = (
+        "95% intervals, a percentile bootstrap for AUC and exact (Clopper-Pearson, threshold chosen on half of the "
+        "non-members) for TPR"
+        if exact
+        else "95% bootstrap intervals (this run predates the exact TPR intervals)"
+    )
+    ratio = "the two exact intervals at 97.5% each" if exact else "a paired bootstrap"
+    return (
+        f"Brackets and columns `_low`, `_high`: {intervals}. `n/a`: too few non-members to resolve the FPR (a TPR "
+        f"at FPR x needs 1/x, its interval 2/x{'; the `_na` columns give the counts' if exact else ''}). "
+        "`lira_ratio` and `goal` compare "
+        f"each attack with online LiRA on the candidates both scored (interval: {ratio}); a goal is met only when "
+        "its interval clears it, not met when the interval lies below it, inconclusive otherwise. Target queries "
+        "per candidate are the mean; setup queries (in all) are those that belong to no candidate, such as "
+        "labelling the adversary's data.\n"
+    )
+
+
 def summary_markdown(summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]], figures: list[Path]) -> str:
     """``summary.md`` of a reproduced experiment: description, claim, tables and the figures' links."""
     parts = [f"# {summary['experiment']} ({summary['scale']} scale)\n", summary["description"].strip() + "\n"]
@@ -209,14 +231,6 @@ def summary_markdown(summary: dict[str, Any], tables: dict[str, list[dict[str, A
         if summary["kind"] == "sizes":
             parts.append("\nCells: AUC [95% bootstrap CI] / TPR at 1% FPR.\n")
     if summary["kind"] == "lowfpr":
-        parts.append(
-            "Brackets and columns `_low`, `_high`: 95% intervals, a percentile bootstrap for AUC and exact "
-            "(Clopper-Pearson, threshold chosen on half of the non-members) for TPR. `n/a`: too few non-members to "
-            "resolve the FPR (a TPR at FPR x needs 1/x, its interval 2/x; the `_na` columns give the counts). "
-            "`lira_ratio` and `goal` compare each attack with online LiRA on the candidates both scored (interval: "
-            "the two exact intervals at 97.5% each); a goal is met only when its interval clears it, not met when "
-            "the interval lies below it, inconclusive otherwise. Target queries per candidate are the mean; setup "
-            "queries (in all) are those that belong to no candidate, such as labelling the adversary's data.\n"
-        )
+        parts.append(_lowfpr_note(any(k.endswith("_na") for r in tables.get("lowfpr", []) for k in r)))
     parts.append("\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures) + "\n")
     return "\n".join(parts)

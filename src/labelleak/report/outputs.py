@@ -5,6 +5,7 @@ The pipeline hands over what it computed; the files, their formats and the HTML 
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from labelleak.defenses import Recommendation
 from labelleak.logs import get_logger
 from labelleak.report.figures import plot_pareto, plot_privacy_utility, plot_roc, plot_series
 from labelleak.report.files import jsonable, write_distances_csv, write_json, write_scores_csv, write_table_csv
+from labelleak.report.lowfpr import masked_tables
 from labelleak.report.markdown import matrix_markdown, recommendation_markdown, summary_markdown
 from labelleak.report.records import record_rows, write_records
 from labelleak.report.thumbnails import write_exposed_inputs
@@ -132,10 +134,29 @@ def write_reproduce_outputs(
     out: str | Path, summary: dict[str, Any], tables: dict[str, list[dict[str, Any]]], figures: list[Path]
 ) -> None:
     """``summary.{json,md}``, one CSV per table and ``report.html`` of a reproduced experiment (its figures are
-    drawn by :mod:`labelleak.report.summaries`)."""
+    drawn by :mod:`labelleak.report.summaries`); ``summary.json`` keeps the raw values."""
     out = Path(out)
-    write_json(out / "summary.json", summary)
+    write_json(out / "summary.json", {**summary, "tables": tables})
+    write_summary_tables(out, {**summary, "tables": tables}, figures)
+    write_report_if_available(out)
+
+
+def write_summary_tables(out: Path, summary: dict[str, Any], figures: list[Path]) -> None:
+    """``summary.md`` and one CSV per table under today's printing rules: a TPR its candidates cannot resolve is
+    empty (``n/a``), in an older summary's rows too (:func:`~labelleak.report.lowfpr.masked_tables`)."""
+    tables = masked_tables(summary)
     for name, rows in tables.items():
         write_table_csv(out / f"{name}.csv", jsonable(rows))
     (out / "summary.md").write_text(summary_markdown(summary, tables, figures))
-    write_report_if_available(out)
+
+
+def rewrite_summary_tables(folder: str | Path) -> bool:
+    """Bring a reproduce run's ``summary.md`` and CSVs up to date from its ``summary.json`` (``labelleak
+    report``); ``False`` where ``folder`` holds no reproduce summary."""
+    folder = Path(folder)
+    path = folder / "summary.json"
+    if not path.is_file():
+        return False
+    summary = json.loads(path.read_text())
+    write_summary_tables(folder, summary, [Path(name) for name in summary.get("figures", [])])
+    return True

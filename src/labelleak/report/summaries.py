@@ -113,6 +113,7 @@ def summarize_queries(records: list[RunRecord], out: Path) -> Summary:
                 rows.append(
                     {
                         "attack": name,
+                        "n_nonmembers": entry.get("n_nonmembers"),
                         "queries": b["queries"],
                         "auc": b["auc"],
                         "tpr@0.1%": b["tpr_at_0.001"],
