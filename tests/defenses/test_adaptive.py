@@ -158,6 +158,7 @@ def test_the_shadow_model_answers_through_label_noise_and_hamp_adaptively(tmp_pa
     noisy = prepare_local(_cfg(tmp_path, defense="label-noise=0.1", non_adaptive=not adaptive))
     assert isinstance(noisy.oracle, SmoothedLabelOracle)  # the target always answers through its defense
     assert 0 <= noisy.target["served_test_accuracy"] <= 1 and 0 <= noisy.target["served_train_accuracy"] <= 1
+    assert noisy.oracle.queries == 0  # measuring the served accuracy is not the adversary's: --max-total-queries
     assert isinstance(noisy.shadow_oracle, SmoothedLabelOracle) == adaptive
     assert isinstance(noisy.shadow_score_oracle, SmoothedLabelOracle) == adaptive
     hamp = prepare_local(_cfg(tmp_path, defense="hamp=0.9", non_adaptive=not adaptive))

@@ -194,9 +194,12 @@ def prepare_local(cfg: AuditConfig, datasets: DatasetCache | None = None) -> Aud
         coins=models.coins,
     )
     if plan.label_noise:  # the answers users get are the votes, not the model's argmax: their accuracy is the utility
+        # read on a twin (same keyed noise, same answers): the auditor's measurement is no adversary's query, and
+        # the target's counter, which --max-total-queries caps, starts at zero
+        twin = serve(target.model, plan, input_shape=shape, n_classes=classes, seed=cfg.seed)
         trained_rows = np.concatenate([split.target_train, models.canaries[models.coins]])
         for key, rows in (("served_train_accuracy", trained_rows), ("served_test_accuracy", split.target_test)):
-            labels = np.asarray(served.labels.predict_labels(torch.as_tensor(x[rows])))
+            labels = np.asarray(twin.labels.predict_labels(torch.as_tensor(x[rows])))
             record[key] = float(np.mean(labels == y[rows]))
     # adaptive: the shadow model answers through the same mechanisms (label randomisation, HAMP's scores, the
     # output defenses), keyed by its own seed, not the target's key; non-adaptive: as the plain model answers
