@@ -163,6 +163,9 @@ def test_claim_verdicts_follow_their_rules():
     (farther,) = check_claims("distances", {"distances": near})
     assert farther["verdict"] == "inconclusive (1 hold, 0 do not, 1 undecided, of 2)"
     assert check_claims("unknown-kind", {}) == []
+    whole = [{"attack": "hsja", "queries": q, "auc": 0.8} for q in (100, 1999)]  # never past 2,000 queries
+    (enough,) = check_claims("queries", {"queries": whole})
+    assert enough["verdict"].startswith("inconclusive") and "0.800 at 1999 vs 0.800 at 1999" in enough["measured"]
 
 
 def test_the_lowfpr_goal_is_a_project_goal_and_inconclusive_on_its_committed_interval():
@@ -257,7 +260,7 @@ def _old_queries_summary(folder: Path) -> None:
         "dataset": "digits",
         "device": "CPU",
         "seconds": 1.0,
-        "runs": [{"point": {}, "group": "all", "folder": "base/all", "config": {"eval_size": 200}}],
+        "runs": [{"point": {}, "group": "all", "folder": "base/all", "config": {"train_size": 1000, "eval_size": 200}}],
         "tables": {
             "queries": [{"attack": "boundary-hsja", "queries": 100, "auc": 0.8, "tpr@0.1%": 0.03, "tpr@1%": 0.06}]
         },  # fmt: skip
@@ -285,13 +288,21 @@ def test_masked_tables_reads_an_old_row_with_its_runs_count_and_leaves_mixed_run
     from labelleak.report.lowfpr import masked_tables
 
     row = {"attack": "a", "tpr@0.1%": 0.03, "tpr@1%": 0.06}
-    runs = [{"config": {"eval_size": 200}}]
+    runs = [{"config": {"train_size": 1000, "eval_size": 200}}]
     assert masked_tables({"runs": runs, "tables": {"t": [row]}})["t"] == [{**row, "tpr@0.1%": None}]
-    assert masked_tables({"runs": [{"config": {"eval_size": 2000}}], "tables": {"t": [row]}})["t"] == [row]
-    mixed = runs + [{"config": {"eval_size": 2000}}]  # which run a row came from is unknown: printed as it is
-    assert masked_tables({"runs": mixed, "tables": {"t": [row]}})["t"] == [row]
+    wide = [{"config": {"train_size": 2000, "eval_size": 2000}}]
+    assert masked_tables({"runs": wide, "tables": {"t": [row]}})["t"] == [row]
+    few = [{"config": {"train_size": 2000, "test_size": 150, "eval_size": 2000}}]  # 150 non-members, not 2,000
+    assert masked_tables({"runs": few, "tables": {"t": [row]}})["t"] == [{**row, "tpr@0.1%": None}]
+    assert masked_tables({"runs": runs + wide, "tables": {"t": [row]}})["t"] == [row]  # a row's run is unknown
     counted = {**row, "n_nonmembers": 2000}  # a row's own count wins over its runs'
     assert masked_tables({"runs": runs, "tables": {"t": [counted]}})["t"] == [counted]
+    unknown = {**row, "n_nonmembers": None}  # an older results.json had no count: its runs' is used
+    assert masked_tables({"runs": runs, "tables": {"t": [unknown]}})["t"] == [{**unknown, "tpr@0.1%": None}]
+    matrix = {"defense": "none", "gap.tpr@0.1%": 0.03, "gap.tpr@0.1%_roc": 0.03, "gap.tpr@1%_low": 0.01}
+    assert masked_tables({"runs": runs, "tables": {"m": [matrix]}})["m"] == [
+        {**matrix, "gap.tpr@0.1%": None, "gap.tpr@0.1%_roc": None}
+    ]
 
 
 def test_an_old_lowfpr_summary_keeps_its_bootstrap_note(tmp_path):

@@ -25,6 +25,7 @@ import numpy as np
 
 from labelleak.attacks.registry import RATIO_REFERENCE
 from labelleak.counts import resolution
+from labelleak.data.layout import trained_layout
 from labelleak.logs import get_logger
 from labelleak.metrics import DEFAULT_N_BOOT, Interval, exact_tpr_at_fpr, summarize, tpr_at_fpr
 from labelleak.report.figures import plot_roc_loglog
@@ -45,13 +46,14 @@ def fpr_label(fpr: float) -> str:
     return f"{fpr * 100:g}%"
 
 
-_RATE_COLUMN = re.compile(r"^(?:lira_)?(?:tpr|ratio)@(?P<pct>[0-9.]+)%(?P<bound>_low|_high)?$")
+# ``tpr@0.1%``, ``lira_tpr@1%``, ``ratio@1%_low``, and a defense matrix's ``boundary-hsja.tpr@0.1%_roc``
+_RATE_COLUMN = re.compile(r"^(?:[\w-]+\.)?(?:lira_)?(?:tpr|ratio)@(?P<pct>[0-9.]+)%(?P<bound>_low|_high)?(?:_roc)?$")
 
 
 def mask_unresolved(row: dict[str, Any]) -> dict[str, Any]:
-    """``row`` with ``None`` in each rate column (``tpr@0.1%``, ``ratio@1%_low``, ...) its ``n_nonmembers`` cannot
-    resolve: a value below ``1/x`` non-members, a bound below ``2/x``. Summaries written before the rule printed
-    such numbers; rows without ``n_nonmembers`` are returned as they are."""
+    """``row`` with ``None`` in each rate column (``tpr@0.1%``, ``ratio@1%_low``, ``gap.tpr@1%``, ...) its
+    ``n_nonmembers`` cannot resolve: a value below ``1/x`` non-members, a bound below ``2/x``. Summaries written
+    before the rule printed such numbers; rows without ``n_nonmembers`` are returned as they are."""
     n_non = row.get("n_nonmembers")
     if not isinstance(n_non, int):
         return row
@@ -65,27 +67,38 @@ def mask_unresolved(row: dict[str, Any]) -> dict[str, Any]:
     return masked
 
 
+def _config_nonmembers(config: dict[str, Any]) -> int | None:
+    """The non-member candidates of an audit labelleak trained the target of (canaries aside: their coins are
+    not in the config, so the count is a lower bound, which masks more); ``None`` for the auditor's own data."""
+    if config.get("members") or config.get("nonmembers") or not isinstance(config.get("train_size"), int):
+        return None
+    return trained_layout(
+        config["train_size"], config.get("test_size"), config.get("shadow_size"), config.get("eval_size")
+    ).nonmembers
+
+
 def _run_nonmembers(summary: dict[str, Any]) -> int | None:
-    """The non-members every audit of ``summary`` had, where its configs say so alike (``eval_size`` without a
-    ``nonmembers`` override), else ``None``: rows of older summaries lack ``n_nonmembers``."""
-    sizes = {(r.get("config") or {}).get("nonmembers") or (r.get("config") or {}).get("eval_size")
-             for r in summary.get("runs", [])}  # fmt: skip
+    """The non-members every audit of ``summary`` had, where their configs agree, else ``None``: rows of older
+    summaries lack ``n_nonmembers``, and which run a row came from is not in it."""
+    sizes = {_config_nonmembers(r.get("config") or {}) for r in summary.get("runs", [])}
     (size,) = sizes if len(sizes) == 1 else (None,)
-    return size if isinstance(size, int) else None
+    return size
+
+
+def _masked(row: dict[str, Any], fallback: int | None) -> dict[str, Any]:
+    if fallback is None or isinstance(row.get("n_nonmembers"), int):
+        return mask_unresolved(row)
+    masked = mask_unresolved({**row, "n_nonmembers": fallback})
+    return {k: row[k] if k == "n_nonmembers" else masked[k] for k in row}  # the row's own columns, as they were
 
 
 def masked_tables(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    """``summary``'s tables as they may be printed: :func:`mask_unresolved` on every row, a row without
+    """``summary``'s tables as they may be printed: :func:`mask_unresolved` on every row, a row without its own
     ``n_nonmembers`` read with its runs' common number of non-members. ``summary.json`` keeps the raw values."""
     fallback = _run_nonmembers(summary)
     shown = {}
     for name, rows in summary.get("tables", {}).items():
-        shown[name] = [
-            {k: v for k, v in mask_unresolved({"n_nonmembers": fallback, **row}).items() if k in row}
-            if fallback is not None and not isinstance(row.get("n_nonmembers"), int)
-            else mask_unresolved(row)
-            for row in rows
-        ]
+        shown[name] = [_masked(row, fallback) for row in rows]
     return shown
 
 
