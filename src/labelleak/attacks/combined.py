@@ -157,6 +157,7 @@ class CombinedLiRA(BoundaryLiRA):
         refs = self._reference_models(oracle, x, y, shadow, progress=progress)
         searched = BudgetShare(oracle, cap, natural=natural)
         d_target, status = signed_distances(engine, searched, x, y, search)
+        misclassified = int((status == Status.MISCLASSIFIED).sum())  # before a budget hit overwrites the status
         d_ref, ref_status, ref_queries = self._reference_searches(
             engine, refs.models, oracle, x, y, cap, progress, search, guidance
         )
@@ -191,7 +192,7 @@ class CombinedLiRA(BoundaryLiRA):
                 "reference_distances": d_ref,
                 "reference_size": refs.size,
                 "in_models_per_candidate": float(refs.inside.sum(0).mean()),
-                "misclassified": int((status == Status.MISCLASSIFIED).sum()),
+                "misclassified": misclassified,
                 "reference_failed": int((ref_status == Status.FAILED).sum()),
                 "reference_queries": int(ref_queries),
                 "queries_per_signal": {"distance": cap, **shares},
