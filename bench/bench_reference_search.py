@@ -10,12 +10,13 @@ identical (they must be). The load average before and after is recorded, since t
     .venv/bin/python bench/bench_reference_search.py --candidates 200 --k 8 --queries 100 \\
         --cache-dir /tmp/benchcache --out bench/results/reference-search/digits-cnn2.json
 
-Measured on 2 CPU cores shared with other jobs (load average 5 to 13), so the ratio is noisy: 1.65x with the
-command above (82.2 s against 49.7 s, the load falling during the run, which favours the second), 0.98x with 60
-candidates at 300 queries (197.6 s against 201.4 s). A profile of the batched search showed the cnn2 forward
-passes taking about 95% of its time: batching removes the work the searches repeat per model (the many small
-calls of the start phase above all), not the forward passes, which on a CPU are what costs. Every row was
-identical in both runs. A GPU, where small calls and overhead dominate, was not measured.
+Measured 2026-12-03 on 2 CPU cores with nothing else heavy running (load average 1.5): 1.06x with the command
+above (2.27 s against 2.15 s, 69,700 against 73,800 queries per second), every row identical. An earlier run on
+CPUs shared with other jobs (load average 5 to 13) read 1.65x and 0.98x at a thirtieth of this throughput (82.2 s
+one after another); the cause was not investigated beyond the load, so those ratios are not evidence. A profile of
+the batched search showed the cnn2 forward passes taking about 95% of its time: batching removes the work the
+searches repeat per model (the many small calls of the start phase above all), not the forward passes, which on
+a CPU are what costs. A GPU, where small calls and overhead dominate, was not measured.
 """
 
 from __future__ import annotations

@@ -22,6 +22,20 @@ def _json(path: str, *keys: Any) -> Any:
     return value
 
 
+def _csv_row(path: str, attack: str) -> dict[str, Any]:
+    """One attack's row of a committed CSV, its numbers as floats (empty cells as None)."""
+    with (ROOT / path).open() as fh:
+        row = next(r for r in csv.DictReader(fh) if r["attack"] == attack)
+
+    def value(v: str) -> Any:
+        try:
+            return float(v)
+        except ValueError:
+            return v or None
+
+    return {k: value(v) for k, v in row.items()}
+
+
 def _csv(path: str, column: str, row: int = 0) -> float:
     with (ROOT / path).open() as fh:
         return float(list(csv.DictReader(fh))[row][column])
@@ -434,3 +448,34 @@ def test_the_served_accuracy_of_label_randomisation_is_its_committed_run():
     text = (ROOT / "docs/defenses.md").read_text()
     assert f"right on {served['test_accuracy']:.3f} of the test split and {served['train_accuracy']:.3f}" in text
     assert f"the model's {model['test_accuracy']:.3f} and {model['train_accuracy']:.3f}" in text
+
+
+GUIDED1000 = "docs/runs/reproduce-lowfpr-guided1000-cpu/{}.csv"
+
+
+@pytest.mark.parametrize("attack", ["lira", "boundary-lira-guided"])
+def test_the_full_candidate_guided_run_is_its_committed_run(attack):
+    row = f"| {attack} | 1000 + 1000 | {_csv_row(GUIDED1000.format('lowfpr'), attack)['tpr@0.1%']:.3f} | "
+    row += _standard_cells(attack, GUIDED1000.format("lowfpr"))
+    assert row in (ROOT / "docs/low-fpr.md").read_text(), row
+
+
+def test_the_full_candidate_ratio_and_the_k_table_are_their_committed_runs():
+    text = (ROOT / "docs/low-fpr.md").read_text()
+    r = _csv_row(GUIDED1000.format("lira_ratio"), "boundary-lira-guided")
+    assert f"| {r['tpr@1%']:.3f} | {r['lira_tpr@1%']:.3f} | {r['ratio@1%']:.3f} [{r['ratio@1%_low']:.3f}, " in text
+    k4 = "docs/runs/reproduce-lowfpr-guided-k4-cpu/{}.csv"
+    lira, guided = _csv_row(k4.format("lowfpr"), "lira"), _csv_row(k4.format("lowfpr"), "boundary-lira-guided")
+    ratio = _csv_row(k4.format("lira_ratio"), "boundary-lira-guided")
+    row = (
+        f"| 4 | {lira['tpr@1%']:.3f} [{lira['tpr@1%_low']:.3f}, {lira['tpr@1%_high']:.3f}] | {lira['tpr@0.1%']:.3f} "
+        f"| {guided['tpr@1%']:.3f} [{guided['tpr@1%_low']:.3f}, {guided['tpr@1%_high']:.3f}] "
+        f"| {guided['auc']:.3f} [{guided['auc_low']:.3f}, {guided['auc_high']:.3f}] "
+        f"| {ratio['ratio@1%']:.3f} [{ratio['ratio@1%_low']:.3f}, {ratio['ratio@1%_high']:.3f}] "
+        f"| {guided['seconds']:.0f} s |"
+    )
+    assert row in text, row
+    bench = _json("bench/results/reference-search/digits-cnn2.json")
+    seq, batch = bench["one_after_another_seconds"], bench["all_at_once_seconds"]
+    assert f"{seq:.2f} s one after another against {batch:.2f} s all at once, {seq / batch:.2f}x" in text
+    assert bench["identical"] and bench["shared_cpus"] == "nothing else heavy ran"
