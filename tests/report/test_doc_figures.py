@@ -460,15 +460,16 @@ def test_the_full_candidate_guided_run_is_its_committed_run(attack):
     assert row in (ROOT / "docs/low-fpr.md").read_text(), row
 
 
-def test_the_full_candidate_ratio_and_the_k_table_are_their_committed_runs():
+@pytest.mark.parametrize("k", [4, 16])
+def test_the_full_candidate_ratio_and_the_k_table_are_their_committed_runs(k):
     text = (ROOT / "docs/low-fpr.md").read_text()
     r = _csv_row(GUIDED1000.format("lira_ratio"), "boundary-lira-guided")
     assert f"| {r['tpr@1%']:.3f} | {r['lira_tpr@1%']:.3f} | {r['ratio@1%']:.3f} [{r['ratio@1%_low']:.3f}, " in text
-    k4 = "docs/runs/reproduce-lowfpr-guided-k4-cpu/{}.csv"
+    k4 = f"docs/runs/reproduce-lowfpr-guided-k{k}-cpu/{{}}.csv"
     lira, guided = _csv_row(k4.format("lowfpr"), "lira"), _csv_row(k4.format("lowfpr"), "boundary-lira-guided")
     ratio = _csv_row(k4.format("lira_ratio"), "boundary-lira-guided")
     row = (
-        f"| 4 | {lira['tpr@1%']:.3f} [{lira['tpr@1%_low']:.3f}, {lira['tpr@1%_high']:.3f}] | {lira['tpr@0.1%']:.3f} "
+        f"| {k} | {lira['tpr@1%']:.3f} [{lira['tpr@1%_low']:.3f}, {lira['tpr@1%_high']:.3f}] | {lira['tpr@0.1%']:.3f} "
         f"| {guided['tpr@1%']:.3f} [{guided['tpr@1%_low']:.3f}, {guided['tpr@1%_high']:.3f}] "
         f"| {guided['auc']:.3f} [{guided['auc_low']:.3f}, {guided['auc_high']:.3f}] "
         f"| {ratio['ratio@1%']:.3f} [{ratio['ratio@1%_low']:.3f}, {ratio['ratio@1%_high']:.3f}] "
