@@ -192,6 +192,7 @@ def test_the_lowfpr_goal_is_a_project_goal_and_inconclusive_on_its_committed_int
         (lambda p: p / "nope", "report: no folder"),
         (lambda p: p, "holds no results.json, matrix.json or summary.json"),
         (lambda p: (p / "results.json").write_text("{not json") and p, "report: cannot read"),
+        (lambda p: (p / "summary.json").write_text("{not json") and p, "report: cannot read"),  # before its tables
         (lambda p: (p / "results.json").write_text('{"config": {}}') and p, "has no attacks"),
     ],
 )

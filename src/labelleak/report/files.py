@@ -11,6 +11,8 @@ from typing import Any
 
 import numpy as np
 
+from labelleak.errors import InvalidInputError
+
 
 def jsonable(obj: Any) -> Any:
     """Convert NumPy values and non-finite floats into JSON-safe Python values (NaN/inf become null)."""
@@ -28,6 +30,17 @@ def jsonable(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     return obj
+
+
+def read_json_object(path: Path) -> dict[str, Any]:
+    """A results file's JSON object; an unreadable, malformed or non-object file is one ``report:`` error."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"report: cannot read {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidInputError(f"report: {path} does not hold a JSON object")
+    return data
 
 
 def write_json(path: str | Path, data: dict[str, Any]) -> Path:

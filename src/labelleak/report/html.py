@@ -19,21 +19,12 @@ from labelleak.errors import InvalidInputError
 from labelleak.report import figures
 from labelleak.report.audit_view import audit_context
 from labelleak.report.claims import check_claims, check_goals, is_project_goal, judged_goal_row
+from labelleak.report.files import read_json_object
 from labelleak.report.lowfpr import masked_tables
 from labelleak.report.markdown import fmt_cell, fmt_number, missing_mark
 from labelleak.report.repeats import repeats_context
 
 REPORT = "report.html"
-
-
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as exc:
-        raise InvalidInputError(f"report: cannot read {path}: {exc}") from None
-    if not isinstance(data, dict):
-        raise InvalidInputError(f"report: {path} does not hold a JSON object")
-    return data
 
 
 def find_results(folder: Path) -> tuple[str, Path]:
@@ -52,7 +43,7 @@ def find_results(folder: Path) -> tuple[str, Path]:
         if (folder / name).is_file():
             return kind, folder / name
     for path in sorted(folder.glob("results*.json")):
-        if "attacks" in _read_json(path):
+        if "attacks" in read_json_object(path):
             return "audit", path
     raise InvalidInputError(f"report: {folder} holds no results.json, matrix.json or summary.json")
 
@@ -156,7 +147,7 @@ def render_report(folder: str | Path) -> str:
     """The HTML of ``folder``'s report."""
     folder = Path(folder)
     kind, path = find_results(folder)
-    data = _read_json(path)
+    data = read_json_object(path)
     if kind == "audit":
         if not isinstance(data.get("attacks"), dict):
             raise InvalidInputError(f"report: {path} has no attacks")

@@ -96,10 +96,7 @@ def masked_tables(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     """``summary``'s tables as they may be printed: :func:`mask_unresolved` on every row, a row without its own
     ``n_nonmembers`` read with its runs' common number of non-members. ``summary.json`` keeps the raw values."""
     fallback = _run_nonmembers(summary)
-    shown = {}
-    for name, rows in summary.get("tables", {}).items():
-        shown[name] = [_masked(row, fallback) for row in rows]
-    return shown
+    return {name: [_masked(row, fallback) for row in rows] for name, rows in summary.get("tables", {}).items()}
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,6 @@ The pipeline hands over what it computed; the files, their formats and the HTML 
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +15,14 @@ from labelleak.attacks import Status
 from labelleak.defenses import Recommendation
 from labelleak.logs import get_logger
 from labelleak.report.figures import plot_pareto, plot_privacy_utility, plot_roc, plot_series
-from labelleak.report.files import jsonable, write_distances_csv, write_json, write_scores_csv, write_table_csv
+from labelleak.report.files import (
+    jsonable,
+    read_json_object,
+    write_distances_csv,
+    write_json,
+    write_scores_csv,
+    write_table_csv,
+)
 from labelleak.report.lowfpr import masked_tables
 from labelleak.report.markdown import matrix_markdown, recommendation_markdown, summary_markdown
 from labelleak.report.records import record_rows, write_records
@@ -135,9 +141,9 @@ def write_reproduce_outputs(
 ) -> None:
     """``summary.{json,md}``, one CSV per table and ``report.html`` of a reproduced experiment (its figures are
     drawn by :mod:`labelleak.report.summaries`); ``summary.json`` keeps the raw values."""
-    out = Path(out)
-    write_json(out / "summary.json", {**summary, "tables": tables})
-    write_summary_tables(out, {**summary, "tables": tables}, figures)
+    out, summary = Path(out), {**summary, "tables": tables}
+    write_json(out / "summary.json", summary)
+    write_summary_tables(out, summary, figures)
     write_report_if_available(out)
 
 
@@ -157,6 +163,6 @@ def rewrite_summary_tables(folder: str | Path) -> bool:
     path = folder / "summary.json"
     if not path.is_file():
         return False
-    summary = json.loads(path.read_text())
+    summary = read_json_object(path)
     write_summary_tables(folder, summary, [Path(name) for name in summary.get("figures", [])])
     return True
