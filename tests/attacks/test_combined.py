@@ -60,12 +60,15 @@ def test_the_signals_are_what_the_target_answers_to_the_shifts_and_along_the_pat
     flat = x.reshape(len(x), -1)
     pool = torch.as_tensor(np.concatenate([shadow.x_train, shadow.x_test])).reshape(120, -1)
     pool_y = torch.as_tensor(np.concatenate([shadow.y_train, shadow.y_test]))
-    out, _ = path_endpoints(flat, y, pool, pool_y)
-    inside, _ = path_endpoints(flat, y, pool, pool_y, same=True)
+    out, has_out = path_endpoints(flat, y, pool, pool_y)
+    inside, has_in = path_endpoints(flat, y, pool, pool_y, same=True)
+    # asked alone, the path labels x first; in the attack the search already did, so its 16 pay 15 bisections
     path = fixed_path_distance(
-        lambda p, rows: oracle.predict_labels(p.reshape(len(p), *SHAPE)), flat, y, out, inside, steps=14, min_ratio=1e-4
+        lambda p, rows: oracle.predict_labels(p.reshape(len(p), *SHAPE)), flat, y, out, inside, steps=15, min_ratio=1e-4
     )
     np.testing.assert_array_equal(res.extras["path_distance"], path.distance.numpy())
+    endless = ~torch.where(path.correct, has_out, has_in)
+    assert res.extras["path_without_endpoint"] == int(endless.sum())
     np.testing.assert_array_equal(res.extras["signal_values"][:, 1], agreement_logit(res.extras["shifts_kept"], 4))
 
 
@@ -76,3 +79,21 @@ def test_signals_resolve_by_input_and_refuse_what_cannot_be_measured():
         resolve_signals(["augmentation"], (6,))
     with pytest.raises(InvalidInputError, match="signals: expected distinct names among augmentation, path"):
         resolve_signals(["path", "noise"], (1, 8, 8))
+
+
+def test_a_path_without_endpoint_spends_nothing_and_a_known_label_is_not_asked_again():
+    x = torch.tensor([[0.0, 0.0], [0.0, 0.0], [3.0, 0.0]])
+    y = torch.tensor([0, 0, 0])  # row 2 is misclassified: its path leads back to label 0
+    asked: list[int] = []
+
+    def classify(points, rows):  # the boundary is x0 = 1
+        asked.extend(rows.tolist())
+        return (points[:, 0] > 1).long()
+
+    end = torch.tensor([[2.0, 0.0], [0.0, 0.0], [0.0, 0.0]])  # row 1 has no endpoint: it keeps itself
+    has = torch.tensor([True, False, True])
+    known = torch.tensor([True, True, False])
+    path = fixed_path_distance(classify, x, y, end, end, steps=12, min_ratio=1e-3, has_end=(has, has), correct=known)
+    assert 1 not in asked and asked.count(0) == 13 and asked.count(2) == 13  # the endpoint and 12 bisections
+    assert not path.crossed[1] and path.distance[1] == 0 and path.complete.all()
+    assert 0.99 < float(path.distance[0]) < 1.01 and -2.01 < float(path.distance[2]) < -1.99

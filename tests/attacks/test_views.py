@@ -14,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from labelleak.attacks import Status, create_attack
 from labelleak.attacks._likelihood import likelihood_scores, multivariate_scores
 from labelleak.attacks._views import apply_view, resolve_views
+from labelleak.attacks.robustness import translate
 from labelleak.errors import InvalidInputError
 from labelleak.oracle import TorchOracle
 from labelleak.oracle.budget import BudgetedOracle, BudgetShare, QueryLedger
@@ -57,10 +58,12 @@ def test_one_view_is_the_univariate_global_likelihood(online):
 
 
 def test_views_are_fixed_transforms_resolved_by_input():
-    x = torch.arange(12.0).reshape(1, 1, 3, 4)
-    assert apply_view("shift-right", x)[0, 0, 0].tolist() == [0.0, 0.0, 1.0, 2.0]
-    assert apply_view("shift-down", x)[0, 0, :, 0].tolist() == [0.0, 0.0, 4.0]
-    assert apply_view("flip", x)[0, 0, 0].tolist() == [3.0, 2.0, 1.0, 0.0]
+    x = torch.arange(1.0, 13.0).reshape(1, 1, 3, 4)
+    # the uncovered column or row is zero, as the training augmentation pads and the combined attack shifts
+    assert apply_view("shift-right", x)[0, 0, 0].tolist() == [0.0, 1.0, 2.0, 3.0]
+    assert apply_view("shift-down", x)[0, 0, :, 0].tolist() == [0.0, 1.0, 5.0]
+    assert torch.equal(apply_view("shift-right", x), translate(x, 1, 0))
+    assert apply_view("flip", x)[0, 0, 0].tolist() == [4.0, 3.0, 2.0, 1.0]
     assert apply_view("identity", x) is x
     assert resolve_views("auto", (3, 32, 32)) == ("flip", "shift-right", "shift-down")
     assert resolve_views("auto", (1, 8, 8)) == ("shift-right", "shift-down") and resolve_views((), (6,)) == ()

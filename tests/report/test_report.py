@@ -147,6 +147,15 @@ def test_claim_verdicts_follow_their_rules():
     apart = [r for r in rows if r["attack"] != "transfer"]
     apart[-1] = {**apart[-1], "auc": 0.6, "auc_low": 0.58, "auc_high": 0.62}  # score-loss falls too
     assert check_claims("sizes", {"sizes": apart})[0]["verdict"] == "holds (2 of 2)"
+    # the best label-only attack is not picked by its point AUC: a wide interval at the top point (0.810
+    # [0.70, 0.90]) does not hide a tight one just below it (0.805 [0.80, 0.81]), which no point rule would pick
+    wide = {"train_size": 100, "attack": "a", "auc": 0.81, "auc_low": 0.70, "auc_high": 0.90}
+    wide["threat_model"] = "label-only"
+    tight = {**wide, "attack": "b", "auc": 0.805, "auc_low": 0.80, "auc_high": 0.81}
+    score = {**wide, "attack": "s", "auc": 0.84, "auc_low": 0.83, "auc_high": 0.85, "threat_model": "scores"}
+    close_one = check_claims("sizes", {"sizes": [wide, tight, score]})[1]
+    assert close_one["verdict"] == "holds (1 of 1)"
+    assert "(best: [0.800, 0.900] vs [0.830, 0.850])" in close_one["measured"]
     points_only = [{k: v for k, v in r.items() if k not in ("auc_low", "auc_high")} for r in apart]
     assert check_claims("sizes", {"sizes": points_only})[0]["verdict"].startswith("inconclusive (0 hold")
     near = [

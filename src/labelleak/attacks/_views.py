@@ -6,9 +6,11 @@ independent of the candidate's. Each view is a fixed, deterministic transform of
 the target and every reference model see the same view); the boundary distance of each is measured with the same
 search and a share of the candidate's budget.
 
-Views of a (C, H, W) image: ``flip`` (left-right), ``shift-right`` and ``shift-down`` (one pixel, the edge row or
-column repeated). ``"auto"`` picks the flip and both shifts for colour images (natural images, where flips are a
-training augmentation) and the two shifts for one-channel ones (digits: a flipped digit is another glyph).
+Views of a (C, H, W) image: ``flip`` (left-right), ``shift-right`` and ``shift-down`` (one pixel, the uncovered
+row or column zero, as the training augmentation pads and as the combined attack's shifts are:
+:func:`labelleak.attacks.robustness.translate` is the one definition). ``"auto"`` picks the flip and both shifts
+for colour images (natural images, where flips are a training augmentation) and the two shifts for one-channel
+ones (digits: a flipped digit is another glyph).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from labelleak.attacks.robustness import translate
 from labelleak.errors import InvalidInputError
 
 
@@ -25,11 +28,11 @@ def _flip(x: torch.Tensor) -> torch.Tensor:
 
 
 def _shift_right(x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([x[..., :1], x[..., :-1]], dim=-1)
+    return translate(x, 1, 0)
 
 
 def _shift_down(x: torch.Tensor) -> torch.Tensor:
-    return torch.cat([x[..., :1, :], x[..., :-1, :]], dim=-2)
+    return translate(x, 0, 1)
 
 
 VIEWS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {

@@ -11,7 +11,10 @@ label-only readings have noise of their own, so together they separate members t
 * ``path``: the signed distance to the boundary along the fixed segment from the candidate to the nearest
   adversary sample of another class, by log-scale bisection (the path of :mod:`labelleak.attacks.dhattack`; the
   endpoint is chosen by the adversary's own labels, so it costs no setup query, and is classified with the
-  search), stabilised like the distance.
+  search; the candidate's own label is the distance search's first answer, not asked again), stabilised like the
+  distance. A candidate without an adversary sample on the side its path needs has no path: length 0 on every
+  model, no query spent, status ``failed`` (counted in ``extras["path_without_endpoint"]``), scored by the other
+  signals.
 
 Every signal is measured with the same deterministic procedure on the target and on each of the K reference
 models (all at once, as in boundary-LiRA; the reference models' answers cost the target nothing), and the V
@@ -81,7 +84,7 @@ class CombinedLiRA(BoundaryLiRA):
 
     Args (beyond :class:`~labelleak.attacks.boundary_lira.BoundaryLiRA`'s):
         signals: ``"auto"`` or names among ``augmentation`` and ``path``, measured beside the distance.
-        path_queries: target queries of the path per candidate: the candidate, the endpoint, then bisections.
+        path_queries: target queries of the path per candidate: the endpoint, then bisections.
         min_ratio: the path bisection's lower end, as a fraction of the segment.
     """
 
@@ -164,16 +167,19 @@ class CombinedLiRA(BoundaryLiRA):
         served = served_references(self.shadow_recipe, refs.models, oracle, self.seed)
         shape = tuple(oracle.input_shape)
         values = {"distance": self._stabilised(d_target, d_ref)}
-        measured: dict[str, np.ndarray] = {}
+        measured: dict[str, np.ndarray | int] = {}
         if "augmentation" in signals:
             kept, kept_ref, short = self._augmentation(oracle, served, x, y, shape)
             values["augmentation"] = (agreement_logit(kept, len(SHIFTS)), agreement_logit(kept_ref, len(SHIFTS)))
             measured["shifts_kept"] = kept
             status[short] = Status.BUDGET_HIT
         if "path" in signals:
-            p_target, p_ref, short = self._path(oracle, served, x, y, shadow, shape)
+            # the search's first query labelled x: d > 0 where that label is y (NaN: never served, nothing to pay)
+            p_target, p_ref, short, endless = self._path(oracle, served, x, y, shadow, shape, d_target > 0)
             values["path"] = self._stabilised(p_target, p_ref)
             measured["path_distance"] = p_target
+            measured["path_without_endpoint"] = int(endless.sum())
+            status[endless & (status == Status.OK)] = Status.FAILED
             status[short] = Status.BUDGET_HIT
         t_all = np.stack([v[0] for v in values.values()], 1)  # (N, V)
         ref_all = np.stack([v[1] for v in values.values()], 2)  # (K, N, V)
@@ -237,16 +243,22 @@ class CombinedLiRA(BoundaryLiRA):
         y: torch.Tensor,
         shadow: ShadowData,
         shape: tuple[int, ...],
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Signed fixed-path distances on the target (N,) and on every reference model (K, N), and the mask of
-        candidates whose budget cut the path short."""
+        correct: np.ndarray,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Signed fixed-path distances on the target (N,) and on every reference model (K, N), the mask of
+        candidates whose budget cut the path short, and the mask of those without a shadow sample on the side
+        their path needs (their path has length 0 everywhere: no query is spent on it).
+
+        ``correct`` (N,): the target labelled x as y (the distance search asked), so the path does not ask again
+        and its share pays the endpoint and ``path_queries - 1`` bisections."""
         flat = x.reshape(len(x), -1).to(torch.float32)
         pool_x = np.concatenate([shadow.x_train, shadow.x_test])
         pool = torch.as_tensor(pool_x, dtype=torch.float32).reshape(len(pool_x), -1)
         pool_y = torch.as_tensor(np.concatenate([shadow.y_train, shadow.y_test]))
-        end_out, _ = path_endpoints(flat, y, pool, pool_y)
-        end_in, _ = path_endpoints(flat, y, pool, pool_y, same=True)
-        steps = self.path_queries - 2  # the candidate and the endpoint first
+        end_out, has_out = path_endpoints(flat, y, pool, pool_y)
+        end_in, has_in = path_endpoints(flat, y, pool, pool_y, same=True)
+        known = torch.as_tensor(correct)
+        steps = self.path_queries - 1  # the endpoint first; the label at x is known
         target = fixed_path_distance(
             lambda pts, rows: oracle.query(pts.reshape(len(pts), *shape), rows),
             flat,
@@ -255,9 +267,20 @@ class CombinedLiRA(BoundaryLiRA):
             end_in,
             steps=steps,
             min_ratio=self.min_ratio,
+            has_end=(has_out, has_in),
+            correct=known,
             afford=lambda rows: oracle.ledger.affordable(1, rows),  # at most path_queries: its share is left
         )
         ref = reference_path_distances(
-            served, flat, y, end_out, end_in, shape=shape, steps=steps, min_ratio=self.min_ratio
+            served,
+            flat,
+            y,
+            end_out,
+            end_in,
+            shape=shape,
+            steps=steps,
+            min_ratio=self.min_ratio,
+            has_end=(has_out, has_in),
         )
-        return target.distance.numpy(), ref, ~target.complete.numpy()
+        endless = ~torch.where(known, has_out, has_in).numpy()
+        return target.distance.numpy(), ref, ~target.complete.numpy(), endless

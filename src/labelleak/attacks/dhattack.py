@@ -102,6 +102,8 @@ def fixed_path_distance(
     steps: int,
     min_ratio: float,
     end_crossed: tuple[torch.Tensor, torch.Tensor] | None = None,
+    has_end: tuple[torch.Tensor, torch.Tensor] | None = None,
+    correct: torch.Tensor | None = None,
     afford: Afford | None = None,
 ) -> PathSearch:
     """Signed distance along a segment to where the label changes (with respect to y), by log-scale bisection.
@@ -111,13 +113,17 @@ def fixed_path_distance(
     for label y (distance < 0, "how far into the wrong side"). Then ``steps`` bisection calls on t in
     [min_ratio, 1]. ``classify(points, rows)`` labels points on behalf of candidates ``rows``; ``afford(rows)``
     says which can pay one more query (default: all). ``end_crossed`` = (out, in) masks (N,) say where the label
-    at each endpoint is known to be on the other side already; without them the chosen endpoint is classified.
+    at each endpoint is known to be on the other side already; without them the chosen endpoint is classified,
+    except where ``has_end`` = (out, in) masks (N,) say there is no endpoint on that side (the path has length 0
+    and is not crossed: no query is spent on it). ``correct`` (N,), where the label at x is already known (an
+    earlier search asked it), skips the first call.
     """
     n = len(x)
     complete = torch.ones(n, dtype=torch.bool)
-    _, rows, got = _ask(classify, afford, complete, x, x, torch.arange(n), torch.zeros(n, dtype=torch.float64))
-    correct = torch.zeros(n, dtype=torch.bool)
-    correct[rows] = got == y[rows]
+    if correct is None:
+        _, rows, got = _ask(classify, afford, complete, x, x, torch.arange(n), torch.zeros(n, dtype=torch.float64))
+        correct = torch.zeros(n, dtype=torch.bool)
+        correct[rows] = got == y[rows]
     end = torch.where(correct[:, None], end_out, end_in)
     length = (end - x).double().norm(dim=1)
 
@@ -125,7 +131,8 @@ def fixed_path_distance(
         return (labels != y[rows]) == correct[rows]
 
     if end_crossed is None:
-        todo = torch.nonzero(complete).flatten()
+        ended = torch.ones(n, dtype=torch.bool) if has_end is None else torch.where(correct, *has_end)
+        todo = torch.nonzero(complete & ended).flatten()
         _, rows, got = _ask(classify, afford, complete, x, end, todo, torch.ones(len(todo), dtype=torch.float64))
         crossed = torch.zeros(n, dtype=torch.bool)
         crossed[rows] = changed(rows, got)
@@ -189,6 +196,7 @@ def reference_path_distances(
     shape: tuple[int, ...],
     steps: int,
     min_ratio: float,
+    has_end: tuple[torch.Tensor, torch.Tensor] | None = None,
     max_elements: int = MAX_ELEMENTS,
 ) -> np.ndarray:
     """The fixed-path distances (K, N) of candidates ``x`` (N, D) on every reference model, searched all at once
@@ -199,8 +207,16 @@ def reference_path_distances(
     for group in model_groups(len(models), n, x.shape[1], max_elements):
         g = len(group)
         classify = route(n, [model_classifier(models[k], shape) for k in group])
+        ends = None if has_end is None else (tile(has_end[0], g), tile(has_end[1], g))
         found = fixed_path_distance(
-            classify, tile(x, g), tile(y, g), tile(end_out, g), tile(end_in, g), steps=steps, min_ratio=min_ratio
+            classify,
+            tile(x, g),
+            tile(y, g),
+            tile(end_out, g),
+            tile(end_in, g),
+            steps=steps,
+            min_ratio=min_ratio,
+            has_end=ends,
         )
         out[group.start : group.stop] = found.distance.reshape(g, n).numpy()
     return out

@@ -77,6 +77,24 @@ def _above_half(row: dict[str, Any], prefix: str = "auc") -> str:
     return UNDECIDED if ci is None else _judge(ci[0] > 0.5, ci[1] < 0.5)
 
 
+def _best_interval(rows: Rows) -> tuple[float, float] | None:
+    """An interval of the largest true AUC among ``rows``' attacks: from the largest lower end to the largest
+    upper end (``None`` where any row has no interval). It needs no pick of the point-best attack, whose own
+    interval would be read after a selection on the same data."""
+    cis = [_interval(r) for r in rows]
+    if any(ci is None for ci in cis):
+        return None
+    known = cast(list[tuple[float, float]], cis)
+    return max(ci[0] for ci in known), max(ci[1] for ci in known)
+
+
+def _pair_text(label: tuple[float, float] | None, score: tuple[float, float] | None) -> str:
+    """The best attacks' intervals the verdict reads, where both sides have them."""
+    if label is None or score is None:
+        return ""
+    return f" (best: [{label[0]:.3f}, {label[1]:.3f}] vs [{score[0]:.3f}, {score[1]:.3f}])"
+
+
 def _ci_text(row: dict[str, Any], prefix: str = "auc") -> str:
     ci = _interval(row, prefix)
     return "" if ci is None else f" [{ci[0]:.3f}, {ci[1]:.3f}]"
@@ -103,19 +121,24 @@ def _sizes(tables: dict[str, Rows]) -> list[Claim]:
         label = [r for r in rs if r.get("threat_model") == "label-only"]
         score = [r for r in rs if r.get("threat_model") == "scores"]
         if label and score:
+            # the point-best of each side names the attack shown; the verdict is on the best's interval, which
+            # no pick by point AUC decides: the best's true AUC lies above every attack's lower end and below the
+            # largest upper end (when each interval covers)
             lo, sc = max(label, key=lambda r: r["auc"]), max(score, key=lambda r: r["auc"])
-            li, si = _interval(lo), _interval(sc)
+            li, si = _best_interval(label), _best_interval(score)
             item = UNDECIDED if li is None or si is None else _judge(si[1] - li[0] <= 0.05, si[0] - li[1] > 0.05)
-            gaps.append((size, lo, sc, item))
+            gaps.append((size, lo, sc, item, _pair_text(li, si)))
     if gaps:
         claims.append(
             _claim(
                 "Label-only attacks leak about as much as score-based ones",
                 "at each size, the best score-based AUC exceeds the best label-only AUC by at most 0.05 even at "
-                "the far ends of their 95% intervals (by more than 0.05 at the near ends: does not hold)",
+                "the far ends of their 95% intervals (by more than 0.05 at the near ends: does not hold); the best "
+                "attack's interval runs from the largest lower end to the largest upper end of its side's attacks, "
+                "so no attack is picked by its point AUC",
                 "; ".join(
-                    f"{s} members: {lo['auc']:.3f}{_ci_text(lo)} vs {sc['auc']:.3f}{_ci_text(sc)}"
-                    for s, lo, sc, _ in gaps
+                    f"{s} members: {lo['auc']:.3f}{_ci_text(lo)} vs {sc['auc']:.3f}{_ci_text(sc)}{best}"
+                    for s, lo, sc, _, best in gaps
                 ),
                 [g[3] for g in gaps],
             )
