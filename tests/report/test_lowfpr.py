@@ -22,9 +22,11 @@ from labelleak.pipeline.reproduce import run_reproduce
 from labelleak.report.claims import check_claims, check_goals
 from labelleak.report.lowfpr import (
     Scored,
+    held_out_point,
     low_fpr_metrics,
     mask_unresolved,
     matched,
+    roc_ratio,
     summarize_lowfpr,
     tpr_ratio,
 )
@@ -109,7 +111,7 @@ def _constructed(high: int, at_01: int, at_1: int, n_members: int = 100) -> tupl
 def test_low_fpr_metrics_give_the_known_tprs_and_the_audits_intervals():
     m, s = _constructed(high=3, at_01=4, at_1=8)
     row = low_fpr_metrics(m, s, n_boot=50, seed=3)
-    assert row["tpr@0.1%"] == pytest.approx(0.07) and row["tpr@1%"] == pytest.approx(0.15)
+    assert row["tpr@0.1%"] == pytest.approx(0.07) and row["tpr@1%_roc"] == pytest.approx(0.15)  # the ROC readings
     # members above all 1000: 3 x 1000 pairs won, at 998.5: 4 x 999, at 989.5: 8 x 990
     assert row["auc"] == pytest.approx((3 * 1000 + 4 * 999 + 8 * 990) / 100_000)
     assert row["auc_low"] < row["auc"] < row["auc_high"]
@@ -119,6 +121,9 @@ def test_low_fpr_metrics_give_the_known_tprs_and_the_audits_intervals():
     exact = exact_tpr_at_fpr(m, s, 0.01, seed=3)  # 1% FPR: Clopper-Pearson at the calibration half's threshold
     assert (row["tpr@1%_low"], row["tpr@1%_high"]) == clopper_pearson(exact.true_positives, 100)
     assert row["tpr@1%_low"] < exact.tpr.value < row["tpr@1%_high"] and "tpr@1%_na" not in row
+    # beside its interval the point is the held-out threshold's TPR, the number the interval is about; without
+    # an interval (0.1% here) it is the ROC reading
+    assert row["tpr@1%"] == exact.tpr.value != row["tpr@1%_roc"] and row["tpr@0.1%"] == row["tpr@0.1%_roc"]
     audit = summarize(m, s, n_boot=50, seed=3)  # what results.json holds: the same numbers
     assert audit["tpr_at_fpr_ci"]["0.001"] is None and audit["auc_ci"] == [row["auc_low"], row["auc_high"]]
     assert [row["tpr@1%_low"], row["tpr@1%_high"]] == audit["tpr_at_fpr_ci"]["0.01"]
@@ -130,10 +135,11 @@ def test_tpr_ratio_combines_exact_intervals_and_matched_aligns_candidates_by_sam
     m, s = _constructed(high=3, at_01=4, at_1=8)
     _, ref = _constructed(high=6, at_01=8, at_1=16)
     half = tpr_ratio(m, s, ref, fpr=0.01, seed=0)
-    assert half is not None and half.value == pytest.approx(0.15 / 0.30) and half.low < 0.5 < half.high
     a = exact_tpr_at_fpr(m, s, 0.01, level=0.975, seed=0).tpr  # Bonferroni: each interval at 97.5%
     r = exact_tpr_at_fpr(m, ref, 0.01, level=0.975, seed=0).tpr
+    assert half is not None and half.value == pytest.approx(a.value / r.value) and half.low < 0.5 < half.high
     assert (half.low, half.high) == (pytest.approx(a.low / r.high), pytest.approx(a.high / r.low))
+    assert roc_ratio(m, s, ref, fpr=0.01) == pytest.approx(0.15 / 0.30)  # the ROC readings' ratio, apart
     assert tpr_ratio(m, s, ref, fpr=0.001, seed=0) is None  # 1,000 non-members: no exact interval at 0.1%
     same = tpr_ratio(m, s, s, fpr=0.01, seed=0)  # an attack against itself: ratio 1, inside a real interval
     assert same is not None and same.low < same.value == 1.0 < same.high
@@ -195,14 +201,17 @@ def test_lowfpr_summary_reports_tprs_costs_and_the_ratio_to_lira(tmp_path):
     rows = {r["attack"]: r for r in tables["lowfpr"]}
     assert list(rows) == ["lira", "oslo", "rmia", "boundary-hsja", "expensive"]
     o = rows["oslo"]
-    assert (o["tpr@0.1%"], o["tpr@1%"], o["n_members"], o["n_nonmembers"]) == pytest.approx((0.07, 0.15, 100, 1000))
+    assert (o["tpr@0.1%"], o["tpr@1%_roc"], o["n_members"], o["n_nonmembers"]) == pytest.approx((0.07, 0.15, 100, 1000))
+    # beside its interval, the held-out threshold's TPR (the calibration half's largest score keeps 7 members)
+    assert o["tpr@1%"] == pytest.approx(0.07) and o["tpr@1%_low"] < 0.07 < o["tpr@1%_high"]
     assert (o["queries_per_candidate"], o["setup_queries"], o["setup_queries_per_candidate"]) == (5.0, 2200, 2.0)
     assert o["reference_models"] == 3 and rows["lira"]["reference_models"] == 8  # params, then extras
     assert rows["rmia"]["reference_models"] is None
     assert rows["boundary-hsja"]["tpr@1%"] == pytest.approx(0.8) and rows["boundary-hsja"]["group"] == "boundary"
     ratios = {r["attack"]: r for r in tables["lira_ratio"]}
     assert set(ratios) == {"oslo", "rmia", "boundary-hsja", "expensive"}
-    assert ratios["oslo"]["ratio@1%"] == pytest.approx(0.5) and ratios["rmia"]["ratio@1%"] == 1.0
+    assert ratios["oslo"]["ratio@1%"] == pytest.approx(0.07 / 0.14) and ratios["rmia"]["ratio@1%"] == 1.0
+    assert ratios["oslo"]["ratio@1%_roc"] == pytest.approx(0.15 / 0.30) and ratios["oslo"]["lira_tpr@1%_roc"] == 0.3
     assert ratios["oslo"]["ratio@0.1%"] is None and "needs >= 2000 non-members" in ratios["oslo"]["ratio@0.1%_na"]
     # on the boundary attack's 50 + 200 candidates LiRA finds 30 members above every non-member: TPR 0.6
     h = ratios["boundary-hsja"]
@@ -315,3 +324,18 @@ def test_tiny_lowfpr_plan_end_to_end(tmp_path):
         html = (out / "report.html").read_text()
         assert "half of online LiRA&#39;s TPR at 1% FPR (the goal)" in html and 'id="goals"' in html
         assert "The paper&#39;s claims" not in html and "inconclusive" in html
+
+
+def test_the_point_beside_an_exact_interval_is_the_held_out_tpr_it_is_about():
+    """Tables that print ``point [interval]`` take the point from the same threshold as the interval (the ROC
+    reading over all non-members can lie outside it at a few hundred non-members)."""
+    m, s = _constructed(high=3, at_01=4, at_1=8)
+    entry = summarize(m, s, n_boot=20, seed=3)
+    held = held_out_point(entry, "0.01")
+    low, high = entry["tpr_at_fpr_ci"]["0.01"]
+    assert held == entry["tpr_at_fpr_exact"]["0.01"]["tpr"] and low <= held <= high
+    assert entry["tpr_at_fpr"]["0.01"] == pytest.approx(0.15) != held  # the ROC reading is another number
+    assert held_out_point(entry, "0.001") == entry["tpr_at_fpr"]["0.001"]  # no interval: the ROC reading
+    old = {k: v for k, v in entry.items() if k != "tpr_at_fpr_exact"}  # results.json before exact intervals
+    assert held_out_point(old, "0.01") == entry["tpr_at_fpr"]["0.01"]
+    assert held_out_point({"tpr_at_fpr": {"0.01": None}}, "0.01") is None

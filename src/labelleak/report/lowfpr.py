@@ -99,6 +99,16 @@ def masked_tables(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
     return {name: [_masked(row, fallback) for row in rows] for name, rows in summary.get("tables", {}).items()}
 
 
+def held_out_point(entry: dict[str, Any], key: str) -> Any:
+    """An attack's TPR at FPR ``key`` (``"0.01"``) as printed beside its exact interval: the calibration half's
+    threshold's TPR, the number the interval is about; the ROC reading where ``results.json`` has no interval (or
+    predates ``tpr_at_fpr_exact``); ``None`` where the candidates cannot resolve the FPR."""
+    roc = (entry.get("tpr_at_fpr") or {}).get(key)
+    exact = (entry.get("tpr_at_fpr_exact") or {}).get(key)
+    has_interval = (entry.get("tpr_at_fpr_ci") or {}).get(key) is not None
+    return exact["tpr"] if exact and has_interval and roc is not None else roc
+
+
 @dataclass(frozen=True)
 class Scored:
     """One attack's scores (higher = member) on its candidates, named by their index in the dataset."""
@@ -113,13 +123,19 @@ def low_fpr_metrics(
 ) -> dict[str, Any]:
     """AUC with its 95% percentile bootstrap interval and TPR at each of :data:`LOW_FPRS` with its exact 95%
     interval, as flat columns ``auc``, ``auc_low``, ``auc_high``, ``tpr@0.1%``, ...: the audit's own numbers. A
-    TPR or interval the candidates cannot resolve is ``None``, and ``tpr@0.1%_na`` says why."""
+    TPR or interval the candidates cannot resolve is ``None``, and ``tpr@0.1%_na`` says why.
+
+    Where the interval exists, ``tpr@x`` is the TPR at the calibration half's threshold, the quantity the interval
+    is about, and ``tpr@x_roc`` the ROC reading over all non-members (at a few hundred non-members the two can
+    differ by more than the interval is wide); without an interval both are the ROC reading."""
     s = summarize(is_member, scores, fprs=LOW_FPRS, n_boot=n_boot, seed=seed, keys=keys)
     row: dict[str, Any] = {"auc": s["auc"], "auc_low": s["auc_ci"][0], "auc_high": s["auc_ci"][1]}
     for f in LOW_FPRS:
         key, name = f"{f:g}", f"tpr@{fpr_label(f)}"
         low, high = s["tpr_at_fpr_ci"][key] or (None, None)
-        row.update({name: s["tpr_at_fpr"][key], f"{name}_low": low, f"{name}_high": high})
+        roc, exact = s["tpr_at_fpr"][key], s["tpr_at_fpr_exact"].get(key)
+        point = exact["tpr"] if exact and low is not None else roc
+        row.update({name: point, f"{name}_low": low, f"{name}_high": high, f"{name}_roc": roc})
         if key in s["tpr_at_fpr_na"]:
             row[f"{name}_na"] = s["tpr_at_fpr_na"][key]
     return row
@@ -142,17 +158,28 @@ def tpr_ratio(
 
     Each TPR gets its Clopper-Pearson interval at level ``1 - (1 - level) / 2``, so both hold together with
     probability at least ``level`` (Bonferroni), and the ratio lies in ``[low_a / high_ref, high_a / low_ref]``
-    (``inf`` when the reference's low bound is 0). The point is the ratio of the two ROC readings on all
-    candidates, NaN where the reference finds no member."""
+    (``inf`` when the reference's low bound is 0). The point is the ratio of the two TPRs at the calibration
+    half's thresholds, the quantities the intervals are about (NaN where the reference finds no member); the ROC
+    readings' ratio is :func:`roc_ratio`."""
     if not resolution(int((~np.asarray(is_member, bool)).sum()), fpr).interval:
         return None
     each = 1.0 - (1.0 - level) / 2
     a = exact_tpr_at_fpr(is_member, scores, fpr, level=each, seed=seed).tpr
     ref = exact_tpr_at_fpr(is_member, reference, fpr, level=each, seed=seed).tpr
-    point_ref = tpr_at_fpr(is_member, reference, fpr)
-    value = tpr_at_fpr(is_member, scores, fpr) / point_ref if point_ref > 0 else math.nan
+    value = a.value / ref.value if ref.value > 0 else math.nan
     high = a.high / ref.low if ref.low > 0 else math.inf
     return Interval(value, a.low / ref.high if ref.high > 0 else 0.0, high)
+
+
+def roc_ratio(is_member: np.ndarray, scores: np.ndarray, reference: np.ndarray, *, fpr: float) -> float:
+    """The ratio of the two ROC readings at ``fpr`` over all candidates (NaN where the reference finds none)."""
+    point_ref = tpr_at_fpr(is_member, reference, fpr)
+    return tpr_at_fpr(is_member, scores, fpr) / point_ref if point_ref > 0 else math.nan
+
+
+def _held_out_tpr(is_member: np.ndarray, scores: np.ndarray, fpr: float, seed: int) -> float:
+    """The TPR at the calibration half's threshold: the point of :func:`tpr_ratio`'s interval."""
+    return exact_tpr_at_fpr(is_member, scores, fpr, seed=seed).tpr.value
 
 
 def cost_row(entry: dict[str, Any], n_candidates: int) -> dict[str, Any]:
@@ -194,13 +221,21 @@ def ratio_rows(scored: dict[str, Scored], attacks: list[dict[str, Any]], *, seed
         for f in LOW_FPRS:
             label, res = fpr_label(f), resolution(n_non, f)
             iv = tpr_ratio(m, s, ref, fpr=f, seed=seed)
+            # with an interval, the points are the held-out thresholds' (what the interval is about); the ROC
+            # readings over all non-members beside them in ``_roc``
+            roc = {
+                f"tpr@{label}_roc": tpr_at_fpr(m, s, f) if res.point else None,
+                f"lira_tpr@{label}_roc": tpr_at_fpr(m, ref, f) if res.point else None,
+                f"ratio@{label}_roc": roc_ratio(m, s, ref, fpr=f) if res.point else None,
+            }
             row.update(
                 {
-                    f"tpr@{label}": tpr_at_fpr(m, s, f) if res.point else None,
-                    f"lira_tpr@{label}": tpr_at_fpr(m, ref, f) if res.point else None,
+                    f"tpr@{label}": _held_out_tpr(m, s, f, seed) if iv else roc[f"tpr@{label}_roc"],
+                    f"lira_tpr@{label}": _held_out_tpr(m, ref, f, seed) if iv else roc[f"lira_tpr@{label}_roc"],
                     f"ratio@{label}": iv.value if iv else None,
                     f"ratio@{label}_low": iv.low if iv else None,
                     f"ratio@{label}_high": iv.high if iv else None,
+                    **roc,
                 }
             )
             if not res.interval:

@@ -181,12 +181,22 @@ def recommendation_markdown(rec: Recommendation) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _lowfpr_note(exact: bool) -> str:
+def _lowfpr_note(exact: bool, held_out: bool = True) -> str:
     """What a lowfpr summary's brackets are: exact TPR intervals, or (``exact=False``, a run written before them,
-    whose rows have no ``_na`` columns) bootstrap ones, so a rebuilt old summary does not relabel its numbers."""
+    whose rows have no ``_na`` columns) bootstrap ones, so a rebuilt old summary does not relabel its numbers; and
+    what the point beside an exact bracket is: the held-out threshold's TPR (``held_out``, rows with ``_roc``
+    columns), or, in a summary written before, the ROC reading, which can lie outside its bracket."""
+    point = (
+        " The TPR or ratio beside an exact bracket is the held-out threshold's, the number the interval is about; "
+        "the `_roc` columns give the ROC reading over all non-members"
+        if held_out
+        else " The TPR or ratio beside an exact bracket is the ROC reading over all non-members (this run predates "
+        "printing the held-out threshold's TPR): at a few hundred non-members it can lie outside its bracket, which "
+        "is about the held-out threshold's TPR; the verdicts read the brackets"
+    )
     intervals = (
         "95% intervals, a percentile bootstrap for AUC and exact (Clopper-Pearson, threshold chosen on half of the "
-        "non-members) for TPR"
+        f"non-members, its TPR counted on the members) for TPR.{point}"
         if exact
         else "95% bootstrap intervals (this run predates the exact TPR intervals)"
     )
@@ -231,6 +241,11 @@ def summary_markdown(summary: dict[str, Any], tables: dict[str, list[dict[str, A
         if summary["kind"] == "sizes":
             parts.append("\nCells: AUC [95% bootstrap CI] / TPR at 1% FPR.\n")
     if summary["kind"] == "lowfpr":
-        parts.append(_lowfpr_note(any(k.endswith("_na") for r in tables.get("lowfpr", []) for k in r)))
+        rows = tables.get("lowfpr", [])
+        parts.append(
+            _lowfpr_note(
+                any(k.endswith("_na") for r in rows for k in r), any(k.endswith("_roc") for r in rows for k in r)
+            )
+        )
     parts.append("\n" + "\n".join(f"![{f.stem}]({f.name})" for f in figures) + "\n")
     return "\n".join(parts)

@@ -17,6 +17,7 @@ from rich.table import Table
 
 from labelleak._version import __version__
 from labelleak.report.files import write_json, write_table_csv
+from labelleak.report.lowfpr import held_out_point
 from labelleak.report.markdown import fmt_number
 from labelleak.report.outputs import write_report_if_available
 from labelleak.seeds import RULE, combine_seeds
@@ -57,7 +58,8 @@ def _pool(pairs: list[tuple[float | None, list[float] | None]], level: float) ->
 
 def _tpr(entries: list[dict[str, Any]], seeds: list[int], key: str, level: float) -> tuple[Any, str | None]:
     """The pooled TPR at FPR ``key``, or ``None`` and why (the first seed's own reason, else which seed)."""
-    pairs = [((e.get("tpr_at_fpr") or {}).get(key), (e.get("tpr_at_fpr_ci") or {}).get(key)) for e in entries]
+    # each seed's held-out TPR with its own exact interval (the ROC reading is another estimator's number)
+    pairs = [(held_out_point(e, key), (e.get("tpr_at_fpr_ci") or {}).get(key)) for e in entries]
     pooled = _pool(pairs, level)
     if pooled is not None:
         return pooled, None

@@ -18,7 +18,7 @@ from labelleak.defenses import matrix_row, recommend
 from labelleak.defenses.recommendation import annotate
 from labelleak.metrics import DEFAULT_N_BOOT, bootstrap_auc, precision_recall
 from labelleak.report.figures import plot_bars, plot_histograms, plot_pareto, plot_series
-from labelleak.report.lowfpr import summarize_lowfpr
+from labelleak.report.lowfpr import held_out_point, summarize_lowfpr
 
 
 @dataclass
@@ -50,9 +50,10 @@ def _attack_row(entry: dict[str, Any]) -> dict[str, Any]:
         "auc": entry["auc"],
         "auc_low": lo,
         "auc_high": hi,
-        "tpr@1%": entry["tpr_at_fpr"].get("0.01"),
+        "tpr@1%": held_out_point(entry, "0.01"),  # the number its interval is about
         "tpr@1%_low": t_lo,
         "tpr@1%_high": t_hi,
+        "tpr@1%_roc": entry["tpr_at_fpr"].get("0.01"),
         "tpr@0.1%": entry["tpr_at_fpr"].get("0.001"),
         "queries_per_sample": entry.get("queries_per_sample"),
         "seconds": entry.get("seconds"),
