@@ -480,3 +480,35 @@ def test_the_full_candidate_ratio_and_the_k_table_are_their_committed_runs(k):
     seq, batch = bench["one_after_another_seconds"], bench["all_at_once_seconds"]
     assert f"{seq:.2f} s one after another against {batch:.2f} s all at once, {seq / batch:.2f}x" in text
     assert bench["identical"] and bench["shared_cpus"] == "nothing else heavy ran"
+
+
+TRAIN_DEFENSES = ["none", "l2=5e-3", "relaxloss=1.5", "advreg=1", "selena=4", "dp=8", "label-noise=0.1"]
+
+
+@pytest.mark.parametrize("defense", TRAIN_DEFENSES)
+def test_the_training_time_side_by_side_is_its_committed_runs(defense):
+    """Issue 33, item 5: each row of the adaptive / non-adaptive table of training-time defenses from the two
+    committed runs' per-defense results.json (label-only and score-loss columns equal in both modes) and the
+    adaptive matrix's eps_LB."""
+    runs = {m: _json(f"docs/runs/defend-cifar10-train-{m}/{defense}/results.json") for m in ("adaptive", "nonadaptive")}
+    adaptive, other = runs["adaptive"], runs["nonadaptive"]
+    assert adaptive["target"]["evaluation"] == "adaptive" and other["target"]["evaluation"] == "non-adaptive"
+
+    def auc(r: dict[str, Any], attack: str) -> str:
+        e = r["attacks"][attack]
+        return f"{e['auc']:.3f} [{e['auc_ci'][0]:.3f}, {e['auc_ci'][1]:.3f}]"
+
+    for attack in ("gap", "boundary-hsja", "score-loss"):
+        assert adaptive["attacks"][attack]["auc"] == other["attacks"][attack]["auc"]
+    t = adaptive["target"]
+    served = t.get("served_test_accuracy")
+    test = f"{served:.3f} (served)" if served is not None else f"{t['test_accuracy']:.3f}"
+    eps = next(
+        r for r in _json("docs/runs/defend-cifar10-train-adaptive/matrix.json", "rows") if r["defense"] == defense
+    )
+    row = (
+        f"| {defense} | {test} | {t['train_accuracy']:.3f} | {auc(adaptive, 'lira')} | {auc(other, 'lira')} | "
+        f"{adaptive['attacks']['gap']['auc']:.3f} | {auc(adaptive, 'boundary-hsja')} | "
+        f"{adaptive['attacks']['score-loss']['auc']:.3f} | {eps['eps_lb']:.2f} |"
+    )
+    assert row in (ROOT / "docs/defenses.md").read_text(), row
